@@ -1,0 +1,1 @@
+"""Offline dev kit: local stand-ins for Azure ML, managed identity, Event Grid and Storage."""

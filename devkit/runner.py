@@ -1,0 +1,133 @@
+"""Run the Function App's functions in-process, the way the Functions host would."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.timer import TimerRequest
+
+logger = logging.getLogger(__name__)
+
+EVENT_FUNCTION = "on_aml_event"
+TIMER_FUNCTION = "reconcile_rollouts"
+STATUS_FUNCTION = "rollout_status"
+
+
+@dataclass
+class Delivery:
+    """What happened to one event: each attempt's outcome, and whether it was finally acknowledged."""
+
+    event_id: str
+    event_type: str
+    subject: str
+    attempts: list[str] = field(default_factory=list)
+    acknowledged: bool = False
+
+    @property
+    def outcome(self) -> str:
+        return self.attempts[-1] if self.attempts else "not delivered"
+
+
+class _Capture(logging.Handler):
+    """Collects the dispatcher's one-line outcome for the event being delivered."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.outcomes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for marker in (" handled: ", " ignored: ", " permanently, acknowledged: "):
+            if marker in message:
+                self.outcomes.append(message.split(marker, 1)[1].split("; event=", 1)[0])
+
+
+@functools.cache
+def _functions() -> Mapping[str, Any]:
+    # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6).
+    import function_app
+
+    return {str(fn.get_function_name()): fn.get_user_function() for fn in function_app.app.get_functions()}
+
+
+def function_names() -> list[str]:
+    return sorted(_functions())
+
+
+def load_events(path: Path | str) -> list[dict[str, Any]]:
+    """Read an event file as Event Grid delivers it: a JSON array (a single object is accepted too)."""
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    return body if isinstance(body, list) else [body]
+
+
+def to_function_event(body: Mapping[str, Any]) -> func.EventGridEvent | func.CloudEvent:
+    """Build the trigger argument exactly as the worker does, with its own converter."""
+    datum = meta.Datum(json.dumps(body), "json")
+    return EventGridEventInConverter.decode(datum, trigger_metadata={})
+
+
+def deliver(events: Iterable[Mapping[str, Any]], *, max_attempts: int = 3) -> list[Delivery]:
+    """Invoke ``on_aml_event`` once per event; redeliver a raising invocation, as Event Grid would (bounded)."""
+    function = _functions()[EVENT_FUNCTION]
+    deliveries = []
+    for body in events:
+        delivery = Delivery(
+            event_id=str(body.get("id")),
+            event_type=str(body.get("eventType") or body.get("type")),
+            subject=str(body.get("subject")),
+        )
+        for _ in range(max_attempts):
+            with _captured() as capture:
+                try:
+                    function(to_function_event(body))
+                except Exception as err:  # the host would answer 500; Event Grid redelivers
+                    delivery.attempts.append(f"raised {type(err).__name__}: {err}")
+                    continue
+            delivery.attempts.append(capture.outcomes[-1] if capture.outcomes else "acknowledged")
+            delivery.acknowledged = True
+            break
+        deliveries.append(delivery)
+    return deliveries
+
+
+def tick(past_due: bool = False) -> None:
+    """Fire the reconciler's timer once."""
+    _functions()[TIMER_FUNCTION](TimerRequest(past_due=past_due))
+
+
+def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    """Call ``rollout_status`` as ``GET /api/rollouts`` and return (status code, parsed JSON)."""
+    request = func.HttpRequest("GET", "http://localhost/api/rollouts", params=dict(params or {}), body=b"")
+    response = _functions()[STATUS_FUNCTION](request)
+    return response.status_code, json.loads(response.get_body() or b"null")
+
+
+class _captured:
+    """Context manager attaching a ``_Capture`` to the dispatcher's logger."""
+
+    def __enter__(self) -> _Capture:
+        self.capture = _Capture()
+        self.logger = logging.getLogger("shared.dispatch")
+        self.previous_level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.capture)
+        return self.capture
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.capture)
+        self.logger.setLevel(self.previous_level)
+
+
+def expand(paths: Sequence[Path | str]) -> Iterator[dict[str, Any]]:
+    """Every event of every file, in order."""
+    for path in paths:
+        yield from load_events(path)

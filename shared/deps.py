@@ -1,0 +1,63 @@
+"""What handlers are given: settings, notifier, clock and lazily built Azure clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.credential import get_credential
+from shared.notify import Notifier, sinks_from_settings
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.aml import AmlGateway
+    from shared.store import TableStore
+    from shared.workspace import WorkspaceRef
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Handed to every handler. Factories, so nothing Azure-facing is built unless it is used."""
+
+    settings: Settings
+    notifier: Notifier
+    aml: Callable[[WorkspaceRef], AmlGateway]
+    table: Callable[[str], TableStore]
+    clock: Callable[[], dt.datetime] = utc_now
+
+
+@functools.cache
+def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
+    from shared.aml import AmlGateway
+
+    return AmlGateway(workspace, get_credential())
+
+
+@functools.cache
+def _table_store(name: str) -> TableStore:
+    from shared.store import TableStore
+
+    return TableStore.from_settings(get_settings(), name, get_credential)
+
+
+@functools.cache
+def production_deps() -> Deps:
+    """The process-wide dependencies, built on first use from the environment."""
+    settings = get_settings()
+    sinks = sinks_from_settings(
+        settings.notify_topic_endpoint, settings.notify_topic_key, settings.notify_webhook_url, get_credential
+    )
+    return Deps(settings=settings, notifier=Notifier(sinks), aml=_aml_gateway, table=_table_store)
+
+
+def reset_production_deps() -> None:
+    """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
+    for cached in (production_deps, _aml_gateway, _table_store, get_settings, get_credential):
+        cached.cache_clear()

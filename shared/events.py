@@ -1,0 +1,340 @@
+"""Typed Azure ML events, parsed once at the edge from either Event Grid or CloudEvents schema.
+
+Schema reference: https://learn.microsoft.com/azure/event-grid/event-schema-machine-learning
+Payloads in the wild use PascalCase or camelCase keys and integer or string versions; a data
+field that is missing is recovered from ``subject`` where the subject format carries it.
+Handlers only ever see the frozen dataclasses below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from shared.errors import EventValidationError
+from shared.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+# The same strings as azure.eventgrid.SystemEventNames (a test checks it); spelled out here so that
+# importing function_app does not import azure.eventgrid and azure.core.
+MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
+MODEL_DEPLOYED = "Microsoft.MachineLearningServices.ModelDeployed"
+RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
+RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
+DATASET_DRIFT_DETECTED = "Microsoft.MachineLearningServices.DatasetDriftDetected"
+AML_EVENT_TYPES = (MODEL_REGISTERED, MODEL_DEPLOYED, RUN_COMPLETED, RUN_STATUS_CHANGED, DATASET_DRIFT_DETECTED)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every event carries, whatever its schema."""
+
+    id: str
+    event_type: str
+    subject: str
+    time: dt.datetime | None
+    topic: str
+    schema: str  # "EventGrid" or "CloudEvents"
+    data: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``id=… type=… subject=…``: every log line about an event carries it, so one grep follows it."""
+        return f"id={self.id} type={self.event_type} subject={self.subject}"
+
+
+@dataclass(frozen=True)
+class ModelRegisteredData:
+    """``ModelRegistered``: a model version was registered. Subject ``models/{name}:{version}``."""
+
+    model_name: str
+    model_version: str
+    model_tags: Mapping[str, str]
+    model_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ModelDeployedData:
+    """``ModelDeployed``: a (v1) service was deployed. Subject ``endpoints/{serviceId}``."""
+
+    service_name: str
+    service_compute_type: str
+    model_ids: tuple[str, ...]
+    service_tags: Mapping[str, str]
+    service_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RunCompletedData:
+    """``RunCompleted``: a run finished. Subject ``experiments/{experimentId}/runs/{runId}``."""
+
+    experiment_id: str
+    experiment_name: str
+    run_id: str
+    run_type: str
+    run_tags: Mapping[str, str]
+    run_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RunStatusChangedData(RunCompletedData):
+    """``RunStatusChanged``: a run's status changed (today raised only for ``Failed``)."""
+
+    run_status: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetDriftDetectedData:
+    """``DatasetDriftDetected``: a drift monitor run found drift. Subject ``datadrift/{id}/run/{runId}``."""
+
+    data_drift_id: str
+    data_drift_name: str
+    run_id: str
+    base_dataset_id: str
+    target_dataset_id: str
+    drift_coefficient: float
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+
+
+AmlData = ModelRegisteredData | ModelDeployedData | RunCompletedData | DatasetDriftDetectedData
+D = TypeVar(
+    "D", ModelRegisteredData, ModelDeployedData, RunCompletedData, RunStatusChangedData, DatasetDriftDetectedData
+)
+
+
+@dataclass(frozen=True)
+class AmlEvent(Generic[D]):
+    """A validated Azure ML event: envelope, source workspace and typed data."""
+
+    envelope: Envelope
+    workspace: WorkspaceRef
+    data: D
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def event_type(self) -> str:
+        return self.envelope.event_type
+
+    @property
+    def label(self) -> str:
+        return self.envelope.label
+
+
+def envelope_from_function_event(event: func.EventGridEvent | func.CloudEvent) -> Envelope:
+    """Read the envelope from what the Functions worker hands the trigger (either schema)."""
+    import azure.functions as func
+
+    if isinstance(event, func.CloudEvent):
+        schema, event_type, topic, time = "CloudEvents", event.type, event.source, event.time
+    else:
+        schema, event_type, topic, time = "EventGrid", event.event_type, event.topic, event.event_time
+    data = event.get_json()
+    return Envelope(
+        id=str(event.id or ""),
+        event_type=str(event_type or ""),
+        subject=str(event.subject or ""),
+        time=time,
+        topic=str(topic or ""),
+        schema=schema,
+        data=_object(data),
+    )
+
+
+def _object(data: Any) -> Mapping[str, Any]:
+    """``data`` if it is a JSON object (absent counts as empty); otherwise a marker ``parse`` reports."""
+    if data is None:
+        return {}
+    return data if isinstance(data, Mapping) else {"__invalid__": data}
+
+
+def envelope_from_dict(body: Mapping[str, Any]) -> Envelope:
+    """Read the envelope from one JSON event as Event Grid delivers it (either schema)."""
+    if "specversion" in body:
+        return Envelope(
+            id=str(body.get("id") or ""),
+            event_type=str(body.get("type") or ""),
+            subject=str(body.get("subject") or ""),
+            time=parse_time(body.get("time"), "time"),
+            topic=str(body.get("source") or ""),
+            schema="CloudEvents",
+            data=_object(body.get("data")),
+        )
+    return Envelope(
+        id=str(body.get("id") or ""),
+        event_type=str(body.get("eventType") or ""),
+        subject=str(body.get("subject") or ""),
+        time=parse_time(body.get("eventTime"), "eventTime"),
+        topic=str(body.get("topic") or ""),
+        schema="EventGrid",
+        data=_object(body.get("data")),
+    )
+
+
+def workspace_of(envelope: Envelope) -> WorkspaceRef:
+    """The workspace named by the topic (Event Grid) or source (CloudEvents)."""
+    field_name = "source" if envelope.schema == "CloudEvents" else "topic"
+    try:
+        return WorkspaceRef.from_arm_id(envelope.topic)
+    except ValueError as err:
+        raise EventValidationError(field_name, str(err)) from err
+
+
+def parse(envelope: Envelope) -> AmlEvent[Any]:
+    """Validate ``envelope`` into a typed ``AmlEvent``. Raises ``EventValidationError`` naming the field."""
+    if not envelope.id:
+        raise EventValidationError("id", "missing; every Event Grid event has an id")
+    if "__invalid__" in envelope.data:
+        raise EventValidationError("data", "must be a JSON object")
+    parser = _PARSERS.get(envelope.event_type)
+    if parser is None:
+        raise EventValidationError(
+            "eventType", f"{envelope.event_type!r} is not an Azure ML event type ({', '.join(AML_EVENT_TYPES)})"
+        )
+    workspace = workspace_of(envelope)
+    return AmlEvent(envelope=envelope, workspace=workspace, data=parser(_Fields(envelope)))
+
+
+class _Fields:
+    """Case-insensitive access to ``data`` with subject fallback and field-naming errors."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self._data = {str(key).lower(): value for key, value in envelope.data.items()}
+        self.subject = envelope.subject
+
+    def get(self, name: str) -> Any:
+        return self._data.get(name.lower())
+
+    def text(self, name: str, fallback: str | None = None, *, required: bool = True) -> str:
+        value = self.get(name)
+        if value is None or value == "":
+            value = fallback
+        if value is None or value == "":
+            if required:
+                raise EventValidationError(f"data.{name}", "missing, and the subject does not carry it")
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise EventValidationError(f"data.{name}", f"must be a string, got {type(value).__name__}")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value)
+
+    def tags(self, name: str) -> dict[str, str]:
+        value = self.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise EventValidationError(f"data.{name}", f"must be an object of tags, got {type(value).__name__}")
+        return {str(key): "" if item is None else str(item) for key, item in value.items()}
+
+    def number(self, name: str) -> float:
+        value = self.get(name)
+        if isinstance(value, bool) or value is None:
+            raise EventValidationError(f"data.{name}", "missing; expected a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise EventValidationError(f"data.{name}", f"{value!r} is not a number") from None
+
+    def time(self, name: str) -> dt.datetime | None:
+        return parse_time(self.get(name), f"data.{name}")
+
+
+_MODEL_SUBJECT = re.compile(r"^models/(?P<name>[^:/]+):(?P<version>[^/]+)$", re.IGNORECASE)
+_ENDPOINT_SUBJECT = re.compile(r"^endpoints/(?P<service>[^/]+)$", re.IGNORECASE)
+_RUN_SUBJECT = re.compile(r"^experiments/(?P<experiment>[^/]+)/runs/(?P<run>[^/]+)$", re.IGNORECASE)
+_DRIFT_SUBJECT = re.compile(r"^datadrifts?/(?P<drift>[^/]+)/runs?/(?P<run>[^/]+)$", re.IGNORECASE)
+
+
+def _subject_part(pattern: re.Pattern[str], subject: str, group: str) -> str | None:
+    match = pattern.match(subject or "")
+    return match[group] if match else None
+
+
+def _model_registered(fields: _Fields) -> ModelRegisteredData:
+    return ModelRegisteredData(
+        model_name=fields.text("modelName", _subject_part(_MODEL_SUBJECT, fields.subject, "name")),
+        model_version=fields.text("modelVersion", _subject_part(_MODEL_SUBJECT, fields.subject, "version")),
+        model_tags=fields.tags("modelTags"),
+        model_properties=fields.tags("modelProperties"),
+    )
+
+
+def _model_deployed(fields: _Fields) -> ModelDeployedData:
+    model_ids = fields.text("modelIds", required=False)
+    return ModelDeployedData(
+        service_name=fields.text("serviceName", _subject_part(_ENDPOINT_SUBJECT, fields.subject, "service")),
+        service_compute_type=fields.text("serviceComputeType", required=False),
+        model_ids=tuple(item.strip() for item in model_ids.split(",") if item.strip()),
+        service_tags=fields.tags("serviceTags"),
+        service_properties=fields.tags("serviceProperties"),
+    )
+
+
+def _run_fields(fields: _Fields) -> dict[str, Any]:
+    return {
+        "experiment_id": fields.text("experimentId", _subject_part(_RUN_SUBJECT, fields.subject, "experiment")),
+        "experiment_name": fields.text("experimentName", required=False),
+        "run_id": fields.text("runId", _subject_part(_RUN_SUBJECT, fields.subject, "run")),
+        "run_type": fields.text("runType", required=False),
+        "run_tags": fields.tags("runTags"),
+        "run_properties": fields.tags("runProperties"),
+    }
+
+
+def _run_completed(fields: _Fields) -> RunCompletedData:
+    return RunCompletedData(**_run_fields(fields))
+
+
+def _run_status_changed(fields: _Fields) -> RunStatusChangedData:
+    return RunStatusChangedData(**_run_fields(fields), run_status=fields.text("runStatus"))
+
+
+def _dataset_drift_detected(fields: _Fields) -> DatasetDriftDetectedData:
+    coefficient = fields.number("driftCoefficient")
+    if not 0.0 <= coefficient <= 1.0 or coefficient != coefficient:
+        raise EventValidationError("data.driftCoefficient", f"{coefficient} is outside 0..1")
+    return DatasetDriftDetectedData(
+        data_drift_id=fields.text("dataDriftId", _subject_part(_DRIFT_SUBJECT, fields.subject, "drift")),
+        data_drift_name=fields.text("dataDriftName", required=False),
+        run_id=fields.text("runId", _subject_part(_DRIFT_SUBJECT, fields.subject, "run")),
+        base_dataset_id=fields.text("baseDatasetId", required=False),
+        target_dataset_id=fields.text("targetDatasetId", required=False),
+        drift_coefficient=coefficient,
+        start_time=fields.time("startTime"),
+        end_time=fields.time("endTime"),
+    )
+
+
+_PARSERS = {
+    MODEL_REGISTERED: _model_registered,
+    MODEL_DEPLOYED: _model_deployed,
+    RUN_COMPLETED: _run_completed,
+    RUN_STATUS_CHANGED: _run_status_changed,
+    DATASET_DRIFT_DETECTED: _dataset_drift_detected,
+}
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(value: Any, field_name: str) -> dt.datetime | None:
+    """Parse an ISO 8601 time (``Z`` and .NET's 7-digit fractions included) as an aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not isinstance(value, str):
+        raise EventValidationError(field_name, f"{value!r} is not an ISO 8601 time")
+    try:
+        parsed = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00"))
+    except ValueError:
+        raise EventValidationError(field_name, f"{value!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

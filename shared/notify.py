@@ -1,0 +1,229 @@
+"""Outbound notifications: CloudEvents to an Event Grid custom topic and JSON to a generic webhook.
+
+Our own event types live under the ``AmlEvents.`` namespace (see ``NOTIFICATION_TYPES``).
+A sink that fails does not stop the others; if any failed in a way a retry can fix, the
+notifier raises ``RetryableError`` after trying them all, so the triggering event is redelivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.errors import RetryableError, is_retryable, status_code_of
+from shared.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    import requests
+    from azure.core.credentials import TokenCredential
+    from azure.eventgrid import EventGridPublisherClient
+
+    from shared.events import AmlEvent
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "AmlEvents"
+NOTIFICATION_TYPES = (
+    "AmlEvents.Run.Failed",
+    "AmlEvents.Run.Completed",
+    "AmlEvents.Model.Deployed",
+    "AmlEvents.Model.RegisteredFromRun",
+    "AmlEvents.Drift.Detected",
+    "AmlEvents.Retraining.Submitted",
+    "AmlEvents.Retraining.Skipped",
+    "AmlEvents.Rollout.Planned",
+    "AmlEvents.Rollout.Started",
+    "AmlEvents.Rollout.Live",
+    "AmlEvents.Rollout.Canary",
+    "AmlEvents.Rollout.Dark",
+    "AmlEvents.Rollout.Failed",
+    "AmlEvents.Rollout.Superseded",
+    "AmlEvents.Rollout.Rejected",
+)
+_ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One thing worth telling people about. ``type`` is one of ``NOTIFICATION_TYPES``."""
+
+    type: str
+    subject: str
+    summary: str
+    workspace: WorkspaceRef
+    source_event_id: str
+    severity: str = "info"  # info | warning | error
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def __post_init__(self) -> None:
+        if self.type not in NOTIFICATION_TYPES:
+            raise ValueError(f"unknown notification type {self.type!r}")
+
+    @classmethod
+    def about(cls, event: AmlEvent[Any], type: str, summary: str, **fields: Any) -> Notification:
+        """A notification caused by ``event`` (same workspace; subject defaults to the event's)."""
+        fields.setdefault("subject", event.envelope.subject)
+        return cls(type=type, summary=summary, workspace=event.workspace, source_event_id=event.id, **fields)
+
+    @property
+    def id(self) -> str:
+        """Deterministic, so a consumer can drop the duplicate a redelivery may cause."""
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.source_event_id}|{self.type}|{self.subject}"))
+
+    def as_json(self) -> dict[str, Any]:
+        """The webhook body: ``text`` for Slack/Teams, and the structured fields for machines."""
+        return {
+            "text": self.text,
+            "type": self.type,
+            "id": self.id,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "severity": self.severity,
+            "workspace": self.workspace.arm_id,
+            "sourceEventId": self.source_event_id,
+            "summary": self.summary,
+            "facts": dict(self.facts),
+            "links": dict(self.links),
+        }
+
+    @property
+    def text(self) -> str:
+        links = " | ".join(f"{name}: {url}" for name, url in self.links.items())
+        return f"[{self.type}] {self.summary}" + (f"\n{links}" if links else "")
+
+
+class Sink(Protocol):
+    """Somewhere notifications go."""
+
+    name: str
+
+    def publish(self, notification: Notification) -> None: ...
+
+
+class Notifier:
+    """Sends each notification to every configured sink."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def send(self, notification: Notification) -> None:
+        logger.info(
+            "notify %s subject=%s source_event=%s: %s",
+            notification.type,
+            notification.subject,
+            notification.source_event_id,
+            notification.summary,
+        )
+        retryable: list[str] = []
+        for sink in self.sinks:
+            try:
+                sink.publish(notification)
+            except Exception as err:
+                status = status_code_of(err)
+                if is_retryable(err):
+                    logger.warning(
+                        "notification %s to %s failed (status %s), will retry: %s",
+                        notification.type,
+                        sink.name,
+                        status,
+                        type(err).__name__,
+                    )
+                    retryable.append(sink.name)
+                else:
+                    # A 4xx from a sink will not heal on retry; report it loudly and move on.
+                    logger.error(
+                        "notification %s to %s failed permanently (status %s): %s",
+                        notification.type,
+                        sink.name,
+                        status,
+                        err,
+                    )
+        if retryable:
+            raise RetryableError(f"notification {notification.type} failed for {', '.join(retryable)}")
+
+
+class EventGridTopicSink:
+    """Publishes CloudEvents 1.0 to an Event Grid custom topic (managed identity, or a key if set)."""
+
+    name = "event-grid-topic"
+
+    def __init__(self, endpoint: str, key: str, credential: Callable[[], TokenCredential]) -> None:
+        self._endpoint = endpoint
+        self._key = key
+        self._credential = credential
+        self._client: EventGridPublisherClient | None = None
+
+    def _get_client(self) -> EventGridPublisherClient:
+        if self._client is None:
+            from azure.core.credentials import AzureKeyCredential
+            from azure.eventgrid import EventGridPublisherClient
+
+            credential: Any = AzureKeyCredential(self._key) if self._key else self._credential()
+            self._client = EventGridPublisherClient(self._endpoint, credential)
+        return self._client
+
+    def publish(self, notification: Notification) -> None:
+        from azure.core.messaging import CloudEvent
+
+        event = CloudEvent(
+            source=notification.workspace.arm_id,
+            type=notification.type,
+            subject=notification.subject,
+            id=notification.id,
+            time=notification.time,
+            data={key: value for key, value in notification.as_json().items() if key != "type"},
+        )
+        self._get_client().send([event])
+
+
+class WebhookSink:
+    """POSTs the notification's JSON (Slack/Teams-compatible ``text`` plus structured fields)."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, timeout_seconds: float = 10.0) -> None:
+        self._url = url
+        self._timeout = timeout_seconds
+        self._session: requests.Session | None = None
+
+    def _get_session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+            from urllib3.util.retry import Retry
+
+            # Two quick retries on 429/5xx smooth over blips without a full Event Grid redelivery.
+            retry = Retry(
+                total=2,
+                backoff_factor=0.3,
+                status_forcelist=(429, 500, 502, 503, 504),
+                allowed_methods=frozenset({"POST"}),
+                raise_on_status=False,
+            )
+            session = requests.Session()
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            self._session = session
+        return self._session
+
+    def publish(self, notification: Notification) -> None:
+        response = self._get_session().post(self._url, json=notification.as_json(), timeout=self._timeout)
+        response.raise_for_status()
+
+
+def sinks_from_settings(
+    topic_endpoint: str, topic_key: str, webhook_url: str, credential: Callable[[], TokenCredential]
+) -> list[Sink]:
+    """The sinks the settings ask for; none is fine (notifications are then only logged)."""
+    sinks: list[Sink] = []
+    if topic_endpoint:
+        sinks.append(EventGridTopicSink(topic_endpoint, topic_key, credential))
+    if webhook_url:
+        sinks.append(WebhookSink(webhook_url))
+    return sinks

@@ -1,0 +1,200 @@
+"""The app's settings: one frozen object built once from the environment, all problems reported together."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.errors import SettingsError
+from shared.workspace import WorkspaceRef
+
+logger = logging.getLogger(__name__)
+
+DEPLOY_MODES = ("plan", "apply")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment. See the README's configuration table."""
+
+    allowed_workspaces: frozenset[str] = frozenset()
+    deploy_mode: str = "plan"
+    deploy_stage: str = ""
+    default_instance_type: str = "Standard_DS3_v2"
+    allowed_instance_types: frozenset[str] = frozenset()
+    max_instance_count: int = 3
+    keep_deployments: int = 2
+    keep_failed_deployments: bool = False
+    rollout_timeout_minutes: int = 60
+    rollout_max_attempts: int = 10
+    rollout_table: str = "rollouts"
+    idempotency_table: str = "idempotency"
+    reconcile_budget_seconds: float = 45.0
+    reconcile_concurrency: int = 4
+    event_budget_seconds: float = 10.0
+    notify_topic_endpoint: str = ""
+    notify_topic_key: str = field(default="", repr=False)
+    notify_webhook_url: str = field(default="", repr=False)
+    drift_threshold: float = 0.5
+    retrain_pipeline_component: str = ""
+    retrain_experiment: str = "drift-retraining"
+    retrain_cooldown_minutes: int = 360
+    retrain_compute: str = ""
+    storage_connection_string: str = field(default="", repr=False)
+    storage_account_name: str = ""
+    storage_table_uri: str = ""
+
+    @property
+    def applies_changes(self) -> bool:
+        """True when the app may write to Azure ML (``DEPLOY_MODE=apply``)."""
+        return self.deploy_mode == "apply"
+
+    def allows(self, workspace: WorkspaceRef) -> bool:
+        """Is ``workspace`` on the allowlist? Compared case-insensitively; empty allows nothing."""
+        return workspace.key in self.allowed_workspaces
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from ``env``; raise ``SettingsError`` listing every problem at once."""
+        reader = _Reader(env)
+        settings = cls(
+            allowed_workspaces=reader.workspaces("AML_ALLOWED_WORKSPACES"),
+            deploy_mode=reader.choice("DEPLOY_MODE", DEPLOY_MODES, "plan"),
+            deploy_stage=reader.text("DEPLOY_STAGE", "").lower(),
+            default_instance_type=reader.text("DEFAULT_INSTANCE_TYPE", "Standard_DS3_v2"),
+            allowed_instance_types=frozenset(item.lower() for item in reader.items("ALLOWED_INSTANCE_TYPES")),
+            max_instance_count=reader.integer("MAX_INSTANCE_COUNT", 3, low=1, high=100),
+            keep_deployments=reader.integer("KEEP_DEPLOYMENTS", 2, low=1, high=20),
+            keep_failed_deployments=reader.boolean("KEEP_FAILED_DEPLOYMENTS", False),
+            rollout_timeout_minutes=reader.integer("ROLLOUT_TIMEOUT_MINUTES", 60, low=1, high=24 * 60),
+            rollout_max_attempts=reader.integer("ROLLOUT_MAX_ATTEMPTS", 10, low=1, high=1000),
+            rollout_table=reader.table("ROLLOUT_TABLE", "rollouts"),
+            idempotency_table=reader.table("IDEMPOTENCY_TABLE", "idempotency"),
+            reconcile_budget_seconds=reader.number("RECONCILE_BUDGET_SECONDS", 45.0, low=1, high=600),
+            reconcile_concurrency=reader.integer("RECONCILE_CONCURRENCY", 4, low=1, high=64),
+            event_budget_seconds=reader.number("EVENT_BUDGET_SECONDS", 10.0, low=1, high=25),
+            notify_topic_endpoint=reader.url("NOTIFY_TOPIC_ENDPOINT"),
+            notify_topic_key=reader.text("NOTIFY_TOPIC_KEY", ""),
+            notify_webhook_url=reader.url("NOTIFY_WEBHOOK_URL"),
+            drift_threshold=reader.number("DRIFT_THRESHOLD", 0.5, low=0.0, high=1.0),
+            retrain_pipeline_component=reader.component("RETRAIN_PIPELINE_COMPONENT"),
+            retrain_experiment=reader.text("RETRAIN_EXPERIMENT", "drift-retraining"),
+            retrain_cooldown_minutes=reader.integer("RETRAIN_COOLDOWN_MINUTES", 360, low=0, high=100000),
+            retrain_compute=reader.text("RETRAIN_COMPUTE", ""),
+            storage_connection_string=reader.text("AzureWebJobsStorage", ""),
+            storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
+            storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
+        )
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        if not settings.allowed_workspaces:
+            logger.error(
+                "AML_ALLOWED_WORKSPACES is empty: failing closed, NO workspace's events will be honoured. "
+                "Set it to a comma-separated list of workspace ARM ids."
+            )
+        return settings
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (not at import)."""
+    return Settings.from_env(os.environ)
+
+
+class _Reader:
+    """Reads typed values from an environment mapping and collects every problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str:
+        return (self._env.get(name) or "").strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def items(self, name: str) -> list[str]:
+        return [item.strip() for item in self._raw(name).split(",") if item.strip()]
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self._raw(name).lower() or default
+        if value not in choices:
+            self.problems.append(f"{name}={value!r} is not one of {', '.join(choices)}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self._raw(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a whole number (expected {low}..{high})")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}={value} is out of range (expected {low}..{high})")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        raw = self._raw(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a number (expected {low}..{high})")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}={value} is out of range (expected {low}..{high})")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name).lower()
+        if not raw:
+            return default
+        if raw in ("true", "1", "yes"):
+            return True
+        if raw in ("false", "0", "no"):
+            return False
+        self.problems.append(f"{name}={raw!r} is not a boolean (use true or false)")
+        return default
+
+    def url(self, name: str) -> str:
+        raw = self._raw(name)
+        if raw and not raw.lower().startswith(("https://", "http://")):
+            # The value may be a secret URL (a webhook); name the variable, never echo it.
+            self.problems.append(f"{name} must be an http(s) URL")
+            return ""
+        return raw
+
+    def table(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not (3 <= len(value) <= 63 and value[0].isalpha() and value.isalnum()):
+            self.problems.append(
+                f"{name}={value!r} is not a valid table name (3-63 letters or digits, starting with a letter)"
+            )
+            return default
+        return value
+
+    def component(self, name: str) -> str:
+        raw = self._raw(name)
+        if raw and not (":" in raw or raw.endswith("@latest")):
+            self.problems.append(f"{name}={raw!r} must be 'name:version' or 'name@latest'")
+            return ""
+        return raw
+
+    def workspaces(self, name: str) -> frozenset[str]:
+        keys = set()
+        for item in self.items(name):
+            try:
+                keys.add(WorkspaceRef.from_arm_id(item).key)
+            except ValueError as err:
+                self.problems.append(f"{name}: {err}")
+        return frozenset(keys)

@@ -1,0 +1,14 @@
+"""Shared pytest configuration: the dev kit's fixtures and paths to event fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+EVENTS = Path(__file__).parent / "events"
+
+
+@pytest.fixture
+def events_dir() -> Path:
+    return EVENTS

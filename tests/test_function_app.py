@@ -1,0 +1,49 @@
+"""The Function App surface: the functions it exposes, cold-start cost, and in-process invocation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devkit import runner
+from shared.deps import reset_production_deps
+from tests.fakes import WORKSPACE_ID
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_importing_function_app_does_not_import_heavy_sdks() -> None:
+    code = (
+        "import sys, function_app; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0:2] in "
+        "(['azure','ai'], ['azure','core'], ['azure','identity'], ['azure','eventgrid'], ['azure','data'], "
+        "['azure','mgmt']))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_on_aml_event_is_exposed() -> None:
+    assert "on_aml_event" in runner.function_names()
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+def test_runner_invokes_on_aml_event_for_each_event_of_an_array(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AML_ALLOWED_WORKSPACES", WORKSPACE_ID)
+    for name in ("NOTIFY_TOPIC_ENDPOINT", "NOTIFY_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    reset_production_deps()
+    first = runner.load_events(ROOT / "tests" / "events" / f"run_completed.{schema}.camel.json")[0]
+    second = dict(first, id="second-id")
+    try:
+        deliveries = runner.deliver([first, second])
+    finally:
+        reset_production_deps()
+    assert [d.event_id for d in deliveries] == [first["id"], "second-id"]
+    assert all(d.acknowledged and d.outcome == "notified: run train_20261122_01 completed" for d in deliveries)
