@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# azd postdeploy hook: deploys infra/workspace.bicep into the Azure ML workspace's resource group (role on
+# the workspace, Event Grid system topic, subscription to on_aml_event). It runs after the code is deployed
+# because Event Grid rejects a subscription to a function that does not exist yet, and it stays outside
+# `azd provision` so that `azd down` never deletes the workspace's resource group.
+set -euo pipefail
+
+for name in AML_WORKSPACE_ID AML_WORKSPACE_SUBSCRIPTION_ID AML_WORKSPACE_RESOURCE_GROUP \
+  AZURE_FUNCTION_APP_ID APP_IDENTITY_PRINCIPAL_ID DEADLETTER_STORAGE_ACCOUNT_ID DEADLETTER_CONTAINER_NAME; do
+  if [[ -z "${!name:-}" ]]; then
+    echo "postdeploy: $name is not set; run 'azd provision' first." >&2
+    exit 1
+  fi
+done
+if ! az account show --output none 2>/dev/null; then
+  echo "postdeploy: the Azure CLI is not signed in; run 'az login' (same tenant as azd) and 'azd deploy' again." >&2
+  exit 1
+fi
+
+infra_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+deployment="aml-events-${AZURE_ENV_NAME:-azd}"
+echo "postdeploy: wiring workspace events to on_aml_event (deployment $deployment in $AML_WORKSPACE_RESOURCE_GROUP)"
+
+# Right after a deploy, the Flex app may still be indexing its functions; Event Grid then refuses the
+# endpoint, so retry a few times before giving up.
+for attempt in 1 2 3 4 5; do
+  if outputs="$(az deployment group create \
+    --subscription "$AML_WORKSPACE_SUBSCRIPTION_ID" \
+    --resource-group "$AML_WORKSPACE_RESOURCE_GROUP" \
+    --name "$deployment" \
+    --template-file "$infra_dir/workspace.bicep" \
+    --parameters \
+      amlWorkspaceId="$AML_WORKSPACE_ID" \
+      appPrincipalId="$APP_IDENTITY_PRINCIPAL_ID" \
+      functionAppId="$AZURE_FUNCTION_APP_ID" \
+      deadLetterStorageAccountId="$DEADLETTER_STORAGE_ACCOUNT_ID" \
+      deadLetterContainerName="$DEADLETTER_CONTAINER_NAME" \
+      systemTopicName="${EVENTGRID_SYSTEM_TOPIC_NAME:-}" \
+      enableSampleFilter="${AML_EVENT_SAMPLE_FILTER:-false}" \
+    --query "[properties.outputs.systemTopicName.value, properties.outputs.eventSubscriptionId.value]" \
+    --output tsv)"; then
+    break
+  fi
+  if [[ "$attempt" == 5 ]]; then
+    echo "postdeploy: workspace deployment failed; see the error above, then run 'azd hooks run postdeploy'." >&2
+    exit 1
+  fi
+  echo "postdeploy: attempt $attempt failed; retrying in 30 s"
+  sleep 30
+done
+
+read -r topic subscription <<<"$(echo "$outputs" | tr '\n' ' ')"
+azd env set EVENTGRID_SYSTEM_TOPIC_NAME "$topic"
+azd env set EVENTGRID_SUBSCRIPTION_ID "$subscription"
+echo "postdeploy: $topic delivers Azure ML events to ${AZURE_FUNCTION_APP_NAME:-the function app} (mode ${DEPLOY_MODE:-plan})"

@@ -1,0 +1,1 @@
+"""Tests of the infrastructure as code under infra/."""
