@@ -17,3 +17,22 @@ app = func.FunctionApp()
 def on_aml_event(event: func.EventGridEvent) -> None:
     """Every Azure ML event from the workspace's Event Grid system topic (either schema)."""
     process(envelope_from_function_event(event), production_deps(), HANDLERS)
+
+
+@app.function_name("reconcile_rollouts")
+@app.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def reconcile_rollouts(timer: func.TimerRequest) -> None:
+    """Drive unfinished rollouts to completion; re-drive what a crash or a lost event left behind."""
+    from shared.rollout.reconcile import reconcile
+
+    reconcile(production_deps())
+
+
+@app.function_name("rollout_status")
+@app.route(route="rollouts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The rollout ledger as JSON, newest first; filter with ?endpoint=&model=&state=."""
+    from shared.status import rollout_status as status
+
+    code, body = status(req.params, production_deps())
+    return func.HttpResponse(body, status_code=code, mimetype="application/json")

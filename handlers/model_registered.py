@@ -1,9 +1,15 @@
-"""ModelRegistered: the tag-driven rollout starts here (until it lands, the model is only logged)."""
+"""ModelRegistered: read the model as registered, plan its rollout from its tags, record it, advance it once."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
+
+from shared.errors import RetryableError
+from shared.rollout.engine import RolloutEngine, ledger_of, rollout_notification
+from shared.rollout.model import Reject, Rollout, Skip, State
+from shared.rollout.plan import plan_rollout
 
 if TYPE_CHECKING:
     from shared.deps import Deps
@@ -13,6 +19,56 @@ logger = logging.getLogger(__name__)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
-    model = event.data
-    logger.info("%s model %s:%s tags=%s", event.label, model.model_name, model.model_version, dict(model.model_tags))
-    return f"logged: model {model.model_name}:{model.model_version}"
+    data, settings = event.data, deps.settings
+    model = deps.aml(event.workspace).get_model(data.model_name, data.model_version)
+    decision = plan_rollout(event.workspace, model, settings)
+    if isinstance(decision, Skip):
+        logger.info("%s skipped: %s", event.label, decision.reason)
+        return f"skipped: {decision.reason}"
+
+    ledger, now = ledger_of(deps), deps.clock()
+    if isinstance(decision, Reject):
+        return _record_final(
+            deps,
+            event.id,
+            decision.plan,
+            State.REJECTED,
+            f"invalid tags, nothing was written to Azure ML: {decision.reason}",
+        )
+    if not settings.applies_changes:
+        return _record_final(
+            deps,
+            event.id,
+            decision,
+            State.PLANNED,
+            f"DEPLOY_MODE=plan: would deploy {decision.instance_count} x {decision.instance_type} "
+            f"to {decision.endpoint}/{decision.deployment} with {decision.traffic}% traffic",
+        )
+
+    rollout, created = ledger.record(decision, State.PENDING, event.id, now, reason="accepted")
+    target = f"{decision.endpoint}/{decision.deployment}"
+    if not created:
+        logger.info("%s duplicate: rollout %s is already %s", event.label, target, rollout.state.value)
+        return f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+    deadline = time.monotonic() + settings.event_budget_seconds
+    try:
+        lines = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
+    except RetryableError as err:
+        # The rollout is recorded; the reconciler drives it from here. No need to redeliver the event.
+        logger.warning("%s rollout %s recorded; first step deferred to the reconciler: %s", event.label, target, err)
+        return f"recorded rollout {target}; first step deferred to the reconciler"
+    mine = next((line for line in lines if line.startswith(f"{decision.deployment}:")), "queued")
+    return f"rollout {target}: {mine.split(': ', 1)[-1]}"
+
+
+def _record_final(deps: Deps, event_id: str, plan: object, state: State, reason: str) -> str:
+    """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
+    from shared.rollout.model import RolloutPlan
+
+    assert isinstance(plan, RolloutPlan)
+    now = deps.clock()
+    draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
+    # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.
+    deps.notifier.send(rollout_notification(draft, state, reason))
+    rollout, _ = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    return f"{rollout.state.value}: {reason}"

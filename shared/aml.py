@@ -1,0 +1,190 @@
+"""The app's only door to Azure ML: a small adapter over azure-ai-ml and the AML management client.
+
+Why two clients. azure-ai-ml (v2) reads models and submits jobs. Its ``begin_*`` methods for online
+endpoints and deployments always attach an ``AzureMLPolling`` poller, and azure-core's ``LROPoller``
+starts a daemon thread that keeps polling until the operation ends (5-15 minutes for a deployment),
+long after the function returned, and there is no supported way to stop it. The AML management
+client (azure-mgmt-machinelearningservices, api-version 2023-04-01) exposes the same ARM operations
+and accepts azure-core's documented ``polling=False``: the poller is then ``NoPolling``, which is
+finished on arrival, so no thread starts. The rollout only needs the initial request; the next
+observation (a GET) tells whether it worked. Both clients talk to the same ARM endpoint: the one
+azure-ai-ml uses (``AZUREML_DEV_URL_MFE`` when set, which the dev kit uses), else Azure's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import PermanentError
+from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, ModelInfo, RolloutPlan
+from shared.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.core.credentials import TokenCredential
+    from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
+
+logger = logging.getLogger(__name__)
+
+ARM_ENDPOINT = "https://management.azure.com"
+LOG_LINES = 50
+
+
+def arm_endpoint() -> str:
+    """The ARM endpoint azure-ai-ml itself would use."""
+    return os.environ.get("AZUREML_DEV_URL_MFE") or ARM_ENDPOINT
+
+
+class ModelNotFound(PermanentError):
+    """The model version named by the event does not exist (any more)."""
+
+
+class AmlGateway:
+    """Azure ML operations for one workspace. Clients are built on first use."""
+
+    def __init__(self, workspace: WorkspaceRef, credential: TokenCredential) -> None:
+        self.workspace = workspace
+        self._credential = credential
+        self._ml: MLClient | None = None
+        self._mgmt: MachineLearningServicesMgmtClient | None = None
+        self._location: str | None = None
+        self._raw_endpoints: dict[str, Any] = {}
+
+    @property
+    def ml(self) -> MLClient:
+        if self._ml is None:
+            from azure.ai.ml import MLClient
+
+            self._ml = MLClient(
+                self._credential,
+                self.workspace.subscription_id,
+                self.workspace.resource_group,
+                self.workspace.workspace_name,
+            )
+        return self._ml
+
+    @property
+    def mgmt(self) -> MachineLearningServicesMgmtClient:
+        if self._mgmt is None:
+            from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
+
+            self._mgmt = MachineLearningServicesMgmtClient(
+                self._credential, self.workspace.subscription_id, base_url=arm_endpoint()
+            )
+        return self._mgmt
+
+    @property
+    def _scope(self) -> tuple[str, str]:
+        return self.workspace.resource_group, self.workspace.workspace_name
+
+    def get_model(self, name: str, version: str) -> ModelInfo:
+        """The model version as registered: authoritative tags and type."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            model = self.ml.models.get(name=name, version=version)
+        except ResourceNotFoundError as err:
+            raise ModelNotFound(f"model {name}:{version} does not exist in {self.workspace.workspace_name}") from err
+        created = getattr(getattr(model, "creation_context", None), "created_at", None)
+        return ModelInfo(
+            name=name,
+            version=str(model.version or version),
+            type=str(model.type or ""),
+            tags={str(k): str(v) for k, v in (model.tags or {}).items()},
+            created_at=created if isinstance(created, dt.datetime) else None,
+        )
+
+    def location(self) -> str:
+        if self._location is None:
+            self._location = str(self.mgmt.workspaces.get(*self._scope).location)
+        return self._location
+
+    def observe(self, endpoint: str) -> EndpointView | None:
+        """The endpoint with its deployments, or None if it does not exist. 1-2 ARM reads."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            raw = self.mgmt.online_endpoints.get(*self._scope, endpoint)
+        except ResourceNotFoundError:
+            self._raw_endpoints.pop(endpoint, None)
+            return None
+        self._raw_endpoints[endpoint] = raw
+        deployments = tuple(
+            DeploymentView(
+                name=str(item.name),
+                provisioning_state=str(item.properties.provisioning_state or ""),
+                tags=dict(item.tags or {}),
+                model=str(getattr(item.properties, "model", "") or ""),
+            )
+            for item in self.mgmt.online_deployments.list(*self._scope, endpoint)
+        )
+        props = raw.properties
+        return EndpointView(
+            name=str(raw.name),
+            provisioning_state=str(props.provisioning_state or ""),
+            traffic={str(k): int(v) for k, v in (props.traffic or {}).items()},
+            mirror_traffic={str(k): int(v) for k, v in (props.mirror_traffic or {}).items()},
+            deployments=deployments,
+            tags=dict(raw.tags or {}),
+        )
+
+    def create_endpoint(self, name: str) -> None:
+        """PUT a key-auth managed online endpoint; the poller is not kept (see module docstring)."""
+        from azure.mgmt.machinelearningservices import models
+
+        body = models.OnlineEndpoint(
+            location=self.location(),
+            identity=models.ManagedServiceIdentity(type="SystemAssigned"),
+            kind="Managed",
+            properties=models.OnlineEndpointProperties(auth_mode="Key"),
+            tags={APP_TAG: APP_TAG_VALUE},
+        )
+        self.mgmt.online_endpoints.begin_create_or_update(*self._scope, name, body, polling=False)
+
+    def create_deployment(self, plan: RolloutPlan, now: dt.datetime) -> None:
+        """PUT a no-code managed deployment of ``plan``'s model; no poller is kept."""
+        from azure.mgmt.machinelearningservices import models
+
+        model_id = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        body = models.OnlineDeployment(
+            location=self.location(),
+            kind="Managed",
+            sku=models.Sku(name="Default", capacity=plan.instance_count),
+            properties=models.ManagedOnlineDeployment(
+                model=model_id,
+                instance_type=plan.instance_type,
+                scale_settings=models.DefaultScaleSettings(),
+            ),
+            tags={
+                APP_TAG: APP_TAG_VALUE,
+                "model-name": plan.model_name,
+                "model-version": plan.model_version,
+                "model-created-at": plan.model_created_at,
+                "created-at": now.isoformat(),
+            },
+        )
+        self.mgmt.online_deployments.begin_create_or_update(
+            *self._scope, plan.endpoint, plan.deployment, body, polling=False
+        )
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int]) -> None:
+        """PUT the endpoint back with new live and mirror traffic (ARM's read-modify-write)."""
+        raw = self._raw_endpoints.get(endpoint) or self.mgmt.online_endpoints.get(*self._scope, endpoint)
+        raw.properties.traffic = dict(traffic)
+        raw.properties.mirror_traffic = dict(mirror)
+        self.mgmt.online_endpoints.begin_create_or_update(*self._scope, endpoint, raw, polling=False)
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        self.mgmt.online_deployments.begin_delete(*self._scope, endpoint, deployment, polling=False)
+
+    def get_logs(self, endpoint: str, deployment: str, lines: int = LOG_LINES) -> str:
+        """The last ``lines`` lines of the inference server's container log (best effort)."""
+        from azure.mgmt.machinelearningservices import models
+
+        request = models.DeploymentLogsRequest(container_type="InferenceServer", tail=lines)
+        logs = self.mgmt.online_deployments.get_logs(*self._scope, endpoint, deployment, request)
+        return str(logs.content or "")

@@ -1,0 +1,93 @@
+"""The tag contract: a registered model's tags and the settings decide the rollout plan (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.rollout.model import NO_CODE_TYPES, ModelInfo, Reject, RolloutPlan, Skip
+from shared.rollout.naming import deployment_name, endpoint_name, is_valid_name
+from shared.settings import Settings
+from shared.workspace import WorkspaceRef
+
+OPT_IN_TAGS = ("deploy", "ncd")  # ``ncd=true`` is the original sample's opt-in
+MAX_MIRROR = 50
+
+
+def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) -> RolloutPlan | Skip | Reject:
+    """Decide what to do with a registered model. No I/O."""
+    tags = {key.strip().lower(): value.strip() for key, value in model.tags.items()}
+    opt_in = next((tags[key] for key in OPT_IN_TAGS if key in tags), None)
+    if opt_in is None or opt_in.lower() != "true":
+        shown = "absent" if opt_in is None else repr(opt_in)
+        return Skip(f"not opted in: tag 'deploy' is {shown}; set deploy=true to deploy this model")
+    if settings.deploy_stage and tags.get("stage", "").lower() != settings.deploy_stage:
+        return Skip(
+            f"not for this stage: tag 'stage' is {tags.get('stage', '')!r}, DEPLOY_STAGE is {settings.deploy_stage!r}"
+        )
+    if model.type not in NO_CODE_TYPES:
+        return Skip(
+            f"model type {model.type!r} is not no-code deployable (it needs an environment and a scoring "
+            f"script); only {' and '.join(NO_CODE_TYPES)} are deployed"
+        )
+
+    problems: list[str] = []
+    endpoint = _endpoint(tags, model.name, problems)
+    instance_type = _instance_type(tags, settings, problems)
+    instance_count = _integer(tags, "instance_count", 1, 1, settings.max_instance_count, problems, "MAX_INSTANCE_COUNT")
+    traffic = _integer(tags, "traffic", 100, 0, 100, problems)
+    mirror = _integer(tags, "mirror", 0, 0, MAX_MIRROR, problems)
+    if mirror and traffic:
+        problems.append(f"tag 'mirror'={tags['mirror']!r}: mirror traffic is only allowed with traffic=0")
+    plan = RolloutPlan(
+        workspace_id=workspace.arm_id,
+        endpoint=endpoint,
+        deployment=deployment_name(model.name, model.version),
+        model_name=model.name,
+        model_version=model.version,
+        model_type=model.type,
+        model_created_at=model.created_at.isoformat() if model.created_at else "",
+        instance_type=instance_type,
+        instance_count=instance_count,
+        traffic=traffic,
+        mirror=0 if traffic else mirror,
+    )
+    return Reject(tuple(problems), plan) if problems else plan
+
+
+def _endpoint(tags: Mapping[str, str], model_name: str, problems: list[str]) -> str:
+    value = tags.get("endpoint", "")
+    if not value:
+        return endpoint_name(model_name)
+    if not is_valid_name(value):
+        problems.append(
+            f"tag 'endpoint'={value!r}: must be 3-32 characters, start with a letter, contain only letters, "
+            "digits and hyphens, and end with a letter or digit"
+        )
+        return endpoint_name(model_name)
+    return value.lower()
+
+
+def _instance_type(tags: Mapping[str, str], settings: Settings, problems: list[str]) -> str:
+    value = tags.get("instance_type", "") or settings.default_instance_type
+    if settings.allowed_instance_types and value.lower() not in settings.allowed_instance_types:
+        allowed = ", ".join(sorted(settings.allowed_instance_types))
+        problems.append(f"tag 'instance_type'={value!r}: not in ALLOWED_INSTANCE_TYPES ({allowed})")
+    return value
+
+
+def _integer(
+    tags: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str], setting: str = ""
+) -> int:
+    raw = tags.get(name, "")
+    if raw == "":
+        return default
+    text = raw.removesuffix("%").strip()
+    rule = f"must be a whole number from {low} to {high}" + (f" ({setting})" if setting else "")
+    if not (text.isdigit() and text.isascii()):
+        problems.append(f"tag '{name}'={raw!r}: {rule}")
+        return default
+    value = int(text)
+    if not low <= value <= high:
+        problems.append(f"tag '{name}'={raw!r}: {rule}")
+        return default
+    return value

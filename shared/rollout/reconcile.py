@@ -1,0 +1,43 @@
+"""The timer's work: advance every unfinished rollout, within a time budget and a concurrency limit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from shared.rollout.engine import RolloutEngine, ledger_of
+from shared.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    from shared.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile(deps: Deps) -> list[str]:
+    """One tick. With nothing in flight this is one table query and no Azure ML call at all."""
+    settings = deps.settings
+    if not settings.applies_changes:
+        logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
+        return []
+    endpoints = ledger_of(deps).active_endpoints()
+    if not endpoints:
+        return []
+    allowed = [(ws, ep) for ws, ep in endpoints if settings.allows(WorkspaceRef.from_arm_id(ws))]
+    for ws, ep in set(endpoints) - set(allowed):
+        logger.warning("reconcile: rollout on %s in %s left alone: workspace no longer allowed", ep, ws)
+    deadline = time.monotonic() + settings.reconcile_budget_seconds
+    lines: list[str] = []
+    with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="reconcile") as pool:
+        futures = {pool.submit(RolloutEngine(deps).advance, ws, ep, deadline): ep for ws, ep in allowed}
+        for future, endpoint in futures.items():
+            try:
+                lines.extend(future.result())
+            except Exception as err:
+                # One endpoint's trouble must not stop the others; the next tick tries again.
+                logger.error("reconcile: endpoint %s not advanced this tick: %s: %s", endpoint, type(err).__name__, err)
+                lines.append(f"{endpoint}: error {type(err).__name__}")
+    logger.info("reconcile: %d endpoint(s), %s", len(allowed), "; ".join(lines) or "nothing to do")
+    return lines

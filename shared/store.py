@@ -1,0 +1,146 @@
+"""One small abstraction over Azure Tables with ETag concurrency: the ledger and idempotency records use it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import RetryableError, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+
+    from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """The row changed (ETag mismatch) or already exists: re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table entity: keys, user properties and the ETag it was read with."""
+
+    partition: str
+    key: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    etag: str = ""
+
+
+class TableStore:
+    """A table in the Function App's storage account. Creates the table on first use."""
+
+    def __init__(self, client_factory: Callable[[], TableClient]) -> None:
+        self._client_factory = client_factory
+        self._client: TableClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, table: str, credential: Callable[[], TokenCredential]) -> TableStore:
+        """Connect the way the Functions host does: ``AzureWebJobsStorage`` as a connection string,
+        or identity-based with ``AzureWebJobsStorage__tableServiceUri`` / ``__accountName``."""
+
+        def connect() -> TableClient:
+            from azure.data.tables import TableClient
+
+            if settings.storage_connection_string:
+                return TableClient.from_connection_string(settings.storage_connection_string, table_name=table)
+            endpoint = settings.storage_table_uri or (
+                f"https://{settings.storage_account_name}.table.core.windows.net"
+                if settings.storage_account_name
+                else ""
+            )
+            if not endpoint:
+                raise SettingsError(
+                    [
+                        "AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__accountName "
+                        "(or __tableServiceUri) for identity-based access"
+                    ]
+                )
+            return TableClient(endpoint=endpoint, table_name=table, credential=credential())
+
+        return cls(connect)
+
+    @property
+    def client(self) -> TableClient:
+        if self._client is None:
+            client = self._client_factory()
+            from azure.core.exceptions import ResourceExistsError
+
+            with contextlib.suppress(ResourceExistsError):
+                client.create_table()
+            self._client = client
+        return self._client
+
+    def get(self, partition: str, key: str) -> Row | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return _row(self.client.get_entity(partition, key))
+        except ResourceNotFoundError:
+            return None
+
+    def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        """Create the row; ``Conflict`` if it exists already."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            metadata = self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
+        except ResourceExistsError as err:
+            raise Conflict(f"{partition}/{key} exists") from err
+        return Row(partition, key, dict(data), str(metadata.get("etag", "")))
+
+    def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
+        """Replace the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            metadata = self.client.update_entity(
+                {"PartitionKey": row.partition, "RowKey": row.key, **data},
+                mode=UpdateMode.REPLACE,
+                etag=row.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as err:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
+        return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
+
+    def delete(self, row: Row) -> None:
+        from azure.core import MatchConditions
+
+        self.client.delete_entity(row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified)
+
+    def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
+        for entity in self.client.query_entities(filter, parameters=parameters or None):
+            yield _row(entity)
+
+    def partition(self, partition: str) -> list[Row]:
+        return list(self.query("PartitionKey eq @pk", pk=partition))
+
+    def update(
+        self, partition: str, key: str, change: Callable[[Row | None], Mapping[str, Any] | None], *, tries: int = 8
+    ) -> Row | None:
+        """Read-modify-write with ETags: ``change`` sees the current row (or None) and returns the new
+        properties, or None to leave it alone. Retried on ``Conflict``, so no update is lost."""
+        for _ in range(tries):
+            current = self.get(partition, key)
+            data = change(current)
+            if data is None:
+                return current
+            try:
+                return self.replace(current, data) if current else self.insert(partition, key, data)
+            except Conflict:
+                logger.debug("%s/%s changed under us; re-reading", partition, key)
+        raise RetryableError(f"{partition}/{key} kept changing under concurrent updates")
+
+
+def _row(entity: Any) -> Row:
+    data = {key: value for key, value in entity.items() if key not in ("PartitionKey", "RowKey")}
+    return Row(entity["PartitionKey"], entity["RowKey"], data, str(entity.metadata.get("etag", "")))

@@ -1,0 +1,131 @@
+"""The tag contract, table-driven: every row and every invalid value."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.rollout.model import ModelInfo, Reject, RolloutPlan, Skip
+from shared.rollout.plan import plan_rollout
+from tests.fakes import WORKSPACE, make_settings
+
+CREATED = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+
+
+def _plan(tags: dict[str, str], model_type: str = "mlflow_model", **settings: object) -> RolloutPlan | Skip | Reject:
+    model = ModelInfo(name="credit_risk.v2", version="7", type=model_type, tags=tags, created_at=CREATED)
+    return plan_rollout(WORKSPACE, model, make_settings(**settings))
+
+
+def test_defaults() -> None:
+    plan = _plan({"deploy": "true"})
+    assert plan == RolloutPlan(
+        workspace_id=WORKSPACE.arm_id,
+        endpoint="credit-risk-v2",
+        deployment="credit-risk-v2-v7",
+        model_name="credit_risk.v2",
+        model_version="7",
+        model_type="mlflow_model",
+        model_created_at=CREATED.isoformat(),
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+        traffic=100,
+        mirror=0,
+    )
+
+
+@pytest.mark.parametrize("tags", [{"deploy": "true"}, {"ncd": "true"}, {"Deploy": "TRUE"}, {"deploy": " true "}])
+def test_opt_in(tags: dict[str, str]) -> None:
+    assert isinstance(_plan(tags), RolloutPlan)
+
+
+@pytest.mark.parametrize("tags", [{}, {"deploy": "false"}, {"deploy": "yes"}, {"deploy": "1"}, {"ncd": "no"}])
+def test_not_opted_in_is_skipped(tags: dict[str, str]) -> None:
+    result = _plan(tags)
+    assert isinstance(result, Skip)
+    assert result.reason.startswith("not opted in")
+
+
+def test_stage_must_match_when_set() -> None:
+    assert isinstance(_plan({"deploy": "true", "stage": "Prod"}, deploy_stage="prod"), RolloutPlan)
+    skipped = _plan({"deploy": "true", "stage": "dev"}, deploy_stage="prod")
+    assert isinstance(skipped, Skip)
+    assert "DEPLOY_STAGE" in skipped.reason
+    assert isinstance(_plan({"deploy": "true"}, deploy_stage="prod"), Skip)
+    assert isinstance(_plan({"deploy": "true", "stage": "anything"}), RolloutPlan)
+
+
+@pytest.mark.parametrize("model_type", ["mlflow_model", "triton_model"])
+def test_no_code_types_are_planned(model_type: str) -> None:
+    assert isinstance(_plan({"deploy": "true"}, model_type), RolloutPlan)
+
+
+@pytest.mark.parametrize("model_type", ["custom_model", "", "uri_folder"])
+def test_other_types_are_skipped_with_a_reason(model_type: str) -> None:
+    result = _plan({"deploy": "true"}, model_type)
+    assert isinstance(result, Skip)
+    assert "not no-code deployable" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("tags", "field", "value"),
+    [
+        ({"endpoint": "Credit"}, "endpoint", "credit"),
+        ({"instance_type": "Standard_F4s_v2"}, "instance_type", "Standard_F4s_v2"),
+        ({"instance_count": "3"}, "instance_count", 3),
+        ({"traffic": "20"}, "traffic", 20),
+        ({"traffic": "20%"}, "traffic", 20),
+        ({"traffic": "0"}, "traffic", 0),
+        ({"traffic": "0", "mirror": "50"}, "mirror", 50),
+        ({"traffic": "100"}, "traffic", 100),
+    ],
+)
+def test_valid_tags(tags: dict[str, str], field: str, value: object) -> None:
+    plan = _plan({"deploy": "true", **tags})
+    assert isinstance(plan, RolloutPlan)
+    assert getattr(plan, field) == value
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        ({"endpoint": "ab"}, "tag 'endpoint'='ab': must be 3-32 characters"),
+        ({"endpoint": "1credit"}, "tag 'endpoint'='1credit'"),
+        ({"endpoint": "credit_risk"}, "tag 'endpoint'='credit_risk'"),
+        ({"endpoint": "credit-"}, "tag 'endpoint'='credit-'"),
+        ({"endpoint": "x" * 33}, "tag 'endpoint'"),
+        (
+            {"instance_type": "Standard_NC24ads_A100_v4"},
+            "tag 'instance_type'='Standard_NC24ads_A100_v4': not in ALLOWED_INSTANCE_TYPES",
+        ),
+        ({"instance_count": "0"}, "tag 'instance_count'='0': must be a whole number from 1 to 3 (MAX_INSTANCE_COUNT)"),
+        ({"instance_count": "4"}, "tag 'instance_count'='4': must be a whole number from 1 to 3"),
+        ({"instance_count": "two"}, "tag 'instance_count'='two'"),
+        ({"instance_count": "-1"}, "tag 'instance_count'='-1'"),
+        ({"instance_count": "1.5"}, "tag 'instance_count'='1.5'"),
+        ({"traffic": "101"}, "tag 'traffic'='101': must be a whole number from 0 to 100"),
+        ({"traffic": "-5"}, "tag 'traffic'='-5'"),
+        ({"traffic": "half"}, "tag 'traffic'='half'"),
+        ({"mirror": "51", "traffic": "0"}, "tag 'mirror'='51': must be a whole number from 0 to 50"),
+        ({"mirror": "10"}, "tag 'mirror'='10': mirror traffic is only allowed with traffic=0"),
+        ({"mirror": "10", "traffic": "20"}, "only allowed with traffic=0"),
+    ],
+)
+def test_invalid_tags_are_rejected_naming_tag_value_and_rule(tags: dict[str, str], message: str) -> None:
+    result = _plan({"deploy": "true", **tags}, allowed_instance_types=frozenset({"standard_ds3_v2", "standard_f4s_v2"}))
+    assert isinstance(result, Reject)
+    assert any(message in problem for problem in result.problems), result.problems
+    assert all(problem.startswith("tag '") for problem in result.problems)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    result = _plan({"deploy": "true", "instance_count": "9", "traffic": "500", "endpoint": "?"})
+    assert isinstance(result, Reject)
+    assert len(result.problems) == 3
+    assert result.plan.endpoint == "credit-risk-v2"  # a rejected plan keeps valid keys for the ledger
+
+
+def test_the_registered_models_tags_are_authoritative_not_the_events() -> None:
+    # plan_rollout is given only the model as read back from AML; the event's tags are not an input.
+    assert "tags" not in plan_rollout.__code__.co_varnames[: plan_rollout.__code__.co_argcount]
