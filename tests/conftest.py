@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["devkit.pytest_plugin"]
+
 EVENTS = Path(__file__).parent / "events"
 
 

@@ -13,11 +13,11 @@ from shared.settings import Settings
 from shared.workspace import WorkspaceRef
 
 WORKSPACE_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-mlops-demo"
-    "/providers/Microsoft.MachineLearningServices/workspaces/mlw-demo"
+    "/subscriptions/00000000-0000-0000-0000-00000000de71/resourceGroups/rg-devkit"
+    "/providers/Microsoft.MachineLearningServices/workspaces/mlw-devkit"
 )
 WORKSPACE = WorkspaceRef.from_arm_id(WORKSPACE_ID)
-OTHER_WORKSPACE_ID = WORKSPACE_ID.replace("mlw-demo", "mlw-other")
+OTHER_WORKSPACE_ID = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
 
 
 class FakeNotifier(Notifier):

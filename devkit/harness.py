@@ -1,0 +1,173 @@
+"""Drive the unchanged app offline: settings over a DevStack, event builders, delivery, timer ticks."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from devkit import runner
+from devkit.stack import WORKSPACE_ID, DevStack
+from shared import events
+from shared.deps import reset_production_deps
+
+#: App settings the offline app runs with, on top of what the stack points at itself.
+APP_SETTINGS = {
+    "DEPLOY_MODE": "apply",
+    "RECONCILE_SCHEDULE": "0 */1 * * * *",
+    "EVENT_BUDGET_SECONDS": "10",
+    "RECONCILE_BUDGET_SECONDS": "30",
+    "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
+}
+_counter = itertools.count(1)
+
+
+def event_id() -> str:
+    return f"evt-{next(_counter):04d}-{uuid.uuid4().hex[:8]}"
+
+
+def _envelope(
+    event_type: str, subject: str, data: Mapping[str, Any], schema: str, eid: str | None, workspace_id: str
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).isoformat()
+    if schema == "CloudEvents":
+        return {
+            "specversion": "1.0",
+            "id": eid or event_id(),
+            "source": workspace_id,
+            "subject": subject,
+            "type": event_type,
+            "time": now,
+            "datacontenttype": "application/json",
+            "data": dict(data),
+        }
+    return {
+        "id": eid or event_id(),
+        "topic": workspace_id,
+        "subject": subject,
+        "eventType": event_type,
+        "eventTime": now,
+        "data": dict(data),
+        "dataVersion": "2",
+        "metadataVersion": "1",
+    }
+
+
+def model_registered(
+    name: str,
+    version: str | int,
+    tags: Mapping[str, str] | None = None,
+    *,
+    schema: str = "EventGrid",
+    eid: str | None = None,
+    workspace_id: str = WORKSPACE_ID,
+) -> dict[str, Any]:
+    data = {"modelName": name, "modelVersion": str(version), "modelTags": dict(tags or {}), "modelProperties": {}}
+    return _envelope(events.MODEL_REGISTERED, f"models/{name}:{version}", data, schema, eid, workspace_id)
+
+
+def run_completed(
+    run_id: str,
+    tags: Mapping[str, str] | None = None,
+    *,
+    experiment: str = "retraining",
+    eid: str | None = None,
+    schema: str = "EventGrid",
+) -> dict[str, Any]:
+    data = {
+        "experimentId": f"exp-{experiment}",
+        "experimentName": experiment,
+        "runId": run_id,
+        "runType": "azureml.PipelineRun",
+        "runTags": dict(tags or {}),
+        "runProperties": {},
+    }
+    return _envelope(
+        events.RUN_COMPLETED, f"experiments/exp-{experiment}/runs/{run_id}", data, schema, eid, WORKSPACE_ID
+    )
+
+
+def drift_detected(
+    monitor: str, run_id: str, coefficient: float, *, eid: str | None = None, drift_id: str = "drift-monitor-1"
+) -> dict[str, Any]:
+    data = {
+        "dataDriftId": drift_id,
+        "dataDriftName": monitor,
+        "runId": run_id,
+        "baseDatasetId": "base-dataset",
+        "targetDatasetId": "target-dataset",
+        "driftCoefficient": coefficient,
+        "startTime": "2026-11-14T00:00:00Z",
+        "endTime": "2026-11-21T00:00:00Z",
+    }
+    return _envelope(
+        events.DATASET_DRIFT_DETECTED, f"datadrift/{drift_id}/run/{run_id}", data, "EventGrid", eid, WORKSPACE_ID
+    )
+
+
+@contextlib.contextmanager
+def app_environment(stack: DevStack, **overrides: str) -> Iterator[None]:
+    """Point the app at ``stack`` with ``APP_SETTINGS`` (plus overrides) and fresh process-wide clients."""
+    settings = {**stack.env, **APP_SETTINGS, **overrides}
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    reset_production_deps()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_production_deps()
+
+
+class OfflineApp:
+    """The app as Event Grid and the timer would drive it, with the stack's emulators behind it."""
+
+    def __init__(self, stack: DevStack) -> None:
+        self.stack = stack
+
+    def deliver(self, *bodies: Mapping[str, Any], max_attempts: int = 3) -> list[runner.Delivery]:
+        return runner.deliver(bodies, max_attempts=max_attempts)
+
+    def tick(self, *, settle: bool = True) -> None:
+        """Fire the reconciler once; with ``settle``, let AML finish what it started (fast operations)."""
+        runner.tick()
+        if settle:
+            self.stack.aml.wait_idle()
+
+    def run_until_settled(self, max_ticks: int = 10) -> int:
+        """Tick until no rollout is pending or deploying. Returns the number of ticks it took."""
+        self.stack.aml.wait_idle()
+        for ticks in range(max_ticks + 1):
+            if not [r for r in self.rollouts() if r["state"] in ("pending", "deploying")]:
+                return ticks
+            self.tick()
+        raise AssertionError(f"rollouts still active after {max_ticks} ticks: {self.rollouts()}")
+
+    def rollouts(self, **filters: str) -> list[dict[str, Any]]:
+        status, body = runner.get_status(filters)
+        assert status == 200, body
+        return list(body["rollouts"])
+
+    def rollout(self, deployment: str) -> dict[str, Any]:
+        [found] = [r for r in self.rollouts() if r["deployment"] == deployment]
+        return found
+
+    def published(self) -> list[dict[str, Any]]:
+        """CloudEvents the app published to the (local) Event Grid topic, oldest first."""
+        return list(self.stack.sink.events)
+
+    def published_types(self) -> list[str]:
+        return [event["type"] for event in self.published()]
+
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        state = self.stack.aml.endpoint_state(endpoint)
+        assert state is not None, f"endpoint {endpoint} does not exist"
+        return {k: v for k, v in state["properties"].get("traffic", {}).items() if v}

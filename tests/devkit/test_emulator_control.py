@@ -1,0 +1,126 @@
+"""The emulator's own contract: authorization, request log, control API, latency and reset."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from devkit.identity import TokenIssuer
+from devkit.stack import DevStack
+from devkit.topic_sink import EVENTGRID_AUDIENCE
+from tests.devkit.arm_session import ArmSession
+
+pytestmark = pytest.mark.integration
+
+
+def _get(stack: DevStack, path: str, headers: dict[str, str]) -> requests.Response:
+    assert stack.ca is not None
+    url = f"{stack.aml.url}{stack.aml.workspace_id}{path}"
+    return requests.get(
+        url, params={"api-version": "2023-04-01"}, headers=headers, verify=str(stack.ca.ca_path), timeout=5
+    )
+
+
+def test_arm_calls_need_a_token_from_the_devkit_endpoint(stack: DevStack) -> None:
+    foreign, _ = TokenIssuer().issue("https://management.azure.com")
+    wrong_audience, _ = stack.issuer.issue(EVENTGRID_AUDIENCE)
+    good, _ = stack.issuer.issue("https://management.azure.com/")
+
+    assert _get(stack, "/onlineEndpoints", {}).status_code == 401
+    assert _get(stack, "/onlineEndpoints", {"Authorization": f"Bearer {foreign}"}).status_code == 401
+    assert _get(stack, "/onlineEndpoints", {"Authorization": f"Bearer {wrong_audience}"}).status_code == 401
+    response = _get(stack, "/onlineEndpoints", {"Authorization": f"Bearer {good}"})
+    assert response.status_code == 200 and response.json() == {"value": []}
+    assert [r.status for r in stack.aml.requests()] == [401, 401, 401, 200]
+
+
+def test_unknown_workspace_is_404(stack: DevStack, arm: ArmSession) -> None:
+    url = arm.workspace.replace(stack.aml.workspace_name, "someone-elses-ws")
+    response = arm.session.get(url, params={"api-version": "2023-04-01"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_provider_segments_match_case_insensitively(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.seed_model("m", 1)
+    url = arm.workspace.replace("Microsoft.MachineLearningServices", "microsoft.machinelearningservices")
+    response = arm.session.get(f"{url}/MODELS/m/Versions/1", params={"api-version": "2023-04-01"})
+    assert response.status_code == 200
+    assert response.json()["properties"]["modelType"] == "mlflow_model"
+
+
+def test_control_api_over_http_is_not_logged(stack: DevStack, arm: ArmSession) -> None:
+    control = f"{stack.aml.url}/_emulator"
+    seeded = arm.session.post(
+        f"{control}/models",
+        json={"name": "churn", "version": "4", "type": "triton_model", "tags": {"ncd": "true"}},
+    )
+    assert seeded.status_code == 201
+    model = arm.call("GET", "/models/churn/versions/4").json()
+    assert model["properties"]["modelType"] == "triton_model"
+    assert model["properties"]["tags"] == {"ncd": "true"}
+    arm.call("PUT", "/onlineEndpoints/ep-ctl", {"location": "eastus", "properties": {"authMode": "Key"}})
+
+    logged = arm.session.get(f"{control}/requests").json()["value"]
+    assert [(r["method"], r["is_write"], r["api_version"]) for r in logged] == [
+        ("GET", False, "2023-04-01"),
+        ("PUT", True, "2023-04-01"),
+    ]
+    assert arm.session.get(f"{control}/requests/counts").json() == {"reads": 1, "writes": 1, "total": 2}
+    state = arm.session.get(f"{control}/state").json()
+    assert state["endpoints"]["ep-ctl"]["provisioningState"] == "Creating"
+
+    assert arm.session.put(f"{control}/config", json={"failing_deployments": ["red"]}).status_code == 204
+    assert arm.session.post(f"{control}/faults/next", json={"count": 1, "status": 500}).status_code == 204
+    assert arm.call("GET", "/onlineEndpoints").status_code == 500
+    assert arm.call("GET", "/onlineEndpoints").status_code == 200
+    assert arm.session.post(f"{control}/reset").status_code == 204
+    assert arm.call("GET", "/models/churn/versions/4").status_code == 404
+    assert len(stack.aml.requests()) == 1
+
+
+def test_latency_is_added_to_every_arm_answer(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_latency(150)
+    started = time.monotonic()
+    assert arm.call("GET", "/onlineEndpoints").status_code == 200
+    assert time.monotonic() - started >= 0.15
+    assert stack.aml.requests()[0].duration_ms >= 150
+
+
+def test_async_operation_urls_report_progress(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_operation_duration(0.2)
+    created = arm.call("PUT", "/onlineEndpoints/ep-lro", {"location": "eastus", "properties": {"authMode": "Key"}})
+    assert created.status_code == 201
+    assert created.json()["properties"]["provisioningState"] == "Creating"
+    status_url = created.headers["Azure-AsyncOperation"]
+    assert "retry-after-ms" in created.headers or "Retry-After" in created.headers
+    assert arm.session.get(status_url).json()["status"] == "InProgress"
+    assert arm.session.get(created.headers["Location"]).status_code == 202
+    time.sleep(0.25)
+    assert arm.session.get(status_url).json()["status"] == "Succeeded"
+    assert arm.session.get(created.headers["Location"]).json()["name"] == "ep-lro"
+
+    deleted = arm.call("DELETE", "/onlineEndpoints/ep-lro")
+    assert deleted.status_code == 202
+    assert arm.call("GET", "/onlineEndpoints/ep-lro").json()["properties"]["provisioningState"] == "Deleting"
+    time.sleep(0.25)
+    assert arm.call("GET", "/onlineEndpoints/ep-lro").status_code == 404
+    assert arm.call("DELETE", "/onlineEndpoints/ep-lro").status_code == 204
+
+
+def test_model_versions_list_orders_and_limits(stack: DevStack, arm: ArmSession) -> None:
+    for version, created in [
+        ("1", "2024-01-01T00:00:00Z"),
+        ("2", "2024-03-01T00:00:00Z"),
+        ("3", "2024-02-01T00:00:00Z"),
+    ]:
+        stack.aml.seed_model("m", version, created_at=created)
+    url = f"{arm.workspace}/models/m/versions"
+    newest = arm.session.get(url, params={"api-version": "2023-08-01-preview", "$orderBy": "createdtime desc"})
+    assert [v["name"] for v in newest.json()["value"]] == ["2", "3", "1"]
+    oldest_one = arm.session.get(url, params={"api-version": "x", "$orderBy": "createdtime asc", "$top": "1"})
+    assert [v["name"] for v in oldest_one.json()["value"]] == ["1"]
+    container = arm.call("GET", "/models/m").json()
+    assert container["properties"]["latestVersion"] == "2"
