@@ -43,6 +43,7 @@ class Settings:
     retrain_experiment: str = "drift-retraining"
     retrain_cooldown_minutes: int = 360
     retrain_compute: str = ""
+    retrain_job_tags: tuple[tuple[str, str], ...] = ()
     storage_connection_string: str = field(default="", repr=False)
     storage_account_name: str = ""
     storage_table_uri: str = ""
@@ -84,6 +85,7 @@ class Settings:
             retrain_experiment=reader.text("RETRAIN_EXPERIMENT", "drift-retraining"),
             retrain_cooldown_minutes=reader.integer("RETRAIN_COOLDOWN_MINUTES", 360, low=0, high=100000),
             retrain_compute=reader.text("RETRAIN_COMPUTE", ""),
+            retrain_job_tags=reader.pairs("RETRAIN_JOB_TAGS"),
             storage_connection_string=reader.text("AzureWebJobsStorage", ""),
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
@@ -189,6 +191,16 @@ class _Reader:
             self.problems.append(f"{name}={raw!r} must be 'name:version' or 'name@latest'")
             return ""
         return raw
+
+    def pairs(self, name: str) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in self.items(name):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                self.problems.append(f"{name}: {item!r} is not key=value (e.g. register_model=credit,model.deploy=true)")
+                continue
+            pairs.append((key.strip(), value.strip()))
+        return tuple(pairs)
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()
