@@ -45,10 +45,9 @@ class _Capture(logging.Handler):
         self.outcomes: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        for marker in (" handled: ", " ignored: ", " permanently, acknowledged: "):
-            if marker in message:
-                self.outcomes.append(message.split(marker, 1)[1].split("; event=", 1)[0])
+        outcome = getattr(record, "outcome", None)
+        if outcome is not None:
+            self.outcomes.append(str(outcome))
 
 
 @functools.cache

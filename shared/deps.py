@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +51,9 @@ def _table_store(name: str) -> TableStore:
 @functools.cache
 def production_deps() -> Deps:
     """The process-wide dependencies, built on first use from the environment."""
+    # host.json's log levels do not reach the Python worker's loggers; keep the SDKs' HTTP chatter out here.
+    for name in ("azure", "azure.core.pipeline.policies.http_logging_policy", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     settings = get_settings()
     sinks = sinks_from_settings(
         settings.notify_topic_endpoint, settings.notify_topic_key, settings.notify_webhook_url, get_credential

@@ -28,27 +28,28 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
     try:
         workspace = workspace_of(envelope)
         if not deps.settings.allowed_workspaces:
-            logger.error(
-                "%s ignored: AML_ALLOWED_WORKSPACES is empty, so the app honours no workspace (fail closed)",
-                label,
-            )
-            return "ignored: no workspace is allowed (AML_ALLOWED_WORKSPACES is empty)"
+            outcome = "ignored: no workspace is allowed (AML_ALLOWED_WORKSPACES is empty, failing closed)"
+            logger.error("%s %s", label, outcome, extra={"outcome": outcome})
+            return outcome
         if not deps.settings.allows(workspace):
-            logger.warning("%s ignored: workspace %s is not in AML_ALLOWED_WORKSPACES", label, workspace.arm_id)
-            return f"ignored: workspace {workspace.workspace_name} is not allowed"
+            outcome = f"ignored: workspace {workspace.arm_id} is not in AML_ALLOWED_WORKSPACES"
+            logger.warning("%s %s", label, outcome, extra={"outcome": outcome})
+            return outcome
         handler = handlers.get(envelope.event_type)
         if handler is None:
-            logger.info("%s ignored: no handler for this event type", label)
-            return f"ignored: unknown event type {envelope.event_type}"
+            outcome = f"ignored: unknown event type {envelope.event_type}"
+            logger.info("%s %s", label, outcome, extra={"outcome": outcome})
+            return outcome
         event = parse(envelope)
         outcome = handler(event, deps)
-        logger.info("%s handled: %s", label, outcome)
+        logger.info("%s handled: %s", label, outcome, extra={"outcome": outcome})
         return outcome
     except Exception as err:
         if is_retryable(err):
             logger.warning("%s failed, Event Grid will redeliver: %s: %s", label, type(err).__name__, err)
             raise
         kind = "rejected" if isinstance(err, PermanentError) else "failed"
+        outcome = f"{kind}: {err}"
         # The event goes into the log whole, so an operator can replay it after a fix.
         logger.error(
             "%s %s permanently, acknowledged: %s: %s; event=%s",
@@ -58,8 +59,9 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
             err,
             _replayable(envelope),
             exc_info=not isinstance(err, PermanentError),
+            extra={"outcome": outcome},
         )
-        return f"{kind}: {err}"
+        return outcome
 
 
 def _replayable(envelope: Envelope) -> str:

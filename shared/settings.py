@@ -197,7 +197,9 @@ class _Reader:
         for item in self.items(name):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                self.problems.append(f"{name}: {item!r} is not key=value (e.g. register_model=credit,model.deploy=true)")
+                self.problems.append(
+                    f"{name}: {item!r} is not key=value (e.g. register_model=credit,model.deploy=true)"
+                )
                 continue
             pairs.append((key.strip(), value.strip()))
         return tuple(pairs)

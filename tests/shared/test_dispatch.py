@@ -53,7 +53,7 @@ def test_foreign_workspace_is_acknowledged_with_no_client_and_no_side_effect(cap
     deps = make_deps(notifier=notifier, aml=aml, table=table)
     with caplog.at_level(logging.WARNING):
         outcome = process(_envelope(topic=OTHER_WORKSPACE_ID), deps, HANDLERS)
-    assert outcome.startswith("ignored: workspace mlw-other")
+    assert outcome == f"ignored: workspace {OTHER_WORKSPACE_ID} is not in AML_ALLOWED_WORKSPACES"
     assert (notifier.sent, aml.calls, table.calls) == ([], [], [])
     assert "evt-1" in caplog.text and "not in AML_ALLOWED_WORKSPACES" in caplog.text
 
@@ -66,7 +66,7 @@ def test_empty_allowlist_honours_nothing(event_type: str, caplog: pytest.LogCapt
         outcome = process(_envelope(event_type), deps, HANDLERS)
     assert "no workspace is allowed" in outcome
     assert (notifier.sent, aml.calls, table.calls) == ([], [], [])
-    assert "fail closed" in caplog.text
+    assert "failing closed" in caplog.text
 
 
 def test_unknown_type_is_logged_and_acknowledged() -> None:
