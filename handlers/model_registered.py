@@ -7,18 +7,21 @@ import time
 from typing import TYPE_CHECKING
 
 from shared.errors import RetryableError
-from shared.rollout.engine import RolloutEngine, ledger_of, rollout_notification
-from shared.rollout.model import Reject, Rollout, Skip, State
-from shared.rollout.plan import plan_rollout
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, ModelRegisteredData
+    from shared.rollout.model import RolloutPlan, State
 
 logger = logging.getLogger(__name__)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
+    # Imported here, not at module import: cold start of function_app pays only for what it uses.
+    from shared.rollout.engine import RolloutEngine, ledger_of
+    from shared.rollout.model import Reject, Skip, State
+    from shared.rollout.plan import plan_rollout
+
     data, settings = event.data, deps.settings
     model = deps.aml(event.workspace).get_model(data.model_name, data.model_version)
     decision = plan_rollout(event.workspace, model, settings)
@@ -61,11 +64,11 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     return f"rollout {target}: {mine.split(': ', 1)[-1]}"
 
 
-def _record_final(deps: Deps, event_id: str, plan: object, state: State, reason: str) -> str:
+def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
-    from shared.rollout.model import RolloutPlan
+    from shared.rollout.engine import ledger_of, rollout_notification
+    from shared.rollout.model import Rollout
 
-    assert isinstance(plan, RolloutPlan)
     now = deps.clock()
     draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
     # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.errors import RetryableError, SettingsError
 
@@ -35,6 +36,9 @@ class Row:
 
 class TableStore:
     """A table in the Function App's storage account. Creates the table on first use."""
+
+    #: Storage operations by kind, process-wide (``make bench`` reports them).
+    operations: ClassVar[Counter[str]] = Counter()
 
     def __init__(self, client_factory: Callable[[], TableClient]) -> None:
         self._client_factory = client_factory
@@ -69,15 +73,32 @@ class TableStore:
     @property
     def client(self) -> TableClient:
         if self._client is None:
-            client = self._client_factory()
-            from azure.core.exceptions import ResourceExistsError
-
-            with contextlib.suppress(ResourceExistsError):
-                client.create_table()
-            self._client = client
+            self._client = self._client_factory()
+            self._create_table()
         return self._client
 
+    def _create_table(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with contextlib.suppress(ResourceExistsError):
+            self.client.create_table()
+
+    def _retry_if_table_missing(self, call: Callable[[], Any]) -> Any:
+        """Run ``call``; if the table was deleted under us (an operator, a reset), create it and run it again."""
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            return call()
+        except HttpResponseError as err:
+            # Depending on the operation this is a ResourceNotFoundError or a bare 404 HttpResponseError.
+            if err.status_code != 404 or "TableNotFound" not in f"{getattr(err, 'error_code', '')} {err}":
+                raise
+            logger.warning("table %s was missing; creating it again", self.client.table_name)
+            self._create_table()
+            return call()
+
     def get(self, partition: str, key: str) -> Row | None:
+        TableStore.operations["get"] += 1
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -87,16 +108,20 @@ class TableStore:
 
     def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         """Create the row; ``Conflict`` if it exists already."""
+        TableStore.operations["insert"] += 1
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            metadata = self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
+            metadata = self._retry_if_table_missing(
+                lambda: self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
+            )
         except ResourceExistsError as err:
             raise Conflict(f"{partition}/{key} exists") from err
         return Row(partition, key, dict(data), str(metadata.get("etag", "")))
 
     def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
         """Replace the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise."""
+        TableStore.operations["replace"] += 1
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -113,12 +138,17 @@ class TableStore:
         return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
 
     def delete(self, row: Row) -> None:
+        TableStore.operations["delete"] += 1
         from azure.core import MatchConditions
 
         self.client.delete_entity(row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified)
 
     def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
-        for entity in self.client.query_entities(filter, parameters=parameters or None):
+        TableStore.operations["query"] += 1
+        entities = self._retry_if_table_missing(
+            lambda: list(self.client.query_entities(filter, parameters=parameters or None))
+        )
+        for entity in entities:
             yield _row(entity)
 
     def partition(self, partition: str) -> list[Row]:

@@ -1,0 +1,1 @@
+"""Benchmarks, printed as tables (figures, not pass/fail): ``make bench``."""

@@ -1,0 +1,182 @@
+"""``make bench``: cold import, the ack path, reconciler ticks, ARM requests per rollout, and a burst.
+
+Figures, not pass/fail: the machine is noisy, so imports are measured as medians of fresh processes
+and the rest is counted (requests, ticks) rather than timed where a count tells the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[1]
+IMPORT_PROBE = """
+import json, resource, sys, time
+start = time.perf_counter()
+import {module}
+elapsed = time.perf_counter() - start
+print(json.dumps({{"seconds": elapsed, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "aml_loaded": "azure.ai.ml" in sys.modules}}))
+"""
+
+
+def cold_import(runs: int) -> list[tuple[str, str, str, str]]:
+    results: dict[str, dict[str, Any]] = {}
+    for module in ("azure.functions", "function_app", "azure.ai.ml"):
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-c", IMPORT_PROBE.format(module=module)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results[module] = {
+            "seconds": statistics.median(s["seconds"] for s in samples),
+            "rss": statistics.median(s["rss_mib"] for s in samples),
+            "aml": any(s["aml_loaded"] for s in samples),
+        }
+    base = results["azure.functions"]
+    rows = []
+    for module, r in results.items():
+        ratio = f"{r['seconds'] / base['seconds']:.2f}x time, {r['rss'] / base['rss']:.2f}x RSS"
+        rows.append(
+            (
+                f"import {module}",
+                f"{r['seconds'] * 1000:.0f} ms",
+                f"{r['rss']:.0f} MiB",
+                f"{ratio}; azure.ai.ml loaded: {r['aml']}",
+            )
+        )
+    return rows
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.monotonic()
+    result = action()
+    return result, time.monotonic() - start
+
+
+def rollouts(quiet_seconds: float) -> list[tuple[str, str, str, str]]:
+    from devkit.harness import OfflineApp, app_environment, model_registered
+    from devkit.stack import DevStack
+    from shared.store import TableStore
+
+    rows: list[tuple[str, str, str, str]] = []
+    tags = {"deploy": "true", "endpoint": "credit"}
+    with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
+        app, aml = OfflineApp(stack), stack.aml
+        aml.set_poll_interval(0.5)  # a leftover poller would be seen twice a second
+
+        # Ack path and ticks for a new endpoint.
+        aml.seed_model("credit", 1, tags=tags)
+        aml.clear_requests()
+        mark = time.time()
+        _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", 1)))
+        returned = time.time()
+        during = aml.request_counts(since=mark)
+        time.sleep(quiet_seconds)
+        after = aml.request_counts(since=returned)
+        rows.append(
+            (
+                "ack path, new endpoint",
+                f"{during['total']} ARM requests",
+                f"{ack_seconds * 1000:.0f} ms",
+                f"{after['total']} ARM requests in the {quiet_seconds:.0f} s after it returned",
+            )
+        )
+        ticks = app.run_until_settled()
+        total = aml.request_counts()
+        rows.append(
+            (
+                "event to live, new endpoint",
+                f"{ticks} ticks",
+                "",
+                f"{total['reads']} reads + {total['writes']} writes per rollout",
+            )
+        )
+
+        # Existing endpoint: blue/green to v2.
+        aml.seed_model("credit", 2, tags=tags)
+        aml.wait_idle()
+        aml.clear_requests()
+        mark = time.time()
+        _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", 2)))
+        during = aml.request_counts(since=mark)
+        rows.append(
+            ("ack path, existing endpoint", f"{during['total']} ARM requests", f"{ack_seconds * 1000:.0f} ms", "")
+        )
+        ticks = app.run_until_settled()
+        total = aml.request_counts()
+        rows.append(
+            (
+                "event to live, existing endpoint",
+                f"{ticks} ticks",
+                "",
+                f"{total['reads']} reads + {total['writes']} writes per rollout",
+            )
+        )
+
+        # Nothing in flight.
+        aml.clear_requests()
+        app.tick()
+        rows.append(("idle reconciler tick", f"{aml.request_counts()['total']} ARM requests", "", ""))
+
+        # Burst: 50 ModelRegistered events for 10 endpoints, 20 ms per ARM request.
+        stack.reset()
+        for model in range(10):
+            for version in range(1, 6):
+                aml.seed_model(f"burst{model}", version, tags={"deploy": "true", "endpoint": f"burst-{model}"})
+        aml.set_latency(20)
+        TableStore.operations.clear()
+        events = [model_registered(f"burst{m}", v) for v in range(1, 6) for m in range(10)]
+        start = time.monotonic()
+        app.deliver(*events)
+        ticks = app.run_until_settled(max_ticks=30)
+        wall = time.monotonic() - start
+        states: dict[str, int] = {}
+        for rollout in app.rollouts():
+            states[rollout["state"]] = states.get(rollout["state"], 0) + 1
+        counts = aml.request_counts()
+        ledger_ops = sum(TableStore.operations.values())
+        rows.append(
+            (
+                "burst: 50 events, 10 endpoints, 20 ms latency",
+                f"{ticks} ticks",
+                f"{wall:.1f} s",
+                f"{counts['total']} ARM requests ({counts['reads']} reads, {counts['writes']} writes), "
+                f"{ledger_ops} ledger ops; end states {states}",
+            )
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--runs", type=int, default=7, help="fresh processes per import measurement")
+    parser.add_argument("--quiet-seconds", type=float, default=30.0, help="how long to watch after the ack path")
+    args = parser.parse_args()
+    rows = cold_import(args.runs) + rollouts(args.quiet_seconds)
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(f"\n{'measure':<{widths[0]}}  {'figure':<{widths[1]}}  {'time/RSS':<{widths[2]}}  notes")
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    print(
+        f"\n(import figures are medians of {args.runs} fresh processes; goals: function_app within 1.5x of "
+        "azure.functions and azure.ai.ml not loaded; ack path <= 4 ARM requests and 0 after; "
+        "<= 3 ticks to live on a new endpoint, <= 2 on an existing one)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
