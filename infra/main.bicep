@@ -81,6 +81,9 @@ param retrainCooldownMinutes string = '360'
 @description('Optional compute target for retraining jobs.')
 param retrainCompute string = ''
 
+@description('Optional key=value,... tags the retraining job carries, e.g. register_model=credit,model.deploy=true.')
+param retrainJobTags string = ''
+
 @allowed([
   'true'
   'false'
@@ -143,6 +146,7 @@ var appSettings = {
   RETRAIN_EXPERIMENT: retrainExperiment
   RETRAIN_COOLDOWN_MINUTES: retrainCooldownMinutes
   RETRAIN_COMPUTE: retrainCompute
+  RETRAIN_JOB_TAGS: retrainJobTags
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {
