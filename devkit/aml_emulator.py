@@ -32,6 +32,9 @@ NO_CODE_MODEL_TYPES = frozenset({"mlflow_model", "triton_model"})
 DEFAULT_OPERATION_DURATION_S = 0.5
 DEFAULT_POLL_INTERVAL_S = 0.1
 DEFAULT_JOB_DURATION_S = 0.5
+EVENT_TYPE_PREFIX = "Microsoft.MachineLearningServices."
+#: What AML reports as ``runType`` for each ``jobType`` (RunCompleted / RunStatusChanged ``data.runType``).
+RUN_TYPES = {"pipeline": "azureml.PipelineRun", "command": "azureml.scriptrun", "sweep": "hyperdrive"}
 
 #: What AML reports for a model registered from an MLflow run (the SDK requires ``flavors`` to be a dict).
 _DEFAULT_FLAVORS: dict[str, dict[str, Any]] = {
@@ -97,6 +100,16 @@ def validate_name(name: str, what: str) -> None:
         )
 
 
+def _io_spec(items: Mapping[str, str | Mapping[str, Any]] | Iterable[str], default_type: str) -> dict[str, Any]:
+    """Component inputs/outputs as ``componentSpec`` spells them, from names or ``{name: type | spec}``."""
+    if isinstance(items, Mapping):
+        return {
+            name: {"type": spec} if isinstance(spec, str) else {"type": default_type, **dict(spec)}
+            for name, spec in items.items()
+        }
+    return {name: {"type": default_type} for name in items}
+
+
 # --------------------------------------------------------------------------------------------- state
 
 
@@ -153,6 +166,20 @@ class Job:
     ends_at: float
     outcome: str = "Completed"
     canceled: bool = False
+    announced: bool = False  # its RunCompleted / RunStatusChanged went to the outbox
+
+
+@dataclass
+class ComponentVersion:
+    """One registered component version; ``spec`` is the ``componentSpec`` AML stores (inputs, outputs, jobs)."""
+
+    name: str
+    version: str
+    spec: dict[str, Any]
+    created_at: float
+    sequence: int  # breaks created_at ties, so "latest" is the last one registered
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +213,7 @@ class FaultPlan:
     latency_ms: float = 0.0
     seed: int = 0
     fail_next: list[int] = field(default_factory=list)  # statuses to answer next, in order (matching requests)
+    fail_next_retry_after: list[float | None] = field(default_factory=list)  # Retry-After of each fail_next entry
 
     def matches(self, method: str, path: str) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -268,6 +296,9 @@ class AmlEmulator:
             self._deployments: dict[str, dict[str, Resource]] = {}
             self._operations: dict[str, Operation] = {}
             self._jobs: dict[str, Job] = {}
+            self._components: dict[str, dict[str, ComponentVersion]] = {}
+            self._component_sequence = 0
+            self._outbox: list[dict[str, Any]] = []
             self._keys: dict[str, tuple[str, str]] = {}
             self._log: list[LoggedRequest] = []
             self._faults = FaultPlan()
@@ -329,13 +360,19 @@ class AmlEmulator:
                 latency_ms=self._faults.latency_ms if latency_ms is None else latency_ms,
                 seed=seed,
                 fail_next=self._faults.fail_next,
+                fail_next_retry_after=self._faults.fail_next_retry_after,
             )
             self._rng = random.Random(seed)
 
-    def fail_next(self, count: int = 1, status: int = 429) -> None:
-        """Answer the next ``count`` ARM requests matching the fault filter with ``status`` (429, 500, 503...)."""
+    def fail_next(self, count: int = 1, status: int = 429, retry_after_s: float | None = None) -> None:
+        """Answer the next ``count`` ARM requests matching the fault filter with ``status`` (429, 500, 503...).
+
+        ``retry_after_s`` sends a ``Retry-After`` (as ``retry-after-ms``) with each answer, whatever its status;
+        azure-core honours it instead of its exponential back-off, which keeps tests of 5xx retries fast.
+        """
         with self._lock:
             self._faults.fail_next.extend([status] * count)
+            self._faults.fail_next_retry_after.extend([retry_after_s] * count)
 
     def clear_faults(self) -> None:
         """Remove every injected fault and the extra latency (failing deployments are kept)."""
@@ -366,6 +403,94 @@ class AmlEmulator:
         """The ``Retry-After`` sent with LRO answers (how often SDK pollers come back)."""
         with self._lock:
             self.poll_interval_s = seconds
+
+    def set_job_duration(self, seconds: float) -> None:
+        """How long new jobs stay Starting/Running before they end Completed (or Failed)."""
+        with self._lock:
+            self.job_duration_s = seconds
+
+    def seed_component(
+        self,
+        name: str,
+        version: str | int,
+        inputs: Mapping[str, str | Mapping[str, Any]] | Iterable[str] = (),
+        *,
+        outputs: Mapping[str, str | Mapping[str, Any]] | Iterable[str] = ("model",),
+        component_type: str = "pipeline",
+        created_at: str | float | datetime | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ComponentVersion:
+        """Register a component version directly (no request is logged).
+
+        ``inputs`` declares its inputs: names (type ``string``) or ``{name: type}`` or ``{name: {"type", "optional",
+        "default"}}``. An input that is neither optional nor defaulted is required by a job PUT.
+        """
+        spec: dict[str, Any] = {
+            "$schema": f"https://azuremlschemas.azureedge.net/latest/{component_type}Component.schema.json",
+            "name": name,
+            "version": str(version),
+            "display_name": name,
+            "type": component_type,
+            "inputs": _io_spec(inputs, "string"),
+            "outputs": _io_spec(outputs, "mlflow_model"),
+        }
+        if component_type == "pipeline":
+            spec["jobs"] = {}
+        if description:
+            spec["description"] = description
+        with self._lock:
+            self._component_sequence += 1
+            component = ComponentVersion(
+                name=name,
+                version=str(version),
+                spec=spec,
+                created_at=_parse_time(created_at),
+                sequence=self._component_sequence,
+                description=description,
+                tags=dict(tags or {}),
+            )
+            self._components.setdefault(name.lower(), {})[component.version] = component
+        return component
+
+    def wait_jobs(self, timeout_s: float = 30.0) -> None:
+        """Block until every job has ended (Completed, Failed or Canceled); raises TimeoutError."""
+        deadline = _now() + timeout_s
+        while True:
+            with self._lock:
+                self._advance()
+                running = [j for j in self._jobs.values() if not j.canceled and j.ends_at > _now()]
+                if not running:
+                    return
+                wait = min(j.ends_at for j in running) - _now()
+            if _now() > deadline:
+                raise TimeoutError(f"{len(running)} jobs still running")
+            time.sleep(max(0.01, min(wait, 0.1)))
+
+    def job_state(self, name: str) -> dict[str, Any] | None:
+        """The job's current ARM body (``None`` if it does not exist)."""
+        with self._lock:
+            self._advance()
+            job = self._jobs.get(name.lower())
+            return self._job_body(job) if job else None
+
+    def events(self) -> list[dict[str, Any]]:
+        """The outbox: Event Grid-schema events AML would have published so far, oldest first (kept)."""
+        with self._lock:
+            self._advance()
+            return copy.deepcopy(self._outbox)
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The outbox's events, oldest first, removed from it.
+
+        ``ModelRegistered`` for each model version created through ARM, ``RunCompleted`` for each job that
+        completed and ``RunStatusChanged`` (``runStatus`` Failed) for each job that failed, with the workspace
+        as topic, as Azure ML publishes them through Event Grid. Deliver them with ``OfflineApp.deliver``.
+        """
+        with self._lock:
+            self._advance()
+            taken, self._outbox = self._outbox, []
+        return taken
 
     def requests(
         self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None
@@ -440,6 +565,11 @@ class AmlEmulator:
                     for key, e in self._endpoints.items()
                 },
                 "jobs": {j.name: self._job_status(j) for j in self._jobs.values()},
+                "components": {
+                    c.name: sorted(v.version for v in versions.values())
+                    for versions in self._components.values()
+                    for c in list(versions.values())[:1]
+                },
             }
 
     # ------------------------------------------------------------------ HTTP entry
@@ -505,8 +635,11 @@ class AmlEmulator:
             plan = self._faults
             if not plan.matches(request.method, request.path):
                 return None
+            retry_after: float | None = None
             if plan.fail_next:
                 status = plan.fail_next.pop(0)
+                if plan.fail_next_retry_after:
+                    retry_after = plan.fail_next_retry_after.pop(0)
             else:
                 roll = self._rng.random()
                 if roll < plan.rate_429:
@@ -522,11 +655,14 @@ class AmlEmulator:
                 "The request is being throttled as the limit has been reached for operation type - "
                 f"{'Write' if request.method != 'GET' else 'Read'}. (injected by the devkit)",
             ).response()
-            response.headers["Retry-After"] = f"{plan.retry_after_s:g}"
+            response.headers["Retry-After"] = f"{plan.retry_after_s if retry_after is None else retry_after:g}"
             return response
-        return ArmError(
+        response = ArmError(
             status, "InternalServerError", "An unexpected error occurred (injected by the devkit)."
         ).response()
+        if retry_after is not None:
+            response.headers["retry-after-ms"] = str(max(1, round(retry_after * 1000)))
+        return response
 
     def _route(self, request: Request) -> Response:
         op_match = _OPERATION_RE.match(request.path)
@@ -599,6 +735,10 @@ class AmlEmulator:
             ("PATCH", f"/onlineEndpoints/{e}/deployments/{d}", self._patch_deployment),
             ("DELETE", f"/onlineEndpoints/{e}/deployments/{d}", self._delete_deployment),
             ("POST", f"/onlineEndpoints/{e}/deployments/{d}/getLogs", self._get_logs),
+            ("GET", "/components", self._list_component_containers),
+            ("GET", f"/components/{n}", self._get_component_container),
+            ("GET", f"/components/{n}/versions", self._list_component_versions),
+            ("GET", f"/components/{n}/versions/{v}", self._get_component_version),
             ("GET", "/jobs", self._list_jobs),
             ("GET", f"/jobs/{n}", self._get_job),
             ("PUT", f"/jobs/{n}", self._put_job),
@@ -772,6 +912,18 @@ class AmlEmulator:
             props.pop(server_owned, None)
         model.extra = props
         self._store_model(model)
+        if existing is None:
+            self._emit(
+                "ModelRegistered",
+                f"models/{model.name}:{model.version}",
+                {
+                    "modelName": model.name,
+                    "modelVersion": model.version,
+                    "modelTags": dict(model.tags),
+                    "modelProperties": dict(model.properties),
+                },
+                model.created_at,
+            )
         return Response(200 if existing else 201, self._model_version_body(model))
 
     # ------------------------------------------------------------------ time-driven state
@@ -779,6 +931,7 @@ class AmlEmulator:
     def _advance(self) -> None:
         """Finish every operation whose time is up (state is evaluated lazily, no timers)."""
         now = _now()
+        self._announce_ended_jobs()
         for op in sorted(self._operations.values(), key=lambda o: o.ends_at):
             if op.done or op.ends_at > now:
                 continue
@@ -1240,6 +1393,152 @@ class AmlEmulator:
             ]
         return lines
 
+    # ------------------------------------------------------------------ components
+
+    def _get_component_entity(self, name: str, version: str) -> ComponentVersion:
+        component = self._components.get(name.lower(), {}).get(version)
+        if component is None:
+            raise ArmError(404, "UserError", f"Could not find asset with name {name} and version {version}.")
+        return component
+
+    def _component_versions(self, name: str) -> list[ComponentVersion]:
+        return sorted(self._components.get(name.lower(), {}).values(), key=lambda c: (c.created_at, c.sequence))
+
+    def _component_version_body(self, component: ComponentVersion) -> dict[str, Any]:
+        return {
+            "id": f"{self.workspace_id}/components/{component.name}/versions/{component.version}",
+            "name": component.version,
+            "type": f"{PROVIDER}/workspaces/components/versions",
+            "properties": {
+                "componentSpec": copy.deepcopy(component.spec),
+                "description": component.description,
+                "tags": dict(component.tags),
+                "properties": {},
+                "isAnonymous": False,
+                "isArchived": False,
+                "provisioningState": "Succeeded",
+            },
+            "systemData": {
+                "createdAt": _iso(component.created_at),
+                "createdBy": "devkit",
+                "createdByType": "Application",
+                "lastModifiedAt": _iso(component.created_at),
+            },
+        }
+
+    def _component_container_body(self, name: str) -> dict[str, Any]:
+        versions = self._component_versions(name)
+        numeric = [int(c.version) for c in versions if c.version.isdigit()]
+        return {
+            "id": f"{self.workspace_id}/components/{versions[0].name}",
+            "name": versions[0].name,
+            "type": f"{PROVIDER}/workspaces/components",
+            "properties": {
+                "description": versions[-1].description,
+                "tags": {},
+                "properties": {},
+                "isArchived": False,
+                "latestVersion": versions[-1].version,
+                "nextVersion": str(max(numeric, default=0) + 1),
+                "provisioningState": "Succeeded",
+            },
+            "systemData": {"createdAt": _iso(versions[0].created_at), "createdByType": "Application"},
+        }
+
+    def _list_component_containers(self, request: Request) -> Response:
+        names = sorted(key for key, versions in self._components.items() if versions)
+        return self._page(request, [self._component_container_body(name) for name in names])
+
+    def _get_component_container(self, request: Request, name: str) -> Response:
+        if not self._components.get(name.lower()):
+            raise ArmError(404, "UserError", f"Could not find asset with name {name}.")
+        return Response(200, self._component_container_body(name))
+
+    def _list_component_versions(self, request: Request, name: str) -> Response:
+        """Newest first by default; ``$orderBy=createdtime desc&$top=1`` is how azure-ai-ml resolves ``@latest``."""
+        versions = self._component_versions(name)
+        order = (request.query.get("$orderBy") or "createdtime desc").lower().split()
+        if order and order[0] in {"createdtime", "createdat", "properties/createdtime"}:
+            versions.sort(key=lambda c: (c.created_at, c.sequence), reverse=len(order) > 1 and order[1] == "desc")
+        else:
+            versions.sort(key=lambda c: (len(c.version), c.version), reverse=len(order) > 1 and order[1] == "desc")
+        if top := request.query.get("$top"):
+            versions = versions[: int(top)]
+        return self._page(request, [self._component_version_body(c) for c in versions])
+
+    def _get_component_version(self, request: Request, name: str, version: str) -> Response:
+        return Response(200, self._component_version_body(self._get_component_entity(name, version)))
+
+    def _check_job_component(self, props: Mapping[str, Any]) -> None:
+        """A job of a workspace component: the component exists and the inputs are ones it declares."""
+        component_id = str(props.get("componentId") or "")
+        match = re.search(r"/workspaces/([^/]+)/components/([^/]+)/versions/([^/]+)$", component_id, re.IGNORECASE)
+        if match is None:
+            return  # inline jobs, registry components and anonymous components are not checked
+        component = self._get_component_entity(match[2], match[3])
+        declared: Mapping[str, Any] = component.spec.get("inputs") or {}
+        given = set(props.get("inputs") or {})
+        unknown = sorted(given - set(declared))
+        if unknown:
+            raise ArmError(
+                400,
+                "UserError",
+                f"Input(s) {', '.join(unknown)} are not declared by component {component.name}:{component.version} "
+                f"(it declares: {', '.join(sorted(declared)) or 'none'}).",
+            )
+        missing = sorted(
+            name
+            for name, spec in declared.items()
+            if name not in given and not spec.get("optional") and spec.get("default") is None
+        )
+        if missing:
+            raise ArmError(
+                400,
+                "UserError",
+                f"Required input(s) {', '.join(missing)} of component {component.name}:{component.version} "
+                "are not provided.",
+            )
+
+    # ------------------------------------------------------------------ outbox
+
+    def _emit(self, event_type: str, subject: str, data: Mapping[str, Any], at: float) -> None:
+        """Queue one event as Azure ML publishes it through Event Grid (Event Grid schema)."""
+        self._outbox.append(
+            {
+                "id": str(uuid.uuid4()),
+                "topic": self.workspace_id,
+                "subject": subject,
+                "eventType": f"{EVENT_TYPE_PREFIX}{event_type}",
+                "eventTime": _iso(at),
+                "data": dict(data),
+                "dataVersion": "2",
+                "metadataVersion": "1",
+            }
+        )
+
+    def _announce_ended_jobs(self) -> None:
+        """RunCompleted for each newly completed job, RunStatusChanged for each newly failed one (AML's rule)."""
+        for job in sorted(self._jobs.values(), key=lambda j: j.ends_at):
+            if job.announced or job.canceled or _now() < job.ends_at:
+                continue
+            job.announced = True
+            props = job.body["properties"]
+            experiment = str(props.get("experimentName") or "Default")
+            experiment_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.workspace_guid}/experiments/{experiment}"))
+            data: dict[str, Any] = {
+                "experimentId": experiment_id,
+                "experimentName": experiment,
+                "runId": job.name,
+                "runType": RUN_TYPES.get(str(props.get("jobType", "")).lower(), str(props.get("jobType", ""))),
+                "runTags": dict(props.get("tags") or {}),
+                "runProperties": dict(props.get("properties") or {}),
+            }
+            subject = f"experiments/{experiment_id}/runs/{job.name}"
+            if job.outcome == "Completed":
+                self._emit("RunCompleted", subject, data, job.ends_at)
+            elif job.outcome == "Failed":
+                self._emit("RunStatusChanged", subject, {**data, "runStatus": "Failed"}, job.ends_at)
+
     # ------------------------------------------------------------------ jobs
 
     def _job_status(self, job: Job) -> str:
@@ -1272,7 +1571,15 @@ class AmlEmulator:
         body = request.json() or {}
         props = dict(body.get("properties") or {})
         existing = self._jobs.get(name.lower())
-        created = existing.created_at if existing else _now()
+        if existing is not None:
+            # AML updates a job's mutable fields in place; the run itself is neither resubmitted nor restarted.
+            current = existing.body["properties"]
+            for mutable in ("tags", "description", "displayName", "properties"):
+                if mutable in props:
+                    current[mutable] = props[mutable]
+            return Response(200, self._job_body(existing))
+        self._check_job_component(props)
+        created = _now()
         props.setdefault("jobType", "Command")
         props.setdefault("experimentName", "Default")
         props.setdefault("displayName", name)
@@ -1289,7 +1596,7 @@ class AmlEmulator:
         outcome = "Failed" if name.lower() in self._failing_jobs else "Completed"
         job = Job(name, job_body, created, created + self.job_duration_s, outcome)
         self._jobs[name.lower()] = job
-        return Response(200 if existing else 201, self._job_body(job))
+        return Response(201, self._job_body(job))
 
     def _cancel_job(self, request: Request, name: str) -> Response:
         job = self._get_job_entity(name)
@@ -1311,17 +1618,21 @@ class AmlEmulator:
     # ------------------------------------------------------------------ HTTP control API
 
     def _control(self, request: Request) -> Response:
-        """``/_emulator/...``: reset, requests, faults, models, state, config. Never logged, never authorized.
+        """``/_emulator/...``: reset, requests, faults, models, components, events, state, config. Never logged,
+        never authorized.
 
         - ``POST /_emulator/reset``
         - ``GET /_emulator/requests`` (``?method=&path_contains=&since=``), ``DELETE /_emulator/requests``
         - ``GET /_emulator/requests/counts``
         - ``PUT /_emulator/faults`` ``{"rate_429", "rate_500", "methods", "path_pattern", "retry_after_s",
           "latency_ms", "seed"}``; ``DELETE /_emulator/faults``; ``POST /_emulator/faults/next``
-          ``{"count", "status"}``
+          ``{"count", "status", "retry_after_s"}``
         - ``PUT /_emulator/config`` ``{"operation_duration_s", "poll_interval_s", "job_duration_s",
           "failing_deployments": [...], "failing_jobs": [...]}``
         - ``POST /_emulator/models`` ``{"name", "version", "type", "tags", "created_at"}``
+        - ``POST /_emulator/components`` ``{"name", "version", "inputs", "outputs", "type", "created_at",
+          "description", "tags"}`` (``inputs``: a list of names or ``{name: type | {"type", "optional", "default"}}``)
+        - ``GET /_emulator/events`` (the outbox, kept); ``POST /_emulator/events/take`` (returned and cleared)
         - ``GET /_emulator/state``
         """
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
@@ -1351,7 +1662,12 @@ class AmlEmulator:
             self.clear_faults()
             return Response(204)
         if key == ("POST", "/faults/next"):
-            self.fail_next(int(body.get("count", 1)), int(body.get("status", 429)))
+            retry_after = body.get("retry_after_s")
+            self.fail_next(
+                int(body.get("count", 1)),
+                int(body.get("status", 429)),
+                float(retry_after) if retry_after is not None else None,
+            )
             return Response(204)
         if key == ("PUT", "/config"):
             if "operation_duration_s" in body:
@@ -1375,6 +1691,22 @@ class AmlEmulator:
                 body.get("description"),
             )
             return Response(201, {"name": model.name, "version": model.version})
+        if key == ("POST", "/components"):
+            component = self.seed_component(
+                body["name"],
+                body["version"],
+                body.get("inputs") or (),
+                outputs=body.get("outputs") or ("model",),
+                component_type=body.get("type", "pipeline"),
+                created_at=body.get("created_at"),
+                description=body.get("description"),
+                tags=body.get("tags"),
+            )
+            return Response(201, {"name": component.name, "version": component.version})
+        if key == ("GET", "/events"):
+            return Response(200, {"value": self.events()})
+        if key == ("POST", "/events/take"):
+            return Response(200, {"value": self.take_events()})
         if key == ("GET", "/state"):
             return Response(200, self.snapshot())
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
 
+    from shared.register import RegisterModel
+    from shared.retrain import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest
+
 logger = logging.getLogger(__name__)
 
 ARM_ENDPOINT = "https://management.azure.com"
@@ -188,3 +191,99 @@ class AmlGateway:
         request = models.DeploymentLogsRequest(container_type="InferenceServer", tail=lines)
         logs = self.mgmt.online_deployments.get_logs(*self._scope, endpoint, deployment, request)
         return str(logs.content or "")
+
+    def get_component(self, ref: ComponentRef) -> ComponentInfo:
+        """The registered pipeline component ``ref`` names (``@latest`` resolved the way azure-ai-ml does)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.retrain import ComponentInfo, RetrainingTargetInvalid
+
+        try:
+            if ref.label:
+                component = self.ml.components.get(ref.name, label=ref.label)
+            else:
+                component = self.ml.components.get(ref.name, version=ref.version)
+        except ResourceNotFoundError as err:
+            raise RetrainingTargetInvalid(
+                f"RETRAIN_PIPELINE_COMPONENT={ref}: no such component in workspace {self.workspace.workspace_name}"
+            ) from err
+        kind = str(getattr(component, "type", "") or "")
+        if kind != "pipeline":
+            raise RetrainingTargetInvalid(
+                f"RETRAIN_PIPELINE_COMPONENT={ref}: {component.name}:{component.version} is a {kind or 'untyped'} "
+                "component; a pipeline component is required"
+            )
+        return ComponentInfo(
+            name=str(component.name),
+            version=str(component.version),
+            id=str(component.id),
+            type=kind,
+            inputs=tuple(str(name) for name in (component.inputs or {})),
+        )
+
+    def get_job(self, name: str) -> JobInfo | None:
+        """The job called ``name``, or None if there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            job = self.ml.jobs.get(name)
+        except ResourceNotFoundError:
+            return None
+        return self._job_info(job, name)
+
+    def submit_pipeline_job(self, request: PipelineJobRequest) -> JobInfo:
+        """Submit a registered pipeline component as a pipeline job (one PUT); nothing waits for it to run."""
+        from azure.ai.ml.entities import PipelineJob, PipelineJobSettings
+
+        job = PipelineJob(
+            component=request.component_id,
+            inputs=dict(request.inputs),
+            name=request.name,
+            display_name=request.display_name,
+            description=request.description,
+            experiment_name=request.experiment,
+            tags=dict(request.tags),
+            settings=PipelineJobSettings(default_compute=request.compute) if request.compute else None,
+        )
+        return self._job_info(self.ml.jobs.create_or_update(job), request.name)
+
+    def find_model_version_from_run(self, name: str, run_id: str) -> str | None:
+        """The version of model ``name`` registered from run ``run_id`` (tag ``source_run_id``), if any."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.register import SOURCE_RUN_TAG
+
+        try:
+            versions = list(self.mgmt.model_versions.list(*self._scope, name, tags=f"{SOURCE_RUN_TAG}={run_id}"))
+        except ResourceNotFoundError:
+            return None
+        # The service's tag filter is the fast path; the exact comparison is the rule.
+        found = [v for v in versions if (v.properties.tags or {}).get(SOURCE_RUN_TAG) == run_id]
+        return str(found[0].name) if found else None
+
+    def register_model_from_run(self, request: RegisterModel) -> str:
+        """Register the run's output as the next version of the model; returns the version AML assigned."""
+        from azure.ai.ml.entities import Model
+
+        model = self.ml.models.create_or_update(
+            Model(
+                name=request.name,
+                path=request.path,
+                type=request.model_type,
+                tags=dict(request.tags),
+                description=request.description,
+            )
+        )
+        return str(model.version)
+
+    @staticmethod
+    def _job_info(job: Any, name: str) -> JobInfo:
+        from shared.retrain import JobInfo
+
+        status = getattr(job, "status", None)
+        return JobInfo(
+            name=str(getattr(job, "name", None) or name),
+            status=str(getattr(status, "value", status) or ""),
+            experiment=str(getattr(job, "experiment_name", None) or ""),
+            tags={str(k): str(v) for k, v in (getattr(job, "tags", None) or {}).items()},
+        )

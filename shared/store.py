@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import random
+import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from shared.errors import RetryableError, SettingsError
+from shared.errors import EventValidationError, RetryableError, SettingsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
 
     from shared.settings import Settings
+    from shared.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
+
+_NOT_IN_TABLE_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def workspace_scope(workspace: WorkspaceRef) -> str:
+    """``{name}~{hash}``: a readable partition-key part unique per workspace (ids compare case-insensitively)."""
+    return f"{workspace.workspace_name}~{hashlib.sha256(workspace.key.encode()).hexdigest()[:8]}"
+
+
+def checked_key(value: str, field: str, what: str) -> str:
+    """``value`` if Azure Tables accepts it as a key; else an ``EventValidationError`` naming ``field``."""
+    if not value or _NOT_IN_TABLE_KEYS.search(value) or len(value) > 255:
+        raise EventValidationError(field, f"{value!r} is not {what}")
+    return value
+
+
+def backoff(attempt: int) -> None:
+    """A short jittered pause after an ETag conflict, so contending writers stop colliding."""
+    time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
 
 
 class Conflict(Exception):
@@ -159,7 +183,7 @@ class TableStore:
     ) -> Row | None:
         """Read-modify-write with ETags: ``change`` sees the current row (or None) and returns the new
         properties, or None to leave it alone. Retried on ``Conflict``, so no update is lost."""
-        for _ in range(tries):
+        for attempt in range(tries):
             current = self.get(partition, key)
             data = change(current)
             if data is None:
@@ -168,6 +192,7 @@ class TableStore:
                 return self.replace(current, data) if current else self.insert(partition, key, data)
             except Conflict:
                 logger.debug("%s/%s changed under us; re-reading", partition, key)
+                backoff(attempt)
         raise RetryableError(f"{partition}/{key} kept changing under concurrent updates")
 
 

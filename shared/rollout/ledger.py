@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -11,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.rollout.model import Rollout, RolloutPlan, State
-from shared.store import Conflict, Row, TableStore
+from shared.store import Conflict, Row, TableStore, backoff, workspace_scope
 from shared.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
@@ -23,9 +22,7 @@ MAX_TEXT = 30_000  # Table string properties hold 64 KiB of UTF-16
 
 def partition_key(workspace_id: str, endpoint: str) -> str:
     """Readable, unique per workspace (ids compared case-insensitively) and endpoint."""
-    workspace = WorkspaceRef.from_arm_id(workspace_id)
-    digest = hashlib.sha256(workspace.key.encode()).hexdigest()[:8]
-    return f"{workspace.workspace_name}~{digest}~{endpoint}"
+    return f"{workspace_scope(WorkspaceRef.from_arm_id(workspace_id))}~{endpoint}"
 
 
 class RolloutLedger:
@@ -67,10 +64,11 @@ class RolloutLedger:
         pk = partition_key(rollout.plan.workspace_id, rollout.plan.endpoint)
         row = Row(pk, rollout.plan.deployment, {}, rollout.etag)
         updated = replace(rollout, updated_at=now)
-        for _ in range(8):
+        for attempt in range(8):
             try:
                 return _decode(self.store.replace(row, _encode(updated)))
             except Conflict:
+                backoff(attempt)
                 fresh = self.store.get(pk, rollout.plan.deployment)
                 if fresh is None:
                     raise

@@ -60,12 +60,17 @@ def test_model_deployed_notifies_with_service_compute_and_models() -> None:
 
 def test_drift_notifies_with_monitor_coefficient_and_window() -> None:
     notifier = FakeNotifier()
-    _dispatch("dataset_drift_detected", notifier)
-    [sent] = notifier.sent
+    outcome = _dispatch("dataset_drift_detected", notifier)
+    [sent, skipped] = notifier.sent
     assert sent.type == "AmlEvents.Drift.Detected"
     assert sent.facts["monitor"] == "credit-monitor"
     assert sent.facts["driftCoefficient"] == 0.83
     assert sent.facts["window"] == "2026-11-14T00:00:00+00:00 .. 2026-11-21T00:00:00+00:00"
+    # No RETRAIN_PIPELINE_COMPONENT: retraining is skipped without creating any client (make_deps forbids it).
+    assert skipped.type == "AmlEvents.Retraining.Skipped"
+    assert skipped.facts["kind"] == "not configured"
+    assert "RETRAIN_PIPELINE_COMPONENT" in skipped.facts["reason"]
+    assert outcome.endswith("retraining skipped (not configured): " + skipped.facts["reason"])
 
 
 def test_a_failing_sink_makes_the_event_redeliverable() -> None:

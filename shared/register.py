@@ -1,0 +1,112 @@
+"""RunCompleted → model registration decisions (pure): the run-tag contract, validated, into a registration request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.errors import PermanentError
+from shared.events import RunCompletedData
+from shared.store import checked_key, workspace_scope
+from shared.workspace import WorkspaceRef
+
+REGISTER_TAG = "register_model"
+PATH_TAG = "model_path"
+TYPE_TAG = "model_type"
+MODEL_TAG_PREFIX = "model."
+DEFAULT_PATH = "model"
+DEFAULT_TYPE = "mlflow_model"
+#: azure.ai.ml.constants.AssetTypes for models.
+MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
+SOURCE_RUN_TAG = "source_run_id"
+SOURCE_EXPERIMENT_TAG = "source_experiment"
+#: Azure ML asset names: a letter or digit, then letters, digits, '-', '_' and '.', up to 255 characters.
+_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_BAD_PATH = re.compile(r"[\\?#%\s]")
+
+
+class InvalidRunTag(PermanentError):
+    """A run tag of the registration contract has a value no retry can fix. The message names the tag."""
+
+    def __init__(self, tag: str, value: str, problem: str) -> None:
+        super().__init__(f"run tag {tag!r}={value!r}: {problem}")
+        self.tag = tag
+        self.value = value
+
+
+@dataclass(frozen=True)
+class RegisterModel:
+    """Register ``path`` (a job output) as a new version of model ``name``."""
+
+    name: str
+    run_id: str
+    experiment: str
+    path: str
+    model_type: str
+    tags: Mapping[str, str]
+    description: str
+
+
+def registration_request(run: RunCompletedData) -> RegisterModel | None:
+    """The registration a completed run asks for through its tags; None if it asks for none.
+
+    Raises ``InvalidRunTag`` naming the tag, the value and what is allowed.
+    """
+    tags = {key.strip(): value.strip() for key, value in run.run_tags.items()}
+    if REGISTER_TAG not in tags:
+        return None
+    name = tags[REGISTER_TAG]
+    if not _ASSET_NAME.match(name):
+        raise InvalidRunTag(
+            REGISTER_TAG,
+            name,
+            "must be a model name: a letter or digit, then letters, digits, '-', '_' or '.' (at most 255)",
+        )
+    model_type = validate_model_type(tags.get(TYPE_TAG, ""))
+    path = model_path(tags.get(PATH_TAG, ""))
+    experiment = run.experiment_name or run.experiment_id
+    return RegisterModel(
+        name=name,
+        run_id=run.run_id,
+        experiment=experiment,
+        path=f"azureml://jobs/{run.run_id}/outputs/artifacts/paths/{path}",
+        model_type=model_type,
+        tags=model_tags(tags, run.run_id, experiment),
+        description=f"Registered by aml-event-handler from run {run.run_id} in experiment {experiment}",
+    )
+
+
+def validate_model_type(value: str) -> str:
+    """The ``model_type`` tag (default mlflow_model), or ``InvalidRunTag`` listing the allowed values."""
+    model_type = value.strip().lower() or DEFAULT_TYPE
+    if model_type not in MODEL_TYPES:
+        raise InvalidRunTag(TYPE_TAG, value, f"not a model type; allowed values: {', '.join(MODEL_TYPES)}")
+    return model_type
+
+
+def model_path(value: str) -> str:
+    """The ``model_path`` tag (default ``model``): a relative path inside the run's artifacts."""
+    path = value.strip().strip("/") or DEFAULT_PATH
+    if _BAD_PATH.search(path) or any(part in ("", ".", "..") for part in path.split("/")):
+        raise InvalidRunTag(
+            PATH_TAG, value, "must be a relative path inside the run's outputs (no '..', spaces, '\\', '?', '#', '%')"
+        )
+    return path
+
+
+def model_tags(run_tags: Mapping[str, str], run_id: str, experiment: str) -> dict[str, str]:
+    """Every ``model.X`` run tag as model tag ``X``, plus ``source_run_id`` and ``source_experiment`` (which win)."""
+    tags = {
+        key[len(MODEL_TAG_PREFIX) :]: value
+        for key, value in run_tags.items()
+        if key.lower().startswith(MODEL_TAG_PREFIX) and key[len(MODEL_TAG_PREFIX) :]
+    }
+    tags[SOURCE_RUN_TAG] = run_id
+    tags[SOURCE_EXPERIMENT_TAG] = experiment
+    return tags
+
+
+def record_keys(workspace: WorkspaceRef, run_id: str) -> tuple[str, str]:
+    """(partition, row) of the run's registration record in the idempotency table: keyed on the run id."""
+    return f"registration~{workspace_scope(workspace)}", checked_key(run_id, "data.runId", "an Azure ML run id")

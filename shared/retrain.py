@@ -1,0 +1,293 @@
+"""Drift → retraining decisions (pure): threshold, cooldown, deterministic job name, component inputs, job tags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import PermanentError
+from shared.events import DatasetDriftDetectedData
+from shared.settings import Settings
+from shared.store import checked_key, workspace_scope
+from shared.workspace import WorkspaceRef
+
+#: The drift context offered to the retraining component; only the inputs it declares are passed.
+DRIFT_INPUTS = (
+    "monitor_name",
+    "drift_run_id",
+    "base_dataset_id",
+    "target_dataset_id",
+    "window_start",
+    "window_end",
+)
+#: Tags every retraining job carries (they win over RETRAIN_JOB_TAGS of the same name).
+TRIGGER_EVENT_TAG = "trigger_event_id"
+DRIFT_RUN_TAG = "drift_run_id"
+DRIFT_MONITOR_TAG = "drift_monitor"
+JOB_NAME_PREFIX = "retrain"
+JOB_NAME_PART = 24  # characters kept from the monitor and from the run id; the digest keeps names unique
+MAX_SKIPPED = 50  # skipped drift run ids remembered per monitor
+
+NOT_CONFIGURED = "not configured"
+BELOW_THRESHOLD = "below threshold"
+COOLDOWN = "cooldown"
+PLAN_ONLY = "plan only"
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """``RETRAIN_PIPELINE_COMPONENT`` parsed: ``name:version`` or ``name@latest``."""
+
+    name: str
+    version: str | None = None
+    label: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> ComponentRef:
+        spec = spec.strip().removeprefix("azureml:")
+        if spec.endswith("@latest"):
+            return cls(name=spec.removesuffix("@latest"), label="latest")
+        name, _, version = spec.rpartition(":")
+        if not name or not version:
+            raise ValueError(f"{spec!r} is not 'name:version' or 'name@latest'")
+        return cls(name=name, version=version)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.label}" if self.label else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component version as AML resolved it."""
+
+    name: str
+    version: str
+    id: str
+    type: str
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as AML reports it."""
+
+    name: str
+    status: str
+    experiment: str
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """The monitor's last retraining claim (the idempotency record), as ``decide_retraining`` needs it."""
+
+    drift_run_id: str
+    job_name: str
+    claimed_at: dt.datetime
+    state: str  # submitting | submitted | failed
+
+
+@dataclass(frozen=True)
+class SkipRetraining:
+    """No job: ``kind`` is one of NOT_CONFIGURED, BELOW_THRESHOLD, COOLDOWN, PLAN_ONLY."""
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Submit ``component`` as pipeline job ``job_name`` (a duplicate finds the job and submits nothing)."""
+
+    job_name: str
+    component: ComponentRef
+    experiment: str
+    compute: str
+    monitor: str
+    drift_run_id: str
+    duplicate: bool = False  # the monitor's record already names this drift run
+
+
+@dataclass(frozen=True)
+class PipelineJobRequest:
+    """What ``AmlGateway.submit_pipeline_job`` sends."""
+
+    name: str
+    component_id: str
+    experiment: str
+    inputs: Mapping[str, str]
+    tags: Mapping[str, str]
+    compute: str
+    display_name: str
+    description: str
+
+
+def monitor_key(drift: DatasetDriftDetectedData) -> str:
+    """A drift monitor's identity: its id (names can be reused)."""
+    return drift.data_drift_id or drift.data_drift_name
+
+
+def monitor_label(drift: DatasetDriftDetectedData) -> str:
+    return drift.data_drift_name or drift.data_drift_id
+
+
+def screen(drift: DatasetDriftDetectedData, settings: Settings) -> SkipRetraining | None:
+    """The checks that need no I/O: configured, above the threshold, allowed to write."""
+    if not settings.retrain_pipeline_component:
+        return SkipRetraining(
+            NOT_CONFIGURED, "no retraining target: set RETRAIN_PIPELINE_COMPONENT to 'name:version' or 'name@latest'"
+        )
+    if drift.drift_coefficient < settings.drift_threshold:
+        return SkipRetraining(
+            BELOW_THRESHOLD,
+            f"drift {drift.drift_coefficient:g} is below DRIFT_THRESHOLD {settings.drift_threshold:g}",
+        )
+    if not settings.applies_changes:
+        return SkipRetraining(
+            PLAN_ONLY,
+            f"DEPLOY_MODE=plan: would submit {settings.retrain_pipeline_component} as job "
+            f"{job_name(monitor_key(drift), drift.run_id)} in experiment {settings.retrain_experiment}",
+        )
+    return None
+
+
+def decide_retraining(
+    drift: DatasetDriftDetectedData, settings: Settings, cooldown: Cooldown | None, now: dt.datetime
+) -> Submit | SkipRetraining:
+    """Retrain or not. One job per drift run; at most one per monitor per RETRAIN_COOLDOWN_MINUTES."""
+    skip = screen(drift, settings)
+    if skip is not None:
+        return skip
+    duplicate = cooldown is not None and cooldown.drift_run_id == drift.run_id and cooldown.state != "failed"
+    if cooldown is not None and not duplicate and cooldown.state != "failed":
+        until = cooldown.claimed_at + dt.timedelta(minutes=settings.retrain_cooldown_minutes)
+        if now < until:
+            return SkipRetraining(
+                COOLDOWN,
+                f"monitor {monitor_label(drift)} was retrained by job {cooldown.job_name} (drift run "
+                f"{cooldown.drift_run_id}) at {cooldown.claimed_at.isoformat()}; RETRAIN_COOLDOWN_MINUTES="
+                f"{settings.retrain_cooldown_minutes} holds further retraining until {until.isoformat()}",
+            )
+    return Submit(
+        job_name=job_name(monitor_key(drift), drift.run_id),
+        component=ComponentRef.parse(settings.retrain_pipeline_component),
+        experiment=settings.retrain_experiment,
+        compute=settings.retrain_compute,
+        monitor=monitor_label(drift),
+        drift_run_id=drift.run_id,
+        duplicate=duplicate,
+    )
+
+
+def job_name(monitor: str, drift_run_id: str) -> str:
+    """``retrain-{monitor}-{run}-{digest}``: deterministic, lower-case letters, digits and hyphens, <= 70 chars.
+
+    The slugs keep it readable; the digest of the exact pair keeps two pairs that slug alike apart.
+    """
+    digest = hashlib.sha256(f"{monitor}\n{drift_run_id}".encode()).hexdigest()[:8]
+    parts = [JOB_NAME_PREFIX, _slug(monitor), _slug(drift_run_id), digest]
+    return "-".join(part for part in parts if part)
+
+
+def _slug(text: str) -> str:
+    return _SLUG.sub("-", text.lower())[:JOB_NAME_PART].strip("-")
+
+
+def drift_context(drift: DatasetDriftDetectedData) -> dict[str, str]:
+    """Every drift input the app can offer, by input name (empty values left out: AML rejects them)."""
+    values = {
+        "monitor_name": monitor_label(drift),
+        "drift_run_id": drift.run_id,
+        "base_dataset_id": drift.base_dataset_id,
+        "target_dataset_id": drift.target_dataset_id,
+        "window_start": drift.start_time.isoformat() if drift.start_time else "",
+        "window_end": drift.end_time.isoformat() if drift.end_time else "",
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def select_inputs(declared_inputs: Iterable[str], drift: DatasetDriftDetectedData) -> dict[str, str]:
+    """The drift context for the inputs the component declares, and only those."""
+    context = drift_context(drift)
+    return {name: context[name] for name in declared_inputs if name in context}
+
+
+def job_tags(settings: Settings, event_id: str, drift: DatasetDriftDetectedData) -> dict[str, str]:
+    """RETRAIN_JOB_TAGS plus the trigger: event id, drift run id and monitor."""
+    return {
+        **dict(settings.retrain_job_tags),
+        TRIGGER_EVENT_TAG: event_id,
+        DRIFT_RUN_TAG: drift.run_id,
+        DRIFT_MONITOR_TAG: monitor_label(drift),
+    }
+
+
+def pipeline_job_request(
+    submit: Submit, component: ComponentInfo, settings: Settings, event_id: str, drift: DatasetDriftDetectedData
+) -> PipelineJobRequest:
+    """The job to submit for ``submit`` once the component (and its declared inputs) is known."""
+    return PipelineJobRequest(
+        name=submit.job_name,
+        component_id=component.id,
+        experiment=submit.experiment,
+        inputs=select_inputs(component.inputs, drift),
+        tags=job_tags(settings, event_id, drift),
+        compute=submit.compute,
+        display_name=f"Retrain on drift: {submit.monitor} run {submit.drift_run_id}",
+        description=(
+            f"Submitted by aml-event-handler for drift {drift.drift_coefficient:.3f} on monitor {submit.monitor} "
+            f"(drift run {submit.drift_run_id}, event {event_id}) with {component.name}:{component.version}."
+        ),
+    )
+
+
+def record_keys(workspace: WorkspaceRef, drift: DatasetDriftDetectedData) -> tuple[str, str]:
+    """(partition, row) of the monitor's retraining record in the idempotency table."""
+    key = checked_key(monitor_key(drift), "data.dataDriftId", "a drift monitor id")
+    return f"retraining~{workspace_scope(workspace)}", key
+
+
+def cooldown_of(record: Mapping[str, Any] | None) -> Cooldown | None:
+    """The ``Cooldown`` stored in a monitor's idempotency row (None if there is none)."""
+    if not record or not record.get("DriftRunId"):
+        return None
+    claimed = record["ClaimedAt"]
+    if not isinstance(claimed, dt.datetime):
+        claimed = dt.datetime.fromisoformat(str(claimed))
+    return Cooldown(
+        drift_run_id=str(record["DriftRunId"]),
+        job_name=str(record.get("JobName") or ""),
+        claimed_at=claimed if claimed.tzinfo else claimed.replace(tzinfo=dt.UTC),
+        state=str(record.get("State") or "submitted"),
+    )
+
+
+def claim_record(submit: Submit, event_id: str, now: dt.datetime) -> dict[str, Any]:
+    """The monitor's row once ``submit`` is claimed (before the job is submitted)."""
+    return {
+        "DriftRunId": submit.drift_run_id,
+        "JobName": submit.job_name,
+        "ClaimedAt": now,
+        "State": "submitting",
+        "EventId": event_id,
+        "Skipped": "[]",
+    }
+
+
+def skipped_record(record: Mapping[str, Any], drift_run_id: str) -> dict[str, Any] | None:
+    """The row with ``drift_run_id`` added to the runs skipped in cooldown; None if it is there already."""
+    skipped = list(json.loads(str(record.get("Skipped") or "[]")))
+    if drift_run_id in skipped:
+        return None
+    return {**record, "Skipped": json.dumps([*skipped, drift_run_id][-MAX_SKIPPED:])}
+
+
+class RetrainingTargetInvalid(PermanentError):
+    """RETRAIN_PIPELINE_COMPONENT names no registered pipeline component. The message names the setting."""
