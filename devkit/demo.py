@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit import runner
-from devkit.harness import OfflineApp, app_environment, model_registered
+from devkit.harness import OfflineApp, app_environment, drift_detected, model_registered
 from devkit.stack import WORKSPACE_ID, DevStack
 
 EVENTS = Path(__file__).parents[1] / "tests" / "events"
@@ -129,6 +129,28 @@ def rollout(t: Timeline) -> None:
     t.deliver(model_registered("fraud", 3))
 
 
+def close_the_loop(t: Timeline) -> None:
+    aml = t.app.stack.aml
+    t.section("Drift above the threshold: retraining -> run completed -> model registered -> canary")
+    aml.seed_component("retrain_credit", 1, ("monitor_name", "drift_run_id", "window_start", "window_end"))
+    aml.set_job_duration(0.3)
+    retraining = {
+        "RETRAIN_PIPELINE_COMPONENT": "retrain_credit@latest",
+        "RETRAIN_COMPUTE": "cpu-cluster",
+        # What the retraining run should do with its model: register it and roll it out as a 20% canary.
+        "RETRAIN_JOB_TAGS": "register_model=credit,model.deploy=true,model.endpoint=credit,model.traffic=20",
+    }
+    with app_environment(t.app.stack, **retraining):
+        t.deliver(drift_detected("credit-monitor", "drift_run_42", 0.83))
+        aml.wait_jobs()
+        for event in aml.take_events():  # what Azure ML itself publishes: here the job's RunCompleted
+            t.deliver(event, note="published by Azure ML")
+        for event in aml.take_events():  # ... and the ModelRegistered of the version the app registered
+            t.deliver(event, note="published by Azure ML")
+        t.settle()
+    t.traffic("credit")
+
+
 def status(t: Timeline) -> None:
     t.section("GET /api/rollouts (the ledger, newest first)")
     rows = t.app.rollouts()
@@ -141,7 +163,7 @@ def status(t: Timeline) -> None:
         )
 
 
-SCENES: list[Callable[[Timeline], None]] = [lifecycle, rollout, status]
+SCENES: list[Callable[[Timeline], None]] = [lifecycle, rollout, close_the_loop, status]
 
 
 def main() -> int:
