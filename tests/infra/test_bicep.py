@@ -282,9 +282,9 @@ def bicep_settings() -> set[str]:
 
 
 def documented_optional_settings() -> set[str]:
-    text = (INFRA / "README-section.md").read_text()
+    text = (INFRA.parent / "README.md").read_text()
     section = re.search(r"^#+ Optional settings\n(.*?)(?=^#)", text, re.MULTILINE | re.DOTALL)
-    assert section, "README-section.md needs an 'Optional settings' heading"
+    assert section, "README.md needs an 'Optional settings' heading in Deploy to Azure"
     return set(re.findall(r"^\| `([A-Za-z][A-Za-z0-9_]+)`", section.group(1), re.MULTILINE))
 
 
