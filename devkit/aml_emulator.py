@@ -1083,22 +1083,9 @@ class AmlEmulator:
         if "SystemAssigned" in str(identity.get("type", "")):
             identity.setdefault("principalId", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.workspace_id}/{name}")))
             identity.setdefault("tenantId", "00000000-0000-0000-0000-00000000a7e1")
-        return {
-            "id": f"{self.workspace_id}/onlineEndpoints/{name}",
-            "name": name,
-            "type": f"{PROVIDER}/workspaces/onlineEndpoints",
-            "location": body.get("location") or self.location,
-            "kind": body.get("kind") or "Managed",
-            "tags": dict(body.get("tags") or {}),
-            "identity": identity,
-            "properties": props,
-            "systemData": {
-                "createdAt": _iso(created_at),
-                "createdBy": "devkit",
-                "createdByType": "Application",
-                "lastModifiedAt": _iso(_now()),
-            },
-        }
+        return self._tracked_resource(
+            f"onlineEndpoints/{name}", name, "onlineEndpoints", body, props, created_at, identity=identity
+        )
 
     def _validate_traffic(self, endpoint: str, props: Mapping[str, Any]) -> None:
         traffic = {k: int(v) for k, v in (props.get("traffic") or {}).items()}
@@ -1234,14 +1221,35 @@ class AmlEmulator:
         props.setdefault("appInsightsEnabled", False)
         props.setdefault("egressPublicNetworkAccess", "Enabled")
         sku = dict(body.get("sku") or {"name": "Default", "capacity": 1})
+        return self._tracked_resource(
+            f"onlineEndpoints/{endpoint}/deployments/{name}",
+            name,
+            "onlineEndpoints/deployments",
+            body,
+            props,
+            created_at,
+            sku=sku,
+        )
+
+    def _tracked_resource(
+        self,
+        path: str,
+        name: str,
+        kind: str,
+        body: Mapping[str, Any],
+        props: dict[str, Any],
+        created_at: float,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """ARM's envelope of a tracked workspace child resource (endpoint or deployment)."""
         return {
-            "id": f"{self.workspace_id}/onlineEndpoints/{endpoint}/deployments/{name}",
+            "id": f"{self.workspace_id}/{path}",
             "name": name,
-            "type": f"{PROVIDER}/workspaces/onlineEndpoints/deployments",
+            "type": f"{PROVIDER}/workspaces/{kind}",
             "location": body.get("location") or self.location,
             "kind": body.get("kind") or "Managed",
             "tags": dict(body.get("tags") or {}),
-            "sku": sku,
+            **extra,
             "properties": props,
             "systemData": {
                 "createdAt": _iso(created_at),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from devkit import runner
-from devkit.stack import WORKSPACE_ID, DevStack
+from devkit.stack import WORKSPACE_ID, DevStack, applied_env
 from shared import events
 from shared.deps import reset_production_deps
 
@@ -112,19 +111,12 @@ def drift_detected(
 @contextlib.contextmanager
 def app_environment(stack: DevStack, **overrides: str) -> Iterator[None]:
     """Point the app at ``stack`` with ``APP_SETTINGS`` (plus overrides) and fresh process-wide clients."""
-    settings = {**stack.env, **APP_SETTINGS, **overrides}
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update(settings)
-    reset_production_deps()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with applied_env({**stack.env, **APP_SETTINGS, **overrides}):
         reset_production_deps()
+        try:
+            yield
+        finally:
+            reset_production_deps()
 
 
 class OfflineApp:

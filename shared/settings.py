@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.errors import SettingsError
@@ -130,27 +130,21 @@ class _Reader:
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        raw = self._raw(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a whole number (expected {low}..{high})")
-            return default
-        if not low <= value <= high:
-            self.problems.append(f"{name}={value} is out of range (expected {low}..{high})")
-            return default
-        return value
+        return int(self._ranged(name, default, low, high, int, "a whole number"))
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        return self._ranged(name, default, low, high, float, "a number")
+
+    def _ranged(
+        self, name: str, default: float, low: float, high: float, convert: Callable[[str], float], kind: str
+    ) -> float:
         raw = self._raw(name)
         if not raw:
             return default
         try:
-            value = float(raw)
+            value = convert(raw)
         except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a number (expected {low}..{high})")
+            self.problems.append(f"{name}={raw!r} is not {kind} (expected {low}..{high})")
             return default
         if not low <= value <= high:
             self.problems.append(f"{name}={value} is out of range (expected {low}..{high})")
