@@ -6,8 +6,7 @@ import azure.functions as func
 
 from handlers import HANDLERS
 from shared.deps import production_deps
-from shared.dispatch import process
-from shared.events import envelope_from_function_event
+from shared.dispatch import receive
 
 app = func.FunctionApp()
 
@@ -16,7 +15,7 @@ app = func.FunctionApp()
 @app.event_grid_trigger(arg_name="event")
 def on_aml_event(event: func.EventGridEvent) -> None:
     """Every Azure ML event from the workspace's Event Grid system topic (either schema)."""
-    process(envelope_from_function_event(event), production_deps(), HANDLERS)
+    receive(event, production_deps, HANDLERS)
 
 
 @app.function_name("reconcile_rollouts")

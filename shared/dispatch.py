@@ -7,15 +7,33 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import PermanentError, is_retryable
-from shared.events import AmlEvent, Envelope, parse, workspace_of
+from shared.errors import PermanentError, SettingsError, is_retryable
+from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, workspace_of
 
 if TYPE_CHECKING:
+    import azure.functions as func
+
     from shared.deps import Deps
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AmlEvent[Any], "Deps"], str]
+
+
+def receive(
+    event: func.EventGridEvent | func.CloudEvent, deps: Callable[[], Deps], handlers: Mapping[str, Handler]
+) -> str:
+    """What ``on_aml_event`` does: read the envelope, build the dependencies, ``process``."""
+    envelope = envelope_from_function_event(event)
+    try:
+        built = deps()
+    except SettingsError as err:
+        # Retryable on purpose: Event Grid keeps redelivering while the operator fixes the setting.
+        logger.error(
+            "%s cannot be handled until the app settings are fixed; Event Grid will redeliver: %s", envelope.label, err
+        )
+        raise
+    return process(envelope, built, handlers)
 
 
 def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> str:

@@ -47,3 +47,28 @@ def test_runner_invokes_on_aml_event_for_each_event_of_an_array(schema: str, mon
         reset_production_deps()
     assert [d.event_id for d in deliveries] == [first["id"], "second-id"]
     assert all(d.acknowledged and d.outcome == "notified: run train_20261122_01 completed" for d in deliveries)
+
+
+def test_invalid_settings_make_the_event_redeliverable_and_say_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AML_ALLOWED_WORKSPACES", WORKSPACE_ID)
+    monkeypatch.setenv("MAX_INSTANCE_COUNT", "lots")
+    reset_production_deps()
+    event = runner.load_events(ROOT / "tests" / "events" / "run_completed.eventgrid.camel.json")[0]
+    try:
+        [delivery] = runner.deliver([event], max_attempts=2)
+    finally:
+        monkeypatch.delenv("MAX_INSTANCE_COUNT")
+        reset_production_deps()
+    assert not delivery.acknowledged
+    assert (
+        delivery.attempts
+        == [
+            "raised SettingsError: invalid app settings: MAX_INSTANCE_COUNT='lots' is not a "
+            "whole number (expected 1..100)"
+        ]
+        * 2
+    )
+    assert f"id={event['id']}" in caplog.text
+    assert "cannot be handled until the app settings are fixed" in caplog.text
