@@ -6,7 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from shared.errors import RetryableError
+from shared.errors import is_retryable
 
 if TYPE_CHECKING:
     from shared.deps import Deps
@@ -56,7 +56,9 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     deadline = time.monotonic() + settings.event_budget_seconds
     try:
         lines = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
-    except RetryableError as err:
+    except Exception as err:
+        if not is_retryable(err):
+            raise
         # The rollout is recorded; the reconciler drives it from here. No need to redeliver the event.
         logger.warning("%s rollout %s recorded; first step deferred to the reconciler: %s", event.label, target, err)
         return f"recorded rollout {target}; first step deferred to the reconciler"

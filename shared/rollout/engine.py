@@ -134,7 +134,13 @@ class RolloutEngine:
         if not due:
             return []
         gateway = self.deps.aml(WorkspaceRef.from_arm_id(workspace_id))
-        view = gateway.observe(endpoint)
+        try:
+            view = gateway.observe(endpoint)
+        except Exception as err:
+            # The same policy as for actions: back off and count transient errors, fail on permanent ones
+            # (a 403 from a missing role must not leave rollouts pending forever).
+            failed = [self._failed_attempt(rollout, err, now) for rollout in due]
+            return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
         wrote = False
         lines = []
         for rollout in sorted(due, key=lambda r: (r.state is not State.DEPLOYING, r.created_at)):

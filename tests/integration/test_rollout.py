@@ -315,3 +315,24 @@ def test_reconciler_with_nothing_in_flight_makes_no_azure_call(app: OfflineApp) 
     for _ in range(3):
         app.tick()
     assert app.stack.aml.requests() == []
+
+
+def test_a_failing_observation_backs_off_and_a_refusal_fails_the_rollout(app: OfflineApp) -> None:
+    app.stack.aml.seed_model("credit", 1, tags=CREDIT)
+    # Every endpoint GET answers 500: the ack path records the rollout and backs off, without redelivery.
+    app.stack.aml.inject_faults(rate_500=1.0, methods=["GET"], path_pattern="onlineEndpoints", retry_after_s=0.01)
+    [delivery] = app.deliver(model_registered("credit", 1))
+    assert delivery.attempts == ["rollout credit/credit-v1: pending (retrying after a transient error (attempt 1))"]
+    rollout = app.rollout("credit-v1")
+    assert (rollout["state"], rollout["attempts"]) == ("pending", 1)
+    assert "HttpResponseError" in rollout["lastError"]
+    assert rollout["nextAttemptAt"]
+    # A refusal no retry can fix (the identity lost its role) fails the rollout instead of leaving it pending.
+    app.stack.aml.clear_faults()
+    _clear_backoff(app)
+    app.stack.aml.fail_next(1, status=403)
+    app.tick()
+    rollout = app.rollout("credit-v1")
+    assert rollout["state"] == "failed"
+    assert rollout["reason"].startswith("AML refused:")
+    assert "AmlEvents.Rollout.Failed" in app.published_types()
