@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,24 +126,25 @@ class Notifier:
             try:
                 sink.publish(notification)
             except Exception as err:
+                # Only the type and status: an error's text can carry the sink's URL, and a webhook URL is a secret.
                 status = status_code_of(err)
                 if is_retryable(err):
                     logger.warning(
-                        "notification %s to %s failed (status %s), will retry: %s",
+                        "notification %s to %s failed (%s, status %s), will retry",
                         notification.type,
                         sink.name,
-                        status,
                         type(err).__name__,
+                        status,
                     )
                     retryable.append(sink.name)
                 else:
                     # A 4xx from a sink will not heal on retry; report it loudly and move on.
                     logger.error(
-                        "notification %s to %s failed permanently (status %s): %s",
+                        "notification %s to %s failed permanently (%s, status %s)",
                         notification.type,
                         sink.name,
+                        type(err).__name__,
                         status,
-                        err,
                     )
         if retryable:
             raise RetryableError(f"notification {notification.type} failed for {', '.join(retryable)}")
@@ -186,35 +188,30 @@ class WebhookSink:
     """POSTs the notification's JSON (Slack/Teams-compatible ``text`` plus structured fields)."""
 
     name = "webhook"
+    #: Quick retries smooth over blips without a full Event Grid redelivery. Done here rather than with
+    #: urllib3's Retry, whose warnings print the URL's path, and a webhook URL is a secret.
+    retry_delays: tuple[float, ...] = (0.3, 0.9)
 
     def __init__(self, url: str, timeout_seconds: float = 10.0) -> None:
         self._url = url
         self._timeout = timeout_seconds
         self._session: requests.Session | None = None
 
-    def _get_session(self) -> requests.Session:
-        if self._session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
-            from urllib3.util.retry import Retry
-
-            # Two quick retries on 429/5xx smooth over blips without a full Event Grid redelivery.
-            retry = Retry(
-                total=2,
-                backoff_factor=0.3,
-                status_forcelist=(429, 500, 502, 503, 504),
-                allowed_methods=frozenset({"POST"}),
-                raise_on_status=False,
-            )
-            session = requests.Session()
-            session.mount("https://", HTTPAdapter(max_retries=retry))
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            self._session = session
-        return self._session
-
     def publish(self, notification: Notification) -> None:
-        response = self._get_session().post(self._url, json=notification.as_json(), timeout=self._timeout)
-        response.raise_for_status()
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        for delay in (*self.retry_delays, None):
+            try:
+                response = self._session.post(self._url, json=notification.as_json(), timeout=self._timeout)
+                if response.status_code not in (429, 500, 502, 503, 504) or delay is None:
+                    response.raise_for_status()
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                if delay is None:
+                    raise
+            time.sleep(delay)
 
 
 def sinks_from_settings(

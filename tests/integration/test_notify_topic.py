@@ -53,7 +53,7 @@ def test_publishes_with_the_managed_identity_when_no_key_is_set(stack: DevStack)
 def test_a_wrong_key_is_reported_not_raised(stack: DevStack, caplog: pytest.LogCaptureFixture) -> None:
     Notifier([EventGridTopicSink(stack.sink.endpoint, "not-the-key", get_credential)]).send(_notification())
     assert stack.sink.received == []
-    assert "failed permanently (status 401)" in caplog.text
+    assert "failed permanently (ClientAuthenticationError, status 401)" in caplog.text
 
 
 def test_a_topic_that_keeps_failing_makes_the_event_redeliverable(stack: DevStack) -> None:

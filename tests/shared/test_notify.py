@@ -113,9 +113,20 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
 def test_a_permanent_sink_error_is_logged_not_raised(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.statuses = [400]
     Notifier([WebhookSink(receiver.url)]).send(_notification())
-    assert "failed permanently (status 400)" in caplog.text
+    assert "failed permanently (HTTPError, status 400)" in caplog.text
 
 
 def test_unknown_notification_type_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown notification type"):
         Notification(type="AmlEvents.Nope", subject="s", summary="x", workspace=WORKSPACE, source_event_id="e")
+
+
+def test_a_webhook_url_never_reaches_the_log(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "/services/T0001/B0002/s3cr3t-t0k3n"
+    receiver.statuses = [400]
+    Notifier([WebhookSink(receiver.url + secret)]).send(_notification())
+    with pytest.raises(RetryableError):
+        Notifier([WebhookSink("http://127.0.0.1:9" + secret, timeout_seconds=1)]).send(_notification())
+    assert "failed permanently" in caplog.text
+    assert "will retry" in caplog.text
+    assert "s3cr3t" not in caplog.text
