@@ -3,85 +3,45 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devkit import replay
+from tests.receiver import Receiver, running
 
 EVENTS = Path(__file__).parents[1] / "events"
 
 
-class _Host(ThreadingHTTPServer):
-    """Stands in for the Functions host's Event Grid webhook."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.calls: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Host
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.calls.append(
-            {
-                "path": self.path,
-                "event_type_header": self.headers.get("aeg-event-type"),
-                "content_type": self.headers.get("Content-Type"),
-                "body": body,
-            }
-        )
-        status = self.server.statuses.pop(0) if self.server.statuses else 202
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def host() -> Iterator[_Host]:
-    server = _Host()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def host() -> Iterator[Receiver]:
+    with running(default_status=202) as server:
+        yield server
 
 
-def test_posts_each_event_as_event_grid_does(host: _Host) -> None:
+def test_posts_each_event_as_event_grid_does(host: Receiver) -> None:
     events = [
         json.loads((EVENTS / "run_completed.eventgrid.camel.json").read_text())[0],
         json.loads((EVENTS / "run_completed.cloudevents.camel.json").read_text())[0],
     ]
     lines = replay.post_to_host(host.url, events)
-    assert [call["path"] for call in host.calls] == ["/runtime/webhooks/EventGrid?functionName=on_aml_event"] * 2
-    assert all(call["event_type_header"] == "Notification" for call in host.calls)
-    assert [call["body"] for call in host.calls] == [[events[0]], [events[1]]]  # an array of one, per request
+    assert [call.path for call in host.received] == ["/runtime/webhooks/EventGrid?functionName=on_aml_event"] * 2
+    assert all(call.headers["aeg-event-type"] == "Notification" for call in host.received)
+    assert host.bodies == [[events[0]], [events[1]]]  # an array of one, per request
     assert lines[0].endswith("-> HTTP 202")
 
 
-def test_a_5xx_is_redelivered_and_a_4xx_is_not(host: _Host, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_5xx_is_redelivered_and_a_4xx_is_not(host: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay.time, "sleep", lambda seconds: None)
     event = json.loads((EVENTS / "run_completed.eventgrid.camel.json").read_text())[0]
     host.statuses = [500, 500]
     assert replay.post_to_host(host.url, [event], max_deliveries=3)[0].endswith("-> HTTP 202")
-    assert len(host.calls) == 3
-    host.calls.clear()
+    assert len(host.received) == 3
+    host.received.clear()
     host.statuses = [400]
     assert replay.post_to_host(host.url, [event], max_deliveries=3)[0].endswith("-> HTTP 400")
-    assert len(host.calls) == 1
+    assert len(host.received) == 1
 
 
 def test_only_http_urls_are_accepted() -> None:

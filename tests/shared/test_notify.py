@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from shared.errors import RetryableError
 from shared.notify import Notification, Notifier, WebhookSink
 from tests.fakes import WORKSPACE
-
-
-class _Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.bodies: list[dict[str, Any]] = []
-        self.statuses: list[int] = []  # answers to give, in order; then 200
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Receiver
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append(body)
-        status = self.server.statuses.pop(0) if self.server.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.receiver import Receiver, running
 
 
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    server = _Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Receiver]:
+    with running() as server:
+        yield server
 
 
 def _notification() -> Notification:
@@ -64,8 +31,8 @@ def _notification() -> Notification:
     )
 
 
-def test_webhook_posts_slack_and_teams_compatible_json(receiver: _Receiver) -> None:
-    Notifier([WebhookSink(receiver.url)]).send(_notification())
+def test_webhook_posts_slack_and_teams_compatible_json(receiver: Receiver) -> None:
+    Notifier([WebhookSink(receiver.url + "/hook")]).send(_notification())
     [body] = receiver.bodies
     assert body["text"].startswith("[AmlEvents.Run.Failed] Run r failed")
     assert body["type"] == "AmlEvents.Run.Failed"
@@ -74,16 +41,16 @@ def test_webhook_posts_slack_and_teams_compatible_json(receiver: _Receiver) -> N
     assert body["id"] == _notification().id  # deterministic, so duplicates can be dropped
 
 
-def test_webhook_retries_a_blip_before_giving_up(receiver: _Receiver) -> None:
+def test_webhook_retries_a_blip_before_giving_up(receiver: Receiver) -> None:
     receiver.statuses = [503]
-    Notifier([WebhookSink(receiver.url)]).send(_notification())
+    Notifier([WebhookSink(receiver.url + "/hook")]).send(_notification())
     assert len(receiver.bodies) == 2
 
 
-def test_webhook_5xx_that_persists_is_retryable(receiver: _Receiver) -> None:
+def test_webhook_5xx_that_persists_is_retryable(receiver: Receiver) -> None:
     receiver.statuses = [500, 500, 500]
     with pytest.raises(RetryableError, match="webhook"):
-        Notifier([WebhookSink(receiver.url)]).send(_notification())
+        Notifier([WebhookSink(receiver.url + "/hook")]).send(_notification())
 
 
 def test_unreachable_webhook_is_retryable() -> None:
@@ -110,9 +77,9 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
     assert len(healthy.published) == 1
 
 
-def test_a_permanent_sink_error_is_logged_not_raised(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_permanent_sink_error_is_logged_not_raised(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.statuses = [400]
-    Notifier([WebhookSink(receiver.url)]).send(_notification())
+    Notifier([WebhookSink(receiver.url + "/hook")]).send(_notification())
     assert "failed permanently (HTTPError, status 400)" in caplog.text
 
 
@@ -121,10 +88,10 @@ def test_unknown_notification_type_is_a_programming_error() -> None:
         Notification(type="AmlEvents.Nope", subject="s", summary="x", workspace=WORKSPACE, source_event_id="e")
 
 
-def test_a_webhook_url_never_reaches_the_log(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_webhook_url_never_reaches_the_log(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     secret = "/services/T0001/B0002/s3cr3t-t0k3n"
     receiver.statuses = [400]
-    Notifier([WebhookSink(receiver.url + secret)]).send(_notification())
+    Notifier([WebhookSink(receiver.url + "/hook" + secret)]).send(_notification())
     with pytest.raises(RetryableError):
         Notifier([WebhookSink("http://127.0.0.1:9" + secret, timeout_seconds=1)]).send(_notification())
     assert "failed permanently" in caplog.text
