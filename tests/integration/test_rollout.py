@@ -336,3 +336,20 @@ def test_a_failing_observation_backs_off_and_a_refusal_fails_the_rollout(app: Of
     assert rollout["state"] == "failed"
     assert rollout["reason"].startswith("AML refused:")
     assert "AmlEvents.Rollout.Failed" in app.published_types()
+
+
+def test_two_instances_ticking_at_once_never_advance_the_same_rollout_twice(app: OfflineApp) -> None:
+    app.stack.aml.seed_model("credit", 1, tags=CREDIT)
+    app.deliver(model_registered("credit", 1))
+    app.stack.aml.set_latency(30)  # widen the race window
+    for _ in range(6):
+        app.stack.aml.wait_idle()
+        instances = [threading.Thread(target=runner.tick) for _ in range(2)]
+        for instance in instances:
+            instance.start()
+        for instance in instances:
+            instance.join()
+    app.stack.aml.wait_idle()
+    writes = [(r.method, r.path.rsplit("/", 1)[-1]) for r in _writes(app)]
+    assert writes == [("PUT", "credit"), ("PUT", "credit-v1"), ("PUT", "credit")]  # endpoint, deployment, traffic
+    assert app.rollout("credit-v1")["state"] == "live"
