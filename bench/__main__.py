@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).parents[1]
+Row = tuple[str, str, str, str]
 IMPORT_PROBE = """
 import json, resource, sys, time
 start = time.perf_counter()
@@ -66,65 +67,50 @@ def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.monotonic() - start
 
 
-def rollouts(quiet_seconds: float) -> list[tuple[str, str, str, str]]:
+def _one_rollout(app: Any, version: int, label: str, tags: dict[str, str], quiet_seconds: float) -> list[Row]:
+    """Rows for one ModelRegistered: ARM requests on the ack path (and after it), then ticks to live."""
+    from devkit.harness import model_registered
+
+    aml = app.stack.aml
+    aml.seed_model("credit", version, tags=tags)
+    aml.wait_idle()
+    aml.clear_requests()
+    mark = time.time()
+    _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", version)))
+    returned = time.time()
+    during = aml.request_counts(since=mark)
+    note = ""
+    if quiet_seconds:
+        time.sleep(quiet_seconds)
+        note = (
+            f"{aml.request_counts(since=returned)['total']} ARM requests in the {quiet_seconds:.0f} s after it returned"
+        )
+    ticks = app.run_until_settled()
+    total = aml.request_counts()
+    return [
+        (f"ack path, {label}", f"{during['total']} ARM requests", f"{ack_seconds * 1000:.0f} ms", note),
+        (
+            f"event to live, {label}",
+            f"{ticks} ticks",
+            "",
+            f"{total['reads']} reads + {total['writes']} writes per rollout",
+        ),
+    ]
+
+
+def rollouts(quiet_seconds: float) -> list[Row]:
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.stack import DevStack
     from shared.store import TableStore
 
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[Row] = []
     tags = {"deploy": "true", "endpoint": "credit"}
     with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
         app, aml = OfflineApp(stack), stack.aml
         aml.set_poll_interval(0.5)  # a leftover poller would be seen twice a second
 
-        # Ack path and ticks for a new endpoint.
-        aml.seed_model("credit", 1, tags=tags)
-        aml.clear_requests()
-        mark = time.time()
-        _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", 1)))
-        returned = time.time()
-        during = aml.request_counts(since=mark)
-        time.sleep(quiet_seconds)
-        after = aml.request_counts(since=returned)
-        rows.append(
-            (
-                "ack path, new endpoint",
-                f"{during['total']} ARM requests",
-                f"{ack_seconds * 1000:.0f} ms",
-                f"{after['total']} ARM requests in the {quiet_seconds:.0f} s after it returned",
-            )
-        )
-        ticks = app.run_until_settled()
-        total = aml.request_counts()
-        rows.append(
-            (
-                "event to live, new endpoint",
-                f"{ticks} ticks",
-                "",
-                f"{total['reads']} reads + {total['writes']} writes per rollout",
-            )
-        )
-
-        # Existing endpoint: blue/green to v2.
-        aml.seed_model("credit", 2, tags=tags)
-        aml.wait_idle()
-        aml.clear_requests()
-        mark = time.time()
-        _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", 2)))
-        during = aml.request_counts(since=mark)
-        rows.append(
-            ("ack path, existing endpoint", f"{during['total']} ARM requests", f"{ack_seconds * 1000:.0f} ms", "")
-        )
-        ticks = app.run_until_settled()
-        total = aml.request_counts()
-        rows.append(
-            (
-                "event to live, existing endpoint",
-                f"{ticks} ticks",
-                "",
-                f"{total['reads']} reads + {total['writes']} writes per rollout",
-            )
-        )
+        rows += _one_rollout(app, 1, "new endpoint", tags, quiet_seconds)
+        rows += _one_rollout(app, 2, "existing endpoint", tags, 0)  # blue/green to v2
 
         # Nothing in flight.
         aml.clear_requests()
