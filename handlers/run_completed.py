@@ -26,21 +26,7 @@ def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
     from shared.register import registration_request
 
     run = event.data
-    deps.notifier.send(
-        Notification.about(
-            event,
-            "AmlEvents.Run.Completed",
-            f"Run {run.run_id} ({run.run_type or 'run'}) in experiment "
-            f"{run.experiment_name or run.experiment_id} completed",
-            facts={
-                "experiment": run.experiment_name or run.experiment_id,
-                "experimentId": run.experiment_id,
-                "runId": run.run_id,
-                "runType": run.run_type,
-            },
-            links={"run": event.workspace.studio_link(f"runs/{run.run_id}")},
-        )
-    )
+    deps.notifier.send(Notification.about_run(event, "AmlEvents.Run.Completed", "completed"))
     noticed = f"notified: run {run.run_id} completed"
     request = registration_request(run)
     if request is None:

@@ -22,20 +22,6 @@ def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> str:
         logger.info("%s run %s status %s: nothing to do", event.label, run.run_id, run.run_status)
         return f"logged: run {run.run_id} is {run.run_status}"
     deps.notifier.send(
-        Notification.about(
-            event,
-            "AmlEvents.Run.Failed",
-            f"Run {run.run_id} ({run.run_type or 'run'}) in experiment "
-            f"{run.experiment_name or run.experiment_id} failed",
-            severity="error",
-            facts={
-                "experiment": run.experiment_name or run.experiment_id,
-                "experimentId": run.experiment_id,
-                "runId": run.run_id,
-                "runType": run.run_type,
-                "status": run.run_status,
-            },
-            links={"run": event.workspace.studio_link(f"runs/{run.run_id}")},
-        )
+        Notification.about_run(event, "AmlEvents.Run.Failed", "failed", severity="error", status=run.run_status)
     )
     return f"notified: run {run.run_id} failed"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.eventgrid import EventGridPublisherClient
 
-    from shared.events import AmlEvent
+    from shared.events import AmlEvent, RunCompletedData, RunStatusChangedData
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,33 @@ class Notification:
         """A notification caused by ``event`` (same workspace; subject defaults to the event's)."""
         fields.setdefault("subject", event.envelope.subject)
         return cls(type=type, summary=summary, workspace=event.workspace, source_event_id=event.id, **fields)
+
+    @classmethod
+    def about_run(
+        cls,
+        event: AmlEvent[RunCompletedData] | AmlEvent[RunStatusChangedData],
+        type: str,
+        verb: str,
+        severity: str = "info",
+        **facts: Any,
+    ) -> Notification:
+        """A notification about the run ``event`` names: experiment, run id and type, and its studio link."""
+        run = event.data
+        experiment = run.experiment_name or run.experiment_id
+        return cls.about(
+            event,
+            type,
+            f"Run {run.run_id} ({run.run_type or 'run'}) in experiment {experiment} {verb}",
+            severity=severity,
+            facts={
+                "experiment": experiment,
+                "experimentId": run.experiment_id,
+                "runId": run.run_id,
+                "runType": run.run_type,
+                **facts,
+            },
+            links={"run": event.workspace.studio_link(f"runs/{run.run_id}")},
+        )
 
     @property
     def id(self) -> str:
