@@ -1,0 +1,190 @@
+"""Long-running operations on endpoints and deployments: start, busy checks, LRO answers, status and time."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from devkit._server import Request, Response
+from devkit.aml_emulator.state import PROVIDER, ArmError, Operation, Resource, _iso, _now
+
+DEFAULT_OPERATION_DURATION_S = 0.5
+DEFAULT_POLL_INTERVAL_S = 0.1
+
+
+class OperationsArea:
+    """ARM's asynchronous-operation pattern for endpoint and deployment writes; state advances lazily with time."""
+
+    _lock: threading.RLock
+    _operations: dict[str, Operation]
+    _endpoints: dict[str, Resource]
+    _deployments: dict[str, dict[str, Resource]]
+    _keys: dict[str, tuple[str, str]]
+    _failing_deployments: set[str]
+    operation_duration_s: float
+    poll_interval_s: float
+    url: str
+    subscription_id: str
+    location: str
+
+    if TYPE_CHECKING:
+
+        def _announce_ended_jobs(self) -> None: ...
+
+    def set_operation_duration(self, seconds: float) -> None:
+        """How long endpoint/deployment operations stay Creating/Updating/Deleting (new operations only)."""
+        with self._lock:
+            self.operation_duration_s = seconds
+
+    def set_poll_interval(self, seconds: float) -> None:
+        """The ``Retry-After`` sent with LRO answers (how often SDK pollers come back)."""
+        with self._lock:
+            self.poll_interval_s = seconds
+
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Block until no endpoint/deployment operation is in progress (raises TimeoutError)."""
+        deadline = _now() + timeout_s
+        while True:
+            with self._lock:
+                self._advance()
+                busy = [op for op in self._operations.values() if not op.done]
+                if not busy:
+                    return
+                wait = min(op.ends_at for op in busy) - _now()
+            if _now() > deadline:
+                raise TimeoutError(f"{len(busy)} operations still in progress")
+            time.sleep(max(0.01, min(wait, 0.1)))
+
+    def _advance(self) -> None:
+        """Finish every operation whose time is up (state is evaluated lazily, no timers)."""
+        now = _now()
+        self._announce_ended_jobs()
+        for op in sorted(self._operations.values(), key=lambda o: o.ends_at):
+            if op.done or op.ends_at > now:
+                continue
+            op.done = True
+            op.status = op.outcome
+            ep_key = op.endpoint.lower()
+            if op.deployment is None:
+                endpoint = self._endpoints.get(ep_key)
+                if endpoint is None:
+                    continue
+                endpoint.operation = None
+                if op.action == "delete":
+                    del self._endpoints[ep_key]
+                    self._deployments.pop(ep_key, None)
+                    self._keys.pop(ep_key, None)
+                else:
+                    endpoint.state = op.outcome
+            else:
+                deployment = self._deployments.get(ep_key, {}).get(op.deployment.lower())
+                if deployment is None:
+                    continue
+                deployment.operation = None
+                if op.action == "delete":
+                    del self._deployments[ep_key][op.deployment.lower()]
+                else:
+                    deployment.state = op.outcome
+                    deployment.logs_failed = op.outcome == "Failed"
+
+    def _start_operation(self, action: str, endpoint: str, deployment: str | None, api_version: str) -> Operation:
+        now = _now()
+        outcome = "Succeeded"
+        if deployment is not None and action != "delete":
+            names = {deployment.lower(), f"{endpoint}/{deployment}".lower()}
+            if names & self._failing_deployments:
+                outcome = "Failed"
+        op = Operation(
+            id=str(uuid.uuid4()),
+            action=action,
+            endpoint=endpoint,
+            deployment=deployment,
+            started=now,
+            ends_at=now + self.operation_duration_s,
+            api_version=api_version,
+            outcome=outcome,
+        )
+        self._operations[op.id] = op
+        return op
+
+    def _busy_operation(self, endpoint: str) -> tuple[str, Resource] | None:
+        """The endpoint or deployment with an operation in progress on this endpoint, if any."""
+        ep = self._endpoints.get(endpoint.lower())
+        if ep is not None and ep.operation is not None:
+            return "online endpoint", ep
+        for dep in self._deployments.get(endpoint.lower(), {}).values():
+            if dep.operation is not None:
+                return "online deployment", dep
+        return None
+
+    def _check_not_busy(self, endpoint: str) -> None:
+        busy = self._busy_operation(endpoint)
+        if busy is not None:
+            kind, res = busy
+            raise ArmError(
+                409,
+                "Conflict",
+                f"Conflict: another operation is in progress on endpoint '{endpoint}': {kind} '{res.name}' "
+                f"is in {res.state} provisioning state. Wait for it to finish and retry.",
+            )
+
+    def _lro_response(self, status: int, op: Operation, body: Any = None) -> Response:
+        base = f"{self.url}/subscriptions/{self.subscription_id}/providers/{PROVIDER}/locations/{self.location}"
+        query = f"?api-version={op.api_version}" if op.api_version else ""
+        headers = {
+            "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op.id}{query}",
+            "Location": f"{base}/mfeOperationResults/{op.id}{query}",
+            **self._poll_delay_headers(),
+        }
+        return Response(status, body, headers)
+
+    def _poll_delay_headers(self) -> dict[str, str]:
+        # The generated clients parse Retry-After as an int, so sub-second poll delays use retry-after-ms,
+        # which azure-core's pollers also honour.
+        if self.poll_interval_s >= 1:
+            return {"Retry-After": str(round(self.poll_interval_s))}
+        return {"retry-after-ms": str(max(1, round(self.poll_interval_s * 1000)))}
+
+    def _operation_status(self, kind: str, op_id: str, request: Request) -> Response:
+        with self._lock:
+            self._advance()
+            op = self._operations.get(op_id)
+            if op is None:
+                raise ArmError(404, "NotFound", f"Operation {op_id} not found.")
+            if kind.lower() == "mfeoperationresults":
+                if not op.done:
+                    return self._lro_response(202, op)
+                if op.action == "delete" or op.status == "Failed":
+                    return Response(204 if op.status != "Failed" else 200, None)
+                res = self._resource_for(op)
+                return Response(200, self._render(res) if res else None)
+            body: dict[str, Any] = {
+                "id": request.path,
+                "name": op.id,
+                "status": op.status,
+                "startTime": _iso(op.started),
+            }
+            if op.done:
+                body["endTime"] = _iso(op.ends_at)
+                body["percentComplete"] = 100.0
+            if op.status == "Failed":
+                body["error"] = {
+                    "code": "DeploymentFailed",
+                    "message": f"Deployment '{op.deployment}' failed: the inference server container crashed "
+                    f"while loading the model. Run get_logs for details.",
+                }
+            headers = {} if op.done else self._poll_delay_headers()
+            return Response(200, body, headers)
+
+    def _resource_for(self, op: Operation) -> Resource | None:
+        if op.deployment is None:
+            return self._endpoints.get(op.endpoint.lower())
+        return self._deployments.get(op.endpoint.lower(), {}).get(op.deployment.lower())
+
+    def _render(self, res: Resource) -> dict[str, Any]:
+        body = copy.deepcopy(res.body)
+        body["properties"]["provisioningState"] = res.state
+        return body

@@ -1,0 +1,479 @@
+"""The emulator's server: lifecycle, HTTPS handling, routing, auth, workspace checks, paging and control API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from devkit._server import BackgroundServer, Request, Response
+from devkit.aml_emulator.endpoints import EndpointsArea
+from devkit.aml_emulator.faults import FaultPlan, FaultsArea
+from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
+from devkit.aml_emulator.models import ModelsArea
+from devkit.aml_emulator.operations import DEFAULT_OPERATION_DURATION_S, DEFAULT_POLL_INTERVAL_S, OperationsArea
+from devkit.aml_emulator.outbox import OutboxArea
+from devkit.aml_emulator.state import (
+    PROVIDER,
+    ArmError,
+    ComponentVersion,
+    Job,
+    LoggedRequest,
+    ModelVersion,
+    Operation,
+    Resource,
+    _now,
+)
+from devkit.identity import TokenIssuer
+from devkit.tls import DevCertificateAuthority
+
+logger = logging.getLogger(__name__)
+
+ARM_AUDIENCE = "https://management.azure.com"
+CONTROL_PREFIX = "/_emulator"
+
+
+_WORKSPACE_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    + re.escape(PROVIDER)
+    + r"/workspaces/(?P<ws>[^/]+)(?P<rest>/.*)?$",
+    re.IGNORECASE,
+)
+_OPERATION_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/providers/"
+    + re.escape(PROVIDER)
+    + r"/locations/(?P<loc>[^/]+)/(?P<kind>mfeOperationsStatus|mfeOperationResults)/(?P<op>[^/]+)$",
+    re.IGNORECASE,
+)
+
+
+Route = tuple[str, re.Pattern[str], Callable[..., Response]]
+
+
+class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxArea, FaultsArea):
+    """ARM for one Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
+
+    Point azure-ai-ml at it with ``AZUREML_DEV_URL_MFE=`` :attr:`url` and the mgmt SDK with ``base_url=`` :attr:`url`.
+    Everything is also controllable over HTTP under ``/_emulator/`` (see :meth:`_control`).
+    """
+
+    def __init__(
+        self,
+        ca: DevCertificateAuthority,
+        *,
+        subscription_id: str,
+        resource_group: str,
+        workspace_name: str,
+        location: str = "eastus",
+        issuer: TokenIssuer | None = None,
+        operation_duration_s: float = DEFAULT_OPERATION_DURATION_S,
+    ) -> None:
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.workspace_name = workspace_name
+        self.location = location
+        self.issuer = issuer
+        self.default_operation_duration_s = operation_duration_s
+        self.workspace_guid = str(uuid.uuid5(uuid.NAMESPACE_URL, self.workspace_id.lower()))
+        self._lock = threading.RLock()
+        self._server = BackgroundServer("aml-emulator", self._handle, ca.server_context())
+        self.url = self._server.url
+        self.port = self._server.port
+        self._routes: list[Route] = []
+        self._register_routes()
+        self.reset()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> AmlEmulator:
+        """Start serving; returns self."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def __enter__(self) -> AmlEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def workspace_id(self) -> str:
+        """The workspace's ARM id (also the Event Grid topic of its events)."""
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{PROVIDER}/workspaces/{self.workspace_name}"
+        )
+
+    # ------------------------------------------------------------------ Python control API
+
+    def reset(self) -> None:
+        """Forget all models, endpoints, deployments, jobs, faults and logged requests; restore defaults."""
+        with self._lock:
+            self._models: dict[str, dict[str, ModelVersion]] = {}
+            self._model_containers: dict[str, dict[str, Any]] = {}
+            self._endpoints: dict[str, Resource] = {}
+            self._deployments: dict[str, dict[str, Resource]] = {}
+            self._operations: dict[str, Operation] = {}
+            self._jobs: dict[str, Job] = {}
+            self._components: dict[str, dict[str, ComponentVersion]] = {}
+            self._component_sequence = 0
+            self._outbox: list[dict[str, Any]] = []
+            self._keys: dict[str, tuple[str, str]] = {}
+            self._log: list[LoggedRequest] = []
+            self._faults = FaultPlan()
+            self._rng = random.Random(0)
+            self._failing_deployments: set[str] = set()
+            self._failing_jobs: set[str] = set()
+            self.operation_duration_s = self.default_operation_duration_s
+            self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
+            self.job_duration_s = DEFAULT_JOB_DURATION_S
+
+    def requests(
+        self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None
+    ) -> list[LoggedRequest]:
+        """ARM requests seen so far, oldest first, optionally filtered."""
+        with self._lock:
+            log = list(self._log)
+        return [
+            r
+            for r in log
+            if (method is None or r.method == method.upper())
+            and (path_contains is None or path_contains.lower() in r.path.lower())
+            and (since is None or r.time >= since)
+        ]
+
+    def request_counts(self, since: float | None = None) -> dict[str, int]:
+        """``{"reads": n, "writes": n, "total": n}`` of ARM requests (as ARM's quotas count them)."""
+        log = self.requests(since=since)
+        writes = sum(1 for r in log if r.is_write)
+        return {"reads": len(log) - writes, "writes": writes, "total": len(log)}
+
+    def clear_requests(self) -> None:
+        """Forget the request log."""
+        with self._lock:
+            self._log.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able summary of models, endpoints (with traffic) and deployments."""
+        with self._lock:
+            self._advance()
+            return {
+                "models": [
+                    {"name": m.name, "version": m.version, "type": m.model_type, "tags": m.tags}
+                    for versions in self._models.values()
+                    for m in versions.values()
+                ],
+                "endpoints": {
+                    e.name: {
+                        "provisioningState": e.state,
+                        "traffic": e.body["properties"].get("traffic", {}),
+                        "mirrorTraffic": e.body["properties"].get("mirrorTraffic", {}),
+                        "deployments": {d.name: d.state for d in self._deployments.get(key, {}).values()},
+                    }
+                    for key, e in self._endpoints.items()
+                },
+                "jobs": {j.name: self._job_status(j) for j in self._jobs.values()},
+                "components": {
+                    c.name: sorted(v.version for v in versions.values())
+                    for versions in self._components.values()
+                    for c in list(versions.values())[:1]
+                },
+            }
+
+    # ------------------------------------------------------------------ HTTP entry
+
+    def _handle(self, request: Request) -> Response:
+        if request.path.startswith(CONTROL_PREFIX):
+            try:
+                return self._control(request)
+            except ArmError as err:
+                return err.response()
+            except (ValueError, TypeError, KeyError) as err:
+                return ArmError(400, "BadRequest", f"bad control request: {err}").response()
+        started = _now()
+        with self._lock:
+            latency = self._faults.latency_ms
+        if latency:
+            time.sleep(latency / 1000.0)
+        injected = False
+        try:
+            response = self._authorize(request)
+            if response is None:
+                response = self._inject_fault(request)
+                injected = response is not None
+            if response is None:
+                response = self._route(request)
+        except ArmError as err:
+            response = err.response()
+        except json.JSONDecodeError as err:
+            response = ArmError(400, "BadRequest", f"The request body is not valid JSON: {err}").response()
+        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        entry = LoggedRequest(
+            time=started,
+            method=request.method,
+            path=request.path,
+            api_version=request.query.get("api-version"),
+            status=response.status,
+            duration_ms=(_now() - started) * 1000.0,
+            injected=injected,
+            query=dict(request.query),
+        )
+        with self._lock:
+            self._log.append(entry)
+        logger.debug("ARM %s %s -> %d", request.method, request.path, response.status)
+        return response
+
+    def _authorize(self, request: Request) -> Response | None:
+        auth = request.headers.get("authorization")
+        if not auth or not auth.lower().startswith("bearer "):
+            err = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            return err.response()
+        if self.issuer is not None and not self.issuer.verify_authorization(auth, ARM_AUDIENCE):
+            err = ArmError(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid: it was not issued by the devkit token endpoint for "
+                f"audience {ARM_AUDIENCE}.",
+            )
+            return err.response()
+        return None
+
+    def _route(self, request: Request) -> Response:
+        op_match = _OPERATION_RE.match(request.path)
+        if op_match:
+            if request.method != "GET":
+                raise ArmError(405, "MethodNotAllowed", "Only GET is supported on operation status.")
+            self._check_subscription(op_match["sub"])
+            return self._operation_status(op_match["kind"], op_match["op"], request)
+        ws_match = _WORKSPACE_RE.match(request.path)
+        if not ws_match:
+            raise ArmError(404, "NotFound", f"No route for {request.path}")
+        self._check_workspace(ws_match["sub"], ws_match["rg"], ws_match["ws"])
+        rest = ws_match["rest"] or ""
+        rest = rest.rstrip("/")
+        for method, pattern, handler in self._routes:
+            if method != request.method:
+                continue
+            match = pattern.match(rest)
+            if match:
+                with self._lock:
+                    self._advance()
+                    return handler(request, **match.groupdict())
+        raise ArmError(404, "NotFound", f"Unsupported {request.method} {request.path}")
+
+    def _check_subscription(self, sub: str) -> None:
+        if sub.lower() != self.subscription_id.lower():
+            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+
+    def _check_workspace(self, sub: str, rg: str, ws: str) -> None:
+        self._check_subscription(sub)
+        if rg.lower() != self.resource_group.lower():
+            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        if ws.lower() != self.workspace_name.lower():
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{PROVIDER}/workspaces/{ws}' under resource group '{rg}' was not found.",
+            )
+
+    def add_route(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
+        """Serve ``method`` on ``{workspace id}{pattern}`` (a regex with named groups passed as kwargs).
+
+        Handlers run under the emulator lock after time-driven state has advanced; raise :class:`ArmError`.
+        """
+        self._routes.append((method.upper(), re.compile(f"^{pattern}$", re.IGNORECASE), handler))
+
+    def _register_routes(self) -> None:
+        n = r"(?P<name>[^/]+)"
+        e = r"(?P<endpoint>[^/]+)"
+        d = r"(?P<deployment>[^/]+)"
+        v = r"(?P<version>[^/]+)"
+        routes: list[tuple[str, str, Callable[..., Response]]] = [
+            ("GET", "", self._get_workspace),
+            ("GET", "/models", self._list_model_containers),
+            ("GET", f"/models/{n}", self._get_model_container),
+            ("PUT", f"/models/{n}", self._put_model_container),
+            ("GET", f"/models/{n}/versions", self._list_model_versions),
+            ("GET", f"/models/{n}/versions/{v}", self._get_model_version),
+            ("PUT", f"/models/{n}/versions/{v}", self._put_model_version),
+            ("GET", "/onlineEndpoints", self._list_endpoints),
+            ("GET", f"/onlineEndpoints/{e}", self._get_endpoint),
+            ("PUT", f"/onlineEndpoints/{e}", self._put_endpoint),
+            ("PATCH", f"/onlineEndpoints/{e}", self._patch_endpoint),
+            ("DELETE", f"/onlineEndpoints/{e}", self._delete_endpoint),
+            ("POST", f"/onlineEndpoints/{e}/listKeys", self._list_keys),
+            ("POST", f"/onlineEndpoints/{e}/token", self._endpoint_token),
+            ("GET", f"/onlineEndpoints/{e}/deployments", self._list_deployments),
+            ("GET", f"/onlineEndpoints/{e}/deployments/{d}", self._get_deployment),
+            ("PUT", f"/onlineEndpoints/{e}/deployments/{d}", self._put_deployment),
+            ("PATCH", f"/onlineEndpoints/{e}/deployments/{d}", self._patch_deployment),
+            ("DELETE", f"/onlineEndpoints/{e}/deployments/{d}", self._delete_deployment),
+            ("POST", f"/onlineEndpoints/{e}/deployments/{d}/getLogs", self._get_logs),
+            ("GET", "/components", self._list_component_containers),
+            ("GET", f"/components/{n}", self._get_component_container),
+            ("GET", f"/components/{n}/versions", self._list_component_versions),
+            ("GET", f"/components/{n}/versions/{v}", self._get_component_version),
+            ("GET", "/jobs", self._list_jobs),
+            ("GET", f"/jobs/{n}", self._get_job),
+            ("PUT", f"/jobs/{n}", self._put_job),
+            ("POST", f"/jobs/{n}/cancel", self._cancel_job),
+        ]
+        for method, pattern, handler in routes:
+            self.add_route(method, pattern, handler)
+
+    # ------------------------------------------------------------------ workspace
+
+    def _get_workspace(self, request: Request) -> Response:
+        rg_id = f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+        short = re.sub(r"[^a-z0-9]", "", self.workspace_name.lower())[:16] or "ws"
+        return Response(
+            200,
+            {
+                "id": self.workspace_id,
+                "name": self.workspace_name,
+                "type": f"{PROVIDER}/workspaces",
+                "location": self.location,
+                "kind": "Default",
+                "tags": {},
+                "sku": {"name": "Basic", "tier": "Basic"},
+                "identity": {
+                    "type": "SystemAssigned",
+                    "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.workspace_id + "/principal")),
+                    "tenantId": "00000000-0000-0000-0000-00000000a7e1",
+                },
+                "properties": {
+                    "friendlyName": self.workspace_name,
+                    "description": "devkit emulated workspace",
+                    "workspaceId": self.workspace_guid,
+                    "provisioningState": "Succeeded",
+                    "storageAccount": f"{rg_id}/providers/Microsoft.Storage/storageAccounts/{short}sa",
+                    "keyVault": f"{rg_id}/providers/Microsoft.KeyVault/vaults/{short}kv",
+                    "applicationInsights": f"{rg_id}/providers/Microsoft.insights/components/{short}ai",
+                    "containerRegistry": f"{rg_id}/providers/Microsoft.ContainerRegistry/registries/{short}cr",
+                    "discoveryUrl": f"{self.url}/discovery",
+                    "mlFlowTrackingUri": f"azureml://{self.location}.api.azureml.ms/mlflow/v1.0{self.workspace_id}",
+                    "hbiWorkspace": False,
+                    "publicNetworkAccess": "Enabled",
+                    "v1LegacyMode": False,
+                    "storageHnsEnabled": False,
+                    "enableDataIsolation": False,
+                },
+                "systemData": {"createdAt": "2024-01-01T00:00:00Z", "createdByType": "User"},
+            },
+        )
+
+    def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response:
+        skip = int(request.query.get("$skipToken") or 0)
+        page = items[skip : skip + page_size]
+        body: dict[str, Any] = {"value": page}
+        if skip + page_size < len(items):
+            query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "$skipToken")
+            body["nextLink"] = f"{self.url}{request.path}?{query}&$skipToken={skip + page_size}"
+        return Response(200, body)
+
+    # ------------------------------------------------------------------ HTTP control API
+
+    def _control(self, request: Request) -> Response:
+        """``/_emulator/...``: reset, requests, faults, models, components, events, state, config. Never logged,
+        never authorized.
+
+        - ``POST /_emulator/reset``
+        - ``GET /_emulator/requests`` (``?method=&path_contains=&since=``), ``DELETE /_emulator/requests``
+        - ``GET /_emulator/requests/counts``
+        - ``PUT /_emulator/faults`` ``{"rate_429", "rate_500", "methods", "path_pattern", "retry_after_s",
+          "latency_ms", "seed"}``; ``DELETE /_emulator/faults``; ``POST /_emulator/faults/next``
+          ``{"count", "status", "retry_after_s"}``
+        - ``PUT /_emulator/config`` ``{"operation_duration_s", "poll_interval_s", "job_duration_s",
+          "failing_deployments": [...], "failing_jobs": [...]}``
+        - ``POST /_emulator/models`` ``{"name", "version", "type", "tags", "created_at"}``
+        - ``POST /_emulator/components`` ``{"name", "version", "inputs", "outputs", "type", "created_at",
+          "description", "tags"}`` (``inputs``: a list of names or ``{name: type | {"type", "optional", "default"}}``)
+        - ``GET /_emulator/events`` (the outbox, kept); ``POST /_emulator/events/take`` (returned and cleared)
+        - ``GET /_emulator/state``
+        """
+        route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
+        body = request.json() if request.body else {}
+        key = (request.method, route)
+        if key == ("POST", "/reset"):
+            self.reset()
+            return Response(204)
+        if key == ("GET", "/requests"):
+            since = request.query.get("since")
+            logged = self.requests(
+                method=request.query.get("method"),
+                path_contains=request.query.get("path_contains"),
+                since=float(since) if since else None,
+            )
+            return Response(200, {"value": [asdict(r) | {"is_write": r.is_write} for r in logged]})
+        if key == ("GET", "/requests/counts"):
+            since = request.query.get("since")
+            return Response(200, self.request_counts(float(since) if since else None))
+        if key == ("DELETE", "/requests"):
+            self.clear_requests()
+            return Response(204)
+        if key == ("PUT", "/faults"):
+            self.inject_faults(**body)
+            return Response(204)
+        if key == ("DELETE", "/faults"):
+            self.clear_faults()
+            return Response(204)
+        if key == ("POST", "/faults/next"):
+            retry_after = body.get("retry_after_s")
+            self.fail_next(
+                int(body.get("count", 1)),
+                int(body.get("status", 429)),
+                float(retry_after) if retry_after is not None else None,
+            )
+            return Response(204)
+        if key == ("PUT", "/config"):
+            if "operation_duration_s" in body:
+                self.set_operation_duration(float(body["operation_duration_s"]))
+            if "poll_interval_s" in body:
+                self.set_poll_interval(float(body["poll_interval_s"]))
+            if "job_duration_s" in body:
+                with self._lock:
+                    self.job_duration_s = float(body["job_duration_s"])
+            self.fail_deployments(*body.get("failing_deployments", []))
+            self.fail_jobs(*body.get("failing_jobs", []))
+            return Response(204)
+        if key == ("POST", "/models"):
+            model = self.seed_model(
+                body["name"],
+                body["version"],
+                body.get("type", "mlflow_model"),
+                body.get("tags"),
+                body.get("created_at"),
+                body.get("properties"),
+                body.get("description"),
+            )
+            return Response(201, {"name": model.name, "version": model.version})
+        if key == ("POST", "/components"):
+            component = self.seed_component(
+                body["name"],
+                body["version"],
+                body.get("inputs") or (),
+                outputs=body.get("outputs") or ("model",),
+                component_type=body.get("type", "pipeline"),
+                created_at=body.get("created_at"),
+                description=body.get("description"),
+                tags=body.get("tags"),
+            )
+            return Response(201, {"name": component.name, "version": component.version})
+        if key == ("GET", "/events"):
+            return Response(200, {"value": self.events()})
+        if key == ("POST", "/events/take"):
+            return Response(200, {"value": self.take_events()})
+        if key == ("GET", "/state"):
+            return Response(200, self.snapshot())
+        raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
