@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,8 @@ class JobsArea:
         def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response: ...
 
         def _advance(self) -> None: ...
+
+        def _wait_until_ended(self, pending: Callable[[], list[float]], what: str, timeout_s: float) -> None: ...
 
     def set_job_duration(self, seconds: float) -> None:
         """How long new jobs stay Starting/Running before they end Completed (or Failed)."""
@@ -97,17 +98,11 @@ class JobsArea:
 
     def wait_jobs(self, timeout_s: float = 30.0) -> None:
         """Block until every job has ended (Completed, Failed or Canceled); raises TimeoutError."""
-        deadline = _now() + timeout_s
-        while True:
-            with self._lock:
-                self._advance()
-                running = [j for j in self._jobs.values() if not j.canceled and j.ends_at > _now()]
-                if not running:
-                    return
-                wait = min(j.ends_at for j in running) - _now()
-            if _now() > deadline:
-                raise TimeoutError(f"{len(running)} jobs still running")
-            time.sleep(max(0.01, min(wait, 0.1)))
+        self._wait_until_ended(
+            lambda: [j.ends_at for j in self._jobs.values() if not j.canceled and j.ends_at > _now()],
+            "jobs still running",
+            timeout_s,
+        )
 
     def job_state(self, name: str) -> dict[str, Any] | None:
         """The job's current ARM body (``None`` if it does not exist)."""

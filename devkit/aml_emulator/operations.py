@@ -6,6 +6,7 @@ import copy
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devkit._server import Request, Response
@@ -46,16 +47,24 @@ class OperationsArea:
 
     def wait_idle(self, timeout_s: float = 30.0) -> None:
         """Block until no endpoint/deployment operation is in progress (raises TimeoutError)."""
+        self._wait_until_ended(
+            lambda: [op.ends_at for op in self._operations.values() if not op.done],
+            "operations still in progress",
+            timeout_s,
+        )
+
+    def _wait_until_ended(self, pending: Callable[[], list[float]], what: str, timeout_s: float) -> None:
+        """Advance time until ``pending()`` (the end times of what has not ended, read under the lock) is empty."""
         deadline = _now() + timeout_s
         while True:
             with self._lock:
                 self._advance()
-                busy = [op for op in self._operations.values() if not op.done]
-                if not busy:
+                ends = pending()
+                if not ends:
                     return
-                wait = min(op.ends_at for op in busy) - _now()
+                wait = min(ends) - _now()
             if _now() > deadline:
-                raise TimeoutError(f"{len(busy)} operations still in progress")
+                raise TimeoutError(f"{len(ends)} {what}")
             time.sleep(max(0.01, min(wait, 0.1)))
 
     def _advance(self) -> None:

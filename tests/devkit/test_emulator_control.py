@@ -110,6 +110,24 @@ def test_async_operation_urls_report_progress(stack: DevStack, arm: ArmSession) 
     assert arm.call("DELETE", "/onlineEndpoints/ep-lro").status_code == 204
 
 
+def test_waits_give_up_naming_what_still_runs_and_ignore_canceled_jobs(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_operation_duration(5)
+    stack.aml.set_job_duration(5)
+    endpoint = {"location": "eastus", "properties": {"authMode": "Key"}}
+    assert arm.call("PUT", "/onlineEndpoints/ep-slow", endpoint).status_code == 201
+    assert arm.call("PUT", "/jobs/job-slow", {"properties": {"jobType": "Command"}}).status_code == 201
+
+    with pytest.raises(TimeoutError, match=r"^1 operations still in progress$"):
+        stack.aml.wait_idle(timeout_s=0.2)
+    with pytest.raises(TimeoutError, match=r"^1 jobs still running$"):
+        stack.aml.wait_jobs(timeout_s=0.2)
+
+    assert arm.call("POST", "/jobs/job-slow/cancel").status_code == 202
+    started = time.monotonic()
+    stack.aml.wait_jobs(timeout_s=0.2)
+    assert time.monotonic() - started < 0.2
+
+
 def test_model_versions_list_orders_and_limits(stack: DevStack, arm: ArmSession) -> None:
     for version, created in [
         ("1", "2024-01-01T00:00:00Z"),
