@@ -169,7 +169,11 @@ def test_each_bicep_parameter_description_leads_its_settings_row() -> None:
     for setting, parameter in sorted(fed.items()):
         descriptions = [d["argument"] for d in parameters[parameter]["decorators"] if d["type"] == "description"]
         assert descriptions, f"main.bicep: parameter {parameter} (feeds {setting}) has no @description"
-        description, meaning = bicep_text(descriptions[0]), rows[setting].plain_meaning
+        row = rows.get(setting)
+        if row is None:
+            differ.append(f"{setting} ({parameter}): no row in docs/configuration.md")
+            continue
+        description, meaning = bicep_text(descriptions[0]), row.plain_meaning
         if not (meaning == description or meaning.startswith(description + " ")):
             differ.append(f"{setting} ({parameter}):\n  bicep: {description}\n  table: {meaning}")
     assert not differ, "the Bicep @description must lead the table's meaning:\n" + "\n".join(differ)
