@@ -3,7 +3,7 @@
 // Nothing here is deployed into the Azure ML workspace's resource group on purpose: `azd down` deletes
 // every resource group that holds a resource of this deployment (Azure/azure-dev#2916), which would take
 // the workspace with it. The workspace-side pieces (role assignment, Event Grid system topic and
-// subscription) live in workspace.bicep, deployed by the postdeploy hook; see "Deploy to Azure" in README.md.
+// subscription) live in workspace.bicep, deployed by the postdeploy hook; see docs/deploy.md.
 targetScope = 'subscription'
 
 @minLength(1)
