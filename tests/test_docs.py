@@ -145,13 +145,13 @@ def test_the_sample_lists_every_setting_except_the_platforms_and_the_dev_kits() 
     rows = configuration_rows()
     left_out = {name for name, row in rows.items() if row.in_azure.startswith(NOT_IN_SAMPLE)}
     # Identity-based storage is the alternative to the connection string the sample uses.
-    expected = {
-        name for name in settings_the_code_reads() if not name.startswith("AzureWebJobsStorage__")
-    } - left_out
+    expected = {name for name in settings_the_code_reads() if not name.startswith("AzureWebJobsStorage__")} - left_out
     missing = expected - set(values)
     assert not missing, f"add to local.settings.sample.json: {sorted(missing)}"
     wrongly_set = left_out & set(values)
-    assert not wrongly_set, f"remove from local.settings.sample.json (set by the platform or the dev kit): {wrongly_set}"
+    assert not wrongly_set, (
+        f"remove from local.settings.sample.json (the platform or the dev kit sets them): {wrongly_set}"
+    )
 
 
 def test_the_sample_holds_no_secret() -> None:
