@@ -3,7 +3,7 @@
 // Nothing here is deployed into the Azure ML workspace's resource group on purpose: `azd down` deletes
 // every resource group that holds a resource of this deployment (Azure/azure-dev#2916), which would take
 // the workspace with it. The workspace-side pieces (role assignment, Event Grid system topic and
-// subscription) live in workspace.bicep, deployed by the postdeploy hook; see "Deploy to Azure" in README.md.
+// subscription) live in workspace.bicep, deployed by the postdeploy hook; see docs/deploy.md.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -16,72 +16,72 @@ param environmentName string
 param location string
 
 @minLength(1)
-@description('ARM id of the existing Azure ML workspace: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{name}.')
+@description('ARM id of the Azure ML workspace whose events the app honours: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{name}.')
 param amlWorkspaceId string
 
 @allowed([
   'plan'
   'apply'
 ])
-@description('plan = log what would be deployed; apply = deploy for real. Start with plan.')
+@description('plan records and notifies what the app would do and writes nothing to Azure ML; apply deploys, retrains and registers models. Start with plan.')
 param deployMode string = 'plan'
 
-@description('Optional stage label recorded on rollouts (for example dev or prod).')
+@description('Filter: when set, every model whose stage tag differs from it (case-insensitively), or that has no stage tag, is skipped. Empty: the stage tag is ignored.')
 param deployStage string = ''
 
-@description('Instance type used when a model does not ask for one.')
+@description('VM size of a deployment when the model has no instance_type tag.')
 param defaultInstanceType string = 'Standard_DS3_v2'
 
-@description('Guardrail: comma-separated instance types a model may ask for. Empty allows any.')
+@description('Cost guardrail: comma-separated VM sizes a deployment may use, compared case-insensitively. Empty allows any.')
 param allowedInstanceTypes string = 'Standard_DS2_v2,Standard_DS3_v2,Standard_DS4_v2,Standard_F4s_v2'
 
-@description('Guardrail: highest instance count a model may ask for.')
+@description('Cost guardrail: the largest instance_count tag a model may carry (1..100).')
 param maxInstanceCount string = '3'
 
-@description('Number of deployments to keep per endpoint after a rollout.')
+@description('How many of its own deployments the app keeps on an endpoint after a blue/green cut-over, the live one included (1..20).')
 param keepDeployments string = '2'
 
 @allowed([
   'true'
   'false'
 ])
-@description('Keep failed deployments for inspection instead of deleting them.')
+@description('true keeps a failed deployment for inspection instead of deleting it.')
 param keepFailedDeployments string = 'false'
 
-@description('Minutes after which an unfinished rollout is given up.')
+@description('Minutes after which an unfinished rollout fails, counted from when it was recorded (1..1440).')
 param rolloutTimeoutMinutes string = '60'
 
-@description('Reconciler attempts per rollout before it is given up.')
+@description('Consecutive transient failures (5xx, 429, network) of one rollout\'s steps after which it fails, on the event path and in the reconciler alike (1..1000).')
 param rolloutMaxAttempts string = '10'
 
-@description('NCRONTAB schedule of the reconciler (six fields, seconds first).')
+@description('NCRONTAB schedule of the reconciler timer (six fields, seconds first), read by the Functions host.')
 param reconcileSchedule string = '0 */1 * * * *'
 
-@description('Seconds one reconciler run may spend.')
+@description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
 param reconcileBudgetSeconds string = '45'
 
-@description('Rollouts the reconciler advances in parallel.')
+@description('Endpoints the reconciler advances in parallel in one tick (1..64).')
 param reconcileConcurrency string = '4'
 
-@description('Seconds one Event Grid delivery may spend; Event Grid gives up waiting after 30.')
+@description('Seconds the event path may spend advancing a new rollout before it answers Event Grid, which waits 30 (1..25).')
 param eventBudgetSeconds string = '10'
 
-@description('Drift coefficient above which a DatasetDriftDetected event starts retraining.')
+@description('Drift coefficient at or above which a DatasetDriftDetected event submits retraining (0..1).')
 param driftThreshold string = '0.5'
 
-@description('Optional pipeline component (azureml:NAME:VERSION) submitted on drift. Empty disables retraining.')
+@description('Registered pipeline component submitted as a pipeline job on drift: name:version, or name@latest for its most recently created version. Empty disables retraining.')
 param retrainPipelineComponent string = ''
 
-@description('Experiment name of retraining jobs.')
+@description('Experiment the retraining jobs run in.')
 param retrainExperiment string = 'drift-retraining'
 
-@description('Minutes between two retraining jobs for the same drift monitor.')
+@description('At most one retraining per drift monitor in this many minutes, counted from the claim; 0 disables the cooldown.')
 param retrainCooldownMinutes string = '360'
 
-@description('Optional compute target for retraining jobs.')
+@description('Default compute of the retraining pipeline job, a compute name in the workspace.')
 param retrainCompute string = ''
 
-@description('Optional key=value,... tags the retraining job carries, e.g. register_model=credit,model.deploy=true.')
+@description('Comma-separated key=value tags every retraining job carries, for example register_model=credit,model.deploy=true, so that its completed run registers the model and the new version rolls out.')
 param retrainJobTags string = ''
 
 @allowed([
