@@ -7,21 +7,20 @@ import time
 from typing import TYPE_CHECKING
 
 from shared.errors import is_retryable
+from shared.rollout.engine import RolloutEngine
+from shared.rollout.factories import ledger_of
+from shared.rollout.model import Reject, Rollout, RolloutPlan, Skip, State
+from shared.rollout.notifications import rollout_notification
+from shared.rollout.plan import plan_rollout
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, ModelRegisteredData
-    from shared.rollout.model import RolloutPlan, State
 
 logger = logging.getLogger(__name__)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
-    # Imported here, not at module import: cold start of function_app pays only for what it uses.
-    from shared.rollout.engine import RolloutEngine, ledger_of
-    from shared.rollout.model import Reject, Skip, State
-    from shared.rollout.plan import plan_rollout
-
     data, settings = event.data, deps.settings
     model = deps.aml(event.workspace).get_model(data.model_name, data.model_version)
     decision = plan_rollout(event.workspace, model, settings)
@@ -68,12 +67,9 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
 
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
-    from shared.rollout.engine import ledger_of, rollout_notification
-    from shared.rollout.model import Rollout
-
     now = deps.clock()
     draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
     # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.
-    deps.notifier.send(rollout_notification(draft, state, reason))
+    deps.notifier.send(rollout_notification(draft, state, reason, status_host=deps.settings.status_host))
     rollout, _ = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
     return f"{rollout.state.value}: {reason}"
