@@ -9,18 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.aml import AmlGateway
+from shared.clock import utc_now
 from shared.credential import get_credential
 from shared.notify import Notifier, sinks_from_settings
 from shared.settings import Settings, get_settings
+from shared.store import TableStore
 
 if TYPE_CHECKING:
-    from shared.aml import AmlGateway
-    from shared.store import TableStore
     from shared.workspace import WorkspaceRef
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -36,15 +33,11 @@ class Deps:
 
 @functools.cache
 def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
-    from shared.aml import AmlGateway
-
     return AmlGateway(workspace, get_credential())
 
 
 @functools.cache
 def _table_store(name: str) -> TableStore:
-    from shared.store import TableStore
-
     return TableStore.from_settings(get_settings(), name, get_credential)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.clock import as_utc
 from shared.errors import PermanentError
 from shared.events import DatasetDriftDetectedData
 from shared.settings import Settings
@@ -264,7 +265,7 @@ def cooldown_of(record: Mapping[str, Any] | None) -> Cooldown | None:
     return Cooldown(
         drift_run_id=str(record["DriftRunId"]),
         job_name=str(record.get("JobName") or ""),
-        claimed_at=claimed if claimed.tzinfo else claimed.replace(tzinfo=dt.UTC),
+        claimed_at=as_utc(claimed),
         state=str(record.get("State") or "submitted"),
     )
 

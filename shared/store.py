@@ -74,6 +74,7 @@ class TableStore:
         or identity-based with ``AzureWebJobsStorage__tableServiceUri`` / ``__accountName``."""
 
         def connect() -> TableClient:
+            # SDK on first use, not at import: keeps cold start light.
             from azure.data.tables import TableClient
 
             if settings.storage_connection_string:
@@ -102,6 +103,7 @@ class TableStore:
         return self._client
 
     def _create_table(self) -> None:
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceExistsError
 
         with contextlib.suppress(ResourceExistsError):
@@ -109,6 +111,7 @@ class TableStore:
 
     def _retry_if_table_missing(self, call: Callable[[], Any]) -> Any:
         """Run ``call``; if the table was deleted under us (an operator, a reset), create it and run it again."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import HttpResponseError
 
         try:
@@ -123,6 +126,7 @@ class TableStore:
 
     def get(self, partition: str, key: str) -> Row | None:
         TableStore.operations["get"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -133,6 +137,7 @@ class TableStore:
     def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         """Create the row; ``Conflict`` if it exists already."""
         TableStore.operations["insert"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceExistsError
 
         try:
@@ -146,6 +151,7 @@ class TableStore:
     def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
         """Replace the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise."""
         TableStore.operations["replace"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -163,6 +169,7 @@ class TableStore:
 
     def delete(self, row: Row) -> None:
         TableStore.operations["delete"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core import MatchConditions
 
         self.client.delete_entity(row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified)

@@ -11,7 +11,7 @@ from handlers import HANDLERS
 from shared import events
 from shared.dispatch import process
 from shared.errors import EventValidationError, PermanentError
-from shared.events import RunCompletedData, envelope_from_dict
+from shared.events import RunCompletedData
 from shared.register import (
     InvalidRunTag,
     RegisterModel,
@@ -20,6 +20,7 @@ from shared.register import (
     registration_request,
     validate_model_type,
 )
+from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
 RUN = RunCompletedData(
@@ -128,7 +129,7 @@ def test_record_keys_are_per_workspace_and_run() -> None:
 
 
 def _run_event(tags: dict[str, str]) -> Any:
-    return envelope_from_dict(
+    return envelope(
         {
             "id": "evt-run",
             "topic": WORKSPACE_ID,

@@ -13,7 +13,7 @@ from handlers import HANDLERS
 from shared import events
 from shared.dispatch import process
 from shared.errors import EventValidationError
-from shared.events import DatasetDriftDetectedData, envelope_from_dict
+from shared.events import DatasetDriftDetectedData
 from shared.retrain import (
     BELOW_THRESHOLD,
     COOLDOWN,
@@ -34,6 +34,7 @@ from shared.retrain import (
     select_inputs,
     skipped_record,
 )
+from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -235,7 +236,7 @@ def test_record_keys_are_per_workspace_and_monitor() -> None:
 
 
 def _drift_event(coefficient: float) -> Any:
-    return envelope_from_dict(
+    return envelope(
         {
             "id": "evt-drift",
             "topic": WORKSPACE_ID,
