@@ -168,11 +168,18 @@ class TableStore:
         return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
 
     def delete(self, row: Row) -> None:
+        """Delete the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise. Gone already is fine."""
         TableStore.operations["delete"] += 1
         # SDK on first use, not at import: keeps cold start light.
         from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
 
-        self.client.delete_entity(row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified)
+        try:
+            self.client.delete_entity(
+                row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError as err:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
     def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
         TableStore.operations["query"] += 1
