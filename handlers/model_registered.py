@@ -7,20 +7,22 @@ import time
 from typing import TYPE_CHECKING
 
 from shared.errors import is_retryable
-from shared.rollout.engine import RolloutEngine
-from shared.rollout.factories import ledger_of
-from shared.rollout.model import Reject, Rollout, RolloutPlan, Skip, State
-from shared.rollout.notifications import rollout_notification
-from shared.rollout.plan import plan_rollout
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, ModelRegisteredData
+    from shared.rollout.model import RolloutPlan, State
 
 logger = logging.getLogger(__name__)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from shared.rollout.engine import RolloutEngine
+    from shared.rollout.factories import ledger_of
+    from shared.rollout.model import Reject, Skip, State
+    from shared.rollout.plan import plan_rollout
+
     data, settings = event.data, deps.settings
     model = deps.aml(event.workspace).get_model(data.model_name, data.model_version)
     decision = plan_rollout(event.workspace, model, settings)
@@ -67,6 +69,11 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
 
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from shared.rollout.factories import ledger_of
+    from shared.rollout.model import Rollout
+    from shared.rollout.notifications import rollout_notification
+
     now = deps.clock()
     draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
     # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.aml import AmlGateway
 from shared.clock import utc_now
 from shared.credential import get_credential
 from shared.notify import Notifier, sinks_from_settings
@@ -17,6 +16,7 @@ from shared.settings import Settings, get_settings
 from shared.store import TableStore
 
 if TYPE_CHECKING:
+    from shared.aml import AmlGateway
     from shared.workspace import WorkspaceRef
 
 
@@ -33,6 +33,9 @@ class Deps:
 
 @functools.cache
 def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
+    # The Azure ML adapter on first use: it brings the rollout model and the SDK-facing code with it.
+    from shared.aml import AmlGateway
+
     return AmlGateway(workspace, get_credential())
 
 

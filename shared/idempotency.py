@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -127,7 +127,7 @@ class Idempotency:
         store: TableStore,
         *,
         in_progress_for: dt.timedelta,
-        new_claim_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_claim_id: Callable[[], str] = lambda: secrets.token_hex(16),
     ) -> None:
         self.store = store
         self.in_progress_for = in_progress_for
