@@ -22,6 +22,7 @@ def on_aml_event(event: func.EventGridEvent) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def reconcile_rollouts(timer: func.TimerRequest) -> None:
     """Drive unfinished rollouts to completion; re-drive what a crash or a lost event left behind."""
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from shared.rollout.reconcile import reconcile
 
     reconcile(production_deps())
@@ -31,6 +32,7 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
 @app.route(route="rollouts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
     """The rollout ledger as JSON, newest first; filter with ?endpoint=&model=&state=."""
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from shared.status import rollout_status as status
 
     code, body = status(req.params, production_deps())

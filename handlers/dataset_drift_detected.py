@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import is_retryable
+from shared.errors import RetryableError, is_retryable
+from shared.idempotency import AlreadyDone, Idempotency, InProgressElsewhere
 from shared.notify import Notification
+from shared.retrain import (
+    COOLDOWN,
+    JobInfo,
+    SkipRetraining,
+    Submit,
+    claim_record,
+    cooldown_key,
+    cooldown_of,
+    decide_retraining,
+    pipeline_job_request,
+    released_record,
+    screen,
+    skipped_record,
+    submission_key,
+    submission_payload,
+)
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, DatasetDriftDetectedData
-    from shared.retrain import JobInfo, SkipRetraining, Submit
+    from shared.idempotency import RecordKey
     from shared.store import Row, TableStore
 
 logger = logging.getLogger(__name__)
+
+#: How long a submission claimed by another delivery is waited for before this one takes over.
+CLAIM_FOR = dt.timedelta(seconds=120)
 
 
 def handle(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
@@ -44,27 +65,15 @@ def handle(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
 
 
 def _retrain(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
-    """Decide, claim the monitor's record (ETag), find or submit the job, then report it."""
-    # Imported on first use: cold start of function_app pays only for what it uses.
-    from shared.retrain import (
-        COOLDOWN,
-        SkipRetraining,
-        Submit,
-        claim_record,
-        cooldown_of,
-        decide_retraining,
-        record_keys,
-        screen,
-        skipped_record,
-    )
-
+    """Decide and hold the monitor (its cooldown record), claim the drift run's submission, find or submit
+    the job, report it, and record the job as the submission's result."""
     drift, settings = event.data, deps.settings
     skip = screen(drift, settings)
     if skip is not None:
         # No client is created for a skip decided without I/O.
         return _skipped(event, deps, skip)
     store = deps.table(settings.idempotency_table)
-    partition, key = record_keys(event.workspace, drift)
+    hold = cooldown_key(event.workspace, drift)
     now = deps.clock()
     decision: Submit | SkipRetraining | None = None
 
@@ -77,32 +86,39 @@ def _retrain(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
             return skipped_record(row.data, drift.run_id)
         return None
 
-    row = store.update(partition, key, claim)
+    store.update(hold.partition, hold.row, claim)
     assert decision is not None
     if isinstance(decision, SkipRetraining):
         return _skipped(event, deps, decision)
-    if decision.duplicate and row is not None and row.data.get("Notified"):
-        logger.info("%s duplicate: drift run %s already has job %s", event.label, drift.run_id, decision.job_name)
-        return f"duplicate: drift run {drift.run_id} already has retraining job {decision.job_name}"
 
-    job, submitted = _find_or_submit(event, deps, decision, store, partition, key)
-    _notify_submitted(event, deps, decision, job, submitted)
-    store.update(partition, key, lambda current: _mark(current, drift.run_id, State="submitted", Notified=True))
+    submissions = Idempotency(store, in_progress_for=CLAIM_FOR)
+    outcome = submissions.claim(
+        submission_key(event.workspace, decision), submission_payload(drift), now, DriftRunId=drift.run_id
+    )
+    if isinstance(outcome, AlreadyDone):
+        # Completed only once its notification was sent: a duplicate has nothing left to do.
+        job_name = outcome.result["job"]
+        logger.info("%s duplicate: drift run %s already has job %s", event.label, drift.run_id, job_name)
+        return f"duplicate: drift run {drift.run_id} already has retraining job {job_name}"
+    if isinstance(outcome, InProgressElsewhere):
+        raise RetryableError(f"drift run {drift.run_id}'s retraining job is being submitted by another delivery")
+    try:
+        job, submitted = _find_or_submit(event, deps, decision, store, hold)
+        _notify_submitted(event, deps, decision, job, submitted)
+    except Exception:
+        # The redelivery claims the submission again at once (the monitor stays held unless released above).
+        submissions.release(outcome.record)
+        raise
+    result = {"job": job.name, "status": job.status, "submitted": submitted}
+    submissions.complete(outcome.record, result, deps.clock())
     verb = "submitted" if submitted else "found"
     return f"retraining {verb}: job {job.name} ({decision.component}) for drift run {drift.run_id}"
 
 
 def _find_or_submit(
-    event: AmlEvent[DatasetDriftDetectedData],
-    deps: Deps,
-    decision: Submit,
-    store: TableStore,
-    partition: str,
-    key: str,
+    event: AmlEvent[DatasetDriftDetectedData], deps: Deps, decision: Submit, store: TableStore, hold: RecordKey
 ) -> tuple[JobInfo, bool]:
     """The job named for this drift run; submitted only if AML does not have it yet."""
-    from shared.retrain import pipeline_job_request
-
     gateway = deps.aml(event.workspace)
     try:
         job = gateway.get_job(decision.job_name)
@@ -124,17 +140,9 @@ def _find_or_submit(
     except Exception as err:
         if not is_retryable(err):
             # Nothing was submitted and no redelivery will: free the monitor for its next drift run.
-            store.update(partition, key, lambda current: _mark(current, event.data.run_id, State="failed"))
+            run_id = event.data.run_id
+            store.update(hold.partition, hold.row, lambda row: released_record(row.data if row else None, run_id))
         raise
-
-
-def _mark(row: Row | None, drift_run_id: str, **changes: Any) -> dict[str, Any] | None:
-    """``changes`` applied to the monitor's record if it still belongs to ``drift_run_id``."""
-    if row is None or row.data.get("DriftRunId") != drift_run_id:
-        return None
-    if all(row.data.get(name) == value for name, value in changes.items()):
-        return None
-    return {**row.data, **changes}
 
 
 def _notify_submitted(

@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
-    # Imported here, not at module import: cold start of function_app pays only for what it uses.
-    from shared.rollout.engine import RolloutEngine, ledger_of
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from shared.rollout.engine import RolloutEngine
+    from shared.rollout.factories import ledger_of
     from shared.rollout.model import Reject, Skip, State
     from shared.rollout.plan import plan_rollout
 
@@ -68,12 +69,14 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
 
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
-    from shared.rollout.engine import ledger_of, rollout_notification
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from shared.rollout.factories import ledger_of
     from shared.rollout.model import Rollout
+    from shared.rollout.notifications import rollout_notification
 
     now = deps.clock()
     draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
     # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.
-    deps.notifier.send(rollout_notification(draft, state, reason))
+    deps.notifier.send(rollout_notification(draft, state, reason, status_host=deps.settings.status_host))
     rollout, _ = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
     return f"{rollout.state.value}: {reason}"

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.errors import RetryableError
+from shared.idempotency import AlreadyDone, Claimed, Idempotency, PayloadMismatch, RecordKey, Status
 from shared.notify import Notification
+from shared.register import (
+    RegisterModel,
+    RunRegisteredOtherwise,
+    registration_key,
+    registration_payload,
+    registration_request,
+)
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, RunCompletedData
-    from shared.register import RegisterModel
-    from shared.store import Row, TableStore
 
 logger = logging.getLogger(__name__)
 
 #: How long a registration claimed by another delivery is waited for before this one takes over.
-CLAIM_SECONDS = 120
+CLAIM_FOR = dt.timedelta(seconds=120)
 
 
 def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
-    # Imported on first use: cold start of function_app pays only for what it uses.
-    from shared.register import registration_request
-
     run = event.data
     deps.notifier.send(Notification.about_run(event, "AmlEvents.Run.Completed", "completed"))
     noticed = f"notified: run {run.run_id} completed"
@@ -39,29 +42,25 @@ def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
 
 def _register(event: AmlEvent[RunCompletedData], deps: Deps, request: RegisterModel) -> str:
     """Claim the run's record, find or create the model version, record it, report it once."""
-    from shared.register import record_keys
-
-    store = deps.table(deps.settings.idempotency_table)
-    partition, key = record_keys(event.workspace, request.run_id)
-    now = deps.clock()
-    mine = False
-
-    def claim(row: Row | None) -> dict[str, Any] | None:
-        nonlocal mine
-        mine = row is None or _claimable(row, now)
-        if not mine:
-            return None
-        return {"RunId": request.run_id, "ModelName": request.name, "State": "registering", "ClaimedAt": now}
-
-    row = store.update(partition, key, claim)
-    assert row is not None
-    if row.data.get("State") == "registered":
-        recorded = str(row.data["ModelVersion"])
-        if row.data.get("Notified"):
+    records = Idempotency(deps.table(deps.settings.idempotency_table), in_progress_for=CLAIM_FOR)
+    key = registration_key(event.workspace, request.run_id)
+    try:
+        outcome = records.claim(
+            key, registration_payload(request), deps.clock(), RunId=request.run_id, ModelName=request.name
+        )
+    except PayloadMismatch as mismatch:
+        record = mismatch.record
+        status = "registered" if record.status is Status.COMPLETED else "being registered"
+        model = str(record.fields.get("ModelName") or "?")
+        raise RunRegisteredOtherwise(request.run_id, model, status, request.name) from mismatch
+    if isinstance(outcome, AlreadyDone):
+        recorded = str(outcome.result["model_version"])
+        if outcome.record.fields.get("Notified"):
             logger.info("%s duplicate: run %s registered %s:%s", event.label, request.run_id, request.name, recorded)
             return f"duplicate: run {request.run_id} is already registered as {request.name}:{recorded}"
-        return _report(event, deps, store, request, recorded, created=False)
+        return _report(event, deps, records, key, request, recorded, created=False)
 
+    mine = isinstance(outcome, Claimed)
     gateway = deps.aml(event.workspace)
     try:
         found = gateway.find_model_version_from_run(request.name, request.run_id)
@@ -74,65 +73,23 @@ def _register(event: AmlEvent[RunCompletedData], deps: Deps, request: RegisterMo
     except Exception:
         if mine:
             # Let the redelivery claim it again at once instead of waiting out the claim.
-            store.update(partition, key, lambda current: _release(current))
+            records.release(outcome.record)
         raise
-    store.update(partition, key, lambda current: _registered(current, request, version))
-    return _report(event, deps, store, request, version, created=created)
-
-
-def _claimable(row: Row, now: dt.datetime) -> bool:
-    """A record nobody is working on: released, or a claim older than CLAIM_SECONDS (its delivery died)."""
-    state = row.data.get("State")
-    if state == "released":
-        return True
-    claimed = row.data.get("ClaimedAt")
-    return state == "registering" and isinstance(claimed, dt.datetime) and _aware(claimed) < now - _claim_ttl()
-
-
-def _claim_ttl() -> dt.timedelta:
-    return dt.timedelta(seconds=CLAIM_SECONDS)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _release(row: Row | None) -> dict[str, Any] | None:
-    if row is None or row.data.get("State") != "registering":
-        return None
-    return {**row.data, "State": "released"}
-
-
-def _registered(row: Row | None, request: RegisterModel, version: str) -> dict[str, Any] | None:
-    if row is not None and row.data.get("State") == "registered":
-        return None
-    return {
-        **(row.data if row else {}),
-        "RunId": request.run_id,
-        "ModelName": request.name,
-        "ModelVersion": version,
-        "State": "registered",
-    }
-
-
-def _notified(row: Row | None) -> dict[str, Any] | None:
-    if row is None or row.data.get("Notified"):
-        return None
-    return {**row.data, "Notified": True}
+    done = records.complete(outcome.record, {"model_version": version}, deps.clock())
+    return _report(event, deps, records, key, request, str(done.result["model_version"]), created=created)
 
 
 def _report(
     event: AmlEvent[RunCompletedData],
     deps: Deps,
-    store: TableStore,
+    records: Idempotency,
+    key: RecordKey,
     request: RegisterModel,
     version: str,
     *,
     created: bool,
 ) -> str:
     """Notify ``model registered from run`` (notification first: if it fails, the redelivery sends it)."""
-    from shared.register import record_keys
-
     deps.notifier.send(
         Notification.about(
             event,
@@ -154,7 +111,6 @@ def _report(
             },
         )
     )
-    partition, key = record_keys(event.workspace, request.run_id)
-    store.update(partition, key, _notified)
+    records.annotate(key, Notified=True)
     verb = "registered" if created else "found registered"
     return f"{verb}: model {request.name}:{version} from run {request.run_id}"

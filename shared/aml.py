@@ -20,6 +20,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import PermanentError
+from shared.register import SOURCE_RUN_TAG, RegisterModel
+from shared.retrain import (
+    ComponentInfo,
+    ComponentRef,
+    JobInfo,
+    PipelineJobRequest,
+    RetrainingTargetInvalid,
+)
 from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, ModelInfo, RolloutPlan
 from shared.workspace import WorkspaceRef
 
@@ -27,9 +35,6 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
-
-    from shared.register import RegisterModel
-    from shared.retrain import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ LOG_LINES = 50
 
 def arm_endpoint() -> str:
     """The ARM endpoint azure-ai-ml itself would use."""
+    # Not a Settings field on purpose: azure-ai-ml reads this variable from the process environment itself,
+    # and the management client must follow the very same value (a second copy could disagree with it).
     return os.environ.get("AZUREML_DEV_URL_MFE") or ARM_ENDPOINT
 
 
@@ -60,6 +67,7 @@ class AmlGateway:
     @property
     def ml(self) -> MLClient:
         if self._ml is None:
+            # SDK on first use, not at import: keeps cold start light.
             from azure.ai.ml import MLClient
 
             self._ml = MLClient(
@@ -73,6 +81,7 @@ class AmlGateway:
     @property
     def mgmt(self) -> MachineLearningServicesMgmtClient:
         if self._mgmt is None:
+            # SDK on first use, not at import: keeps cold start light.
             from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
 
             self._mgmt = MachineLearningServicesMgmtClient(
@@ -86,6 +95,7 @@ class AmlGateway:
 
     def get_model(self, name: str, version: str) -> ModelInfo:
         """The model version as registered: authoritative tags and type."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -108,6 +118,7 @@ class AmlGateway:
 
     def observe(self, endpoint: str) -> EndpointView | None:
         """The endpoint with its deployments, or None if it does not exist. 1-2 ARM reads."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -137,6 +148,7 @@ class AmlGateway:
 
     def create_endpoint(self, name: str) -> None:
         """PUT a key-auth managed online endpoint; the poller is not kept (see module docstring)."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.mgmt.machinelearningservices import models
 
         body = models.OnlineEndpoint(
@@ -150,6 +162,7 @@ class AmlGateway:
 
     def create_deployment(self, plan: RolloutPlan, now: dt.datetime) -> None:
         """PUT a no-code managed deployment of ``plan``'s model; no poller is kept."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.mgmt.machinelearningservices import models
 
         model_id = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
@@ -186,6 +199,7 @@ class AmlGateway:
 
     def get_logs(self, endpoint: str, deployment: str, lines: int = LOG_LINES) -> str:
         """The last ``lines`` lines of the inference server's container log (best effort)."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.mgmt.machinelearningservices import models
 
         request = models.DeploymentLogsRequest(container_type="InferenceServer", tail=lines)
@@ -194,9 +208,8 @@ class AmlGateway:
 
     def get_component(self, ref: ComponentRef) -> ComponentInfo:
         """The registered pipeline component ``ref`` names (``@latest`` resolved the way azure-ai-ml does)."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
-
-        from shared.retrain import ComponentInfo, RetrainingTargetInvalid
 
         try:
             if ref.label:
@@ -223,6 +236,7 @@ class AmlGateway:
 
     def get_job(self, name: str) -> JobInfo | None:
         """The job called ``name``, or None if there is none."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -233,6 +247,7 @@ class AmlGateway:
 
     def submit_pipeline_job(self, request: PipelineJobRequest) -> JobInfo:
         """Submit a registered pipeline component as a pipeline job (one PUT); nothing waits for it to run."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.ai.ml.entities import PipelineJob, PipelineJobSettings
 
         job = PipelineJob(
@@ -249,9 +264,8 @@ class AmlGateway:
 
     def find_model_version_from_run(self, name: str, run_id: str) -> str | None:
         """The version of model ``name`` registered from run ``run_id`` (tag ``source_run_id``), if any."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
-
-        from shared.register import SOURCE_RUN_TAG
 
         try:
             versions = list(self.mgmt.model_versions.list(*self._scope, name, tags=f"{SOURCE_RUN_TAG}={run_id}"))
@@ -263,6 +277,7 @@ class AmlGateway:
 
     def register_model_from_run(self, request: RegisterModel) -> str:
         """Register the run's output as the next version of the model; returns the version AML assigned."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.ai.ml.entities import Model
 
         model = self.ml.models.create_or_update(
@@ -278,8 +293,6 @@ class AmlGateway:
 
     @staticmethod
     def _job_info(job: Any, name: str) -> JobInfo:
-        from shared.retrain import JobInfo
-
         status = getattr(job, "status", None)
         return JobInfo(
             name=str(getattr(job, "name", None) or name),

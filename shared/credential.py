@@ -17,6 +17,7 @@ def get_credential() -> TokenCredential:
     Offline, the dev kit's token endpoint speaks the same App Service managed-identity protocol,
     so there is no second code path.
     """
+    # SDK on first use, not at import: keeps cold start light.
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)

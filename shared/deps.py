@@ -9,18 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.clock import utc_now
 from shared.credential import get_credential
 from shared.notify import Notifier, sinks_from_settings
 from shared.settings import Settings, get_settings
+from shared.store import TableStore
 
 if TYPE_CHECKING:
     from shared.aml import AmlGateway
-    from shared.store import TableStore
     from shared.workspace import WorkspaceRef
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,7 @@ class Deps:
 
 @functools.cache
 def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
+    # The Azure ML adapter on first use: it brings the rollout model and the SDK-facing code with it.
     from shared.aml import AmlGateway
 
     return AmlGateway(workspace, get_credential())
@@ -43,8 +41,6 @@ def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
 
 @functools.cache
 def _table_store(name: str) -> TableStore:
-    from shared.store import TableStore
-
     return TableStore.from_settings(get_settings(), name, get_credential)
 
 

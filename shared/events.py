@@ -12,13 +12,12 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import azure.functions as func
 
 from shared.errors import EventValidationError
 from shared.workspace import WorkspaceRef
-
-if TYPE_CHECKING:
-    import azure.functions as func
 
 # The same strings as azure.eventgrid.SystemEventNames (a test checks it); spelled out here so that
 # importing function_app does not import azure.eventgrid and azure.core.
@@ -102,7 +101,6 @@ class DatasetDriftDetectedData:
     end_time: dt.datetime | None
 
 
-AmlData = ModelRegisteredData | ModelDeployedData | RunCompletedData | DatasetDriftDetectedData
 D = TypeVar(
     "D", ModelRegisteredData, ModelDeployedData, RunCompletedData, RunStatusChangedData, DatasetDriftDetectedData
 )
@@ -131,8 +129,6 @@ class AmlEvent(Generic[D]):
 
 def envelope_from_function_event(event: func.EventGridEvent | func.CloudEvent) -> Envelope:
     """Read the envelope from what the Functions worker hands the trigger (either schema)."""
-    import azure.functions as func
-
     if isinstance(event, func.CloudEvent):
         schema, event_type, topic, time = "CloudEvents", event.type, event.source, event.time
     else:
@@ -154,29 +150,6 @@ def _object(data: Any) -> Mapping[str, Any]:
     if data is None:
         return {}
     return data if isinstance(data, Mapping) else {"__invalid__": data}
-
-
-def envelope_from_dict(body: Mapping[str, Any]) -> Envelope:
-    """Read the envelope from one JSON event as Event Grid delivers it (either schema)."""
-    if "specversion" in body:
-        return Envelope(
-            id=str(body.get("id") or ""),
-            event_type=str(body.get("type") or ""),
-            subject=str(body.get("subject") or ""),
-            time=parse_time(body.get("time"), "time"),
-            topic=str(body.get("source") or ""),
-            schema="CloudEvents",
-            data=_object(body.get("data")),
-        )
-    return Envelope(
-        id=str(body.get("id") or ""),
-        event_type=str(body.get("eventType") or ""),
-        subject=str(body.get("subject") or ""),
-        time=parse_time(body.get("eventTime"), "eventTime"),
-        topic=str(body.get("topic") or ""),
-        schema="EventGrid",
-        data=_object(body.get("data")),
-    )
 
 
 def workspace_of(envelope: Envelope) -> WorkspaceRef:

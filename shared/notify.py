@@ -190,6 +190,7 @@ class EventGridTopicSink:
 
     def _get_client(self) -> EventGridPublisherClient:
         if self._client is None:
+            # SDK on first use, not at import: keeps cold start light.
             from azure.core.credentials import AzureKeyCredential
             from azure.eventgrid import EventGridPublisherClient
 
@@ -198,6 +199,7 @@ class EventGridTopicSink:
         return self._client
 
     def publish(self, notification: Notification) -> None:
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.messaging import CloudEvent
 
         event = CloudEvent(
@@ -225,6 +227,7 @@ class WebhookSink:
         self._session: requests.Session | None = None
 
     def publish(self, notification: Notification) -> None:
+        # SDK on first use, not at import: keeps cold start light.
         import requests
 
         if self._session is None:

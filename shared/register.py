@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from shared.errors import PermanentError
 from shared.events import RunCompletedData
-from shared.store import checked_key, workspace_scope
+from shared.idempotency import RecordKey, record_key
 from shared.workspace import WorkspaceRef
 
 REGISTER_TAG = "register_model"
@@ -17,6 +18,8 @@ TYPE_TAG = "model_type"
 MODEL_TAG_PREFIX = "model."
 DEFAULT_PATH = "model"
 DEFAULT_TYPE = "mlflow_model"
+#: The registration records' kind in the idempotency table.
+REGISTRATION = "registration"
 #: azure.ai.ml.constants.AssetTypes for models.
 MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
 SOURCE_RUN_TAG = "source_run_id"
@@ -33,6 +36,16 @@ class InvalidRunTag(PermanentError):
         super().__init__(f"run tag {tag!r}={value!r}: {problem}")
         self.tag = tag
         self.value = value
+
+
+class RunRegisteredOtherwise(PermanentError):
+    """The run was already claimed for a registration with other tags: one run registers one model."""
+
+    def __init__(self, run_id: str, model: str, status: str, asked: str) -> None:
+        super().__init__(
+            f"run {run_id} is already {status} for model {model} with other run tags; the tags now ask for "
+            f"model {asked}: a run registers one model, so start a new run to register another"
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,15 @@ def model_tags(run_tags: Mapping[str, str], run_id: str, experiment: str) -> dic
     return tags
 
 
-def record_keys(workspace: WorkspaceRef, run_id: str) -> tuple[str, str]:
-    """(partition, row) of the run's registration record in the idempotency table: keyed on the run id."""
-    return f"registration~{workspace_scope(workspace)}", checked_key(run_id, "data.runId", "an Azure ML run id")
+def registration_key(workspace: WorkspaceRef, run_id: str) -> RecordKey:
+    """The key of the run's registration record in the idempotency table: one registration per run."""
+    return record_key(REGISTRATION, workspace, run_id, field="data.runId", what="an Azure ML run id")
+
+
+def registration_payload(request: RegisterModel) -> dict[str, Any]:
+    """What makes two registrations of a run the same: model name, path, type and tags.
+
+    A redelivered RunCompleted carries the same tags. A run whose tags ask for another model than the
+    one it was registered as is a ``PayloadMismatch`` (one run registers one model), never a silent duplicate.
+    """
+    return {"name": request.name, "path": request.path, "type": request.model_type, "tags": dict(request.tags)}

@@ -8,12 +8,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from shared.clock import as_utc
 from shared.errors import PermanentError
 from shared.events import DatasetDriftDetectedData
+from shared.idempotency import RecordKey, record_key
 from shared.settings import Settings
-from shared.store import checked_key, workspace_scope
 from shared.workspace import WorkspaceRef
 
 #: The drift context offered to the retraining component; only the inputs it declares are passed.
@@ -32,6 +34,10 @@ DRIFT_MONITOR_TAG = "drift_monitor"
 JOB_NAME_PREFIX = "retrain"
 JOB_NAME_PART = 24  # characters kept from the monitor and from the run id; the digest keeps names unique
 MAX_SKIPPED = 50  # skipped drift run ids remembered per monitor
+
+#: The idempotency table's kinds: the monitor's cooldown record, and each drift run's job submission.
+COOLDOWN_RECORD = "retraining"
+SUBMISSION_RECORD = "retraining-job"
 
 NOT_CONFIGURED = "not configured"
 BELOW_THRESHOLD = "below threshold"
@@ -84,14 +90,25 @@ class JobInfo:
     tags: Mapping[str, str]
 
 
+class Hold(StrEnum):
+    """Whether the monitor's last retraining claim holds the monitor for the cooldown."""
+
+    HELD = "held"  # a drift run claimed the monitor; its cooldown runs from the claim
+    RELEASED = "released"  # its job could not be submitted (permanently): the next drift run may retrain at once
+
+
+#: ``State`` values written before the enum (rows outlive upgrades).
+_EARLIER_STATES = {"submitting": Hold.HELD, "submitted": Hold.HELD, "failed": Hold.RELEASED}
+
+
 @dataclass(frozen=True)
 class Cooldown:
-    """The monitor's last retraining claim (the idempotency record), as ``decide_retraining`` needs it."""
+    """The monitor's last retraining claim (its cooldown record), as ``decide_retraining`` needs it."""
 
     drift_run_id: str
     job_name: str
     claimed_at: dt.datetime
-    state: str  # submitting | submitted | failed
+    state: Hold = Hold.HELD
 
 
 @dataclass(frozen=True)
@@ -165,8 +182,9 @@ def decide_retraining(
     skip = screen(drift, settings)
     if skip is not None:
         return skip
-    duplicate = cooldown is not None and cooldown.drift_run_id == drift.run_id and cooldown.state != "failed"
-    if cooldown is not None and not duplicate and cooldown.state != "failed":
+    held = cooldown is not None and cooldown.state is Hold.HELD
+    duplicate = held and cooldown is not None and cooldown.drift_run_id == drift.run_id
+    if cooldown is not None and held and not duplicate:
         until = cooldown.claimed_at + dt.timedelta(minutes=settings.retrain_cooldown_minutes)
         if now < until:
             return SkipRetraining(
@@ -248,10 +266,24 @@ def pipeline_job_request(
     )
 
 
-def record_keys(workspace: WorkspaceRef, drift: DatasetDriftDetectedData) -> tuple[str, str]:
-    """(partition, row) of the monitor's retraining record in the idempotency table."""
-    key = checked_key(monitor_key(drift), "data.dataDriftId", "a drift monitor id")
-    return f"retraining~{workspace_scope(workspace)}", key
+def cooldown_key(workspace: WorkspaceRef, drift: DatasetDriftDetectedData) -> RecordKey:
+    """The key of the monitor's cooldown record in the idempotency table."""
+    return record_key(
+        COOLDOWN_RECORD, workspace, monitor_key(drift), field="data.dataDriftId", what="a drift monitor id"
+    )
+
+
+def submission_key(workspace: WorkspaceRef, submit: Submit) -> RecordKey:
+    """The key of the drift run's job submission record: the job's deterministic name."""
+    return record_key(SUBMISSION_RECORD, workspace, submit.job_name, field="data.runId", what="a job name")
+
+
+def submission_payload(drift: DatasetDriftDetectedData) -> dict[str, Any]:
+    """What makes two deliveries the same drift run: the monitor, the run and the coefficient it measured.
+
+    Not the RETRAIN_* settings: a redelivery after a settings change still finds the drift run's one job.
+    """
+    return {"monitor": monitor_key(drift), "driftRunId": drift.run_id, "driftCoefficient": drift.drift_coefficient}
 
 
 def cooldown_of(record: Mapping[str, Any] | None) -> Cooldown | None:
@@ -264,9 +296,13 @@ def cooldown_of(record: Mapping[str, Any] | None) -> Cooldown | None:
     return Cooldown(
         drift_run_id=str(record["DriftRunId"]),
         job_name=str(record.get("JobName") or ""),
-        claimed_at=claimed if claimed.tzinfo else claimed.replace(tzinfo=dt.UTC),
-        state=str(record.get("State") or "submitted"),
+        claimed_at=as_utc(claimed),
+        state=_hold(str(record.get("State") or Hold.HELD.value)),
     )
+
+
+def _hold(state: str) -> Hold:
+    return _EARLIER_STATES.get(state) or Hold(state)
 
 
 def claim_record(submit: Submit, event_id: str, now: dt.datetime) -> dict[str, Any]:
@@ -275,10 +311,17 @@ def claim_record(submit: Submit, event_id: str, now: dt.datetime) -> dict[str, A
         "DriftRunId": submit.drift_run_id,
         "JobName": submit.job_name,
         "ClaimedAt": now,
-        "State": "submitting",
+        "State": Hold.HELD.value,
         "EventId": event_id,
         "Skipped": "[]",
     }
+
+
+def released_record(record: Mapping[str, Any] | None, drift_run_id: str) -> dict[str, Any] | None:
+    """The monitor's row released from ``drift_run_id``'s claim; None if the row is no longer that run's."""
+    if not record or record.get("DriftRunId") != drift_run_id or record.get("State") == Hold.RELEASED.value:
+        return None
+    return {**record, "State": Hold.RELEASED.value}
 
 
 def skipped_record(record: Mapping[str, Any], drift_run_id: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ DEPLOY_MODES = ("plan", "apply")
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the app reads from its environment. See the README's configuration table."""
+    """Everything the app reads from its environment. See the configuration table in docs/configuration.md."""
 
     allowed_workspaces: frozenset[str] = frozenset()
     deploy_mode: str = "plan"
@@ -47,6 +47,9 @@ class Settings:
     storage_connection_string: str = field(default="", repr=False)
     storage_account_name: str = ""
     storage_table_uri: str = ""
+    #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
+    #: app setting to fill in); rollout notifications link to the status API on it when it is set.
+    status_host: str = ""
 
     @property
     def applies_changes(self) -> bool:
@@ -89,6 +92,7 @@ class Settings:
             storage_connection_string=reader.text("AzureWebJobsStorage", ""),
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
+            status_host=reader.text("WEBSITE_HOSTNAME", ""),
         )
         if reader.problems:
             raise SettingsError(reader.problems)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from shared.rollout.engine import ledger_of
+from shared.rollout.factories import ledger_of
 from shared.rollout.ledger import filter_rollouts
 from shared.rollout.model import State
 

@@ -74,6 +74,7 @@ class TableStore:
         or identity-based with ``AzureWebJobsStorage__tableServiceUri`` / ``__accountName``."""
 
         def connect() -> TableClient:
+            # SDK on first use, not at import: keeps cold start light.
             from azure.data.tables import TableClient
 
             if settings.storage_connection_string:
@@ -102,6 +103,7 @@ class TableStore:
         return self._client
 
     def _create_table(self) -> None:
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceExistsError
 
         with contextlib.suppress(ResourceExistsError):
@@ -109,6 +111,7 @@ class TableStore:
 
     def _retry_if_table_missing(self, call: Callable[[], Any]) -> Any:
         """Run ``call``; if the table was deleted under us (an operator, a reset), create it and run it again."""
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import HttpResponseError
 
         try:
@@ -123,6 +126,7 @@ class TableStore:
 
     def get(self, partition: str, key: str) -> Row | None:
         TableStore.operations["get"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -133,6 +137,7 @@ class TableStore:
     def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         """Create the row; ``Conflict`` if it exists already."""
         TableStore.operations["insert"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceExistsError
 
         try:
@@ -146,6 +151,7 @@ class TableStore:
     def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
         """Replace the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise."""
         TableStore.operations["replace"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
@@ -162,10 +168,18 @@ class TableStore:
         return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
 
     def delete(self, row: Row) -> None:
+        """Delete the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise. Gone already is fine."""
         TableStore.operations["delete"] += 1
+        # SDK on first use, not at import: keeps cold start light.
         from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
 
-        self.client.delete_entity(row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified)
+        try:
+            self.client.delete_entity(
+                row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError as err:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
     def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
         TableStore.operations["query"] += 1

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from shared.deps import Deps
 from shared.errors import RetryableError
 from shared.notify import Notification, Notifier
 from shared.settings import Settings
+from shared.store import Conflict, Row, TableStore
 from shared.workspace import WorkspaceRef
 
 WORKSPACE_ID = (
@@ -48,6 +50,63 @@ class ForbiddenFactory:
     def __call__(self, *args: Any) -> Any:
         self.calls.append(args)
         raise AssertionError(f"{self.name} client was created: {args}")
+
+
+class FakeTableStore(TableStore):
+    """An in-memory table with the real store's ETag rules; records every write.
+
+    ``TableStore.update`` (read, decide, conditional write, retry on ``Conflict``) is inherited unchanged.
+    ``before_write``, when set, runs before each write: a test makes another writer change the row there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(lambda: _no_client())
+        self.rows: dict[tuple[str, str], Row] = {}
+        self.writes: list[tuple[str, str, str]] = []
+        self.before_write: Callable[[FakeTableStore, str, str], None] | None = None
+        self._etags = itertools.count(1)
+
+    def get(self, partition: str, key: str) -> Row | None:
+        return self.rows.get((partition, key))
+
+    def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        self._before_write(partition, key)
+        if (partition, key) in self.rows:
+            raise Conflict(f"{partition}/{key} exists")
+        return self._put("insert", partition, key, data)
+
+    def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
+        self._before_write(row.partition, row.key)
+        current = self.rows.get((row.partition, row.key))
+        if current is None or current.etag != row.etag:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read")
+        return self._put("replace", row.partition, row.key, data)
+
+    def delete(self, row: Row) -> None:
+        current = self.rows.get((row.partition, row.key))
+        if current is not None and current.etag != row.etag:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read")
+        self.rows.pop((row.partition, row.key), None)
+        self.writes.append(("delete", row.partition, row.key))
+
+    def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
+        assert filter == "PartitionKey eq @pk", f"FakeTableStore only answers partition queries, not {filter!r}"
+        yield from (row for (partition, _), row in sorted(self.rows.items()) if partition == parameters["pk"])
+
+    def _before_write(self, partition: str, key: str) -> None:
+        hook, self.before_write = self.before_write, None  # one interference per arming
+        if hook is not None:
+            hook(self, partition, key)
+
+    def _put(self, op: str, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        row = Row(partition, key, dict(data), f"etag-{next(self._etags)}")
+        self.rows[(partition, key)] = row
+        self.writes.append((op, partition, key))
+        return row
+
+
+def _no_client() -> Any:
+    raise AssertionError("FakeTableStore has no Azure client")
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shared.errors import is_retryable, status_code_of
-from shared.notify import Notification
-from shared.rollout.ledger import RolloutLedger
+from shared.rollout.factories import ledger_of, policy_of
 from shared.rollout.model import Rollout, State
+from shared.rollout.notifications import rollout_notification
 from shared.rollout.step import (
     WRITE_ACTIONS,
     Action,
@@ -24,7 +24,6 @@ from shared.rollout.step import (
     Finish,
     Nothing,
     Observation,
-    Policy,
     SetTraffic,
     Wait,
     step,
@@ -38,70 +37,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_ON: dict[State, tuple[str, str]] = {
-    State.PLANNED: ("AmlEvents.Rollout.Planned", "info"),
-    State.DEPLOYING: ("AmlEvents.Rollout.Started", "info"),
-    State.LIVE: ("AmlEvents.Rollout.Live", "info"),
-    State.CANARY: ("AmlEvents.Rollout.Canary", "info"),
-    State.DARK: ("AmlEvents.Rollout.Dark", "info"),
-    State.FAILED: ("AmlEvents.Rollout.Failed", "error"),
-    State.SUPERSEDED: ("AmlEvents.Rollout.Superseded", "warning"),
-    State.REJECTED: ("AmlEvents.Rollout.Rejected", "error"),
-}
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(minutes=10)
-
-
-def ledger_of(deps: Deps) -> RolloutLedger:
-    return RolloutLedger(deps.table(deps.settings.rollout_table))
-
-
-def policy_of(deps: Deps) -> Policy:
-    settings = deps.settings
-    return Policy(
-        timeout=dt.timedelta(minutes=settings.rollout_timeout_minutes),
-        keep_deployments=settings.keep_deployments,
-        keep_failed_deployments=settings.keep_failed_deployments,
-    )
-
-
-def rollout_notification(rollout: Rollout, state: State, reason: str, logs: str = "") -> Notification:
-    """The notification for a rollout entering ``state``, with the links an operator needs."""
-    plan = rollout.plan
-    workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
-    kind, severity = NOTIFY_ON[state]
-    links = {
-        "endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail"),
-        "model": workspace.studio_link(f"model/{plan.model_name}:{plan.model_version}/details"),
-    }
-    host = os.environ.get("WEBSITE_HOSTNAME")
-    if host:
-        links["status"] = f"https://{host}/api/rollouts?endpoint={plan.endpoint}"
-    facts = {
-        "endpoint": plan.endpoint,
-        "deployment": plan.deployment,
-        "model": plan.model_name,
-        "version": plan.model_version,
-        "traffic": plan.traffic,
-        "mirror": plan.mirror,
-        "instanceType": plan.instance_type,
-        "instanceCount": plan.instance_count,
-        "state": state.value,
-        "reason": reason,
-    }
-    if logs:
-        facts["logs"] = "\n".join(logs.splitlines()[-20:])
-    return Notification(
-        type=kind,
-        subject=f"endpoints/{plan.endpoint}/deployments/{plan.deployment}",
-        summary=f"Rollout of {plan.model_name}:{plan.model_version} to {plan.endpoint}/{plan.deployment} "
-        f"is {state.value}: {reason}",
-        workspace=workspace,
-        source_event_id=rollout.event_ids[0] if rollout.event_ids else plan.deployment,
-        severity=severity,
-        facts=facts,
-        links=links,
-    )
 
 
 class RolloutEngine:
@@ -275,7 +212,9 @@ class RolloutEngine:
     def notify(self, rollout: Rollout, state: State, reason: str) -> None:
         """Send the transition's notification. Its failure is reported, and never undoes the transition."""
         try:
-            self.deps.notifier.send(rollout_notification(rollout, state, reason, rollout.logs))
+            self.deps.notifier.send(
+                rollout_notification(rollout, state, reason, rollout.logs, status_host=self.deps.settings.status_host)
+            )
         except Exception as err:
             logger.error(
                 "notification for rollout %s/%s (%s) failed: %s",

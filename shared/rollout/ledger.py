@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from shared.clock import as_utc
 from shared.rollout.model import Rollout, RolloutPlan, State
 from shared.store import Conflict, Row, TableStore, backoff, workspace_scope
 from shared.workspace import WorkspaceRef
@@ -104,7 +105,7 @@ class RolloutLedger:
             if current is None:
                 return self.store.insert(pk, LEASE_KEY, data)
             until = current.data.get("Until")
-            if isinstance(until, dt.datetime) and _aware(until) > now and current.data.get("Owner") != owner:
+            if isinstance(until, dt.datetime) and as_utc(until) > now and current.data.get("Owner") != owner:
                 return None
             return self.store.replace(current, data)
         except Conflict:
@@ -129,10 +130,6 @@ def filter_rollouts(
     if state:
         checks.append(lambda r: r.state.value == state.lower())
     return [r for r in rollouts if all(check(r) for check in checks)]
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _encode(rollout: Rollout) -> dict[str, Any]:
@@ -164,8 +161,8 @@ def _decode(row: Row) -> Rollout:
     return Rollout(
         plan=RolloutPlan.from_json(str(data["Plan"])),
         state=State(str(data["State"])),
-        created_at=_aware(data["CreatedAt"]),
-        updated_at=_aware(data["UpdatedAt"]),
+        created_at=as_utc(data["CreatedAt"]),
+        updated_at=as_utc(data["UpdatedAt"]),
         event_ids=tuple(json.loads(str(data.get("EventIds") or "[]"))),
         attempts=int(data.get("Attempts") or 0),
         next_attempt_at=dt.datetime.fromisoformat(next_attempt) if next_attempt else None,

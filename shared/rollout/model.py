@@ -17,7 +17,7 @@ FAILED_STATES = frozenset({"failed", "canceled"})
 
 
 class State(StrEnum):
-    """Where a rollout is. See the README's state diagram."""
+    """Where a rollout is. The state diagram is in docs/rollout.md."""
 
     PLANNED = "planned"  # DEPLOY_MODE=plan: recorded, never applied
     PENDING = "pending"  # accepted, waiting for its turn on the endpoint

@@ -7,7 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from shared.rollout.engine import RolloutEngine, ledger_of
+from shared.rollout.engine import RolloutEngine
+from shared.rollout.factories import ledger_of
 from shared.workspace import WorkspaceRef
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from devkit.runner import load_events
 from handlers import HANDLERS
 from shared.dispatch import process
 from shared.errors import RetryableError
-from shared.events import envelope_from_dict
+from tests.envelopes import envelope
 from tests.fakes import FakeNotifier, make_deps
 
 EVENTS = Path(__file__).parents[1] / "events"
@@ -19,7 +19,7 @@ EVENTS = Path(__file__).parents[1] / "events"
 def _dispatch(name: str, notifier: FakeNotifier, schema: str = "eventgrid", **changes: object) -> str:
     body = load_events(EVENTS / f"{name}.{schema}.camel.json")[0]
     body["data"].update(changes)
-    return process(envelope_from_dict(body), make_deps(notifier=notifier), HANDLERS)
+    return process(envelope(body), make_deps(notifier=notifier), HANDLERS)
 
 
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])

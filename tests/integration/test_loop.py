@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -12,7 +13,8 @@ from devkit.harness import OfflineApp, app_environment, drift_detected, model_re
 from devkit.runner import Delivery
 from devkit.stack import DevStack
 from shared.deps import production_deps
-from shared.register import record_keys as registration_keys
+from shared.idempotency import Idempotency, Status
+from shared.register import registration_key
 from shared.retrain import job_name
 from shared.workspace import WorkspaceRef
 
@@ -247,10 +249,23 @@ def test_a_duplicate_run_completed_registers_one_version(loop: OfflineApp, stack
     assert len(stack.aml.requests(method="PUT", path_contains="/models/credit_risk/versions/")) == 1
     assert list(_models(loop, "credit_risk")) == ["1"]
     deps = production_deps()
-    record = deps.table(deps.settings.idempotency_table).get(
-        *registration_keys(WorkspaceRef.from_arm_id(stack.aml.workspace_id), "train_43")
+    records = Idempotency(deps.table(deps.settings.idempotency_table), in_progress_for=dt.timedelta(0))
+    record = records.get(registration_key(WorkspaceRef.from_arm_id(stack.aml.workspace_id), "train_43"))
+    assert record is not None and record.status is Status.COMPLETED
+    assert record.result == {"model_version": "1"} and record.fields["Notified"] is True
+
+
+def test_the_same_run_asking_for_another_model_is_rejected_not_registered(loop: OfflineApp, stack: DevStack) -> None:
+    _one(loop.deliver(run_completed("train_46", {"register_model": "credit_risk"})))
+    other = _one(loop.deliver(run_completed("train_46", {"register_model": "fraud"})))
+
+    assert other.outcome == (
+        "rejected: run train_46 is already registered for model credit_risk with other run tags; the tags now ask "
+        "for model fraud: a run registers one model, so start a new run to register another"
     )
-    assert record is not None and record.data["ModelVersion"] == "1" and record.data["State"] == "registered"
+    assert [r.path.rsplit("/models/", 1)[-1] for r in stack.aml.requests(method="PUT", path_contains="/models/")] == [
+        "credit_risk/versions/1"
+    ]
 
 
 def test_a_run_without_the_tag_is_only_notified(loop: OfflineApp) -> None:

@@ -72,6 +72,21 @@ def test_concurrent_read_modify_writes_lose_no_update(store: TableStore) -> None
     assert row.data["n"] == 20
 
 
+def test_delete_removes_the_row_it_read_and_refuses_a_changed_one(store: TableStore) -> None:
+    read = store.insert("p", "old", {"n": 1})
+    store.delete(read)
+    assert store.get("p", "old") is None
+    stale = store.insert("p", "kept", {"n": 1})
+    store.replace(stale, {"n": 2})  # another instance changed it after we read it
+    with pytest.raises(Conflict):
+        store.delete(stale)
+    row = store.get("p", "kept")
+    assert row is not None and row.data["n"] == 2
+    store.delete(row)
+    store.delete(row)  # already gone: nothing to do
+    assert store.get("p", "kept") is None
+
+
 def test_a_deleted_table_is_created_again(store: TableStore) -> None:
     store.insert("p", "k", {"n": 1})
     store.client.delete_table()

@@ -12,12 +12,12 @@ from handlers import HANDLERS
 from shared import events
 from shared.dispatch import process
 from shared.errors import EventValidationError, PermanentError, RetryableError
-from shared.events import envelope_from_dict
+from tests.envelopes import envelope
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
 
 def _envelope(event_type: str = events.RUN_STATUS_CHANGED, topic: str = WORKSPACE_ID) -> Any:
-    return envelope_from_dict(
+    return envelope(
         {
             "id": "evt-1",
             "topic": topic,
@@ -79,7 +79,7 @@ def test_unknown_type_is_logged_and_acknowledged() -> None:
 
 
 def test_malformed_payload_is_acknowledged_with_the_field_and_the_event(caplog: pytest.LogCaptureFixture) -> None:
-    envelope = envelope_from_dict(
+    malformed = envelope(
         {
             "id": "evt-bad",
             "topic": WORKSPACE_ID,
@@ -89,7 +89,7 @@ def test_malformed_payload_is_acknowledged_with_the_field_and_the_event(caplog: 
         }
     )
     with caplog.at_level(logging.ERROR):
-        outcome = process(envelope, make_deps(), HANDLERS)
+        outcome = process(malformed, make_deps(), HANDLERS)
     assert outcome.startswith("rejected: data.experimentId")
     assert (
         "evt-bad" in caplog.text and '"eventType":"Microsoft.MachineLearningServices.RunStatusChanged"' in caplog.text
@@ -104,7 +104,7 @@ def test_malformed_payload_is_acknowledged_with_the_field_and_the_event(caplog: 
         HttpResponseError(message="busy", response=None),
         ConnectionError("reset"),
     ],
-    ids=["retryable", "network", "no-status", "socket"],
+    ids=["retryable", "network", "http-409-busy", "socket"],
 )
 def test_retryable_failures_raise_so_event_grid_redelivers(err: Exception) -> None:
     if isinstance(err, HttpResponseError):

@@ -11,15 +11,17 @@ from handlers import HANDLERS
 from shared import events
 from shared.dispatch import process
 from shared.errors import EventValidationError, PermanentError
-from shared.events import RunCompletedData, envelope_from_dict
+from shared.events import RunCompletedData
 from shared.register import (
     InvalidRunTag,
     RegisterModel,
     model_tags,
-    record_keys,
+    registration_key,
+    registration_payload,
     registration_request,
     validate_model_type,
 )
+from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
 RUN = RunCompletedData(
@@ -119,16 +121,26 @@ def test_other_bad_tags_name_the_tag(tag: str, value: str) -> None:
     assert str(bad.value).startswith(f"run tag {tag!r}={value!r}: ")
 
 
-def test_record_keys_are_per_workspace_and_run() -> None:
-    partition, key = record_keys(WORKSPACE, "train_1")
-    assert partition.startswith("registration~mlw-devkit~") and key == "train_1"
+def test_the_registration_key_is_per_workspace_and_run() -> None:
+    key = registration_key(WORKSPACE, "train_1")
+    assert key.partition.startswith("registration~mlw-devkit~") and key.row == "train_1"
     with pytest.raises(EventValidationError) as bad:
-        record_keys(WORKSPACE, "runs/1")
+        registration_key(WORKSPACE, "runs/1")
     assert bad.value.field == "data.runId"
 
 
+def test_the_registration_payload_changes_with_what_would_be_registered() -> None:
+    request = registration_request(_run(register_model="credit_risk", **{"model.deploy": "true"}))
+    assert request is not None
+    same = registration_request(_run(**{"model.deploy": "true", "register_model": "credit_risk"}))
+    assert same is not None and registration_payload(same) == registration_payload(request)
+    for tags in ({"register_model": "fraud"}, {"register_model": "credit_risk", "model_type": "custom_model"}):
+        other = registration_request(_run(**tags))
+        assert other is not None and registration_payload(other) != registration_payload(request)
+
+
 def _run_event(tags: dict[str, str]) -> Any:
-    return envelope_from_dict(
+    return envelope(
         {
             "id": "evt-run",
             "topic": WORKSPACE_ID,

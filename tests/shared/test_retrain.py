@@ -12,8 +12,9 @@ import pytest
 from handlers import HANDLERS
 from shared import events
 from shared.dispatch import process
-from shared.errors import EventValidationError
-from shared.events import DatasetDriftDetectedData, envelope_from_dict
+from shared.errors import EventValidationError, RetryableError
+from shared.events import DatasetDriftDetectedData, parse
+from shared.idempotency import Claimed, Idempotency
 from shared.retrain import (
     BELOW_THRESHOLD,
     COOLDOWN,
@@ -22,19 +23,32 @@ from shared.retrain import (
     ComponentInfo,
     ComponentRef,
     Cooldown,
+    Hold,
     SkipRetraining,
     Submit,
     claim_record,
+    cooldown_key,
     cooldown_of,
     decide_retraining,
     job_name,
     job_tags,
     pipeline_job_request,
-    record_keys,
+    released_record,
     select_inputs,
     skipped_record,
+    submission_key,
+    submission_payload,
 )
-from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
+from tests.envelopes import envelope
+from tests.fakes import (
+    WORKSPACE,
+    WORKSPACE_ID,
+    FakeNotifier,
+    FakeTableStore,
+    ForbiddenFactory,
+    make_deps,
+    make_settings,
+)
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 DRIFT = DatasetDriftDetectedData(
@@ -52,7 +66,7 @@ CONFIGURED = make_settings(retrain_pipeline_component="retrain:3", retrain_compu
 AML_JOB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
 
 
-def _cooldown(minutes_ago: float, run_id: str = "drift_run_0", state: str = "submitted") -> Cooldown:
+def _cooldown(minutes_ago: float, run_id: str = "drift_run_0", state: Hold = Hold.HELD) -> Cooldown:
     return Cooldown(run_id, "retrain-old", NOW - dt.timedelta(minutes=minutes_ago), state)
 
 
@@ -120,8 +134,8 @@ def test_the_same_drift_run_inside_the_cooldown_is_a_duplicate_submit_not_a_skip
     assert isinstance(decision, Submit) and decision.duplicate
 
 
-def test_a_failed_claim_does_not_hold_the_monitor() -> None:
-    decision = decide_retraining(DRIFT, CONFIGURED, _cooldown(1, state="failed"), NOW)
+def test_a_released_claim_does_not_hold_the_monitor() -> None:
+    decision = decide_retraining(DRIFT, CONFIGURED, _cooldown(1, state=Hold.RELEASED), NOW)
     assert isinstance(decision, Submit) and not decision.duplicate
 
 
@@ -134,10 +148,15 @@ def test_the_record_round_trips_and_remembers_skipped_runs_once() -> None:
     submit = decide_retraining(DRIFT, CONFIGURED, None, NOW)
     assert isinstance(submit, Submit)
     record = claim_record(submit, "evt-1", NOW)
-    assert cooldown_of(record) == Cooldown("drift_run_1", submit.job_name, NOW, "submitting")
+    assert cooldown_of(record) == Cooldown("drift_run_1", submit.job_name, NOW, Hold.HELD)
     assert cooldown_of(None) is None and cooldown_of({}) is None
     naive = {**record, "ClaimedAt": NOW.replace(tzinfo=None)}
     assert cooldown_of(naive) == cooldown_of(record)
+    released = released_record(record, "drift_run_1")
+    assert released is not None and cooldown_of(released) == Cooldown(
+        "drift_run_1", submit.job_name, NOW, Hold.RELEASED
+    )
+    assert released_record(released, "drift_run_1") is None and released_record(record, "drift_run_0") is None
     once = skipped_record(record, "drift_run_2")
     assert once is not None and once["Skipped"] == '["drift_run_2"]'
     assert skipped_record(once, "drift_run_2") is None
@@ -223,19 +242,40 @@ def test_component_specs(spec: str, ref: ComponentRef) -> None:
     assert str(ref) == spec.removeprefix("azureml:")
 
 
-def test_record_keys_are_per_workspace_and_monitor() -> None:
-    partition, key = record_keys(WORKSPACE, DRIFT)
-    assert partition.startswith("retraining~mlw-devkit~") and key == DRIFT.data_drift_id
+def test_record_keys_are_per_workspace_and_monitor_and_per_job() -> None:
+    key = cooldown_key(WORKSPACE, DRIFT)
+    assert key.partition.startswith("retraining~mlw-devkit~") and key.row == DRIFT.data_drift_id
     with pytest.raises(EventValidationError) as bad:
-        record_keys(WORKSPACE, replace(DRIFT, data_drift_id="a#b"))
+        cooldown_key(WORKSPACE, replace(DRIFT, data_drift_id="a#b"))
     assert bad.value.field == "data.dataDriftId"
+    submit = decide_retraining(DRIFT, CONFIGURED, None, NOW)
+    assert isinstance(submit, Submit)
+    job = submission_key(WORKSPACE, submit)
+    assert job.partition.startswith("retraining-job~mlw-devkit~") and job.row == submit.job_name
+
+
+@pytest.mark.parametrize(
+    "state", [("submitting", Hold.HELD), ("submitted", Hold.HELD), ("failed", Hold.RELEASED), ("", Hold.HELD)]
+)
+def test_cooldown_records_written_before_the_enum_still_read(state: tuple[str, Hold]) -> None:
+    written, hold = state
+    record = {"DriftRunId": "drift_run_0", "JobName": "retrain-old", "ClaimedAt": NOW, "State": written}
+    assert cooldown_of(record) == Cooldown("drift_run_0", "retrain-old", NOW, hold)
+
+
+def test_a_drift_runs_submission_payload_ignores_the_retraining_settings() -> None:
+    assert submission_payload(DRIFT) == {
+        "monitor": DRIFT.data_drift_id,
+        "driftRunId": "drift_run_1",
+        "driftCoefficient": 0.83,
+    }
 
 
 # ------------------------------------------------------------------------------ the handler's no-I/O paths
 
 
 def _drift_event(coefficient: float) -> Any:
-    return envelope_from_dict(
+    return envelope(
         {
             "id": "evt-drift",
             "topic": WORKSPACE_ID,
@@ -262,3 +302,17 @@ def test_skips_decided_without_io_create_no_client(settings: Any, coefficient: f
     assert notifier.sent[1].facts["kind"] == kind
     assert notifier.sent[1].links["driftRun"].startswith("https://ml.azure.com/runs/r-1?wsid=")
     assert (aml.calls, table.calls) == ([], [])
+
+
+def test_a_drift_run_being_submitted_by_another_delivery_is_redelivered_without_an_aml_call() -> None:
+    store, aml = FakeTableStore(), ForbiddenFactory("aml")
+    body = _drift_event(0.9)
+    drift = parse(body).data
+    submit = decide_retraining(drift, CONFIGURED, None, NOW)
+    assert isinstance(submit, Submit)
+    other = Idempotency(store, in_progress_for=dt.timedelta(seconds=120))
+    assert isinstance(other.claim(submission_key(WORKSPACE, submit), submission_payload(drift), NOW), Claimed)
+
+    with pytest.raises(RetryableError, match="being submitted by another delivery"):
+        process(body, make_deps(CONFIGURED, FakeNotifier(), aml, lambda name: store), HANDLERS)
+    assert aml.calls == []

@@ -89,3 +89,9 @@ def test_typed_values_are_parsed() -> None:
     assert settings.keep_failed_deployments is True
     assert settings.drift_threshold == 0.3
     assert settings.retrain_pipeline_component == "retrain@latest"
+
+
+def test_the_status_host_is_the_platforms_website_hostname() -> None:
+    assert Settings.from_env({}).status_host == ""
+    settings = Settings.from_env({"WEBSITE_HOSTNAME": " fn-aml.azurewebsites.net "})
+    assert settings.status_host == "fn-aml.azurewebsites.net"

@@ -1,0 +1,27 @@
+"""The rollout engine's parts built from the handlers' dependencies: the ledger and the step policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from shared.rollout.ledger import RolloutLedger
+from shared.rollout.step import Policy
+
+if TYPE_CHECKING:
+    from shared.deps import Deps
+
+
+def ledger_of(deps: Deps) -> RolloutLedger:
+    """The rollout ledger in ``ROLLOUT_TABLE``."""
+    return RolloutLedger(deps.table(deps.settings.rollout_table))
+
+
+def policy_of(deps: Deps) -> Policy:
+    """The step policy from the settings: timeout and what to keep after a cut-over or a failure."""
+    settings = deps.settings
+    return Policy(
+        timeout=dt.timedelta(minutes=settings.rollout_timeout_minutes),
+        keep_deployments=settings.keep_deployments,
+        keep_failed_deployments=settings.keep_failed_deployments,
+    )

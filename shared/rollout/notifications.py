@@ -1,0 +1,64 @@
+"""What a rollout's transitions tell people: the notification type and severity per state, and its facts and links."""
+
+from __future__ import annotations
+
+from shared.notify import Notification
+from shared.rollout.model import Rollout, State
+from shared.workspace import WorkspaceRef
+
+NOTIFY_ON: dict[State, tuple[str, str]] = {
+    State.PLANNED: ("AmlEvents.Rollout.Planned", "info"),
+    State.DEPLOYING: ("AmlEvents.Rollout.Started", "info"),
+    State.LIVE: ("AmlEvents.Rollout.Live", "info"),
+    State.CANARY: ("AmlEvents.Rollout.Canary", "info"),
+    State.DARK: ("AmlEvents.Rollout.Dark", "info"),
+    State.FAILED: ("AmlEvents.Rollout.Failed", "error"),
+    State.SUPERSEDED: ("AmlEvents.Rollout.Superseded", "warning"),
+    State.REJECTED: ("AmlEvents.Rollout.Rejected", "error"),
+}
+#: Container log lines a failure notification carries (the last ones).
+LOG_LINES = 20
+
+
+def rollout_notification(
+    rollout: Rollout, state: State, reason: str, logs: str = "", *, status_host: str = ""
+) -> Notification:
+    """The notification for a rollout entering ``state``, with the links an operator needs.
+
+    ``status_host`` is the Function App's host name (``Settings.status_host``); when set, the
+    notification links to the rollout status API.
+    """
+    plan = rollout.plan
+    workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
+    kind, severity = NOTIFY_ON[state]
+    links = {
+        "endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail"),
+        "model": workspace.studio_link(f"model/{plan.model_name}:{plan.model_version}/details"),
+    }
+    if status_host:
+        links["status"] = f"https://{status_host}/api/rollouts?endpoint={plan.endpoint}"
+    facts = {
+        "endpoint": plan.endpoint,
+        "deployment": plan.deployment,
+        "model": plan.model_name,
+        "version": plan.model_version,
+        "traffic": plan.traffic,
+        "mirror": plan.mirror,
+        "instanceType": plan.instance_type,
+        "instanceCount": plan.instance_count,
+        "state": state.value,
+        "reason": reason,
+    }
+    if logs:
+        facts["logs"] = "\n".join(logs.splitlines()[-LOG_LINES:])
+    return Notification(
+        type=kind,
+        subject=f"endpoints/{plan.endpoint}/deployments/{plan.deployment}",
+        summary=f"Rollout of {plan.model_name}:{plan.model_version} to {plan.endpoint}/{plan.deployment} "
+        f"is {state.value}: {reason}",
+        workspace=workspace,
+        source_event_id=rollout.event_ids[0] if rollout.event_ids else plan.deployment,
+        severity=severity,
+        facts=facts,
+        links=links,
+    )
