@@ -55,6 +55,7 @@ class LiveSettings:
     poll_seconds: float = 20.0
     model_uri_base: str = ""
     price_per_hour: float | None = None
+    stage: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
@@ -103,6 +104,7 @@ class LiveSettings:
             poll_seconds=poll,
             model_uri_base=base.rstrip("/"),
             price_per_hour=price,
+            stage=(env.get("ACCEPTANCE_STAGE") or "").strip(),
         )
 
 
@@ -117,6 +119,7 @@ class LiveTarget(Target):
         super().__init__()
         self.settings = settings
         self.instance_type = settings.instance_type
+        self.extra_tags = {"stage": settings.stage} if settings.stage else {}
         self.settle_timeout_s = settings.timeout_minutes * 60
         self.delivery_timeout_s = min(300.0, self.settle_timeout_s)
         self.cleanup_timeout_s = self.settle_timeout_s

@@ -44,7 +44,7 @@ class Names:
 
 def tags(t: Target, names: Names, **extra: str) -> dict[str, str]:
     """The tag contract for a model this run deploys (see the README's tag table)."""
-    return {"deploy": "true", "endpoint": names.endpoint, "instance_type": t.instance_type, **extra}
+    return {"deploy": "true", "endpoint": names.endpoint, "instance_type": t.instance_type, **t.extra_tags, **extra}
 
 
 def _state(t: Target, names: Names, rows: Mapping[str, Mapping[str, object]], version: str, expected: str) -> None:

@@ -112,6 +112,7 @@ class Target(ABC):
 
     name = "target"
     instance_type = "Standard_DS2_v2"
+    extra_tags: Mapping[str, str] = {}  # e.g. the ``stage`` tag an app with DEPLOY_STAGE requires
     settle_timeout_s = 60.0
     delivery_timeout_s = 30.0
     cleanup_timeout_s = 60.0
@@ -236,8 +237,9 @@ class Target(ABC):
             if time.monotonic() > deadline:
                 raise Timeout(
                     f"the app recorded no rollout for {registration.model}:{registration.version} within "
-                    f"{self.delivery_timeout_s:.0f} s of its registration: is the Event Grid subscription in place "
-                    "and the workspace on the app's AML_ALLOWED_WORKSPACES?"
+                    f"{self.delivery_timeout_s:.0f} s of its registration: is the Event Grid subscription in place, "
+                    "the workspace on the app's AML_ALLOWED_WORKSPACES, and (if the app sets DEPLOY_STAGE) "
+                    "ACCEPTANCE_STAGE set to it?"
                 )
             self.pass_time()
 

@@ -86,3 +86,15 @@ def test_a_wrong_function_key_is_a_clear_error_before_anything_is_created(
     assert code == 2
     assert "refused ACCEPTANCE_FUNCTION_KEY (401)" in err
     assert stack.aml.snapshot()["models"] == []
+
+
+def test_an_app_with_a_deploy_stage_is_served_with_acceptance_stage(
+    hosted: HostedApp, stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with app_environment(stack, DEPLOY_STAGE="prod"):
+        code = main(
+            ["--target", "live", "--yes", "--only", "out-of-order"], env=_live_env(hosted, ACCEPTANCE_STAGE="prod")
+        )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS  out-of-order" in out
