@@ -45,11 +45,12 @@ def estimate(scenarios: Sequence[Scenario], run_id: str, instance_type: str, pri
         names = Names(run_id, scenario.short)
         cost = scenario.deployments * scenario.minutes / 60 * price
         dollars += cost
+        versions = f"versions 1-{scenario.versions}" if scenario.versions > 1 else "version 1"
         creates = (
-            f"model {names.model} (versions 1-2), endpoint {names.endpoint}, "
+            f"model {names.model} ({versions}), endpoint {names.endpoint}, "
             f"{scenario.deployments} deployment(s) x 1 instance"
             if scenario.deployments
-            else f"model {names.model} (1 version); no endpoint, no deployment"
+            else f"model {names.model} ({versions}); no endpoint, no deployment"
         )
         lines.append(f"  {scenario.name:<19} {creates}; ~{scenario.minutes} min, <= ${cost:.2f}")
     minutes = sum(s.minutes for s in scenarios) + CLEANUP_MINUTES

@@ -161,6 +161,7 @@ class Scenario:
     deployments: int
     minutes: int
     redelivers: bool = False  # hands the app an event itself (live: needs the Event Grid system key)
+    versions: int = 2  # model versions it registers
 
     @property
     def summary(self) -> str:
@@ -170,8 +171,8 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("blue-green", blue_green, "bg", deployments=2, minutes=35),
     Scenario("canary", canary, "canary", deployments=2, minutes=35),
-    Scenario("duplicate-delivery", duplicate_delivery, "dup", deployments=1, minutes=20, redelivers=True),
+    Scenario("duplicate-delivery", duplicate_delivery, "dup", deployments=1, minutes=20, redelivers=True, versions=1),
     Scenario("out-of-order", out_of_order, "order", deployments=1, minutes=20),
     Scenario("failed-deployment", failed_deployment, "failed", deployments=2, minutes=45),
-    Scenario("guardrails", guardrails, "guard", deployments=0, minutes=2),
+    Scenario("guardrails", guardrails, "guard", deployments=0, minutes=2, versions=1),
 )

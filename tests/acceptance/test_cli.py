@@ -46,3 +46,24 @@ def test_live_without_yes_and_without_a_terminal_creates_nothing(capsys: pytest.
     assert "acc-" in out and "canary" in out and "Standard_DS2_v2" in out
     assert "Expected time: about 45 minutes; expected cost: at most about $0.23." in out
     assert "refusing to create billable resources" in out and "Nothing was created." in out
+
+
+def test_the_live_plan_lists_what_each_scenario_creates_and_the_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--target", "live"], env=LIVE_ENV) == 1
+    out = capsys.readouterr().out
+    [dup] = [line for line in out.splitlines() if line.strip().startswith("duplicate-delivery")]
+    assert "(version 1)" in dup and "1 deployment(s) x 1 instance" in dup
+    [guard] = [line for line in out.splitlines() if line.strip().startswith("guardrails")]
+    assert "no endpoint, no deployment" in guard and "<= $0.00" in guard
+    assert "Expected time: about 167 minutes; expected cost: at most about $0.90." in out
+
+
+def test_an_instance_type_without_a_known_price_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**LIVE_ENV, "ACCEPTANCE_INSTANCE_TYPE": "Standard_NC6s_v3"}
+    assert main(["--target", "live", "--only", "canary"], env=env) == 1
+    out = capsys.readouterr().out
+    assert "no price known for Standard_NC6s_v3; set ACCEPTANCE_PRICE_PER_HOUR" in out
+    assert "expected cost: unknown" in out
+    env["ACCEPTANCE_PRICE_PER_HOUR"] = "3.06"
+    assert main(["--target", "live", "--only", "canary"], env=env) == 1
+    assert "expected cost: at most about $3.57." in capsys.readouterr().out
