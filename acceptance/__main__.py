@@ -120,8 +120,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             print("Starting the offline stack (AML emulator, token endpoint, Event Grid sink, Azurite) ...")
         try:
             target.start()
-            if hasattr(target, "check"):
-                target.check()
+            target.check()
         except TargetError as err:
             print(f"error: {err}", file=sys.stderr)
             target.stop()

@@ -161,6 +161,10 @@ class Target(ABC):
         """Why this target cannot hand the app an event itself (None: it can)."""
         return None
 
+    def check(self) -> None:
+        """Raise ``TargetError`` naming the setting to fix if the target cannot be used (before creating anything)."""
+        return None
+
     def start(self) -> Target:
         return self
 
