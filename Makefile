@@ -42,6 +42,14 @@ test: install lint typecheck unit infra-check
 demo: install
 	$(PY) -m devkit.demo
 
+# Acceptance scenarios (acceptance/README.md). Extra flags: make acceptance ACCEPTANCE_ARGS="--only canary --keep"
+.PHONY: acceptance acceptance-live
+acceptance: install
+	$(PY) -m acceptance --target offline $(ACCEPTANCE_ARGS)
+
+acceptance-live: install
+	$(PY) -m acceptance --target live $(ACCEPTANCE_ARGS)
+
 bench: install
 	$(PY) -m bench
 

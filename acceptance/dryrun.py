@@ -1,0 +1,129 @@
+"""A stand-in for "the deployed app plus Event Grid", so the live target's code path can run against the dev kit.
+
+``HostedApp`` serves the unchanged app's functions over HTTP the way the Functions host exposes them
+(``GET /api/rollouts`` behind a function key, ``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
+key), forwards what the AML emulator publishes to that webhook as Event Grid would, and fires the reconciler's
+timer on a short period. Point a ``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from devkit import runner
+from devkit._server import BackgroundServer, Request, Response
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+
+    from devkit.stack import DevStack
+
+from acceptance.emulator import ContainerSimulator, teach_model_deletion
+from acceptance.live import EVENT_FUNCTION
+
+logger = logging.getLogger(__name__)
+
+
+class HostedApp:
+    """The in-process app behind HTTP, an Event Grid forwarder and a timer; a context manager."""
+
+    def __init__(
+        self,
+        stack: DevStack,
+        ml: MLClient,
+        *,
+        function_key: str,
+        eventgrid_key: str,
+        tick_s: float = 0.3,
+        forward_s: float = 0.1,
+    ) -> None:
+        self.stack = stack
+        self.function_key = function_key
+        self.eventgrid_key = eventgrid_key
+        self.tick_s = tick_s
+        self.forward_s = forward_s
+        self.containers = ContainerSimulator(stack.aml, ml)
+        self._server = BackgroundServer("hosted-app", self._handle)
+        self.url = self._server.url
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.deliveries: list[runner.Delivery] = []
+        self.errors: list[str] = []
+
+    def __enter__(self) -> HostedApp:
+        teach_model_deletion(self.stack.aml)
+        self._server.start()
+        for name, loop in (("event-grid", self._forward_loop), ("timer", self._timer_loop)):
+            thread = threading.Thread(target=loop, name=f"hosted-app-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._server.stop()
+
+    # ------------------------------------------------------------------ the Functions host's HTTP surface
+
+    def _handle(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/api/rollouts":
+            key = request.headers.get("x-functions-key") or request.query.get("code")
+            if key != self.function_key:
+                return Response(401)
+            params = {k: v for k, v in request.query.items() if k != "code"}
+            code, body = runner.get_status(params)
+            return Response(code, body)
+        if request.method == "POST" and request.path.lower() == "/runtime/webhooks/eventgrid":
+            if request.query.get("code") != self.eventgrid_key:
+                return Response(401)
+            if request.query.get("functionName") != EVENT_FUNCTION:
+                return Response(404, {"error": f"no function {request.query.get('functionName')!r}"})
+            if request.headers.get("aeg-event-type") != "Notification":
+                return Response(400, {"error": "aeg-event-type must be Notification"})
+            deliveries = runner.deliver(json.loads(request.body), max_attempts=1)
+            self.deliveries.extend(deliveries)
+            # The host answers 500 when the function raised, so Event Grid redelivers.
+            return Response(202 if all(d.acknowledged for d in deliveries) else 500)
+        return Response(404)
+
+    # ------------------------------------------------------------------ Event Grid and the timer
+
+    def _forward_loop(self) -> None:
+        session = requests.Session()
+        pending: list[Mapping[str, Any]] = []
+        while not self._stop.wait(self.forward_s):
+            try:
+                for event in self.stack.aml.take_events():
+                    self.containers.on_event(event)
+                    pending.append(event)
+                while pending:
+                    response = session.post(
+                        f"{self.url}/runtime/webhooks/eventgrid",
+                        params={"functionName": EVENT_FUNCTION, "code": self.eventgrid_key},
+                        headers={"aeg-event-type": "Notification"},
+                        json=[dict(pending[0])],
+                        timeout=30,
+                    )
+                    if response.status_code >= 300:
+                        break  # Event Grid retries later
+                    pending.pop(0)
+            except Exception as err:
+                logger.exception("event forwarding failed")
+                self.errors.append(f"forward: {type(err).__name__}: {err}")
+        session.close()
+
+    def _timer_loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            try:
+                runner.tick()
+            except Exception as err:
+                logger.exception("reconciler tick failed")
+                self.errors.append(f"tick: {type(err).__name__}: {err}")

@@ -1,0 +1,126 @@
+"""The offline target: the dev kit's stack, the unchanged app in-process, and AML's events delivered from its outbox."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from acceptance.emulator import ContainerSimulator, teach_model_deletion
+from acceptance.target import ModelSource, Registration, Target
+from devkit import runner
+from devkit.harness import app_environment
+from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
+from shared.events import MODEL_REGISTERED
+from shared.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+logger = logging.getLogger(__name__)
+
+#: Where registrations point offline: the emulator stores the path, it uploads nothing.
+MODEL_URI_BASE = "azureml://datastores/workspaceblobstore/paths/acceptance-models"
+
+
+class OfflineTarget(Target):
+    """Starts the dev kit stack and drives the app the way Event Grid and the timer would.
+
+    ``register`` sends the real azure-ai-ml request to the AML emulator; the emulator's outbox yields the
+    ``ModelRegistered`` event AML would publish, and ``await_delivery`` hands exactly that event to the app's
+    Event Grid function. ``pass_time`` fires the reconciler's timer once and lets AML finish what it started.
+    """
+
+    name = "offline"
+    settle_timeout_s = 30.0
+    delivery_timeout_s = 10.0
+    cleanup_timeout_s = 30.0
+
+    def __init__(
+        self, *, operation_duration_s: float = 0.2, stack: DevStack | None = None, **app_settings: str
+    ) -> None:
+        super().__init__()
+        self.operation_duration_s = operation_duration_s
+        self.app_settings = app_settings
+        self._given_stack = stack  # started and stopped by its owner
+        self._stack: DevStack | None = None
+        self._exit = contextlib.ExitStack()
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._containers: ContainerSimulator | None = None
+        self._credential: TokenCredential | None = None
+
+    @property
+    def stack(self) -> DevStack:
+        if self._stack is None:
+            raise RuntimeError("the offline target is not started")
+        return self._stack
+
+    def start(self) -> OfflineTarget:
+        try:
+            self._stack = self._given_stack or self._exit.enter_context(
+                DevStack(operation_duration_s=self.operation_duration_s)
+            )
+            self._exit.enter_context(app_environment(self._stack, **self.app_settings))
+            teach_model_deletion(self._stack.aml)
+            self._containers = ContainerSimulator(self._stack.aml, self.ml)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._exit.close()
+        self._stack = None
+
+    @property
+    def workspace(self) -> WorkspaceRef:
+        return WorkspaceRef(SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
+
+    def credential(self) -> TokenCredential:
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential()  # the stack's managed-identity endpoint
+        return self._credential
+
+    def model_path(self, source: ModelSource) -> str:
+        return f"{MODEL_URI_BASE}/{source.name}/"
+
+    def _after_register(self, registration: Registration) -> Registration:
+        self._collect()
+        event = self._pending.get((registration.model, registration.version))
+        if event is None:
+            raise AssertionError(f"the AML emulator published no ModelRegistered for {registration.model}")
+        return Registration(registration.model, registration.version, registration.tags, registration.source, event)
+
+    def _collect(self) -> None:
+        """Take AML's published events; hold each ModelRegistered until the suite has it delivered."""
+        for event in self.stack.aml.take_events():
+            if event.get("eventType") != MODEL_REGISTERED:
+                continue
+            assert self._containers is not None
+            self._containers.on_event(event)
+            data = event["data"]
+            self._pending[(str(data["modelName"]), str(data["modelVersion"]))] = event
+
+    def _deliver(self, registration: Registration) -> None:
+        event = self._pending.pop((registration.model, registration.version), None)
+        if event is not None:
+            self.post_event(event)
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        [delivery] = runner.deliver([event])
+        if not delivery.acknowledged:
+            raise AssertionError(f"the app did not acknowledge {delivery.subject}: {delivery.attempts}")
+        logger.info("delivered %s %s: %s", delivery.event_type, delivery.subject, delivery.outcome)
+
+    def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        code, body = runner.get_status(params)
+        if code != 200:
+            raise AssertionError(f"GET /api/rollouts answered {code}: {body}")
+        return list(body["rollouts"])
+
+    def pass_time(self) -> None:
+        runner.tick()
+        self.stack.aml.wait_idle()

@@ -1,0 +1,100 @@
+"""``make acceptance-live``, dry-run: the live target's code path, unchanged, against the dev kit.
+
+The Live target gets ACCEPTANCE_* settings pointing at the emulated workspace and at ``HostedApp`` (the unchanged
+app behind the Functions host's HTTP routes, fed by an Event Grid forwarder and a timer). It registers models
+through azure-ai-ml, waits for Event Grid's delivery, follows ``GET /api/rollouts`` and reads ARM, exactly as live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from acceptance.__main__ import main
+from acceptance.dryrun import HostedApp
+from acceptance.scenarios import SCENARIOS
+from devkit.harness import app_environment
+from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
+
+pytestmark = pytest.mark.integration
+
+FUNCTION_KEY = "dry-run-function-key"
+EVENTGRID_KEY = "dry-run-eventgrid-key"
+
+
+@pytest.fixture
+def hosted(stack: DevStack) -> Iterator[HostedApp]:
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    with app_environment(stack):
+        ml = MLClient(DefaultAzureCredential(), SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
+        with HostedApp(stack, ml, function_key=FUNCTION_KEY, eventgrid_key=EVENTGRID_KEY) as app:
+            yield app
+
+
+def _live_env(app: HostedApp, **extra: str) -> dict[str, str]:
+    return {
+        "ACCEPTANCE_SUBSCRIPTION_ID": SUBSCRIPTION_ID,
+        "ACCEPTANCE_RESOURCE_GROUP": RESOURCE_GROUP,
+        "ACCEPTANCE_WORKSPACE": WORKSPACE_NAME,
+        "ACCEPTANCE_APP_URL": app.url,
+        "ACCEPTANCE_FUNCTION_KEY": FUNCTION_KEY,
+        "ACCEPTANCE_EVENTGRID_KEY": EVENTGRID_KEY,
+        # The emulator stores model paths and uploads nothing: the one live step a dry run can't exercise.
+        "ACCEPTANCE_MODEL_URI": "azureml://datastores/workspaceblobstore/paths/acceptance-models",
+        "ACCEPTANCE_POLL_SECONDS": "0.1",
+        "ACCEPTANCE_TIMEOUT_MINUTES": "0.5",
+        **extra,
+    }
+
+
+def test_the_live_target_passes_every_scenario_through_the_app_s_http_surface(
+    hosted: HostedApp, stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--target", "live", "--yes"], env=_live_env(hosted))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{len(SCENARIOS)}/{len(SCENARIOS)} passed on live" in out
+    assert "Expected time: about" in out and "expected cost: at most about $" in out
+    assert not hosted.errors, hosted.errors
+    # Events reached the app through the Event Grid webhook only: one per registration, plus the re-deliveries.
+    registered = [d for d in hosted.deliveries if d.event_type.endswith("ModelRegistered")]
+    assert len(registered) >= 10
+    assert stack.aml.snapshot()["endpoints"] == {}
+    assert stack.aml.snapshot()["models"] == []
+
+
+def test_without_the_event_grid_key_the_duplicate_scenario_is_skipped_and_says_why(
+    hosted: HostedApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = _live_env(hosted, ACCEPTANCE_EVENTGRID_KEY="")
+    code = main(["--target", "live", "--yes", "--only", "duplicate-delivery,guardrails"], env=env)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [skipped] = [line for line in out.splitlines() if line.startswith("SKIP")]
+    assert "duplicate-delivery" in skipped and "ACCEPTANCE_EVENTGRID_KEY" in skipped
+    assert any(line.startswith("PASS  guardrails") for line in out.splitlines()), out
+
+
+def test_a_wrong_function_key_is_a_clear_error_before_anything_is_created(
+    hosted: HostedApp, stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--target", "live", "--yes"], env=_live_env(hosted, ACCEPTANCE_FUNCTION_KEY="wrong"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "refused ACCEPTANCE_FUNCTION_KEY (401)" in err
+    assert stack.aml.snapshot()["models"] == []
+
+
+def test_an_app_with_a_deploy_stage_is_served_with_acceptance_stage(
+    hosted: HostedApp, stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with app_environment(stack, DEPLOY_STAGE="prod"):
+        code = main(
+            ["--target", "live", "--yes", "--only", "out-of-order"], env=_live_env(hosted, ACCEPTANCE_STAGE="prod")
+        )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS  out-of-order" in out
