@@ -13,7 +13,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.executable)' 2>/dev/null)
 STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt; } | cksum | cut -d' ' -f1)
 
-.PHONY: help install test lint typecheck unit infra-check demo bench replay lock clean check-python check-node
+.PHONY: help venv install test lint typecheck unit infra-check demo bench replay lock clean check-python check-node
 
 help:
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench  - benchmarks, printed as a table"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
+	@echo "make venv   - only the virtualenv and the pinned Python packages"
 	@echo "make lock   - regenerate requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - delete the venvs, node_modules, caches and the dev kit's state"
 	@echo "Python $(SUPPORTED_PYTHONS); another one: make PYTHON=/path/to/python3.13 VENV=.venv-3.13 test"
@@ -50,6 +51,8 @@ $(STAMP): requirements.txt requirements-dev.txt | check-python
 node_modules/.installed: package.json package-lock.json | check-node
 	$(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+venv: $(STAMP)
 
 # check-node first: a missing node fails before the long pip install, not after it.
 install: check-node $(STAMP) node_modules/.installed
