@@ -34,8 +34,8 @@ def make_endpoint(
         set_traffic(stack, arm, name, traffic or {}, mirror or {}, auth_mode)
     response = arm.call("GET", f"/onlineEndpoints/{name}")
     assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
 
 
 def set_traffic(
