@@ -58,6 +58,9 @@ App = Callable[[Request], Response]
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_CONNECTION_TIMEOUT_S
+    # Headers and body go out in separate writes; without TCP_NODELAY the client's delayed ACK adds ~40 ms to
+    # every keep-alive request (1,000 scoring calls took 46 s instead of about 2).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

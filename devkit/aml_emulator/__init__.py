@@ -11,9 +11,13 @@ One room per ARM area; :class:`AmlEmulator` in ``server.py`` composes them:
 - ``endpoints.py``: online endpoints and deployments, traffic rules, keys and tokens, getLogs and container logs.
 - ``jobs.py``: jobs and components.
 - ``outbox.py``: the Event Grid events the emulated workspace publishes.
-
-Future rooms: ``scoring.py`` (the scoring URI of each endpoint), ``traffic.py`` (synthetic load against it),
-``metrics.py`` (the Azure Monitor metrics API for endpoints and deployments).
+- ``scoring.py``: each endpoint's ``scoringUri`` on the emulator (``/inference/{endpoint}/score``), key and
+  Entra-token auth, the ``azureml-model-deployment`` header.
+- ``health.py``: emulated model behaviour per deployment (error rate, lognormal latency, failing on purpose),
+  from the control API or the model's ``emulator.*`` tags.
+- ``traffic.py``: the emulated clock, routing by live and mirror traffic, synthetic load, the request samples.
+- ``metrics.py``: Azure Monitor's metrics API for an endpoint (``RequestsPerMinute``, ``RequestLatency_P50..P99``)
+  computed from the samples, with an ingestion lag.
 """
 
 from __future__ import annotations

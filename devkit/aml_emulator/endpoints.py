@@ -55,6 +55,8 @@ class EndpointsArea:
 
         def _render(self, res: Resource) -> dict[str, Any]: ...
 
+        def _scoring_properties(self, endpoint: str) -> dict[str, str]: ...
+
     def endpoint_state(self, name: str) -> dict[str, Any] | None:
         """The endpoint's current ARM body (``None`` if it does not exist)."""
         with self._lock:
@@ -85,8 +87,7 @@ class EndpointsArea:
         props["traffic"] = {k: int(v) for k, v in (props.get("traffic") or {}).items()}
         props["mirrorTraffic"] = {k: int(v) for k, v in (props.get("mirrorTraffic") or {}).items()}
         props.setdefault("publicNetworkAccess", "Enabled")
-        props["scoringUri"] = f"https://{name}.{self.location}.inference.ml.azure.com/score"
-        props["swaggerUri"] = f"https://{name}.{self.location}.inference.ml.azure.com/swagger.json"
+        props.update(self._scoring_properties(name))  # scoring.py: URIs on the emulator itself
         identity = dict(body.get("identity") or {"type": "SystemAssigned"})
         if "SystemAssigned" in str(identity.get("type", "")):
             identity.setdefault("principalId", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.workspace_id}/{name}")))

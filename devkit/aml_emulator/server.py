@@ -17,9 +17,11 @@ from devkit._server import BackgroundServer, Request, Response
 from devkit.aml_emulator.endpoints import EndpointsArea
 from devkit.aml_emulator.faults import FaultPlan, FaultsArea
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
+from devkit.aml_emulator.metrics import MetricsArea
 from devkit.aml_emulator.models import ModelsArea
 from devkit.aml_emulator.operations import DEFAULT_OPERATION_DURATION_S, DEFAULT_POLL_INTERVAL_S, OperationsArea
 from devkit.aml_emulator.outbox import OutboxArea
+from devkit.aml_emulator.scoring import SCORING_PREFIX, ScoringArea
 from devkit.aml_emulator.state import (
     PROVIDER,
     ArmError,
@@ -31,6 +33,7 @@ from devkit.aml_emulator.state import (
     Resource,
     _now,
 )
+from devkit.aml_emulator.traffic import TrafficArea
 from devkit.identity import TokenIssuer
 from devkit.tls import DevCertificateAuthority
 
@@ -57,7 +60,9 @@ _OPERATION_RE = re.compile(
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
-class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxArea, FaultsArea):
+class AmlEmulator(
+    ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxArea, FaultsArea, ScoringArea, TrafficArea, MetricsArea
+):
     """ARM for one Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
 
     Point azure-ai-ml at it with ``AZUREML_DEV_URL_MFE=`` :attr:`url` and the mgmt SDK with ``base_url=`` :attr:`url`.
@@ -138,6 +143,9 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             self.operation_duration_s = self.default_operation_duration_s
             self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
             self.job_duration_s = DEFAULT_JOB_DURATION_S
+            self._reset_traffic()
+            self._reset_scoring()
+            self._reset_metrics()
 
     def requests(
         self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None
@@ -201,6 +209,8 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
                 return err.response()
             except (ValueError, TypeError, KeyError) as err:
                 return ArmError(400, "BadRequest", f"bad control request: {err}").response()
+        if request.path.startswith(SCORING_PREFIX):
+            return self._handle_scoring(request)  # the data plane: its own auth, not in the ARM request log
         started = _now()
         with self._lock:
             latency = self._faults.latency_ms
@@ -320,6 +330,7 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             ("PATCH", f"/onlineEndpoints/{e}/deployments/{d}", self._patch_deployment),
             ("DELETE", f"/onlineEndpoints/{e}/deployments/{d}", self._delete_deployment),
             ("POST", f"/onlineEndpoints/{e}/deployments/{d}/getLogs", self._get_logs),
+            ("GET", f"/onlineEndpoints/{e}/providers/Microsoft.Insights/metrics", self._list_metrics),
             ("GET", "/components", self._list_component_containers),
             ("GET", f"/components/{n}", self._get_component_container),
             ("GET", f"/components/{n}/versions", self._list_component_versions),
@@ -401,6 +412,7 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
           "description", "tags"}`` (``inputs``: a list of names or ``{name: type | {"type", "optional", "default"}}``)
         - ``GET /_emulator/events`` (the outbox, kept); ``POST /_emulator/events/take`` (returned and cleared)
         - ``GET /_emulator/state``
+        - clock, load, health, delivery settings and samples: see :meth:`TrafficArea._delivery_control`
         """
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
         body = request.json() if request.body else {}
@@ -476,4 +488,6 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             return Response(200, {"value": self.take_events()})
         if key == ("GET", "/state"):
             return Response(200, self.snapshot())
+        if (delivered := self._delivery_control(request.method, route, body)) is not None:
+            return delivered
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
