@@ -196,3 +196,16 @@ def test_a_new_model_version_is_not_readable_during_the_lag(
 
     time.sleep(1.05)
     assert ml_client.models.get("churn", "1").type == "mlflow_model"
+
+
+def test_a_rule_can_pick_the_nth_matching_request(
+    stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient
+) -> None:
+    stack.aml.fail_requests(503, methods=["GET"], path_pattern="/onlineEndpoints$", nth=2, count=1)
+    list(mgmt_client.online_endpoints.list(RG, WS))
+    mgmt_client.workspaces.get(RG, WS)  # not matched: does not count
+    with pytest.raises(HttpResponseError) as second:
+        list(mgmt_client.online_endpoints.list(RG, WS))
+    assert second.value.status_code == 503
+    assert list(mgmt_client.online_endpoints.list(RG, WS)) == []
+    assert [r.status for r in stack.aml.requests()] == [200, 200, 503, 200]
