@@ -7,10 +7,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
 from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID
 from devkit.stack import RESOURCE_GROUP, WORKSPACE_NAME, DevStack
+from tests.devkit.arm_session import ArmSession
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 RG, WS = RESOURCE_GROUP, WORKSPACE_NAME
 AML = "Microsoft.MachineLearningServices"
+API = {"api-version": "2023-04-01"}
 
 
 def _endpoint(traffic: dict[str, int] | None = None) -> OnlineEndpoint:
@@ -209,3 +212,13 @@ def test_a_rule_can_pick_the_nth_matching_request(
     assert second.value.status_code == 503
     assert list(mgmt_client.online_endpoints.list(RG, WS)) == []
     assert [r.status for r in stack.aml.requests()] == [200, 200, 503, 200]
+
+
+def test_a_stalled_write_lands_even_when_the_client_gave_up(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.stall_requests(1.0, methods=["PUT"])
+    body = {"location": "eastus", "properties": {"authMode": "Key"}}
+    with pytest.raises(requests.Timeout):
+        arm.session.put(f"{arm.workspace}/onlineEndpoints/ep-gone", json=body, params=API, timeout=0.3)
+    assert stack.aml.endpoint_state("ep-gone") is None
+    time.sleep(1.0)
+    assert stack.aml.endpoint_state("ep-gone") is not None  # ARM applied it: the caller never heard back
