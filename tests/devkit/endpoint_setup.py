@@ -26,7 +26,11 @@ def make_endpoint(
         stack.aml.seed_model(model, index, tags=tags)
         body = {
             "location": "eastus",
-            "properties": {"model": f"{stack.aml.workspace_id}/models/{model}/versions/{index}"},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "instanceType": "Standard_DS3_v2",
+                "model": f"{stack.aml.workspace_id}/models/{model}/versions/{index}",
+            },
         }
         assert arm.call("PUT", f"/onlineEndpoints/{name}/deployments/{deployment}", body).status_code == 201
         stack.aml.wait_idle()

@@ -158,8 +158,13 @@ def test_deployment_that_is_not_serving_answers_503_then_502(stack: DevStack, ar
     uri = body["properties"]["scoringUri"]
     stack.aml.fail_deployments("red")
     stack.aml.set_operation_duration(0.3)
-    model = {"model": f"{stack.aml.workspace_id}/models/model-blue/versions/1"}
-    assert arm.call("PUT", "/onlineEndpoints/ep-state/deployments/red", {"properties": model}).status_code == 201
+    model = {
+        "endpointComputeType": "Managed",
+        "instanceType": "Standard_DS3_v2",
+        "model": f"{stack.aml.workspace_id}/models/model-blue/versions/1",
+    }
+    red = {"location": "eastus", "properties": model}
+    assert arm.call("PUT", "/onlineEndpoints/ep-state/deployments/red", red).status_code == 201
 
     creating = client.post(uri, json=SAMPLE, headers={"azureml-model-deployment": "red"}, timeout=5)
     assert creating.status_code == 503
