@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).parents[1]
 Row = tuple[str, str, str, str]
+#: Column widths of the table, fixed so that each row can be printed as soon as it is measured.
+WIDTHS = (46, 15, 9)
 IMPORT_PROBE = """
 import json, resource, sys, time
 start = time.perf_counter()
@@ -28,7 +31,7 @@ print(json.dumps({{"seconds": elapsed, "rss_mib": resource.getrusage(resource.RU
 """
 
 
-def cold_import(runs: int) -> list[tuple[str, str, str, str]]:
+def cold_import(runs: int) -> Iterator[Row]:
     results: dict[str, dict[str, Any]] = {}
     for module in ("azure.functions", "function_app", "azure.ai.ml"):
         samples = []
@@ -46,19 +49,15 @@ def cold_import(runs: int) -> list[tuple[str, str, str, str]]:
             "rss": statistics.median(s["rss_mib"] for s in samples),
             "aml": any(s["aml_loaded"] for s in samples),
         }
-    base = results["azure.functions"]
-    rows = []
-    for module, r in results.items():
+        base = results["azure.functions"]
+        r = results[module]
         ratio = f"{r['seconds'] / base['seconds']:.2f}x time, {r['rss'] / base['rss']:.2f}x RSS"
-        rows.append(
-            (
-                f"import {module}",
-                f"{r['seconds'] * 1000:.0f} ms",
-                f"{r['rss']:.0f} MiB",
-                f"{ratio}; azure.ai.ml loaded: {r['aml']}",
-            )
+        yield (
+            f"import {module}",
+            f"{r['seconds'] * 1000:.0f} ms",
+            f"{r['rss']:.0f} MiB",
+            f"{ratio}; azure.ai.ml loaded: {r['aml']}",
         )
-    return rows
 
 
 def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
@@ -98,24 +97,23 @@ def _one_rollout(app: Any, version: int, label: str, tags: dict[str, str], quiet
     ]
 
 
-def rollouts(quiet_seconds: float) -> list[Row]:
+def rollouts(quiet_seconds: float) -> Iterator[Row]:
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.stack import DevStack
     from shared.store import TableStore
 
-    rows: list[Row] = []
     tags = {"deploy": "true", "endpoint": "credit"}
     with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
         app, aml = OfflineApp(stack), stack.aml
         aml.set_poll_interval(0.5)  # a leftover poller would be seen twice a second
 
-        rows += _one_rollout(app, 1, "new endpoint", tags, quiet_seconds)
-        rows += _one_rollout(app, 2, "existing endpoint", tags, 0)  # blue/green to v2
+        yield from _one_rollout(app, 1, "new endpoint", tags, quiet_seconds)
+        yield from _one_rollout(app, 2, "existing endpoint", tags, 0)  # blue/green to v2
 
         # Nothing in flight.
         aml.clear_requests()
         app.tick()
-        rows.append(("idle reconciler tick", f"{aml.request_counts()['total']} ARM requests", "", ""))
+        yield ("idle reconciler tick", f"{aml.request_counts()['total']} ARM requests", "", "")
 
         # Burst: 50 ModelRegistered events for 10 endpoints, 20 ms per ARM request.
         stack.reset()
@@ -134,28 +132,41 @@ def rollouts(quiet_seconds: float) -> list[Row]:
             states[rollout["state"]] = states.get(rollout["state"], 0) + 1
         counts = aml.request_counts()
         ledger_ops = sum(TableStore.operations.values())
-        rows.append(
-            (
-                "burst: 50 events, 10 endpoints, 20 ms latency",
-                f"{ticks} ticks",
-                f"{wall:.1f} s",
-                f"{counts['total']} ARM requests ({counts['reads']} reads, {counts['writes']} writes), "
-                f"{ledger_ops} ledger ops; end states {states}",
-            )
+        yield (
+            "burst: 50 events, 10 endpoints, 20 ms latency",
+            f"{ticks} ticks",
+            f"{wall:.1f} s",
+            f"{counts['total']} ARM requests ({counts['reads']} reads, {counts['writes']} writes), "
+            f"{ledger_ops} ledger ops; end states {states}",
         )
-    return rows
 
 
-def main() -> int:
+def print_row(row: Row) -> None:
+    """One line of the table, flushed at once: a slow measurement must not hide the ones before it."""
+    measure, figure, timing, notes = row
+    print(f"{measure:<{WIDTHS[0]}}  {figure:<{WIDTHS[1]}}  {timing:<{WIDTHS[2]}}  {notes}".rstrip(), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per import measurement")
     parser.add_argument("--quiet-seconds", type=float, default=30.0, help="how long to watch after the ack path")
-    args = parser.parse_args()
-    rows = cold_import(args.runs) + rollouts(args.quiet_seconds)
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    print(f"\n{'measure':<{widths[0]}}  {'figure':<{widths[1]}}  {'time/RSS':<{widths[2]}}  notes")
-    for row in rows:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    args = parser.parse_args(argv)
+    # Only real trouble reaches the console, labelled as the app's log; routine information stays out.
+    console = logging.StreamHandler(sys.stdout)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("  (app log) %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
+    print(
+        f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
+        f"(watching {args.quiet_seconds:.0f} s after the first ack) ...\n",
+        flush=True,
+    )
+    print_row(("measure", "figure", "time/RSS", "notes"))
+    for row in cold_import(args.runs):
+        print_row(row)
+    for row in rollouts(args.quiet_seconds):
+        print_row(row)
     print(
         f"\n(import figures are medians of {args.runs} fresh processes; goals: function_app within 1.5x of "
         "azure.functions and azure.ai.ml not loaded; ack path <= 4 ARM requests and 0 after; "

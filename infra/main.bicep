@@ -94,6 +94,22 @@ param createNotifyTopic string = 'false'
 @description('Optional Key Vault reference, @Microsoft.KeyVault(SecretUri=...), for NOTIFY_WEBHOOK_URL. Anything else is ignored, because webhook URLs carry tokens and parameters are stored in the deployment history.')
 param notifyWebhookUrlReference string = ''
 
+@description('Email address the alerts notify (function failures, failed or rolled-back rollouts, reconciler not running, dead letters). Empty: the alerts still fire and show in Azure Monitor, but notify nobody.')
+param alertEmail string = ''
+
+@description('ARM id of an existing action group of yours (for example one that posts to Teams or Slack) that every alert notifies as well. Empty: none.')
+param alertExtraActionGroupId string = ''
+
+@allowed([
+  'PT15M'
+  'PT30M'
+  'PT1H'
+  'PT2H'
+  'PT6H'
+])
+@description('How long without a reconciler tick before the "reconciler not running" alert fires; keep it several times the reconcileSchedule interval.')
+param reconcilerSilenceWindow string = 'PT15M'
+
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
@@ -236,6 +252,21 @@ module function 'app/function.bicep' = {
   ]
 }
 
+// Alerts on by default; the dead-letter alert follows the system topic (workspace.bicep, via the postdeploy hook).
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    name: resourceToken
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    extraActionGroupId: alertExtraActionGroupId
+    reconcilerSilenceWindow: reconcilerSilenceWindow
+  }
+}
+
 // azd stores these in .azure/<env>/.env; the postdeploy hook reads them. None of them is a secret.
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -250,3 +281,5 @@ output AML_WORKSPACE_NAME string = workspaceIdParts[8]
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output NOTIFY_TOPIC_ENDPOINT string = notifyTopicEnabled ? notifyTopic.outputs.endpoint : ''
+output ALERT_ACTION_GROUP_IDS string = join(alerts.outputs.actionGroupIds, ',')
+output ALERT_EMAIL_SET bool = !empty(alertEmail)

@@ -31,6 +31,9 @@ param systemTopicName string = ''
 @description('Deliver only ModelRegistered events tagged ncd=true and stage=production, like the original sample.')
 param enableSampleFilter string = 'false'
 
+@description('Comma-separated ARM ids of the action groups the dead-letter alert notifies (main.bicep output ALERT_ACTION_GROUP_IDS). Empty: no dead-letter alert.')
+param alertActionGroupIds string = ''
+
 var workspaceIdParts = split(amlWorkspaceId, '/')
 var workspaceName = workspaceIdParts[8]
 var functionAppName = last(split(functionAppId, '/'))
@@ -58,6 +61,17 @@ module events 'app/eventgrid.bicep' = {
   dependsOn: [
     workspaceRbac
   ]
+}
+
+// Dead letters appearing; beside the system topic, which exists only from here on.
+module deadLetterAlert 'app/deadletter-alert.bicep' = if (!empty(alertActionGroupIds)) {
+  name: 'aml-events-deadletter-alert'
+  params: {
+    name: 'deadletters-${functionAppName}'
+    systemTopicName: events.outputs.systemTopicName
+    eventSubscriptionName: last(split(events.outputs.eventSubscriptionId, '/'))
+    actionGroupIds: split(alertActionGroupIds, ',')
+  }
 }
 
 output systemTopicName string = events.outputs.systemTopicName

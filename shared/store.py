@@ -120,7 +120,10 @@ class TableStore:
             # Depending on the operation this is a ResourceNotFoundError or a bare 404 HttpResponseError.
             if err.status_code != 404 or "TableNotFound" not in f"{getattr(err, 'error_code', '')} {err}":
                 raise
-            logger.warning("table %s was missing; creating it again", self.client.table_name)
+            # Expected on first use and after an operator or a dev-kit reset deleted it: information, not a fault.
+            logger.info(
+                "table %s did not exist (new, or deleted since); created it and carried on", self.client.table_name
+            )
             self._create_table()
             return call()
 

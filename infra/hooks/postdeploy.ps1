@@ -20,6 +20,7 @@ $infraDir = Split-Path -Parent $PSScriptRoot
 $envName = if ($env:AZURE_ENV_NAME) { $env:AZURE_ENV_NAME } else { 'azd' }
 $deployment = "aml-events-$envName"
 $sampleFilter = if ($env:AML_EVENT_SAMPLE_FILTER) { $env:AML_EVENT_SAMPLE_FILTER } else { 'false' }
+$alertGroups = if ($env:ALERT_ACTION_GROUP_IDS) { $env:ALERT_ACTION_GROUP_IDS } else { '' }
 $topicName = if ($env:EVENTGRID_SYSTEM_TOPIC_NAME) { $env:EVENTGRID_SYSTEM_TOPIC_NAME } else { '' }
 Write-Host "postdeploy: wiring workspace events to on_aml_event (deployment $deployment in $env:AML_WORKSPACE_RESOURCE_GROUP)"
 
@@ -35,7 +36,7 @@ for ($attempt = 1; $attempt -le 5; $attempt++) {
     --parameters "amlWorkspaceId=$env:AML_WORKSPACE_ID" "appPrincipalId=$env:APP_IDENTITY_PRINCIPAL_ID" `
       "functionAppId=$env:AZURE_FUNCTION_APP_ID" "deadLetterStorageAccountId=$env:DEADLETTER_STORAGE_ACCOUNT_ID" `
       "deadLetterContainerName=$env:DEADLETTER_CONTAINER_NAME" "systemTopicName=$topicName" `
-      "enableSampleFilter=$sampleFilter" `
+      "enableSampleFilter=$sampleFilter" "alertActionGroupIds=$alertGroups" `
     --query "properties.outputs" --output json
   if ($LASTEXITCODE -eq 0) { break }
   if ($attempt -eq 5) {
@@ -49,3 +50,6 @@ $parsed = ($outputs | Out-String) | ConvertFrom-Json
 azd env set EVENTGRID_SYSTEM_TOPIC_NAME $parsed.systemTopicName.value
 azd env set EVENTGRID_SUBSCRIPTION_ID $parsed.eventSubscriptionId.value
 Write-Host "postdeploy: $($parsed.systemTopicName.value) delivers Azure ML events to $env:AZURE_FUNCTION_APP_NAME"
+if ($env:ALERT_EMAIL_SET -ne 'true') {
+  Write-Host "postdeploy: alerts fire in Azure Monitor but email nobody; set one with 'azd env set ALERT_EMAIL you@example.com' and 'azd provision' (docs/deploy.md#alerts)"
+}

@@ -37,6 +37,7 @@ for attempt in 1 2 3 4 5; do
       deadLetterContainerName="$DEADLETTER_CONTAINER_NAME" \
       systemTopicName="${EVENTGRID_SYSTEM_TOPIC_NAME:-}" \
       enableSampleFilter="${AML_EVENT_SAMPLE_FILTER:-false}" \
+      alertActionGroupIds="${ALERT_ACTION_GROUP_IDS:-}" \
     --query "[properties.outputs.systemTopicName.value, properties.outputs.eventSubscriptionId.value]" \
     --output tsv)"; then
     break
@@ -53,3 +54,7 @@ read -r topic subscription <<<"$(echo "$outputs" | tr '\n' ' ')"
 azd env set EVENTGRID_SYSTEM_TOPIC_NAME "$topic"
 azd env set EVENTGRID_SUBSCRIPTION_ID "$subscription"
 echo "postdeploy: $topic delivers Azure ML events to ${AZURE_FUNCTION_APP_NAME:-the function app} (mode ${DEPLOY_MODE:-plan})"
+if [[ "${ALERT_EMAIL_SET:-false}" != "true" ]]; then
+  echo "postdeploy: alerts fire in Azure Monitor but email nobody; set one with" \
+    "'azd env set ALERT_EMAIL you@example.com && azd provision' (docs/deploy.md#alerts)"
+fi

@@ -25,6 +25,8 @@ def reconcile(deps: Deps) -> list[str]:
         return []
     endpoints = ledger_of(deps).active_endpoints()
     if not endpoints:
+        # One line per tick even when idle: the "reconciler not running" alert (infra/app/alerts.bicep) counts them.
+        logger.info("reconcile: 0 endpoint(s), nothing to do")
         return []
     allowed = [(ws, ep) for ws, ep in endpoints if settings.allows(WorkspaceRef.from_arm_id(ws))]
     for ws, ep in set(endpoints) - set(allowed):
