@@ -1,28 +1,61 @@
 # Everything installs itself: the virtualenv, the pip packages and Azurite (npm ci).
+# Another interpreter: make PYTHON=/path/to/python3.13 VENV=.venv-3.13 test  (see docs/python-versions.md)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+VENV ?= .venv
+NODE ?= node
+NPM ?= npm
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help install test lint typecheck unit infra-check demo bench replay clean
+# What Azure Functions runs and CI tests (3.10 reached end of support and lacks datetime.UTC).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+# The interpreter's version and real path are part of the stamp: another interpreter gets a fresh venv.
+PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.executable)' 2>/dev/null)
+STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt; } | cksum | cut -d' ' -f1)
+
+.PHONY: help venv install test lint typecheck unit infra-check demo bench replay lock clean check-python check-node
 
 help:
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
 	@echo "make demo   - the whole flow offline against the local emulators"
 	@echo "make bench  - benchmarks, printed as a table"
+	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
+	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
+	@echo "make venv   - only the virtualenv and the pinned Python packages"
+	@echo "make lock   - regenerate requirements.txt and requirements-dev.txt from the .in files"
+	@echo "make clean  - delete the venvs, node_modules, caches and the dev kit's state"
+	@echo "Python $(SUPPORTED_PYTHONS); another one: make PYTHON=/path/to/python3.13 VENV=.venv-3.13 test"
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# One line naming the problem and the fix, before anything is installed.
+check-python:
+	@v=$$($(PYTHON) -c 'import sys; sys.stdout.write("%d.%d" % sys.version_info[:2])' 2>/dev/null) || { \
+	  echo "make: no working Python at PYTHON='$(PYTHON)': install Python 3.11-3.13 and pass PYTHON=/path/to/python3.13 (pyenv: PYTHON=\$$(pyenv prefix 3.13)/bin/python)" >&2; exit 1; }; \
+	case " $(SUPPORTED_PYTHONS) " in *" $$v "*) ;; *) \
+	  echo "make: PYTHON='$(PYTHON)' is Python $$v, but this app supports Python $(SUPPORTED_PYTHONS): pass PYTHON=/path/to/python3.13 (pyenv: PYTHON=\$$(pyenv prefix 3.13)/bin/python)" >&2; exit 1;; esac; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "make: Python $$v at '$(PYTHON)' cannot create virtualenvs: install its venv module (Debian: apt-get install python$$v-venv)" >&2; exit 1; }
+
+check-node:
+	@command -v $(NODE) >/dev/null && command -v $(NPM) >/dev/null || { \
+	  echo "make: '$(NODE)' and '$(NPM)' are needed to install Azurite, the local storage emulator: install Node.js 18 or newer with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+
+# A venv made by another interpreter (or half-made by a failed run) is replaced, not reused.
+$(STAMP): requirements.txt requirements-dev.txt | check-python
+	@if [[ -e $(VENV) && "$$(cat $(VENV)/.python 2>/dev/null)" != "$(PYTHON_ID)" ]]; then \
+	  echo "make: $(VENV) was made by another interpreter; recreating it for $(PYTHON_ID)"; rm -rf $(VENV); fi
+	@test -x $(PY) || { $(PYTHON) -m venv $(VENV) && echo '$(PYTHON_ID)' > $(VENV)/.python; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+node_modules/.installed: package.json package-lock.json | check-node
+	$(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(STAMP) node_modules/.installed
+venv: $(STAMP)
+
+# check-node first: a missing node fails before the long pip install, not after it.
+install: check-node $(STAMP) node_modules/.installed
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -53,5 +86,17 @@ acceptance-live: install
 bench: install
 	$(PY) -m bench
 
+replay:
+	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m devkit.replay --help)" >&2; exit 2; }
+	@$(MAKE) --no-print-directory install
+	$(PY) -m devkit.replay $(ARGS)
+
+# Ranges live in requirements*.in; the locks pin what CI tested, for Python 3.11-3.13 at once.
+# uv keeps the pins already in the locks; ARGS=--upgrade (or --upgrade-package NAME) moves them.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock"
+lock: $(STAMP)
+	$(UV_COMPILE) $(ARGS) requirements.in -o requirements.txt
+	$(UV_COMPILE) $(ARGS) requirements-dev.in -o requirements-dev.txt
+
 clean:
-	rm -rf $(VENV) .venv-infra node_modules .pytest_cache .mypy_cache .ruff_cache .devkit
+	rm -rf $(VENV) .venv .venv-3.* .venv-infra node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .devkit

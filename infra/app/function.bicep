@@ -1,4 +1,4 @@
-// Flex Consumption plan and the Python 3.11 Function App, identity-only: no storage keys, no
+// Flex Consumption plan and the Python 3.13 Function App, identity-only: no storage keys, no
 // instrumentation keys, no publishing passwords.
 
 param name string
@@ -91,9 +91,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
+      // The newest Python both the app (its locks and CI) and Flex Consumption's stack list (FC1) support;
+      // see docs/python-versions.md. 3.14 is still in preview there.
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

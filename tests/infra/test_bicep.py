@@ -330,7 +330,7 @@ def test_storage_and_monitoring_accept_entra_id_only() -> None:
     assert topic["disableLocalAuth"] is True
 
 
-def test_function_app_runs_python_311_on_flex_consumption_for_azd() -> None:
+def test_function_app_runs_python_313_on_flex_consumption_for_azd() -> None:
     path = INFRA / "app/function.bicep"
     plan = only(path, "Microsoft.Web/serverfarms")
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
@@ -339,7 +339,7 @@ def test_function_app_runs_python_311_on_flex_consumption_for_azd() -> None:
     assert site["tags"]["function"]["parameters"]["arg_2"] == {"'azd-service-name'": "function"}
     assert site["identity"]["type"] == "UserAssigned"
     config = site["properties"]["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["runtime"] == {"name": "python", "version": "3.13"}
     assert config["deployment"]["storage"]["authentication"] == {
         "type": "UserAssignedIdentity",
         "userAssignedIdentityResourceId": "identityId",
