@@ -213,6 +213,14 @@ class EventGridTopicSink:
         self._get_client().send([event])
 
 
+class WebhookRedirected(Exception):
+    """The webhook answered a redirect: its URL is wrong (it moved). Not followed, and not retried."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the webhook answered {status_code} (a redirect); set NOTIFY_WEBHOOK_URL to its new URL")
+        self.status_code = status_code
+
+
 class WebhookSink:
     """POSTs the notification's JSON (Slack/Teams-compatible ``text`` plus structured fields)."""
 
@@ -234,7 +242,12 @@ class WebhookSink:
             self._session = requests.Session()
         for delay in (*self.retry_delays, None):
             try:
-                response = self._session.post(self._url, json=notification.as_json(), timeout=self._timeout)
+                # Never follow a redirect: requests would turn a 301/302 into a GET that "succeeds" unsent.
+                response = self._session.post(
+                    self._url, json=notification.as_json(), timeout=self._timeout, allow_redirects=False
+                )
+                if 300 <= response.status_code < 400:
+                    raise WebhookRedirected(response.status_code)
                 if response.status_code not in (429, 500, 502, 503, 504) or delay is None:
                     response.raise_for_status()
                     return

@@ -24,7 +24,8 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
         return Skip(
             f"not for this stage: tag 'stage' is {tags.get('stage', '')!r}, DEPLOY_STAGE is {settings.deploy_stage!r}"
         )
-    if model.type not in NO_CODE_TYPES:
+    # AML spells the type either way (``mlflow_model``, ``MLFlow_Model``): compare case-insensitively.
+    if model.type.lower() not in NO_CODE_TYPES:
         return Skip(
             f"model type {model.type!r} is not no-code deployable (it needs an environment and a scoring "
             f"script); only {' and '.join(NO_CODE_TYPES)} are deployed"

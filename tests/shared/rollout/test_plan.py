@@ -56,6 +56,12 @@ def test_stage_must_match_when_set() -> None:
     assert isinstance(_plan({"deploy": "true", "stage": "anything"}), RolloutPlan)
 
 
+@pytest.mark.parametrize("model_type", ["MLFlow_Model", "Triton_Model", "MLFLOW_MODEL"])
+def test_the_model_type_is_compared_case_insensitively(model_type: str) -> None:
+    plan = _plan({"deploy": "true"}, model_type)
+    assert isinstance(plan, RolloutPlan), plan
+
+
 @pytest.mark.parametrize("model_type", ["mlflow_model", "triton_model"])
 def test_no_code_types_are_planned(model_type: str) -> None:
     assert isinstance(_plan({"deploy": "true"}, model_type), RolloutPlan)
