@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.errors import SettingsError
+from shared.rollout.naming import is_valid_name
 from shared.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Settings:
     max_instance_count: int = 3
     keep_deployments: int = 2
     keep_failed_deployments: bool = False
+    #: Endpoints the app did not create that it may deploy into (lower-cased names; ``*`` for all).
+    adopt_endpoints: frozenset[str] = frozenset()
     rollout_timeout_minutes: int = 60
     rollout_max_attempts: int = 10
     rollout_table: str = "rollouts"
@@ -76,6 +79,7 @@ class Settings:
             max_instance_count=reader.integer("MAX_INSTANCE_COUNT", 3, low=1, high=100),
             keep_deployments=reader.integer("KEEP_DEPLOYMENTS", 2, low=1, high=20),
             keep_failed_deployments=reader.boolean("KEEP_FAILED_DEPLOYMENTS", False),
+            adopt_endpoints=reader.endpoints("ADOPT_ENDPOINTS"),
             rollout_timeout_minutes=reader.integer("ROLLOUT_TIMEOUT_MINUTES", 60, low=1, high=24 * 60),
             rollout_max_attempts=reader.integer("ROLLOUT_MAX_ATTEMPTS", 10, low=1, high=1000),
             rollout_table=reader.table("ROLLOUT_TABLE", "rollouts"),
@@ -211,6 +215,18 @@ class _Reader:
                 continue
             pairs.append((key.strip(), value.strip()))
         return tuple(pairs)
+
+    def endpoints(self, name: str) -> frozenset[str]:
+        names = set()
+        for item in self.items(name):
+            if item != "*" and not is_valid_name(item):
+                self.problems.append(
+                    f"{name}: {item!r} is not an online endpoint name (3-32 letters, digits and hyphens, starting "
+                    "with a letter); list endpoint names separated by commas, or * for every endpoint"
+                )
+                continue
+            names.add(item.lower())
+        return frozenset(names)
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()

@@ -106,3 +106,12 @@ def test_a_plain_http_webhook_is_refused_outside_the_dev_kit() -> None:
     assert Settings.from_env({**env, "NOTIFY_WEBHOOK_URL": "https://hooks.example/T0/s3cret"}).notify_webhook_url
     devkit = Settings.from_env({**env, "ALLOW_HTTP_WEBHOOK": "true"})
     assert devkit.notify_webhook_url == "http://hooks.example/T0/s3cret"
+
+
+def test_adopt_endpoints_takes_names_or_a_star_and_names_a_bad_one() -> None:
+    base = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
+    assert Settings.from_env(base).adopt_endpoints == frozenset()
+    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": " Credit, fraud "}).adopt_endpoints == {"credit", "fraud"}
+    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": "*"}).adopt_endpoints == {"*"}
+    with pytest.raises(SettingsError, match="ADOPT_ENDPOINTS: 'credit_risk' is not an online endpoint name"):
+        Settings.from_env({**base, "ADOPT_ENDPOINTS": "credit_risk"})
