@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import requests
 from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import DevStack
+from handlers.model_registered import MODEL_READ_WINDOW
 from shared.rollout.naming import endpoint_name
 
 pytestmark = pytest.mark.integration
@@ -150,3 +153,33 @@ def test_a_tag_with_newlines_and_slack_markup_reaches_no_log_or_notification_raw
     for record in caplog.records:
         message = record.getMessage()
         assert "\nINFO fake" not in message and "<!channel>" not in message, message
+
+
+# -- item 9: a model that is not yet readable -----------------------------------------------------
+
+
+def test_a_model_not_yet_readable_is_read_again_on_redelivery_and_then_deployed(app: OfflineApp) -> None:
+    app.stack.aml.set_model_read_lag(60, "credit")  # GET of the new version answers 404 for a minute
+    model = app.stack.aml.seed_model("credit", 1, tags={"deploy": "true", "endpoint": "credit"})
+    event = model_registered("credit", 1)
+    [first] = app.deliver(event, max_attempts=2)
+    assert not first.acknowledged  # the host answers 500: Event Grid redelivers (10 s, 30 s, 1 min ...)
+    assert all("not readable yet" in attempt for attempt in first.attempts)
+    assert app.rollouts() == []
+    model.readable_at = time.time()  # the lag ends before the next redelivery
+    [redelivered] = app.deliver(event, max_attempts=1)
+    assert redelivered.acknowledged, redelivered.attempts
+    app.run_until_settled()
+    assert app.rollout("credit-v1")["state"] == "live"
+    assert app.published_types() == ["AmlEvents.Rollout.Started", "AmlEvents.Rollout.Live"]
+
+
+def test_a_model_still_missing_after_the_window_is_a_permanent_model_not_found(app: OfflineApp) -> None:
+    event = model_registered("ghost", 1)
+    event["eventTime"] = (dt.datetime.now(dt.UTC) - MODEL_READ_WINDOW - dt.timedelta(seconds=1)).isoformat()
+    [late] = app.deliver(event)
+    assert late.acknowledged
+    assert late.outcome.startswith("rejected: model ghost:1 does not exist in mlw-devkit (still not readable after")
+    fresh = model_registered("ghost", 2)  # registered just now: within the window, so retried
+    [delivery] = app.deliver(fresh, max_attempts=2)
+    assert not delivery.acknowledged and all("not readable yet" in attempt for attempt in delivery.attempts)
