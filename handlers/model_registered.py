@@ -99,12 +99,12 @@ def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, re
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from shared.rollout.factories import ledger_of
-    from shared.rollout.model import Rollout
     from shared.rollout.notifications import rollout_notification
 
     now = deps.clock()
-    draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
-    # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.
-    deps.notifier.send(rollout_notification(draft, state, reason, status_host=deps.settings.status_host))
-    rollout, _ = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    rollout, created = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    # Once per event: a redelivery finds the row (and the notifier skips a notification id it sent already,
+    # and keeps one a sink failed for the reconciler's tick to retry).
+    if created or event_id == rollout.event_ids[0]:
+        deps.notifier.send(rollout_notification(rollout, state, reason, status_host=deps.settings.status_host))
     return f"{rollout.state.value}: {reason}"

@@ -11,10 +11,11 @@ import pytest
 import requests
 
 from devkit.aml_emulator import ARM_AUDIENCE
-from devkit.harness import OfflineApp, app_environment, model_registered
+from devkit.harness import OfflineApp, app_environment, model_registered, run_completed
 from devkit.stack import DevStack
 from handlers.model_registered import MODEL_READ_WINDOW
 from shared.rollout.naming import endpoint_name
+from tests import receiver
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +184,49 @@ def test_a_model_still_missing_after_the_window_is_a_permanent_model_not_found(a
     fresh = model_registered("ghost", 2)  # registered just now: within the window, so retried
     [delivery] = app.deliver(fresh, max_attempts=2)
     assert not delivery.acknowledged and all("not readable yet" in attempt for attempt in delivery.attempts)
+
+
+# -- item 8: exactly one notification per transition ----------------------------------------------
+
+
+def test_duplicate_deliveries_and_a_failing_sink_that_recovers_give_exactly_one_message(app: OfflineApp) -> None:
+    with receiver.running() as hook, app_environment(app.stack, NOTIFY_WEBHOOK_URL=hook.url + "/hook"):
+        hook.statuses = [500, 500, 500]  # one failed publish: the webhook sink retries twice itself
+        event = run_completed("train_7")
+        first, duplicate = app.deliver(event, event)
+        assert first.acknowledged and duplicate.acknowledged  # kept in the outbox, not an Event Grid retry
+        assert hook.accepted == []
+        app.tick()  # the sink is back: the tick sends what it kept
+        app.tick()
+        [late] = app.deliver(event)  # Event Grid may deliver again even after a success
+        assert late.acknowledged
+        assert [body["type"] for body in hook.accepted] == ["AmlEvents.Run.Completed"]
+        assert hook.accepted[0]["sourceEventId"] == event["id"]
+    assert app.published_types() == ["AmlEvents.Run.Completed"]  # the topic, which never failed, got it once too
+
+
+def test_a_transition_whose_sink_fails_is_notified_once_by_a_later_tick(app: OfflineApp) -> None:
+    with receiver.running() as hook, app_environment(app.stack, NOTIFY_WEBHOOK_URL=hook.url + "/hook"):
+        hook.statuses = [503, 503, 503]  # the Started notification fails
+        app.stack.aml.seed_model("credit", 1, tags={"deploy": "true", "endpoint": "credit"})
+        event = model_registered("credit", 1)
+        app.deliver(event, event)
+        app.run_until_settled()
+        app.tick()
+        assert app.rollout("credit-v1")["state"] == "live"
+        assert sorted(body["type"] for body in hook.accepted) == ["AmlEvents.Rollout.Live", "AmlEvents.Rollout.Started"]
+    assert sorted(app.published_types()) == ["AmlEvents.Rollout.Live", "AmlEvents.Rollout.Started"]
+
+
+def test_plan_mode_redeliveries_notify_planned_once(app: OfflineApp) -> None:
+    with (
+        receiver.running() as hook,
+        app_environment(app.stack, NOTIFY_WEBHOOK_URL=hook.url + "/hook", DEPLOY_MODE="plan"),
+    ):
+        hook.statuses = [500, 500, 500]
+        app.stack.aml.seed_model("credit", 1, tags={"deploy": "true", "endpoint": "credit"})
+        event = model_registered("credit", 1)
+        app.deliver(event, event)
+        app.tick()
+        app.deliver(event)
+        assert [body["type"] for body in hook.accepted] == ["AmlEvents.Rollout.Planned"]
