@@ -57,9 +57,7 @@ def production_deps() -> Deps:
     )
     # With a sink, each notification goes through the outbox (sent once, retried by the tick); with none, it is
     # only logged, and costs no table call.
-    notifier = (
-        OutboxNotifier(sinks, lambda: _table_store(settings.idempotency_table)) if sinks else Notifier(sinks)
-    )
+    notifier = OutboxNotifier(sinks, lambda: _table_store(settings.idempotency_table)) if sinks else Notifier(sinks)
     return Deps(settings=settings, notifier=notifier, aml=_aml_gateway, table=_table_store)
 
 
