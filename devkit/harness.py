@@ -21,6 +21,8 @@ APP_SETTINGS = {
     "EVENT_BUDGET_SECONDS": "10",
     "RECONCILE_BUDGET_SECONDS": "30",
     "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
+    # How the app recognizes the dev kit: its local webhook receivers speak plain HTTP (refused anywhere else).
+    "ALLOW_HTTP_WEBHOOK": "true",
 }
 _counter = itertools.count(1)
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from shared.errors import is_retryable
+from shared.errors import RetryableError, is_retryable
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, ModelRegisteredData
-    from shared.rollout.model import RolloutPlan, State
+    from shared.rollout.model import ModelInfo, RolloutPlan, State
 
 logger = logging.getLogger(__name__)
+
+#: How long after the event a model that cannot be read yet is read again (on Event Grid's redeliveries, at about
+#: 10 s, 40 s and 100 s) before it counts as missing: AML can send ModelRegistered before a GET finds the version.
+MODEL_READ_WINDOW = dt.timedelta(minutes=5)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
@@ -23,8 +28,8 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     from shared.rollout.model import Reject, Skip, State
     from shared.rollout.plan import plan_rollout
 
-    data, settings = event.data, deps.settings
-    model = deps.aml(event.workspace).get_model(data.model_name, data.model_version)
+    settings = deps.settings
+    model = _read_model(event, deps)
     decision = plan_rollout(event.workspace, model, settings)
     if isinstance(decision, Skip):
         logger.info("%s skipped: %s", event.label, decision.reason)
@@ -67,16 +72,39 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     return f"rollout {target}: {mine.split(': ', 1)[-1]}"
 
 
+def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
+    """The model as registered. A 404 within ``MODEL_READ_WINDOW`` of the event is read-after-write lag: retryable.
+
+    No ledger row is recorded for the tick to retry instead: the row's key (the endpoint) comes from the model's
+    own tags, which are exactly what cannot be read yet. Event Grid keeps the event and redelivers it.
+    """
+    # The Azure ML adapter on first use: it brings the SDK-facing code with it.
+    from shared.aml import ModelNotFound
+
+    data = event.data
+    try:
+        return deps.aml(event.workspace).get_model(data.model_name, data.model_version)
+    except ModelNotFound as err:
+        registered, now = event.envelope.time, deps.clock()
+        if registered is None or now - registered >= MODEL_READ_WINDOW:
+            waited = f"{int((now - registered).total_seconds())} s" if registered else "no event time to wait from"
+            raise ModelNotFound(f"{err} (still not readable after {waited}; not read again)") from err
+        raise RetryableError(
+            f"model {data.model_name}:{data.model_version} is not readable yet (read-after-write lag?); "
+            f"read again on redelivery until {(registered + MODEL_READ_WINDOW).isoformat()}"
+        ) from err
+
+
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from shared.rollout.factories import ledger_of
-    from shared.rollout.model import Rollout
     from shared.rollout.notifications import rollout_notification
 
     now = deps.clock()
-    draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
-    # Notify before recording: if the sink fails, the event is redelivered and nothing is lost.
-    deps.notifier.send(rollout_notification(draft, state, reason, status_host=deps.settings.status_host))
-    rollout, _ = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    rollout, created = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    # Once per event: a redelivery finds the row (and the notifier skips a notification id it sent already,
+    # and keeps one a sink failed for the reconciler's tick to retry).
+    if created or event_id == rollout.event_ids[0]:
+        deps.notifier.send(rollout_notification(rollout, state, reason, status_host=deps.settings.status_host))
     return f"{rollout.state.value}: {reason}"

@@ -48,6 +48,9 @@ param keepDeployments string = '2'
 @description('true keeps a failed deployment for inspection instead of deleting it.')
 param keepFailedDeployments string = 'false'
 
+@description('Endpoints the app did not create that it may deploy into: comma-separated endpoint names, or a lone asterisk for every endpoint. Empty: the app changes only endpoints it created (tag managed-by=aml-event-handler).')
+param adoptEndpoints string = ''
+
 @description('Minutes after which an unfinished rollout fails, counted from when it was recorded (1..1440).')
 param rolloutTimeoutMinutes string = '60'
 
@@ -147,6 +150,7 @@ var appSettings = {
   MAX_INSTANCE_COUNT: maxInstanceCount
   KEEP_DEPLOYMENTS: keepDeployments
   KEEP_FAILED_DEPLOYMENTS: keepFailedDeployments
+  ADOPT_ENDPOINTS: adoptEndpoints
   ROLLOUT_TIMEOUT_MINUTES: rolloutTimeoutMinutes
   ROLLOUT_MAX_ATTEMPTS: rolloutMaxAttempts
   ROLLOUT_TABLE: rolloutTableName

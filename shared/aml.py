@@ -29,6 +29,7 @@ from shared.retrain import (
     RetrainingTargetInvalid,
 )
 from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, ModelInfo, RolloutPlan
+from shared.rollout.naming import EndpointNameTaken
 from shared.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
@@ -158,7 +159,15 @@ class AmlGateway:
             properties=models.OnlineEndpointProperties(auth_mode="Key"),
             tags={APP_TAG: APP_TAG_VALUE},
         )
-        self.mgmt.online_endpoints.begin_create_or_update(*self._scope, name, body, polling=False)
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            self.mgmt.online_endpoints.begin_create_or_update(*self._scope, name, body, polling=False)
+        except HttpResponseError as err:
+            if err.status_code == 400 and EndpointNameTaken.MARKER in str(err):
+                raise EndpointNameTaken(name) from err
+            raise
 
     def create_deployment(self, plan: RolloutPlan, now: dt.datetime) -> None:
         """PUT a no-code managed deployment of ``plan``'s model; no poller is kept."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from shared.clock import utc_now
 from shared.credential import get_credential
 from shared.notify import Notifier, sinks_from_settings
+from shared.outbox import OutboxNotifier
 from shared.settings import Settings, get_settings
 from shared.store import TableStore
 
@@ -54,7 +55,10 @@ def production_deps() -> Deps:
     sinks = sinks_from_settings(
         settings.notify_topic_endpoint, settings.notify_topic_key, settings.notify_webhook_url, get_credential
     )
-    return Deps(settings=settings, notifier=Notifier(sinks), aml=_aml_gateway, table=_table_store)
+    # With a sink, each notification goes through the outbox (sent once, retried by the tick); with none, it is
+    # only logged, and costs no table call.
+    notifier = OutboxNotifier(sinks, lambda: _table_store(settings.idempotency_table)) if sinks else Notifier(sinks)
+    return Deps(settings=settings, notifier=notifier, aml=_aml_gateway, table=_table_store)
 
 
 def reset_production_deps() -> None:

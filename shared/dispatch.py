@@ -23,8 +23,19 @@ Handler = Callable[[AmlEvent[Any], "Deps"], str]
 def receive(
     event: func.EventGridEvent | func.CloudEvent, deps: Callable[[], Deps], handlers: Mapping[str, Handler]
 ) -> str:
-    """What ``on_aml_event`` does: read the envelope, build the dependencies, ``process``."""
-    envelope = envelope_from_function_event(event)
+    """What ``on_aml_event`` does: read the envelope, build the dependencies, ``process``.
+
+    Reading the envelope is under the same error policy as handling: an event the worker hands over in a shape
+    this code cannot read is logged and acknowledged (a redelivery brings the same shape), never a 500 for 24 h.
+    """
+    try:
+        envelope = envelope_from_function_event(event)
+    except Exception as err:
+        label = f"id={getattr(event, 'id', None)!r} (envelope unreadable)"
+        if is_retryable(err):
+            _log_redelivery(label, err)
+            raise
+        return _settle(err, label, lambda: _raw(event))
     try:
         built = deps()
     except SettingsError as err:
@@ -64,22 +75,40 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
         return outcome
     except Exception as err:
         if is_retryable(err):
-            logger.warning("%s failed, Event Grid will redeliver: %s: %s", label, type(err).__name__, err)
+            _log_redelivery(label, err)
             raise
-        kind = "rejected" if isinstance(err, PermanentError) else "failed"
-        outcome = f"{kind}: {err}"
-        # The event goes into the log whole, so an operator can replay it after a fix.
-        logger.error(
-            "%s %s permanently, acknowledged: %s: %s; event=%s",
-            label,
-            kind,
-            type(err).__name__,
-            err,
-            _replayable(envelope),
-            exc_info=not isinstance(err, PermanentError),
-            extra={"outcome": outcome},
-        )
-        return outcome
+        return _settle(err, label, lambda: _replayable(envelope))
+
+
+def _log_redelivery(label: str, err: Exception) -> None:
+    logger.warning("%s failed, Event Grid will redeliver: %s: %s", label, type(err).__name__, err)
+
+
+def _settle(err: Exception, label: str, replayable: Callable[[], str]) -> str:
+    """The error policy for what no redelivery can fix: log it with the event, and acknowledge."""
+    kind = "rejected" if isinstance(err, PermanentError) else "failed"
+    outcome = f"{kind}: {err}"
+    # The event goes into the log whole, so an operator can replay it after a fix.
+    logger.error(
+        "%s %s permanently, acknowledged: %s: %s; event=%s",
+        label,
+        kind,
+        type(err).__name__,
+        err,
+        replayable(),
+        exc_info=not isinstance(err, PermanentError),
+        extra={"outcome": outcome},
+    )
+    return outcome
+
+
+def _raw(event: object) -> str:
+    """Whatever can be read of an event whose envelope could not be: its JSON body, if the worker gives it."""
+    try:
+        get_json = getattr(event, "get_json", None)
+        return json.dumps(get_json() if callable(get_json) else repr(event), default=str, separators=(",", ":"))
+    except Exception as err:
+        return f"(unreadable: {type(err).__name__})"
 
 
 def _replayable(envelope: Envelope) -> str:

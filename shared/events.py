@@ -128,21 +128,38 @@ class AmlEvent(Generic[D]):
 
 
 def envelope_from_function_event(event: func.EventGridEvent | func.CloudEvent) -> Envelope:
-    """Read the envelope from what the Functions worker hands the trigger (either schema)."""
-    if isinstance(event, func.CloudEvent):
-        schema, event_type, topic, time = "CloudEvents", event.type, event.source, event.time
+    """Read the envelope from what the Functions worker hands the trigger (either schema).
+
+    ``func.CloudEvent`` exists only from azure-functions 1.25 (Azure/azure-functions-python-library#314), and on
+    Python <= 3.12 the worker's own copy of the library wins unless ``PYTHON_ISOLATE_WORKER_DEPENDENCIES=1``: so
+    its absence is tolerated, and every attribute is read with a default. A missing field is reported by
+    ``parse``, naming it, inside the dispatcher's error policy.
+    """
+    if _is_cloud_event(event):
+        schema = "CloudEvents"
+        event_type, topic, time = (getattr(event, name, None) for name in ("type", "source", "time"))
     else:
-        schema, event_type, topic, time = "EventGrid", event.event_type, event.topic, event.event_time
-    data = event.get_json()
+        schema = "EventGrid"
+        event_type, topic, time = (getattr(event, name, None) for name in ("event_type", "topic", "event_time"))
+    get_json = getattr(event, "get_json", None)
+    data = get_json() if callable(get_json) else None
     return Envelope(
-        id=str(event.id or ""),
+        id=str(getattr(event, "id", None) or ""),
         event_type=str(event_type or ""),
-        subject=str(event.subject or ""),
-        time=time,
+        subject=str(getattr(event, "subject", None) or ""),
+        time=time if isinstance(time, dt.datetime) else parse_time(time, "time"),
         topic=str(topic or ""),
         schema=schema,
         data=_object(data),
     )
+
+
+def _is_cloud_event(event: object) -> bool:
+    """Is ``event`` the worker's CloudEvent? By type when this azure-functions has it, else by its fields."""
+    cloud_event = getattr(func, "CloudEvent", None)
+    if isinstance(cloud_event, type):
+        return isinstance(event, cloud_event)
+    return hasattr(event, "source") and not hasattr(event, "event_type")
 
 
 def _object(data: Any) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -134,6 +134,15 @@ class Sink(Protocol):
     def publish(self, notification: Notification) -> None: ...
 
 
+@dataclass(frozen=True)
+class Published:
+    """What one attempt to publish a notification did, per sink."""
+
+    delivered: frozenset[str]  # sinks that took it
+    retryable: tuple[str, ...]  # sinks that failed in a way a retry can fix
+    failed: tuple[str, ...] = ()  # sinks that refused it for good (logged as errors)
+
+
 class Notifier:
     """Sends each notification to every configured sink."""
 
@@ -141,6 +150,17 @@ class Notifier:
         self.sinks = list(sinks)
 
     def send(self, notification: Notification) -> None:
+        """Publish to every sink; raise ``RetryableError`` after trying them all if any failed retryably."""
+        published = self.publish(notification)
+        if published.retryable:
+            raise RetryableError(f"notification {notification.type} failed for {', '.join(published.retryable)}")
+
+    def flush(self) -> int:
+        """Retry notifications a sink failed earlier; returns how many went out. Nothing is kept here."""
+        return 0
+
+    def publish(self, notification: Notification, skip: Collection[str] = ()) -> Published:
+        """One attempt at every sink not in ``skip``. Never raises for a sink's failure: it is logged and returned."""
         logger.info(
             "notify %s subject=%s source_event=%s: %s",
             notification.type,
@@ -148,10 +168,15 @@ class Notifier:
             notification.source_event_id,
             notification.summary,
         )
+        delivered: set[str] = set()
         retryable: list[str] = []
+        failed: list[str] = []
         for sink in self.sinks:
+            if sink.name in skip:
+                continue
             try:
                 sink.publish(notification)
+                delivered.add(sink.name)
             except Exception as err:
                 # Only the type and status: an error's text can carry the sink's URL, and a webhook URL is a secret.
                 status = status_code_of(err)
@@ -173,8 +198,8 @@ class Notifier:
                         type(err).__name__,
                         status,
                     )
-        if retryable:
-            raise RetryableError(f"notification {notification.type} failed for {', '.join(retryable)}")
+                    failed.append(sink.name)
+        return Published(frozenset(delivered), tuple(retryable), tuple(failed))
 
 
 class EventGridTopicSink:
@@ -213,6 +238,14 @@ class EventGridTopicSink:
         self._get_client().send([event])
 
 
+class WebhookRedirected(Exception):
+    """The webhook answered a redirect: its URL is wrong (it moved). Not followed, and not retried."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the webhook answered {status_code} (a redirect); set NOTIFY_WEBHOOK_URL to its new URL")
+        self.status_code = status_code
+
+
 class WebhookSink:
     """POSTs the notification's JSON (Slack/Teams-compatible ``text`` plus structured fields)."""
 
@@ -234,7 +267,12 @@ class WebhookSink:
             self._session = requests.Session()
         for delay in (*self.retry_delays, None):
             try:
-                response = self._session.post(self._url, json=notification.as_json(), timeout=self._timeout)
+                # Never follow a redirect: requests would turn a 301/302 into a GET that "succeeds" unsent.
+                response = self._session.post(
+                    self._url, json=notification.as_json(), timeout=self._timeout, allow_redirects=False
+                )
+                if 300 <= response.status_code < 400:
+                    raise WebhookRedirected(response.status_code)
                 if response.status_code not in (429, 500, 502, 503, 504) or delay is None:
                     response.raise_for_status()
                     return

@@ -10,6 +10,7 @@ from typing import Any
 from shared.errors import PermanentError
 from shared.events import RunCompletedData
 from shared.idempotency import RecordKey, record_key
+from shared.quoting import quoted
 from shared.workspace import WorkspaceRef
 
 REGISTER_TAG = "register_model"
@@ -33,7 +34,7 @@ class InvalidRunTag(PermanentError):
     """A run tag of the registration contract has a value no retry can fix. The message names the tag."""
 
     def __init__(self, tag: str, value: str, problem: str) -> None:
-        super().__init__(f"run tag {tag!r}={value!r}: {problem}")
+        super().__init__(f"run tag {tag!r}={quoted(value)}: {problem}")
         self.tag = tag
         self.value = value
 

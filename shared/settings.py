@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.errors import SettingsError
+from shared.rollout.naming import is_valid_name
 from shared.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Settings:
     max_instance_count: int = 3
     keep_deployments: int = 2
     keep_failed_deployments: bool = False
+    #: Endpoints the app did not create that it may deploy into (lower-cased names; ``*`` for all).
+    adopt_endpoints: frozenset[str] = frozenset()
     rollout_timeout_minutes: int = 60
     rollout_max_attempts: int = 10
     rollout_table: str = "rollouts"
@@ -38,6 +41,8 @@ class Settings:
     notify_topic_endpoint: str = ""
     notify_topic_key: str = field(default="", repr=False)
     notify_webhook_url: str = field(default="", repr=False)
+    #: The dev kit's marker for its plain-HTTP local receivers; in Azure a webhook URL must be https://.
+    allow_http_webhook: bool = False
     drift_threshold: float = 0.5
     retrain_pipeline_component: str = ""
     retrain_experiment: str = "drift-retraining"
@@ -64,6 +69,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from ``env``; raise ``SettingsError`` listing every problem at once."""
         reader = _Reader(env)
+        allow_http_webhook = reader.boolean("ALLOW_HTTP_WEBHOOK", False)
         settings = cls(
             allowed_workspaces=reader.workspaces("AML_ALLOWED_WORKSPACES"),
             deploy_mode=reader.choice("DEPLOY_MODE", DEPLOY_MODES, "plan"),
@@ -73,6 +79,7 @@ class Settings:
             max_instance_count=reader.integer("MAX_INSTANCE_COUNT", 3, low=1, high=100),
             keep_deployments=reader.integer("KEEP_DEPLOYMENTS", 2, low=1, high=20),
             keep_failed_deployments=reader.boolean("KEEP_FAILED_DEPLOYMENTS", False),
+            adopt_endpoints=reader.endpoints("ADOPT_ENDPOINTS"),
             rollout_timeout_minutes=reader.integer("ROLLOUT_TIMEOUT_MINUTES", 60, low=1, high=24 * 60),
             rollout_max_attempts=reader.integer("ROLLOUT_MAX_ATTEMPTS", 10, low=1, high=1000),
             rollout_table=reader.table("ROLLOUT_TABLE", "rollouts"),
@@ -82,7 +89,8 @@ class Settings:
             event_budget_seconds=reader.number("EVENT_BUDGET_SECONDS", 10.0, low=1, high=25),
             notify_topic_endpoint=reader.url("NOTIFY_TOPIC_ENDPOINT"),
             notify_topic_key=reader.text("NOTIFY_TOPIC_KEY", ""),
-            notify_webhook_url=reader.url("NOTIFY_WEBHOOK_URL"),
+            notify_webhook_url=reader.url("NOTIFY_WEBHOOK_URL", https_only=not allow_http_webhook),
+            allow_http_webhook=allow_http_webhook,
             drift_threshold=reader.number("DRIFT_THRESHOLD", 0.5, low=0.0, high=1.0),
             retrain_pipeline_component=reader.component("RETRAIN_PIPELINE_COMPONENT"),
             retrain_experiment=reader.text("RETRAIN_EXPERIMENT", "drift-retraining"),
@@ -166,11 +174,17 @@ class _Reader:
         self.problems.append(f"{name}={raw!r} is not a boolean (use true or false)")
         return default
 
-    def url(self, name: str) -> str:
+    def url(self, name: str, *, https_only: bool = False) -> str:
         raw = self._raw(name)
         if raw and not raw.lower().startswith(("https://", "http://")):
             # The value may be a secret URL (a webhook); name the variable, never echo it.
             self.problems.append(f"{name} must be an http(s) URL")
+            return ""
+        if https_only and raw.lower().startswith("http://"):
+            self.problems.append(
+                f"{name} must be an https:// URL (plain http:// would send the notification and any token in the "
+                "URL in clear text); only the dev kit's local receivers may use http://, with ALLOW_HTTP_WEBHOOK=true"
+            )
             return ""
         return raw
 
@@ -201,6 +215,18 @@ class _Reader:
                 continue
             pairs.append((key.strip(), value.strip()))
         return tuple(pairs)
+
+    def endpoints(self, name: str) -> frozenset[str]:
+        names = set()
+        for item in self.items(name):
+            if item != "*" and not is_valid_name(item):
+                self.problems.append(
+                    f"{name}: {item!r} is not an online endpoint name (3-32 letters, digits and hyphens, starting "
+                    "with a letter); list endpoint names separated by commas, or * for every endpoint"
+                )
+                continue
+            names.add(item.lower())
+        return frozenset(names)
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()

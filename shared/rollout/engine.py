@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from shared.errors import is_retryable, status_code_of
 from shared.rollout.factories import ledger_of, policy_of
 from shared.rollout.model import Rollout, State
+from shared.rollout.naming import EndpointNameTaken
 from shared.rollout.notifications import rollout_notification
 from shared.rollout.step import (
     WRITE_ACTIONS,
@@ -135,6 +136,10 @@ class RolloutEngine:
             if isinstance(action, Fail):
                 return self._fail(rollout, action, gateway, now)
             raise AssertionError(f"unhandled action {action!r}")
+        except EndpointNameTaken as err:
+            # Not a failure of the rollout but of its plan: the user must choose another endpoint name.
+            logger.error("%s rejected: %s", label, err)
+            return self._transition(replace(rollout, last_error=str(err)), State.REJECTED, str(err), now)
         except Exception as err:
             return self._failed_attempt(rollout, err, now)
 

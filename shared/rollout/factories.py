@@ -24,4 +24,5 @@ def policy_of(deps: Deps) -> Policy:
         timeout=dt.timedelta(minutes=settings.rollout_timeout_minutes),
         keep_deployments=settings.keep_deployments,
         keep_failed_deployments=settings.keep_failed_deployments,
+        adopt_endpoints=settings.adopt_endpoints,
     )

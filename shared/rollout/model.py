@@ -142,6 +142,11 @@ class EndpointView:
     deployments: tuple[DeploymentView, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def owned(self) -> bool:
+        """Did this app create the endpoint? (It tags what it creates ``managed-by=aml-event-handler``.)"""
+        return self.tags.get(APP_TAG) == APP_TAG_VALUE
+
     def deployment(self, name: str) -> DeploymentView | None:
         for deployment in self.deployments:
             if deployment.name.lower() == name.lower():

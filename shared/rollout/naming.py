@@ -8,6 +8,9 @@ gets an ``m-`` prefix), is given a 6-character hash of the full (name, version),
 inputs keep distinct names. Inputs that differ only in
 case or punctuation (``a_b`` vs ``a.b``) fold to the same readable name; the rollout refuses to
 touch a deployment whose name it shares with a different model rather than overwrite it.
+
+Endpoint names are unique per Azure region, not per workspace, so a default endpoint name carries a suffix
+derived from the workspace (see ``endpoint_name``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,27 @@ from __future__ import annotations
 import hashlib
 import re
 
+from shared.errors import PermanentError
+
 MIN_LENGTH, MAX_LENGTH = 3, 32
 NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 _HASH_LENGTH = 6
 _MAX_VERSION_PART = 12
+
+
+class EndpointNameTaken(PermanentError):
+    """AML refused to create an endpoint: its name is held in the region by another workspace (or was, recently)."""
+
+    #: AML's validation message for it (see devkit/aml_emulator/rules.py for where it is documented).
+    MARKER = "unique within a region"
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(
+            f"endpoint name {endpoint} is already taken in this Azure region: endpoint names are unique per region "
+            "across all workspaces, and another workspace holds it (or deleted it recently); nothing was written. "
+            "Set the model's endpoint tag to a name of your own and register a new version"
+        )
+        self.endpoint = endpoint
 
 
 def is_valid_name(name: str) -> bool:
@@ -53,12 +73,20 @@ def deployment_name(model_name: str, model_version: str) -> str:
     return f"{model_part[:room].rstrip('-')}-{version_part}-{_short_hash(model_name, model_version)}"
 
 
-def endpoint_name(model_name: str) -> str:
-    """The default endpoint for a model when its ``endpoint`` tag is not set."""
+def endpoint_name(model_name: str, workspace_id: str) -> str:
+    """The default endpoint for a model when its ``endpoint`` tag is not set: ``{model slug}-{workspace suffix}``.
+
+    AML endpoint names are unique per Azure region, across workspaces, so the model's slug alone (``credit``)
+    collides with any other team's ``credit``. The suffix is 6 hex characters of a hash of the workspace's ARM id
+    (compared case-insensitively), the same for every endpoint of one workspace: ``credit`` in one workspace is
+    e.g. ``credit-3f9a1c``. A slug too long for the 32 characters, or not starting with a letter (it gets an ``m-``
+    prefix), also gets a hash of the full model name, so distinct names stay distinct:
+    ``{first 18 characters}-{model hash}-{workspace suffix}``.
+    """
+    suffix = _short_hash(workspace_id.lower())
     base = slug(model_name)
-    name = base if len(base) >= MIN_LENGTH else f"{base}-endpoint".lstrip("-")
-    if base[:1].isalpha() and is_valid_name(name):
-        return name
-    name = _letter_first(name)
-    room = MAX_LENGTH - _HASH_LENGTH - 1
-    return f"{name[:room].rstrip('-')}-{_short_hash(model_name)}"
+    if base[:1].isalpha() and len(base) + 1 + _HASH_LENGTH <= MAX_LENGTH:
+        return f"{base}-{suffix}"
+    # Cut or prefixed: the model hash keeps it apart from the plain name of another model.
+    room = MAX_LENGTH - 2 * (_HASH_LENGTH + 1)
+    return f"{_letter_first(base)[:room].rstrip('-')}-{_short_hash(model_name)}-{suffix}"

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 def reconcile(deps: Deps) -> list[str]:
     """One tick. With nothing in flight this is one table query and no Azure ML call at all."""
     settings = deps.settings
+    _retry_notifications(deps)
     if not settings.applies_changes:
         logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
         return []
@@ -44,3 +45,15 @@ def reconcile(deps: Deps) -> list[str]:
                 lines.append(f"{endpoint}: error {type(err).__name__}")
     logger.info("reconcile: %d endpoint(s), %s", len(allowed), "; ".join(lines) or "nothing to do")
     return lines
+
+
+def _retry_notifications(deps: Deps) -> None:
+    """Send again what a failing sink left in the outbox (in plan mode too: planned and rejected notify)."""
+    try:
+        sent = deps.notifier.flush()
+    except Exception as err:
+        # The rollouts must still advance; the next tick tries the outbox again.
+        logger.error("reconcile: pending notifications not retried this tick: %s: %s", type(err).__name__, err)
+        return
+    if sent:
+        logger.info("reconcile: %d pending notification(s) sent", sent)

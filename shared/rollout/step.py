@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.rollout.model import DeploymentView, EndpointView, Rollout, RolloutPlan, State
+from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, Rollout, RolloutPlan, State
 
 ACTIVE_STATES = (State.PENDING, State.DEPLOYING)
 SUPERSEDING_STATES = (State.PENDING, State.DEPLOYING, State.LIVE, State.CANARY)
@@ -27,6 +27,12 @@ class Policy:
     timeout: dt.timedelta = dt.timedelta(minutes=60)
     keep_deployments: int = 2
     keep_failed_deployments: bool = False
+    #: Endpoints the app did not create that it may deploy into (lower case; ``*`` adopts every one).
+    adopt_endpoints: frozenset[str] = frozenset()
+
+    def may_change(self, endpoint: EndpointView) -> bool:
+        """The app changes the endpoints it created, and those ``ADOPT_ENDPOINTS`` lists."""
+        return endpoint.owned or "*" in self.adopt_endpoints or endpoint.name.lower() in self.adopt_endpoints
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ def step(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy) 
         return _fail(
             f"timed out after {minutes} minutes while {rollout.reason or rollout.state.value}", view, mine, policy
         )
+    if view is not None and not policy.may_change(view):
+        return _refuse(rollout, view)
     if not mine_has_traffic:
         newer = _newer_version(plan, view, seen.siblings)
         if newer:
@@ -197,6 +205,18 @@ def _cleanup_victim(plan: RolloutPlan, view: EndpointView, siblings: Sequence[Ro
         and not view.live_mirror().get(d.name.lower())
     ]
     return victims[-1].name if victims else None
+
+
+def _refuse(rollout: Rollout, view: EndpointView) -> Finish | Fail:
+    """An endpoint the app may not change: rejected before any write, failed (traffic untouched) after one."""
+    reason = (
+        f"endpoint {view.name} was not created by this app (it has no tag {APP_TAG}={APP_TAG_VALUE}) and is not "
+        f"in ADOPT_ENDPOINTS; nothing was written to it. To deploy into it, add {view.name} to ADOPT_ENDPOINTS; "
+        "otherwise set the model's endpoint tag to an endpoint of the app's own"
+    )
+    if rollout.actions:
+        return Fail(reason)
+    return Finish(State.REJECTED, reason)
 
 
 def _fail(reason: str, view: EndpointView | None, mine: DeploymentView | None, policy: Policy) -> Fail:

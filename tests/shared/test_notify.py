@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -97,3 +98,14 @@ def test_a_webhook_url_never_reaches_the_log(receiver: Receiver, caplog: pytest.
     assert "failed permanently" in caplog.text
     assert "will retry" in caplog.text
     assert "s3cr3t" not in caplog.text
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirecting_webhook_is_not_followed_and_fails_loudly(
+    receiver: Receiver, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.statuses = [status]
+    with caplog.at_level(logging.ERROR):
+        Notifier([WebhookSink(receiver.url + "/hook")]).send(_notification())  # permanent: logged, not raised
+    assert [(r.method, r.path) for r in receiver.received] == [("POST", "/hook")]  # no GET to /moved
+    assert "failed permanently (WebhookRedirected" in caplog.text

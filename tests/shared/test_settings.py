@@ -95,3 +95,23 @@ def test_the_status_host_is_the_platforms_website_hostname() -> None:
     assert Settings.from_env({}).status_host == ""
     settings = Settings.from_env({"WEBSITE_HOSTNAME": " fn-aml.azurewebsites.net "})
     assert settings.status_host == "fn-aml.azurewebsites.net"
+
+
+def test_a_plain_http_webhook_is_refused_outside_the_dev_kit() -> None:
+    env = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "NOTIFY_WEBHOOK_URL": "http://hooks.example/T0/s3cret"}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert "NOTIFY_WEBHOOK_URL must be an https:// URL" in str(caught.value)
+    assert "ALLOW_HTTP_WEBHOOK" in str(caught.value) and "s3cret" not in str(caught.value)
+    assert Settings.from_env({**env, "NOTIFY_WEBHOOK_URL": "https://hooks.example/T0/s3cret"}).notify_webhook_url
+    devkit = Settings.from_env({**env, "ALLOW_HTTP_WEBHOOK": "true"})
+    assert devkit.notify_webhook_url == "http://hooks.example/T0/s3cret"
+
+
+def test_adopt_endpoints_takes_names_or_a_star_and_names_a_bad_one() -> None:
+    base = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
+    assert Settings.from_env(base).adopt_endpoints == frozenset()
+    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": " Credit, fraud "}).adopt_endpoints == {"credit", "fraud"}
+    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": "*"}).adopt_endpoints == {"*"}
+    with pytest.raises(SettingsError, match="ADOPT_ENDPOINTS: 'credit_risk' is not an online endpoint name"):
+        Settings.from_env({**base, "ADOPT_ENDPOINTS": "credit_risk"})

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.rollout.naming import deployment_name, endpoint_name, is_valid_name, slug
+from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID
 
 # AML model names: letters, digits, '-', '_', '.'; versions are strings (often numbers).
 MODEL_NAMES = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=255)
@@ -61,9 +62,25 @@ def test_deployment_names_are_always_valid_for_the_sdk(model: str, version: str)
 @settings(max_examples=500, deadline=None)
 @given(MODEL_NAMES)
 def test_endpoint_names_are_always_valid_for_the_sdk(model: str) -> None:
-    name = endpoint_name(model)
+    name = endpoint_name(model, WORKSPACE_ID)
     assert is_valid_name(name)
     validate_endpoint_or_deployment_name(name)
+    assert name.endswith(endpoint_name("credit", WORKSPACE_ID).removeprefix("credit"))  # the workspace's suffix
+
+
+def test_the_default_endpoint_differs_per_workspace_and_is_stable() -> None:
+    # Endpoint names are unique per Azure region, across workspaces: two teams' "credit" must not collide.
+    mine, theirs = endpoint_name("credit", WORKSPACE_ID), endpoint_name("credit", OTHER_WORKSPACE_ID)
+    assert mine != theirs
+    assert mine.startswith("credit-") and len(mine) == len("credit-") + 6
+    assert endpoint_name("credit", WORKSPACE_ID.upper()) == mine  # ARM ids compare case-insensitively
+
+
+def test_long_or_prefixed_endpoint_names_keep_distinct_models_apart() -> None:
+    long_a = endpoint_name("a_really_long_model_name_for_credit_risk_scoring", WORKSPACE_ID)
+    long_b = endpoint_name("a_really_long_model_name_for_credit_risk_scoring_b", WORKSPACE_ID)
+    assert long_a != long_b and len(long_a) <= 32 and len(long_b) <= 32
+    assert endpoint_name("1st", WORKSPACE_ID) != endpoint_name("m-1st", WORKSPACE_ID)
 
 
 def test_no_collisions_on_distinct_inputs_in_a_large_random_sample() -> None:

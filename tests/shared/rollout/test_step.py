@@ -79,6 +79,7 @@ def endpoint(
     state: str = "Succeeded",
     traffic: dict[str, int] | None = None,
     mirror: dict[str, int] | None = None,
+    owned: bool = True,
 ) -> EndpointView:
     return EndpointView(
         name="credit",
@@ -86,6 +87,7 @@ def endpoint(
         traffic=traffic or {},
         mirror_traffic=mirror or {},
         deployments=deployments,
+        tags={APP_TAG: APP_TAG_VALUE} if owned else {},
     )
 
 
@@ -195,6 +197,51 @@ def test_superseded_and_failed_deployments_are_cleaned_before_the_previous_live_
 def test_canary_does_not_clean_up() -> None:
     view = endpoint(deployment("1"), deployment("2"), deployment("3"), traffic={"credit-v2": 80, "credit-v3": 20})
     assert decide(rollout(plan("3", traffic=20)), view).delete is None
+
+
+# -- endpoints the app did not create ------------------------------------------------------------
+
+
+def test_an_endpoint_the_app_did_not_create_is_refused_before_any_write() -> None:
+    hand_made = endpoint(deployment("blue", owned=False), traffic={"credit-vblue": 100}, owned=False)
+    for r in (rollout(), rollout(state=State.DEPLOYING)):
+        action = decide(r, hand_made)
+        assert isinstance(action, Finish) and action.state is State.REJECTED, action
+        assert "not in ADOPT_ENDPOINTS" in action.reason and "nothing was written" in action.reason
+        assert action.delete is None
+    # Adoption withdrawn after a write was sent: the rollout fails, traffic untouched, nothing deleted.
+    late = decide(rollout(state=State.DEPLOYING, actions=("PUT deployment credit-v2",)), hand_made)
+    assert isinstance(late, Fail) and late.delete is None
+
+
+@pytest.mark.parametrize("adopt", [frozenset({"credit"}), frozenset({"*"})])
+def test_an_adopted_endpoint_gets_traffic_as_the_tags_say(adopt: frozenset[str]) -> None:
+    policy = Policy(adopt_endpoints=adopt)
+    view = endpoint(deployment("blue", owned=False), deployment("2"), traffic={"credit-vblue": 100}, owned=False)
+    assert decide(rollout(), view, policy=policy) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%")
+    canary = decide(rollout(plan(traffic=20)), view, policy=policy)
+    assert canary == SetTraffic({"credit-v2": 20, "credit-vblue": 80}, {}, "traffic credit-v2=20%, credit-vblue=80%")
+
+
+def test_in_an_adopted_endpoint_cleanup_and_failure_never_delete_a_hand_made_deployment() -> None:
+    policy = Policy(adopt_endpoints=frozenset({"credit"}), keep_deployments=1)
+    # Hand-made blue is idle, old, and beyond KEEP_DEPLOYMENTS: only the app's own credit-v1 may go.
+    view = endpoint(
+        deployment("blue", owned=False, created="2026-01-01T00:00:00+00:00"),
+        deployment("1"),
+        deployment("3"),
+        traffic={"credit-v3": 100},
+        owned=False,
+    )
+    done = decide(rollout(plan("3")), view, policy=policy)
+    assert isinstance(done, Finish) and done.delete == "credit-v1"
+    view = replace(view, deployments=tuple(d for d in view.deployments if d.name != "credit-v1"))
+    done = decide(rollout(plan("3")), view, policy=policy)
+    assert isinstance(done, Finish) and done.delete is None
+    # A hand-made deployment under the planned name that failed is never deleted either.
+    failed = endpoint(deployment("2", "Failed", owned=False), owned=False)
+    action = decide(rollout(), failed, policy=policy)
+    assert isinstance(action, Fail) and action.delete is None
 
 
 # -- ordering, duplicates, supersession ----------------------------------------------------------
