@@ -214,6 +214,9 @@ class EndpointsArea:
         **extra: Any,
     ) -> dict[str, Any]:
         """ARM's envelope of a tracked workspace child resource (endpoint or deployment)."""
+        for key in ("sku", "identity"):  # both are on the SDK's OnlineEndpoint and OnlineDeployment: what was PUT
+            if body.get(key) is not None and key not in extra:  # comes back (tests/contract/test_examples.py)
+                extra[key] = copy.deepcopy(body[key])
         return {
             "id": f"{self.workspace_id}/{path}",
             "name": name,

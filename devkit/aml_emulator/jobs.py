@@ -260,6 +260,10 @@ class JobsArea:
         props.setdefault(
             "services", {"Studio": {"endpoint": f"https://ml.azure.com/runs/{name}", "jobServiceType": "Studio"}}
         )
+        if props["jobType"] == "Command":
+            # Server-filled and read-only on the SDK's CommandJob (``parameters``); AML's official command-job
+            # answers carry it (2023-04-01 examples/Job/CommandJob/get.json in azure-rest-api-specs).
+            props["parameters"] = {}
         job_body = {
             "id": f"{self.workspace_id}/jobs/{name}",
             "name": name,
