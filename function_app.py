@@ -28,6 +28,15 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
     reconcile(production_deps())
 
 
+@app.function_name("resync_models")
+@app.timer_trigger(arg_name="timer", schedule="%RESYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def resync_models(timer: func.TimerRequest) -> None:
+    """Roll out deploy=true models that no event announced (lost events, tags added after registration)."""
+    from shared.resync import resync
+
+    resync(production_deps())
+
+
 @app.function_name("rollout_status")
 @app.route(route="rollouts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_status(req: func.HttpRequest) -> func.HttpResponse:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit import runner
-from devkit.harness import OfflineApp, app_environment, drift_detected, model_registered
+from devkit.harness import OfflineApp, app_environment, model_registered, monitor_breach
 from devkit.stack import WORKSPACE_ID, DevStack
 
 EVENTS = Path(__file__).parents[1] / "tests" / "events"
@@ -85,9 +85,9 @@ def lifecycle(t: Timeline) -> None:
         "run_status_changed.eventgrid.camel.json",
         "run_completed.cloudevents.pascal.json",
         "model_deployed.eventgrid.pascal.json",
-        "dataset_drift_detected.cloudevents.camel.json",
     ):
         t.deliver(_fixture(name))
+    t.deliver(_fixture("dataset_drift_detected.cloudevents.camel.json"), note="legacy v1 data drift")
     foreign = _fixture("run_completed.eventgrid.camel.json")
     foreign["topic"] = WORKSPACE_ID.replace("mlw-devkit", "mlw-someone-else")
     t.deliver(foreign, note="from a workspace not on the allowlist")
@@ -131,8 +131,13 @@ def rollout(t: Timeline) -> None:
 
 def close_the_loop(t: Timeline) -> None:
     aml = t.app.stack.aml
-    t.section("Drift above the threshold: retraining -> run completed -> model registered -> canary")
-    aml.seed_component("retrain_credit", 1, ("monitor_name", "drift_run_id", "window_start", "window_end"))
+    t.section(
+        "A model monitor's signal breaches its thresholds: retraining -> pipeline completes -> model registered "
+        "-> canary"
+    )
+    aml.seed_component(
+        "retrain_credit", 1, ("monitor_name", "monitor_run_id", "signal_name"), outputs={"model": "mlflow_model"}
+    )
     aml.set_job_duration(0.3)
     retraining = {
         "RETRAIN_PIPELINE_COMPONENT": "retrain_credit@latest",
@@ -140,15 +145,33 @@ def close_the_loop(t: Timeline) -> None:
         # What the retraining run should do with its model: register it and roll it out as a 20% canary.
         "RETRAIN_JOB_TAGS": "register_model=credit,model.deploy=true,model.endpoint=credit,model.traffic=20",
     }
+    step, monitor_run = "0b5e2c1a-7d4f-4e8a-9c3b-2f6d8e1a4c70", "credit-monitor-20261122-0300"
     with app_environment(t.app.stack, **retraining):
-        t.deliver(drift_detected("credit-monitor", "drift_run_42", 0.83))
+        # The evaluate step tags its run while it runs; every later status change carries the tag again.
+        t.deliver(monitor_breach("credit-monitor", "credit-monitor_data_drift", step, monitor_run, status="Running"))
+        t.deliver(
+            monitor_breach("credit-monitor", "credit-monitor_data_drift", step, monitor_run),
+            note="the same signal run, now Completed",
+        )
         aml.wait_jobs()
-        for event in aml.take_events():  # what Azure ML itself publishes: here the job's RunCompleted
+        for event in aml.take_events():  # what Azure ML publishes: the step run's RunCompleted, then the pipeline's
             t.deliver(event, note="published by Azure ML")
         for event in aml.take_events():  # ... and the ModelRegistered of the version the app registered
             t.deliver(event, note="published by Azure ML")
         t.settle()
     t.traffic("credit")
+
+
+def resync(t: Timeline) -> None:
+    aml = t.app.stack.aml
+    t.section("churn v1 tagged deploy=true after registration (Azure ML raises no event): the hourly resync")
+    aml.seed_model("churn", 1, tags={})
+    aml.set_model_tags("churn", 1, {"deploy": "true", "endpoint": "churn"})
+    runner.resync()
+    print(f"{t.stamp()}  timer resync_models")
+    t.changes()
+    t.settle()
+    t.traffic("churn")
 
 
 def status(t: Timeline) -> None:
@@ -163,7 +186,7 @@ def status(t: Timeline) -> None:
         )
 
 
-SCENES: list[Callable[[Timeline], None]] = [lifecycle, rollout, close_the_loop, status]
+SCENES: list[Callable[[Timeline], None]] = [lifecycle, rollout, close_the_loop, resync, status]
 
 
 def main() -> int:

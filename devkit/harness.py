@@ -18,6 +18,7 @@ from shared.deps import reset_production_deps
 APP_SETTINGS = {
     "DEPLOY_MODE": "apply",
     "RECONCILE_SCHEDULE": "0 */1 * * * *",
+    "RESYNC_SCHEDULE": "0 0 * * * *",
     "EVENT_BUDGET_SECONDS": "10",
     "RECONCILE_BUDGET_SECONDS": "30",
     "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
@@ -92,6 +93,66 @@ def run_completed(
     )
 
 
+def run_status_changed(
+    run_id: str,
+    status: str,
+    tags: Mapping[str, str] | None = None,
+    *,
+    properties: Mapping[str, str] | None = None,
+    experiment: str = "retraining",
+    run_type: str = "azureml.scriptrun",
+    eid: str | None = None,
+) -> dict[str, Any]:
+    data = {
+        "experimentId": f"exp-{experiment}",
+        "experimentName": experiment,
+        "runId": run_id,
+        "runType": run_type,
+        "runTags": dict(tags or {}),
+        "runProperties": dict(properties or {}),
+        "runStatus": status,
+    }
+    return _envelope(
+        events.RUN_STATUS_CHANGED, f"experiments/exp-{experiment}/runs/{run_id}", data, "EventGrid", eid, WORKSPACE_ID
+    )
+
+
+#: The tag Azure ML's model-monitoring evaluate step sets on its run when a signal breaches (see shared.monitoring).
+BREACH_TAG = "azureml_modelmonitor_threshold_breached"
+
+
+def monitor_breach(
+    monitor: str,
+    signal: str,
+    step_run_id: str,
+    monitor_run_id: str,
+    *,
+    status: str = "Completed",
+    event_type: str = events.RUN_STATUS_CHANGED,
+    eid: str | None = None,
+) -> dict[str, Any]:
+    """A model-monitoring signal's evaluate step reporting a breach, as Azure ML tags it (shape only)."""
+    message = (
+        f"The signal '{signal}' has failed due to one or more features violating metric thresholds.\n"
+        "The feature names and their corresponding computed metric values violating the threshold are \n"
+        '[\'{"metric_value":0.42,"metric_name":"JensenShannonDistance","threshold_value":0.1,'
+        '"group":"income"}\']\n'
+    )
+    body = run_status_changed(
+        step_run_id,
+        status,
+        {BREACH_TAG: message},
+        properties={"azureml.pipelinerunid": monitor_run_id},
+        experiment=monitor,
+        run_type="azureml.StepRun",
+        eid=eid,
+    )
+    if event_type == events.RUN_COMPLETED:
+        body["eventType"] = events.RUN_COMPLETED
+        body["data"].pop("runStatus")
+    return body
+
+
 def drift_detected(
     monitor: str, run_id: str, coefficient: float, *, eid: str | None = None, drift_id: str = "drift-monitor-1"
 ) -> dict[str, Any]:
@@ -135,6 +196,10 @@ class OfflineApp:
         runner.tick()
         if settle:
             self.stack.aml.wait_idle()
+
+    def resync(self) -> None:
+        """Fire the resync timer once."""
+        runner.resync()
 
     def run_until_settled(self, max_ticks: int = 10) -> int:
         """Tick until no rollout is pending or deploying. Returns the number of ticks it took."""

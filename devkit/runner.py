@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 EVENT_FUNCTION = "on_aml_event"
 TIMER_FUNCTION = "reconcile_rollouts"
 STATUS_FUNCTION = "rollout_status"
+RESYNC_FUNCTION = "resync_models"
 
 
 @dataclass
@@ -101,6 +102,11 @@ def deliver(events: Iterable[Mapping[str, Any]], *, max_attempts: int = 3) -> li
 def tick(past_due: bool = False) -> None:
     """Fire the reconciler's timer once."""
     _functions()[TIMER_FUNCTION](TimerRequest(past_due=past_due))
+
+
+def resync(past_due: bool = False) -> None:
+    """Fire the resync timer once."""
+    _functions()[RESYNC_FUNCTION](TimerRequest(past_due=past_due))
 
 
 def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:

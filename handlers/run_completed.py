@@ -1,4 +1,9 @@
-"""RunCompleted: a ``run completed`` notification, then (opt-in through run tags) the run's model registered once."""
+"""RunCompleted: a monitoring breach retrains; else a notification, then (opt-in) the run's model registered once.
+
+RunCompleted is raised for a pipeline's step runs as well as for the pipeline job: a step (it names its parent
+in the run property ``azureml.pipelinerunid``) never registers; the pipeline registers once, from its named
+output's URI.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
+from handlers import monitor_breach
 from shared.errors import RetryableError
 from shared.idempotency import AlreadyDone, Claimed, Idempotency, PayloadMismatch, RecordKey, Status
+from shared.monitoring import breach_of, parent_run_id
 from shared.notify import Notification
 from shared.register import (
     RegisterModel,
     RunRegisteredOtherwise,
+    from_job_output,
     registration_key,
     registration_payload,
     registration_request,
@@ -29,14 +37,25 @@ CLAIM_FOR = dt.timedelta(seconds=120)
 
 def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
     run = event.data
+    breach = breach_of(run)
+    if breach is not None:
+        return monitor_breach.handle(event, breach, deps)
     deps.notifier.send(Notification.about_run(event, "AmlEvents.Run.Completed", "completed"))
     noticed = f"notified: run {run.run_id} completed"
     request = registration_request(run)
     if request is None:
         return noticed
+    parent = parent_run_id(run)
+    if parent:
+        logger.info("%s run %s is a step of pipeline %s: the pipeline registers", event.label, run.run_id, parent)
+        return f"{noticed}; step of pipeline {parent}: registration is the pipeline's, not the step's"
     if not deps.settings.applies_changes:
-        logger.info("%s DEPLOY_MODE=plan: would register %s from %s", event.label, request.name, request.path)
-        return f"{noticed}; DEPLOY_MODE=plan: would register {request.path} as model {request.name}"
+        where = f"output {request.output}" if request.output else request.path
+        logger.info("%s DEPLOY_MODE=plan: would register %s from %s", event.label, request.name, where)
+        return f"{noticed}; DEPLOY_MODE=plan: would register {where} as model {request.name}"
+    job = deps.aml(event.workspace).read_job(run.run_id)
+    if job is not None:
+        request = from_job_output(request, job.outputs, pipeline=job.is_pipeline)
     return f"{noticed}; {_register(event, deps, request)}"
 
 

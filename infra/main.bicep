@@ -69,16 +69,25 @@ param reconcileConcurrency string = '4'
 @description('Seconds the event path may spend advancing a new rollout before it answers Event Grid, which waits 30 (1..25).')
 param eventBudgetSeconds string = '10'
 
-@description('Drift coefficient at or above which a DatasetDriftDetected event submits retraining (0..1).')
+@description('Comma-separated run statuses whose RunStatusChanged events notify, compared case-insensitively (Azure ML raises the event for every status change).')
+param notifyRunStatuses string = 'Failed,Canceled'
+
+@description('NCRONTAB schedule of the resync timer resync_models, which deploys deploy=true models that no event announced. Empty turns the resync off.')
+param resyncSchedule string = '0 0 * * * *'
+
+@description('Most models one resync run looks at (1..5000).')
+param resyncMaxModels string = '200'
+
+@description('Drift coefficient at or above which a DatasetDriftDetected event (legacy v1 data drift) submits retraining (0..1).')
 param driftThreshold string = '0.5'
 
-@description('Registered pipeline component submitted as a pipeline job on drift: name:version, or name@latest for its most recently created version. Empty disables retraining.')
+@description('Registered pipeline component submitted as a pipeline job on a model-monitoring breach or on drift: name:version, or name@latest for its most recently created version. Empty disables retraining for both signals.')
 param retrainPipelineComponent string = ''
 
 @description('Experiment the retraining jobs run in.')
 param retrainExperiment string = 'drift-retraining'
 
-@description('At most one retraining per drift monitor in this many minutes, counted from the claim; 0 disables the cooldown.')
+@description('At most one retraining per monitor (model monitor or drift monitor) in this many minutes, counted from the claim; 0 disables the cooldown.')
 param retrainCooldownMinutes string = '360'
 
 @description('Default compute of the retraining pipeline job, a compute name in the workspace.')
@@ -159,6 +168,12 @@ var appSettings = {
   RECONCILE_BUDGET_SECONDS: reconcileBudgetSeconds
   RECONCILE_CONCURRENCY: reconcileConcurrency
   EVENT_BUDGET_SECONDS: eventBudgetSeconds
+  NOTIFY_RUN_STATUSES: notifyRunStatuses
+  // The timer needs a valid schedule even when off: an empty RESYNC_SCHEDULE keeps the default expression and
+  // disables the function the host's way (https://learn.microsoft.com/azure/azure-functions/disable-function).
+  RESYNC_SCHEDULE: empty(resyncSchedule) ? '0 0 * * * *' : resyncSchedule
+  'AzureWebJobs.resync_models.Disabled': empty(resyncSchedule) ? 'true' : 'false'
+  RESYNC_MAX_MODELS: resyncMaxModels
   NOTIFY_TOPIC_ENDPOINT: notifyTopicEnabled ? notifyTopic.outputs.endpoint : ''
   NOTIFY_WEBHOOK_URL: notifyWebhookUrl
   DRIFT_THRESHOLD: driftThreshold

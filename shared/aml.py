@@ -16,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import PermanentError
-from shared.register import SOURCE_RUN_TAG, RegisterModel
+from shared.register import SOURCE_RUN_TAG, JobOutput, RegisterModel
 from shared.retrain import (
     ComponentInfo,
     ComponentRef,
@@ -52,6 +53,20 @@ def arm_endpoint() -> str:
 
 class ModelNotFound(PermanentError):
     """The model version named by the event does not exist (any more)."""
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """A job as ARM reports it: its authoritative status, its type and its named outputs."""
+
+    name: str
+    status: str
+    job_type: str  # ARM ``jobType``: Pipeline, Command, Sweep, AutoML, ...
+    outputs: Mapping[str, JobOutput]
+
+    @property
+    def is_pipeline(self) -> bool:
+        return self.job_type.lower() == "pipeline"
 
 
 class AmlGateway:
@@ -299,6 +314,70 @@ class AmlGateway:
             )
         )
         return str(model.version)
+
+    def read_job(self, name: str) -> JobDetail | None:
+        """The job (or a pipeline's step run) by name through ARM, or None if there is none. One ARM read.
+
+        Read with the management client: it reads any job type's status and outputs the same way, without
+        building azure-ai-ml's per-type entities (a step run has no command or environment of its own).
+        """
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            job = self.mgmt.jobs.get(*self._scope, name)
+        except ResourceNotFoundError:
+            return None
+        props = job.properties
+        outputs = {
+            str(key): JobOutput(
+                name=str(key),
+                type=str(getattr(item, "job_output_type", "") or ""),
+                uri=str(getattr(item, "uri", "") or ""),
+            )
+            for key, item in (getattr(props, "outputs", None) or {}).items()
+            if item is not None
+        }
+        status = getattr(props, "status", None)
+        return JobDetail(
+            name=str(job.name or name),
+            status=str(getattr(status, "value", status) or ""),
+            job_type=str(getattr(props, "job_type", "") or ""),
+            outputs=outputs,
+        )
+
+    def model_names(self) -> Iterator[str]:
+        """Every model container's name, page by page (the container list has no tag filter)."""
+        for container in self.mgmt.model_containers.list(*self._scope, list_view_type="ActiveOnly"):
+            yield str(container.name)
+
+    def canonical_id(self) -> str:
+        """The workspace's ARM id as ARM spells it (the casing Event Grid's topic carries). One ARM read."""
+        workspace = self.mgmt.workspaces.get(*self._scope)
+        self._location = str(workspace.location)
+        return str(workspace.id)
+
+    def newest_opted_in(self, name: str, tag: str) -> ModelInfo | None:
+        """The newest active version of model ``name`` tagged ``tag`` (``key=value``), filtered by the service.
+
+        One ARM read. ``tags`` is the service-side filter of the model versions list (2023-04-01: a comma-separated
+        list of tag names, each optionally ``=value``), asked for newest first and one item.
+        """
+        listed = self.mgmt.model_versions.list(
+            *self._scope, name, tags=tag, order_by="createdtime desc", top=1, list_view_type="ActiveOnly"
+        )
+        # Only the first page: with $top=1 there is nothing to follow (an ItemPaged would fetch nextLink).
+        for item in next(listed.by_page(), []):  # type: ignore[attr-defined]
+            props = item.properties
+            created = getattr(getattr(item, "system_data", None), "created_at", None)
+            return ModelInfo(
+                name=name,
+                version=str(item.name),
+                type=str(props.model_type or ""),
+                tags={str(k): str(v) for k, v in (props.tags or {}).items()},
+                created_at=created if isinstance(created, dt.datetime) else None,
+            )
+        return None
 
     @staticmethod
     def _job_info(job: Any, name: str) -> JobInfo:

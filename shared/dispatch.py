@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import PermanentError, SettingsError, is_retryable
-from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, workspace_of
+from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, require_event_type, workspace_of
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -55,6 +55,7 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
     """
     label = envelope.label
     try:
+        require_event_type(envelope)
         workspace = workspace_of(envelope)
         if not deps.settings.allowed_workspaces:
             outcome = "ignored: no workspace is allowed (AML_ALLOWED_WORKSPACES is empty, failing closed)"

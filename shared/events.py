@@ -169,6 +169,25 @@ def _object(data: Any) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {"__invalid__": data}
 
 
+def require_event_type(envelope: Envelope) -> None:
+    """Reject an envelope without an event type, naming the likely cause.
+
+    The Functions worker recognises a CloudEvent only by the exact attribute ``specversion``
+    (azure.functions 1.26, ``EventGridEventInConverter.decode``); CloudEvents 1.0 requires lowercase
+    attribute names. A payload spelling it ``specVersion`` reaches the app as an Event Grid event with
+    no ``eventType`` and no ``topic``: neither ``type`` nor ``source`` survives, so it cannot be recovered.
+    """
+    if envelope.event_type:
+        return
+    raise EventValidationError(
+        "eventType",
+        "missing. An Event Grid-schema event needs 'eventType'; a CloudEvents 1.0 event must spell its "
+        "attribute 'specversion' in lowercase (attribute names are lowercase in CloudEvents 1.0, and a "
+        "'specVersion' makes the Functions worker read the event as Event Grid schema, losing 'type' and "
+        "'source'). Fix the publisher and replay the event.",
+    )
+
+
 def workspace_of(envelope: Envelope) -> WorkspaceRef:
     """The workspace named by the topic (Event Grid) or source (CloudEvents)."""
     field_name = "source" if envelope.schema == "CloudEvents" else "topic"
@@ -182,6 +201,7 @@ def parse(envelope: Envelope) -> AmlEvent[Any]:
     """Validate ``envelope`` into a typed ``AmlEvent``. Raises ``EventValidationError`` naming the field."""
     if not envelope.id:
         raise EventValidationError("id", "missing; every Event Grid event has an id")
+    require_event_type(envelope)
     if "__invalid__" in envelope.data:
         raise EventValidationError("data", "must be a JSON object")
     parser = _PARSERS.get(envelope.event_type)

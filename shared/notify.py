@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "AmlEvents"
 NOTIFICATION_TYPES = (
     "AmlEvents.Run.Failed",
+    "AmlEvents.Run.Canceled",
+    "AmlEvents.Run.StatusChanged",
     "AmlEvents.Run.Completed",
+    "AmlEvents.Monitor.ThresholdBreached",
     "AmlEvents.Model.Deployed",
     "AmlEvents.Model.RegisteredFromRun",
     "AmlEvents.Drift.Detected",

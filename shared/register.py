@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import PermanentError
@@ -15,6 +15,9 @@ from shared.workspace import WorkspaceRef
 
 REGISTER_TAG = "register_model"
 PATH_TAG = "model_path"
+OUTPUT_TAG = "model_output"
+#: A pipeline's output registered when ``model_output`` is not given and no single model-typed output decides.
+DEFAULT_OUTPUT = "model"
 TYPE_TAG = "model_type"
 MODEL_TAG_PREFIX = "model."
 DEFAULT_PATH = "model"
@@ -50,6 +53,15 @@ class RunRegisteredOtherwise(PermanentError):
 
 
 @dataclass(frozen=True)
+class JobOutput:
+    """A job's named output as Azure ML reports it (``properties.outputs``)."""
+
+    name: str
+    type: str  # jobOutputType: uri_folder, uri_file, mlflow_model, custom_model, triton_model, mltable
+    uri: str
+
+
+@dataclass(frozen=True)
 class RegisterModel:
     """Register ``path`` (a job output) as a new version of model ``name``."""
 
@@ -60,6 +72,7 @@ class RegisterModel:
     model_type: str
     tags: Mapping[str, str]
     description: str
+    output: str = ""  # the named output asked for by ``model_output`` ('' = the run's own artifacts)
 
 
 def registration_request(run: RunCompletedData) -> RegisterModel | None:
@@ -79,6 +92,9 @@ def registration_request(run: RunCompletedData) -> RegisterModel | None:
         )
     model_type = validate_model_type(tags.get(TYPE_TAG, ""))
     path = model_path(tags.get(PATH_TAG, ""))
+    output = tags.get(OUTPUT_TAG, "")
+    if output and not _ASSET_NAME.match(output):
+        raise InvalidRunTag(OUTPUT_TAG, output, "must name one of the job's outputs (letters, digits, '-', '_')")
     experiment = run.experiment_name or run.experiment_id
     return RegisterModel(
         name=name,
@@ -88,7 +104,38 @@ def registration_request(run: RunCompletedData) -> RegisterModel | None:
         model_type=model_type,
         tags=model_tags(tags, run.run_id, experiment),
         description=f"Registered by aml-event-handler from run {run.run_id} in experiment {experiment}",
+        output=output,
     )
+
+
+def from_job_output(request: RegisterModel, outputs: Mapping[str, JobOutput], *, pipeline: bool) -> RegisterModel:
+    """``request`` pointed at the job's named output, by that output's own URI.
+
+    A pipeline job runs no code of its own, so its artifact store has no model: the model is one of its named
+    outputs (bound to the step that produced it). Which one: the ``model_output`` tag; else the only output of
+    a model type; else the output called ``model``. A command job without ``model_output`` keeps its artifacts
+    path. Raises ``InvalidRunTag`` naming ``model_output`` and the outputs there are.
+    """
+    if not request.output and not pipeline:
+        return request
+    name = request.output or _default_output(outputs)
+    output = next((item for key, item in outputs.items() if key.lower() == (name or "").lower()), None)
+    if output is None:
+        listed = ", ".join(f"{key} ({item.type})" for key, item in sorted(outputs.items())) or "none"
+        raise InvalidRunTag(
+            OUTPUT_TAG,
+            request.output,
+            f"{'the pipeline' if pipeline else 'the job'} {request.run_id} has no such output; set {OUTPUT_TAG} "
+            f"to one of its outputs: {listed}",
+        )
+    path = output.uri or f"azureml://jobs/{request.run_id}/outputs/{output.name}"
+    model_type = output.type.lower() if output.type.lower() in MODEL_TYPES else request.model_type
+    return replace(request, path=path, model_type=model_type, output=output.name)
+
+
+def _default_output(outputs: Mapping[str, JobOutput]) -> str:
+    models = [key for key, item in outputs.items() if item.type.lower() in MODEL_TYPES]
+    return models[0] if len(models) == 1 else DEFAULT_OUTPUT
 
 
 def validate_model_type(value: str) -> str:

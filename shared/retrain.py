@@ -1,4 +1,8 @@
-"""Drift → retraining decisions (pure): threshold, cooldown, deterministic job name, component inputs, job tags."""
+"""Signal → retraining decisions (pure): threshold, cooldown, deterministic job name, component inputs, job tags.
+
+Two signals retrain: v1 data drift (``DatasetDriftDetected``, legacy) and a v2 model-monitoring threshold
+breach (a run tagged ``azureml_modelmonitor_threshold_breached``). Both become a ``RetrainSignal``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from shared.clock import as_utc
 from shared.errors import PermanentError
 from shared.events import DatasetDriftDetectedData
 from shared.idempotency import RecordKey, record_key
+from shared.monitoring import MonitorBreach
 from shared.settings import Settings
 from shared.workspace import WorkspaceRef
 
@@ -27,10 +32,18 @@ DRIFT_INPUTS = (
     "window_start",
     "window_end",
 )
+#: The monitoring context offered to the retraining component; only the inputs it declares are passed.
+MONITOR_INPUTS = ("monitor_name", "monitor_run_id", "signal_name", "signal_run_id")
 #: Tags every retraining job carries (they win over RETRAIN_JOB_TAGS of the same name).
 TRIGGER_EVENT_TAG = "trigger_event_id"
+TRIGGER_KIND_TAG = "trigger_kind"
 DRIFT_RUN_TAG = "drift_run_id"
 DRIFT_MONITOR_TAG = "drift_monitor"
+MONITOR_RUN_TAG = "monitor_run_id"
+MONITOR_NAME_TAG = "monitor_name"
+MONITOR_SIGNAL_TAG = "monitor_signal"
+DRIFT = "drift"
+MONITOR = "monitor"
 JOB_NAME_PREFIX = "retrain"
 JOB_NAME_PART = 24  # characters kept from the monitor and from the run id; the digest keeps names unique
 MAX_SKIPPED = 50  # skipped drift run ids remembered per monitor
@@ -112,6 +125,89 @@ class Cooldown:
 
 
 @dataclass(frozen=True)
+class RetrainSignal:
+    """What asks for retraining, whichever event carried it.
+
+    ``monitor`` keys the cooldown; ``run_id`` keys the job (one job per monitor run). ``measure`` is the drift
+    coefficient compared with DRIFT_THRESHOLD, or None for a monitoring breach (the breach is the decision).
+    """
+
+    kind: str  # DRIFT or MONITOR
+    monitor: str
+    monitor_label: str
+    run_id: str
+    measure: float | None
+    context: tuple[tuple[str, str], ...]  # component inputs offered, by name (empty values left out)
+    tags: tuple[tuple[str, str], ...]  # the trigger's job tags
+    payload: tuple[tuple[str, Any], ...]  # what makes two deliveries the same signal
+    summary: str  # one phrase: "drift 0.830 on credit-monitor", "threshold breach of signal s on monitor m"
+    facts: tuple[tuple[str, Any], ...] = ()  # for notifications
+
+
+def drift_signal(drift: DatasetDriftDetectedData) -> RetrainSignal:
+    """A v1 data-drift run as a retraining signal (legacy: SDK v1 data drift)."""
+    label = drift.data_drift_name or drift.data_drift_id
+    context = {
+        "monitor_name": label,
+        "drift_run_id": drift.run_id,
+        "base_dataset_id": drift.base_dataset_id,
+        "target_dataset_id": drift.target_dataset_id,
+        "window_start": drift.start_time.isoformat() if drift.start_time else "",
+        "window_end": drift.end_time.isoformat() if drift.end_time else "",
+    }
+    return RetrainSignal(
+        kind=DRIFT,
+        monitor=drift.data_drift_id or drift.data_drift_name,
+        monitor_label=label,
+        run_id=drift.run_id,
+        measure=drift.drift_coefficient,
+        context=tuple((name, value) for name, value in context.items() if value),
+        tags=((DRIFT_RUN_TAG, drift.run_id), (DRIFT_MONITOR_TAG, label)),
+        payload=(
+            ("monitor", drift.data_drift_id or drift.data_drift_name),
+            ("driftRunId", drift.run_id),
+            ("driftCoefficient", drift.drift_coefficient),
+        ),
+        summary=f"drift {drift.drift_coefficient:.3f} on {label}",
+        facts=(("driftRunId", drift.run_id), ("driftCoefficient", drift.drift_coefficient)),
+    )
+
+
+def breach_signal(breach: MonitorBreach) -> RetrainSignal:
+    """A v2 model-monitoring threshold breach as a retraining signal: one job per monitor run."""
+    context = {
+        "monitor_name": breach.monitor,
+        "monitor_run_id": breach.monitor_run_id,
+        "signal_name": breach.signal,
+        "signal_run_id": breach.run_id,
+    }
+    return RetrainSignal(
+        kind=MONITOR,
+        monitor=breach.monitor,
+        monitor_label=breach.monitor,
+        run_id=breach.monitor_run_id,
+        measure=None,
+        context=tuple((name, value) for name, value in context.items() if value),
+        tags=(
+            (MONITOR_RUN_TAG, breach.monitor_run_id),
+            (MONITOR_NAME_TAG, breach.monitor),
+            (MONITOR_SIGNAL_TAG, breach.signal),
+        ),
+        # Not the signal: every breached signal of one monitor run is the same retraining.
+        payload=(("monitor", breach.monitor), ("monitorRunId", breach.monitor_run_id)),
+        summary=f"threshold breach of signal {breach.signal or '?'} on monitor {breach.monitor}",
+        facts=(("monitorRunId", breach.monitor_run_id), ("signal", breach.signal), ("signalRunId", breach.run_id)),
+    )
+
+
+def as_signal(trigger: RetrainSignal | DatasetDriftDetectedData) -> RetrainSignal:
+    return trigger if isinstance(trigger, RetrainSignal) else drift_signal(trigger)
+
+
+Trigger = RetrainSignal | DatasetDriftDetectedData
+
+
+@dataclass(frozen=True)
 class SkipRetraining:
     """No job: ``kind`` is one of NOT_CONFIGURED, BELOW_THRESHOLD, COOLDOWN, PLAN_ONLY."""
 
@@ -128,8 +224,8 @@ class Submit:
     experiment: str
     compute: str
     monitor: str
-    drift_run_id: str
-    duplicate: bool = False  # the monitor's record already names this drift run
+    drift_run_id: str  # the signal's run (a drift run, or a monitor run): one job per run
+    duplicate: bool = False  # the monitor's record already names this run
 
 
 @dataclass(frozen=True)
@@ -146,60 +242,62 @@ class PipelineJobRequest:
     description: str
 
 
-def monitor_key(drift: DatasetDriftDetectedData) -> str:
-    """A drift monitor's identity: its id (names can be reused)."""
-    return drift.data_drift_id or drift.data_drift_name
+def monitor_key(trigger: Trigger) -> str:
+    """A monitor's identity (for drift: its id, as names can be reused)."""
+    return as_signal(trigger).monitor
 
 
-def monitor_label(drift: DatasetDriftDetectedData) -> str:
-    return drift.data_drift_name or drift.data_drift_id
+def monitor_label(trigger: Trigger) -> str:
+    return as_signal(trigger).monitor_label
 
 
-def screen(drift: DatasetDriftDetectedData, settings: Settings) -> SkipRetraining | None:
-    """The checks that need no I/O: configured, above the threshold, allowed to write."""
+def screen(trigger: Trigger, settings: Settings) -> SkipRetraining | None:
+    """The checks that need no I/O: configured, above the threshold (drift only), allowed to write."""
+    signal = as_signal(trigger)
     if not settings.retrain_pipeline_component:
         return SkipRetraining(
             NOT_CONFIGURED, "no retraining target: set RETRAIN_PIPELINE_COMPONENT to 'name:version' or 'name@latest'"
         )
-    if drift.drift_coefficient < settings.drift_threshold:
+    if signal.measure is not None and signal.measure < settings.drift_threshold:
         return SkipRetraining(
             BELOW_THRESHOLD,
-            f"drift {drift.drift_coefficient:g} is below DRIFT_THRESHOLD {settings.drift_threshold:g}",
+            f"drift {signal.measure:g} is below DRIFT_THRESHOLD {settings.drift_threshold:g}",
         )
     if not settings.applies_changes:
         return SkipRetraining(
             PLAN_ONLY,
             f"DEPLOY_MODE=plan: would submit {settings.retrain_pipeline_component} as job "
-            f"{job_name(monitor_key(drift), drift.run_id)} in experiment {settings.retrain_experiment}",
+            f"{job_name(signal.monitor, signal.run_id)} in experiment {settings.retrain_experiment}",
         )
     return None
 
 
 def decide_retraining(
-    drift: DatasetDriftDetectedData, settings: Settings, cooldown: Cooldown | None, now: dt.datetime
+    trigger: Trigger, settings: Settings, cooldown: Cooldown | None, now: dt.datetime
 ) -> Submit | SkipRetraining:
-    """Retrain or not. One job per drift run; at most one per monitor per RETRAIN_COOLDOWN_MINUTES."""
-    skip = screen(drift, settings)
+    """Retrain or not. One job per signal run; at most one per monitor per RETRAIN_COOLDOWN_MINUTES."""
+    signal = as_signal(trigger)
+    skip = screen(signal, settings)
     if skip is not None:
         return skip
     held = cooldown is not None and cooldown.state is Hold.HELD
-    duplicate = held and cooldown is not None and cooldown.drift_run_id == drift.run_id
+    duplicate = held and cooldown is not None and cooldown.drift_run_id == signal.run_id
     if cooldown is not None and held and not duplicate:
         until = cooldown.claimed_at + dt.timedelta(minutes=settings.retrain_cooldown_minutes)
         if now < until:
             return SkipRetraining(
                 COOLDOWN,
-                f"monitor {monitor_label(drift)} was retrained by job {cooldown.job_name} (drift run "
+                f"monitor {signal.monitor_label} was retrained by job {cooldown.job_name} ({signal.kind} run "
                 f"{cooldown.drift_run_id}) at {cooldown.claimed_at.isoformat()}; RETRAIN_COOLDOWN_MINUTES="
                 f"{settings.retrain_cooldown_minutes} holds further retraining until {until.isoformat()}",
             )
     return Submit(
-        job_name=job_name(monitor_key(drift), drift.run_id),
+        job_name=job_name(signal.monitor, signal.run_id),
         component=ComponentRef.parse(settings.retrain_pipeline_component),
         experiment=settings.retrain_experiment,
         compute=settings.retrain_compute,
-        monitor=monitor_label(drift),
-        drift_run_id=drift.run_id,
+        monitor=signal.monitor_label,
+        drift_run_id=signal.run_id,
         duplicate=duplicate,
     )
 
@@ -218,58 +316,56 @@ def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower())[:JOB_NAME_PART].strip("-")
 
 
-def drift_context(drift: DatasetDriftDetectedData) -> dict[str, str]:
-    """Every drift input the app can offer, by input name (empty values left out: AML rejects them)."""
-    values = {
-        "monitor_name": monitor_label(drift),
-        "drift_run_id": drift.run_id,
-        "base_dataset_id": drift.base_dataset_id,
-        "target_dataset_id": drift.target_dataset_id,
-        "window_start": drift.start_time.isoformat() if drift.start_time else "",
-        "window_end": drift.end_time.isoformat() if drift.end_time else "",
-    }
-    return {name: value for name, value in values.items() if value}
+def drift_context(trigger: Trigger) -> dict[str, str]:
+    """Every input the app can offer for this signal, by input name (empty values left out: AML rejects them)."""
+    return dict(as_signal(trigger).context)
 
 
-def select_inputs(declared_inputs: Iterable[str], drift: DatasetDriftDetectedData) -> dict[str, str]:
-    """The drift context for the inputs the component declares, and only those."""
-    context = drift_context(drift)
+def select_inputs(declared_inputs: Iterable[str], trigger: Trigger) -> dict[str, str]:
+    """The signal's context for the inputs the component declares, and only those."""
+    context = drift_context(trigger)
     return {name: context[name] for name in declared_inputs if name in context}
 
 
-def job_tags(settings: Settings, event_id: str, drift: DatasetDriftDetectedData) -> dict[str, str]:
-    """RETRAIN_JOB_TAGS plus the trigger: event id, drift run id and monitor."""
-    return {
-        **dict(settings.retrain_job_tags),
-        TRIGGER_EVENT_TAG: event_id,
-        DRIFT_RUN_TAG: drift.run_id,
-        DRIFT_MONITOR_TAG: monitor_label(drift),
-    }
+def job_tags(settings: Settings, event_id: str, trigger: Trigger) -> dict[str, str]:
+    """RETRAIN_JOB_TAGS plus the trigger: event id and the signal's run and monitor (monitoring: its signal too)."""
+    signal = as_signal(trigger)
+    trigger_tags = {TRIGGER_EVENT_TAG: event_id, **dict(signal.tags)}
+    if signal.kind != DRIFT:
+        trigger_tags[TRIGGER_KIND_TAG] = signal.kind
+    return {**dict(settings.retrain_job_tags), **trigger_tags}
 
 
 def pipeline_job_request(
-    submit: Submit, component: ComponentInfo, settings: Settings, event_id: str, drift: DatasetDriftDetectedData
+    submit: Submit, component: ComponentInfo, settings: Settings, event_id: str, trigger: Trigger
 ) -> PipelineJobRequest:
     """The job to submit for ``submit`` once the component (and its declared inputs) is known."""
+    signal = as_signal(trigger)
+    title = "drift" if signal.kind == DRIFT else "monitoring breach"
     return PipelineJobRequest(
         name=submit.job_name,
         component_id=component.id,
         experiment=submit.experiment,
-        inputs=select_inputs(component.inputs, drift),
-        tags=job_tags(settings, event_id, drift),
+        inputs=select_inputs(component.inputs, signal),
+        tags=job_tags(settings, event_id, signal),
         compute=submit.compute,
-        display_name=f"Retrain on drift: {submit.monitor} run {submit.drift_run_id}",
+        display_name=f"Retrain on {title}: {submit.monitor} run {submit.drift_run_id}",
         description=(
-            f"Submitted by aml-event-handler for drift {drift.drift_coefficient:.3f} on monitor {submit.monitor} "
-            f"(drift run {submit.drift_run_id}, event {event_id}) with {component.name}:{component.version}."
+            f"Submitted by aml-event-handler for {signal.summary} ({signal.kind} run {submit.drift_run_id}, "
+            f"event {event_id}) with {component.name}:{component.version}."
         ),
     )
 
 
-def cooldown_key(workspace: WorkspaceRef, drift: DatasetDriftDetectedData) -> RecordKey:
+def cooldown_key(workspace: WorkspaceRef, trigger: Trigger) -> RecordKey:
     """The key of the monitor's cooldown record in the idempotency table."""
+    signal = as_signal(trigger)
+    if signal.kind == DRIFT:
+        return record_key(
+            COOLDOWN_RECORD, workspace, signal.monitor, field="data.dataDriftId", what="a drift monitor id"
+        )
     return record_key(
-        COOLDOWN_RECORD, workspace, monitor_key(drift), field="data.dataDriftId", what="a drift monitor id"
+        COOLDOWN_RECORD, workspace, f"{MONITOR}~{signal.monitor}", field="data.experimentName", what="a monitor name"
     )
 
 
@@ -278,12 +374,12 @@ def submission_key(workspace: WorkspaceRef, submit: Submit) -> RecordKey:
     return record_key(SUBMISSION_RECORD, workspace, submit.job_name, field="data.runId", what="a job name")
 
 
-def submission_payload(drift: DatasetDriftDetectedData) -> dict[str, Any]:
-    """What makes two deliveries the same drift run: the monitor, the run and the coefficient it measured.
+def submission_payload(trigger: Trigger) -> dict[str, Any]:
+    """What makes two deliveries the same signal run (drift: the monitor, the run and the coefficient it measured).
 
-    Not the RETRAIN_* settings: a redelivery after a settings change still finds the drift run's one job.
+    Not the RETRAIN_* settings: a redelivery after a settings change still finds the run's one job.
     """
-    return {"monitor": monitor_key(drift), "driftRunId": drift.run_id, "driftCoefficient": drift.drift_coefficient}
+    return dict(as_signal(trigger).payload)
 
 
 def cooldown_of(record: Mapping[str, Any] | None) -> Cooldown | None:

@@ -15,6 +15,26 @@ from shared.workspace import WorkspaceRef
 logger = logging.getLogger(__name__)
 
 DEPLOY_MODES = ("plan", "apply")
+#: Azure ML job statuses (``JobStatus`` in the 2023-04-01 API, compared case-insensitively).
+RUN_STATUSES = (
+    "notstarted",
+    "starting",
+    "provisioning",
+    "preparing",
+    "queued",
+    "running",
+    "finalizing",
+    "cancelrequested",
+    "completed",
+    "failed",
+    "canceled",
+    "notresponding",
+    "paused",
+    "unknown",
+)
+DEFAULT_NOTIFY_RUN_STATUSES = frozenset({"failed", "canceled"})
+#: At most this many model versions are read per resync run (RESYNC_MAX_MODELS).
+DEFAULT_RESYNC_MAX_MODELS = 200
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,10 @@ class Settings:
     retrain_cooldown_minutes: int = 360
     retrain_compute: str = ""
     retrain_job_tags: tuple[tuple[str, str], ...] = ()
+    notify_run_statuses: frozenset[str] = DEFAULT_NOTIFY_RUN_STATUSES
+    resync_max_models: int = DEFAULT_RESYNC_MAX_MODELS
+    #: The resync timer's schedule as the host sees it; empty means the resync is off.
+    resync_schedule: str = ""
     storage_connection_string: str = field(default="", repr=False)
     storage_account_name: str = ""
     storage_table_uri: str = ""
@@ -97,6 +121,9 @@ class Settings:
             retrain_cooldown_minutes=reader.integer("RETRAIN_COOLDOWN_MINUTES", 360, low=0, high=100000),
             retrain_compute=reader.text("RETRAIN_COMPUTE", ""),
             retrain_job_tags=reader.pairs("RETRAIN_JOB_TAGS"),
+            notify_run_statuses=reader.statuses("NOTIFY_RUN_STATUSES", DEFAULT_NOTIFY_RUN_STATUSES),
+            resync_schedule=reader.text("RESYNC_SCHEDULE", ""),
+            resync_max_models=reader.integer("RESYNC_MAX_MODELS", DEFAULT_RESYNC_MAX_MODELS, low=1, high=5000),
             storage_connection_string=reader.text("AzureWebJobsStorage", ""),
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
@@ -227,6 +254,20 @@ class _Reader:
                 continue
             names.add(item.lower())
         return frozenset(names)
+
+    def statuses(self, name: str, default: frozenset[str]) -> frozenset[str]:
+        if not self._raw(name):
+            return default
+        values = {item.lower() for item in self.items(name)}
+        unknown = sorted(values - set(RUN_STATUSES))
+        if unknown:
+            self.problems.append(
+                f"{name}: {', '.join(unknown)} is not an Azure ML run status (use e.g. Failed,Canceled; known: "
+                "NotStarted, Starting, Provisioning, Preparing, Queued, Running, Finalizing, CancelRequested, "
+                "Completed, Failed, Canceled, NotResponding, Paused, Unknown)"
+            )
+            return default
+        return frozenset(values)
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()

@@ -129,3 +129,22 @@ def make_deps(
         table=table or ForbiddenFactory("table"),
         clock=clock or (lambda: dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)),
     )
+
+
+class FakeJobReader:
+    """An Azure ML gateway that only reads jobs: ``statuses`` maps run id to the status AML reports now."""
+
+    def __init__(self, statuses: Mapping[str, str]) -> None:
+        self.statuses = dict(statuses)
+        self.reads: list[str] = []
+
+    def __call__(self, workspace: WorkspaceRef) -> FakeJobReader:
+        return self
+
+    def get_job(self, name: str) -> Any:
+        # A stand-in for shared.retrain.JobInfo: only the status is read.
+        from shared.retrain import JobInfo
+
+        self.reads.append(name)
+        status = self.statuses.get(name)
+        return None if status is None else JobInfo(name=name, status=status, experiment="", tags={})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,12 @@ from devkit._server import Request, Response
 from devkit.aml_emulator.state import PROVIDER, ArmError, ComponentVersion, Job, _iso, _now, _parse_time
 
 DEFAULT_JOB_DURATION_S = 0.5
+#: The run property naming a step's parent pipeline run (read the same way by Azure ML's own components).
+PIPELINE_RUN_PROPERTY = "azureml.pipelinerunid"
+#: The step a pipeline job runs when neither the job nor its component lists steps.
+DEFAULT_STEP = "train"
+#: Output types that carry a URI (everything but literal outputs).
+_URI_OUTPUT_TYPES = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "triton_model", "mltable"}
 
 
 def _io_spec(items: Mapping[str, str | Mapping[str, Any]] | Iterable[str], default_type: str) -> dict[str, Any]:
@@ -235,7 +242,8 @@ class JobsArea:
         return job
 
     def _list_jobs(self, request: Request) -> Response:
-        jobs = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+        # Top-level jobs only: a pipeline's step runs are read by name (as the studio's job list shows them).
+        jobs = sorted((j for j in self._jobs.values() if not j.parent), key=lambda j: j.created_at, reverse=True)
         return self._page(request, [self._job_body(j) for j in jobs])
 
     def _get_job(self, request: Request, name: str) -> Response:
@@ -274,7 +282,58 @@ class JobsArea:
         outcome = "Failed" if name.lower() in self._failing_jobs else "Completed"
         job = Job(name, job_body, created, created + self.job_duration_s, outcome)
         self._jobs[name.lower()] = job
+        if str(props.get("jobType", "")).lower() == "pipeline":
+            self._start_pipeline(job)
         return Response(201, self._job_body(job))
+
+    def _start_pipeline(self, job: Job) -> None:
+        """A pipeline job's named outputs (with their default URIs) and one step run per step.
+
+        A named output without a ``uri`` lands at ``azureml://datastores/workspaceblobstore/paths/azureml/{job}/
+        {output}/`` (azure-ai-ml 1.35.2 ``JobOperations._get_named_output_uri`` falls back to exactly this
+        location, ``operations/_job_operations.py``). Steps come from the job's ``jobs``, else its pipeline
+        component's ``jobs``, else one ``train`` step. Each step run names its parent in the run property
+        ``azureml.pipelinerunid`` and ends just before the pipeline; the outbox announces steps too, since Azure
+        ML raises run events for child runs (the Event Grid docs' samples are AutoML child runs).
+        """
+        props = job.body["properties"]
+        component = self._pipeline_component(props)
+        outputs = dict(props.get("outputs") or {})
+        if not outputs and component is not None:
+            outputs = {
+                output: {"jobOutputType": str(spec.get("type") or "uri_folder"), "mode": "ReadWriteMount"}
+                for output, spec in (component.spec.get("outputs") or {}).items()
+            }
+        for output, spec in outputs.items():
+            if isinstance(spec, dict) and str(spec.get("jobOutputType", "")).lower() in _URI_OUTPUT_TYPES:
+                spec.setdefault("uri", f"azureml://datastores/workspaceblobstore/paths/azureml/{job.name}/{output}/")
+        props["outputs"] = outputs
+        steps = list(props.get("jobs") or (component.spec.get("jobs") if component else None) or [DEFAULT_STEP])
+        for index, step in enumerate(steps):
+            name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job.name}/{step}"))
+            body = {
+                "id": f"{self.workspace_id}/jobs/{name}",
+                "name": name,
+                "type": f"{PROVIDER}/workspaces/jobs",
+                "properties": {
+                    "jobType": "Command",
+                    "experimentName": props.get("experimentName"),
+                    "displayName": str(step),
+                    "tags": {},
+                    "properties": {PIPELINE_RUN_PROPERTY: job.name},
+                },
+                "systemData": job.body["systemData"],
+            }
+            # Steps end in order, before their pipeline; a failing pipeline fails in its last step.
+            ends_at = job.ends_at - 0.001 * (len(steps) - index)
+            outcome = job.outcome if index == len(steps) - 1 else "Completed"
+            self._jobs[name.lower()] = Job(name, body, job.created_at, ends_at, outcome, parent=job.name)
+
+    def _pipeline_component(self, props: Mapping[str, Any]) -> ComponentVersion | None:
+        match = re.search(r"/components/([^/]+)/versions/([^/]+)$", str(props.get("componentId") or ""), re.IGNORECASE)
+        if match is None:
+            return None
+        return self._components.get(match[1].lower(), {}).get(match[2])
 
     def _cancel_job(self, request: Request, name: str) -> Response:
         job = self._get_job_entity(name)

@@ -63,6 +63,12 @@ class ModelsArea:
             self._store_model(model)
         return model
 
+    def model_state(self, name: str, version: str | int) -> dict[str, Any] | None:
+        """The model version's current ARM body (``None`` if it does not exist)."""
+        with self._lock:
+            model = self._models.get(name.lower(), {}).get(str(version))
+            return self._model_version_body(model) if model else None
+
     def set_model_tags(self, name: str, version: str | int, tags: Mapping[str, str]) -> None:
         """Replace a model version's tags (AML raises no event for this)."""
         with self._lock:

@@ -13,6 +13,8 @@ from devkit.aml_emulator.state import Job, _iso, _now
 EVENT_TYPE_PREFIX = "Microsoft.MachineLearningServices."
 #: What AML reports as ``runType`` for each ``jobType`` (RunCompleted / RunStatusChanged ``data.runType``).
 RUN_TYPES = {"pipeline": "azureml.PipelineRun", "command": "azureml.scriptrun", "sweep": "hyperdrive"}
+#: ``runType`` of a pipeline's step run (the v1 run-history type; no published payload shows a v2 step's).
+STEP_RUN_TYPE = "azureml.StepRun"
 
 
 class OutboxArea:
@@ -40,7 +42,8 @@ class OutboxArea:
         """The outbox's events, oldest first, removed from it.
 
         ``ModelRegistered`` for each model version created through ARM, ``RunCompleted`` for each job that
-        completed and ``RunStatusChanged`` (``runStatus`` Failed) for each job that failed, with the workspace
+        completed and ``RunStatusChanged`` (``runStatus`` Failed) for each job that failed (a pipeline's step
+        runs included, each before its pipeline, naming it in ``azureml.pipelinerunid``), with the workspace
         as topic, as Azure ML publishes them through Event Grid. Deliver them with ``OfflineApp.deliver``.
         """
         with self._lock:
@@ -68,6 +71,9 @@ class OutboxArea:
         for job in sorted(self._jobs.values(), key=lambda j: j.ends_at):
             if job.announced or job.canceled or _now() < job.ends_at:
                 continue
+            parent = self._jobs.get(job.parent.lower()) if job.parent else None
+            if parent is not None and parent.canceled:
+                continue
             job.announced = True
             props = job.body["properties"]
             experiment = str(props.get("experimentName") or "Default")
@@ -76,7 +82,9 @@ class OutboxArea:
                 "experimentId": experiment_id,
                 "experimentName": experiment,
                 "runId": job.name,
-                "runType": RUN_TYPES.get(str(props.get("jobType", "")).lower(), str(props.get("jobType", ""))),
+                "runType": STEP_RUN_TYPE
+                if job.parent
+                else RUN_TYPES.get(str(props.get("jobType", "")).lower(), str(props.get("jobType", ""))),
                 "runTags": dict(props.get("tags") or {}),
                 "runProperties": dict(props.get("properties") or {}),
             }

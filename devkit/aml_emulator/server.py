@@ -278,7 +278,7 @@ class AmlEmulator(
                     }
                     for key, e in self._endpoints.items()
                 },
-                "jobs": {j.name: self._job_status(j) for j in self._jobs.values()},
+                "jobs": {j.name: self._job_status(j) for j in self._jobs.values() if not j.parent},
                 "components": {
                     c.name: sorted(v.version for v in versions.values())
                     for versions in self._components.values()

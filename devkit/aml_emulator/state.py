@@ -114,6 +114,7 @@ class Job:
     outcome: str = "Completed"
     canceled: bool = False
     announced: bool = False  # its RunCompleted / RunStatusChanged went to the outbox
+    parent: str = ""  # a pipeline step's parent pipeline job ('' for a top-level job)
 
 
 @dataclass

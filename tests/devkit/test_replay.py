@@ -17,7 +17,8 @@ from tests.receiver import Receiver, running
 
 EVENTS = Path(__file__).parents[1] / "events"
 MODEL_REGISTERED = EVENTS / "model_registered.eventgrid.camel.json"
-RUN_STATUS = EVENTS / "run_status_changed.eventgrid.pascal.json"
+# A completion notifies without any Azure call (a run failure is re-read from Azure ML first).
+RUN_COMPLETED = EVENTS / "run_completed.eventgrid.pascal.json"
 APP_ENV = (
     "AML_ALLOWED_WORKSPACES",
     "DEPLOY_MODE",
@@ -91,7 +92,7 @@ def test_a_broken_local_settings_json_is_one_line_and_exit_2(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(isolated / "local.settings.json", '{"Values": {"DEPLOY_MODE": "apply",}}')
-    code, _, err = run(capsys, str(RUN_STATUS))
+    code, _, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_BAD_INPUT
     assert len(err) == 1
     assert "local.settings.json: not valid JSON (line 1" in err[0]
@@ -100,7 +101,7 @@ def test_a_broken_local_settings_json_is_one_line_and_exit_2(
 
 def test_a_setting_that_is_not_a_string_is_named(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(isolated / "local.settings.json", {"Values": {"MAX_INSTANCE_COUNT": 3}})
-    code, _, err = run(capsys, str(RUN_STATUS))
+    code, _, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_BAD_INPUT
     assert err == [
         f"replay: {isolated / 'local.settings.json'}: Values.MAX_INSTANCE_COUNT is not a string; "
@@ -109,7 +110,7 @@ def test_a_setting_that_is_not_a_string_is_named(isolated: Path, capsys: pytest.
 
 
 def test_an_unusable_to_url_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "--to", "file:///etc/passwd", str(RUN_STATUS))
+    code, _, err = run(capsys, "--to", "file:///etc/passwd", str(RUN_COMPLETED))
     assert code == replay.EXIT_BAD_INPUT
     assert err == [
         "replay: --to must be an http(s) URL of a Functions host, got 'file:///etc/passwd'; e.g. http://localhost:7071"
@@ -132,7 +133,7 @@ def test_a_rejected_event_exits_1(isolated: Path, capsys: pytest.CaptureFixture[
 
 def test_redelivery_until_it_gives_up_exits_1(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID, DEPLOY_MODE="sometimes")
-    code, out, err = run(capsys, str(RUN_STATUS))
+    code, out, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_FAILED
     assert "-> raised SettingsError: invalid app settings: DEPLOY_MODE" in out[-1]
     assert out[-1].endswith("after 3 deliveries; gave up, as Event Grid would after its retries")
@@ -146,12 +147,12 @@ def test_handled_events_exit_0_with_one_line_each(
 
     monkeypatch.setenv("AML_ALLOWED_WORKSPACES", WORKSPACE_ID)
     reset_production_deps()
-    code, out, _ = run(capsys, str(RUN_STATUS), str(EVENTS / "model_deployed.cloudevents.camel.json"))
+    code, out, _ = run(capsys, str(RUN_COMPLETED), str(EVENTS / "model_deployed.cloudevents.camel.json"))
     assert code == replay.EXIT_OK
     assert out[0] == "settings: no local.settings.json here; using the environment only"
     assert out[1].endswith(
-        "RunStatusChanged experiments/0fa9dfaa-cba3-4fa7-b590-23e48548f5c1/runs/train_20261122_02"
-        " -> notified: run train_20261122_02 failed"
+        "RunCompleted experiments/0fa9dfaa-cba3-4fa7-b590-23e48548f5c1/runs/train_20261122_01"
+        " -> notified: run train_20261122_01 completed"
     )
     assert out[2].endswith("-> notified: service credit-svc deployed (credit_risk.v2:1, credit_risk.v2:2)")
 
@@ -161,10 +162,10 @@ def test_handled_events_exit_0_with_one_line_each(
 
 def test_local_settings_values_apply_as_func_start_does(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID)
-    code, out, _ = run(capsys, str(RUN_STATUS))
+    code, out, _ = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_OK
     assert out[0] == f"settings: 1 values from {isolated / 'local.settings.json'}"
-    assert out[1].endswith("-> notified: run train_20261122_02 failed")
+    assert out[1].endswith("-> notified: run train_20261122_01 completed")
 
 
 def test_the_environment_wins_over_local_settings(
@@ -173,10 +174,10 @@ def test_the_environment_wins_over_local_settings(
     other = WORKSPACE_ID.replace("mlw-devkit", "mlw-elsewhere")
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=other)
     monkeypatch.setenv("AML_ALLOWED_WORKSPACES", WORKSPACE_ID)
-    code, out, _ = run(capsys, str(RUN_STATUS))
+    code, out, _ = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_OK
     assert out[0].endswith("; the environment wins for AML_ALLOWED_WORKSPACES")
-    assert out[1].endswith("-> notified: run train_20261122_02 failed")  # not "ignored: workspace ... not allowed"
+    assert out[1].endswith("-> notified: run train_20261122_01 completed")  # not "ignored: workspace ... not allowed"
 
 
 def test_an_empty_environment_variable_is_filled_from_the_file_like_core_tools() -> None:
@@ -191,7 +192,7 @@ def test_replay_leaves_the_environment_as_it_found_it(isolated: Path, capsys: py
 
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID, REPLAY_TEST_ONLY="1")
     before = dict(os.environ)
-    run(capsys, str(RUN_STATUS))
+    run(capsys, str(RUN_COMPLETED))
     assert dict(os.environ) == before
 
 
@@ -199,7 +200,7 @@ def test_an_encrypted_local_settings_file_says_how_to_decrypt(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(isolated / "local.settings.json", {"IsEncrypted": True, "Values": {"DEPLOY_MODE": "abc=="}})
-    code, _, err = run(capsys, str(RUN_STATUS))
+    code, _, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_BAD_INPUT
     assert err[0].endswith("its values are encrypted; run `func settings decrypt` first")
 
@@ -369,9 +370,9 @@ def test_a_host_that_refuses_or_is_down_exits_1(
 ) -> None:
     monkeypatch.setattr(replay.time, "sleep", lambda seconds: None)
     host.statuses = [500, 500, 500]
-    code, out, _ = run(capsys, "--to", host.url, str(RUN_STATUS))
+    code, out, _ = run(capsys, "--to", host.url, str(RUN_COMPLETED))
     assert code == replay.EXIT_FAILED
     assert out[-1].endswith("-> HTTP 500 after 3 deliveries")
-    code, out, _ = run(capsys, "--to", "http://127.0.0.1:9", "--max-deliveries", "1", str(RUN_STATUS))
+    code, out, _ = run(capsys, "--to", "http://127.0.0.1:9", "--max-deliveries", "1", str(RUN_COMPLETED))
     assert code == replay.EXIT_FAILED
     assert " -> unreachable: " in out[-1]

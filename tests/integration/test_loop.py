@@ -308,11 +308,14 @@ def test_the_loop_drift_to_canary_replayed_as_events(loop: OfflineApp, caplog: p
 
     assert "retraining submitted" in deliver(drift_detected("credit-monitor", "drift_run_9", 0.77))
     aml.wait_jobs()
-    [completed] = aml.take_events()
-    assert completed["eventType"] == "Microsoft.MachineLearningServices.RunCompleted"
-    assert completed["data"]["runId"] == job_name(MONITOR_ID, "drift_run_9")
+    step, completed = aml.take_events()  # the pipeline's step run ends first, then the pipeline job
+    pipeline = job_name(MONITOR_ID, "drift_run_9")
+    assert [step["eventType"], completed["eventType"]] == ["Microsoft.MachineLearningServices.RunCompleted"] * 2
+    assert step["data"]["runProperties"] == {"azureml.pipelinerunid": pipeline}
+    assert completed["data"]["runId"] == pipeline
     assert completed["data"]["runType"] == "azureml.PipelineRun"
 
+    assert deliver(step).startswith("notified: run ")  # a step has no registration tags of its own
     assert "registered: model credit_risk:2" in deliver(completed)
     [registered] = aml.take_events()
     assert registered["subject"] == "models/credit_risk:2"
@@ -333,6 +336,7 @@ def test_the_loop_drift_to_canary_replayed_as_events(loop: OfflineApp, caplog: p
     assert [line.split(" ", 1)[0] for line in timeline] == [
         "ModelRegistered",
         "DatasetDriftDetected",
+        "RunCompleted",
         "RunCompleted",
         "ModelRegistered",
         "reconciler:",

@@ -14,13 +14,8 @@ from shared import events
 from shared.dispatch import receive
 from tests.fakes import WORKSPACE_ID, FakeNotifier, make_deps
 
-RUN_FAILED = {
-    "experimentId": "e",
-    "experimentName": "credit-train",
-    "runId": "r1",
-    "runType": "azureml.scriptrun",
-    "runStatus": "Failed",
-}
+# A completion notifies without an Azure ML call (a failure is re-read from Azure ML first).
+RUN_COMPLETED = {"experimentId": "e", "experimentName": "credit-train", "runId": "r1", "runType": "azureml.scriptrun"}
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -30,17 +25,17 @@ def _body(schema: str) -> dict[str, Any]:
             "id": "evt-ce",
             "source": WORKSPACE_ID,
             "subject": "experiments/e/runs/r1",
-            "type": events.RUN_STATUS_CHANGED,
+            "type": events.RUN_COMPLETED,
             "time": "2026-11-22T10:00:00Z",
-            "data": RUN_FAILED,
+            "data": RUN_COMPLETED,
         }
     return {
         "id": "evt-eg",
         "topic": WORKSPACE_ID,
         "subject": "experiments/e/runs/r1",
-        "eventType": events.RUN_STATUS_CHANGED,
+        "eventType": events.RUN_COMPLETED,
         "eventTime": "2026-11-22T10:00:00Z",
-        "data": RUN_FAILED,
+        "data": RUN_COMPLETED,
         "dataVersion": "2",
         "metadataVersion": "1",
     }
@@ -55,8 +50,8 @@ def test_an_azure_functions_without_cloud_event_still_handles_both_schemas(
     monkeypatch.delattr(func, "CloudEvent")
     notifier = FakeNotifier()
     outcome = receive(event, lambda: make_deps(notifier=notifier), HANDLERS)
-    assert outcome == "notified: run r1 failed"
-    assert notifier.types == ["AmlEvents.Run.Failed"]
+    assert outcome == "notified: run r1 completed"
+    assert notifier.types == ["AmlEvents.Run.Completed"]
     assert notifier.sent[0].workspace.arm_id == WORKSPACE_ID
 
 
