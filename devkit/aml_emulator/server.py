@@ -177,6 +177,12 @@ class AmlEmulator(
             self._workspaces.append(sibling)
         return sibling
 
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Block until no operation is in progress here or in any workspace added with :meth:`add_workspace`."""
+        super().wait_idle(timeout_s)
+        for sibling in list(self._workspaces):
+            sibling.wait_idle(timeout_s)
+
     def workspace(self, workspace_name: str) -> AmlEmulator:
         """The emulator of a workspace served on this URL, by name (this one included)."""
         for ws in [self, *self._workspaces]:

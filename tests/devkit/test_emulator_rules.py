@@ -223,3 +223,17 @@ def test_a_scaling_deployment_keeps_the_endpoint_busy_for_a_while(
     time.sleep(1.05)
     assert ml_client.online_deployments.get("blue", "scale-ep").provisioning_state == "Succeeded"
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "scale-ep", endpoint, polling=False)
+
+
+def test_waiting_for_idle_covers_every_workspace_served(
+    stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient
+) -> None:
+    # The harness ticks "until settled" through the host's wait_idle; a second workspace's operations must count.
+    team_b = stack.aml.add_workspace("team-b")
+    team_b.set_operation_duration(0.5)
+    mgmt_client.online_endpoints.begin_create_or_update(RG, "team-b", "credit", _endpoint(), polling=False)
+    assert team_b.endpoint_state("credit")["properties"]["provisioningState"] == "Creating"
+
+    stack.aml.wait_idle()
+
+    assert team_b.endpoint_state("credit")["properties"]["provisioningState"] == "Succeeded"
