@@ -145,7 +145,7 @@ def step(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy) 
             return SetTraffic(
                 view.live_traffic(),
                 view.live_mirror(),
-                f"endpoint {view.name} is {view.provisioning_state}: PUT it again once to recover",
+                f"again to recover it from {view.provisioning_state}, traffic unchanged",
                 retry="endpoint",
             )
         return Fail(f"endpoint {view.name} is {view.provisioning_state}, also after one PUT to recover it")

@@ -364,7 +364,7 @@ def test_a_failed_endpoint_is_put_again_once_then_fails_the_rollout() -> None:
     view = endpoint(deployment("1"), state="Failed", traffic={"credit-v1": 100})
     action = decide(rollout(), view)
     assert action == SetTraffic(
-        {"credit-v1": 100}, {}, "endpoint credit is Failed: PUT it again once to recover", retry="endpoint"
+        {"credit-v1": 100}, {}, "again to recover it from Failed, traffic unchanged", retry="endpoint"
     )
     failed = decide(rollout(retries=("endpoint",)), view)
     assert failed == Fail("endpoint credit is Failed, also after one PUT to recover it")
