@@ -61,7 +61,7 @@ def _deployments(app: OfflineApp) -> list[str]:
 def _settle_cleanup(app: OfflineApp, ticks: int = 6) -> None:
     for _ in range(ticks):
         app.tick()
-        if not [r for r in app.rollouts() if r["cleanup"]]:
+        if not [r for r in app.rollouts() if r.get("cleanup")]:
             return
     raise AssertionError(f"cleanup still owed after {ticks} ticks: {app.rollouts()}")
 
@@ -196,10 +196,10 @@ def test_a_dark_deployments_mirror_does_not_survive_a_later_cut_over(app: Offlin
     _go_live(app, 2, traffic="0", mirror="10")
     assert app.stack.aml.endpoint_state("credit")["properties"]["mirrorTraffic"] == {"credit-v2": 10}
     _go_live(app, 3)
-    _settle_cleanup(app)
     properties = app.stack.aml.endpoint_state("credit")["properties"]
     assert {k: v for k, v in properties.get("mirrorTraffic", {}).items() if v} == {}
     assert app.traffic("credit") == {"credit-v3": 100}
+    _settle_cleanup(app)
     assert app.rollout("credit-v2")["state"] == "superseded"
     assert _deployments(app) == ["credit-v1", "credit-v3"]
 
