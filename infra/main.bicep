@@ -48,7 +48,7 @@ param keepDeployments string = '2'
 @description('true keeps a failed deployment for inspection instead of deleting it.')
 param keepFailedDeployments string = 'false'
 
-@description('Minutes after which an unfinished rollout fails, counted from when it was recorded (1..1440).')
+@description('Minutes after which an unfinished rollout fails, counted from when it took the endpoint\'s write turn, not from when it was queued (1..1440).')
 param rolloutTimeoutMinutes string = '60'
 
 @description('Consecutive transient failures (5xx, 429, network) of one rollout\'s steps after which it fails, on the event path and in the reconciler alike (1..1000).')
