@@ -476,9 +476,9 @@ def test_every_combination_of_observed_states_respects_the_invariants() -> None:
         if isinstance(action, Finish) and action.state in (State.LIVE, State.CANARY, State.DARK):
             assert mine == "Succeeded" and view is not None, context
             assert desired_traffic(view, p)[0] == view.live_traffic(), context
-        if not holder and not busy and not timed_out and ep == "Succeeded":
-            if mine == "Failed" or (mine == "Canceled" and retried):
-                assert isinstance(action, Fail), context
+        settled = not holder and not busy and not timed_out and ep == "Succeeded"
+        if settled and (mine == "Failed" or (mine == "Canceled" and retried)):
+            assert isinstance(action, Fail), context
         if ep in ("Failed", "Canceled") and not holder and not busy and not timed_out:
             assert isinstance(action, Fail if retried else SetTraffic), context
         checked += 1
