@@ -87,7 +87,9 @@ def is_retryable(err: BaseException) -> bool:
 #: https://learn.microsoft.com/azure/role-based-access-control/troubleshooting).
 _ARM_DENIED_ACTION = re.compile(r"does not have authorization to perform action '([^']+)'")
 ARM_PATH = "/subscriptions/"
-SOURCES = ("azureml", "storage", "permission", "network", "internal")
+#: Azure Tables (``https://{account}.table.core.windows.net``, sovereign clouds alike) and Azurite's dev account.
+_TABLE_URL = re.compile(r"^[a-z]+://[^/]*\.table\.|^[a-z]+://[^/]+/devstoreaccount1\b", re.IGNORECASE)
+SOURCES = ("azureml", "storage", "permission", "network", "notification", "internal")
 
 
 def permission_problem(err: BaseException) -> str | None:
@@ -96,7 +98,9 @@ def permission_problem(err: BaseException) -> str | None:
     # Imported lazily: azure.core is not needed to import function_app.
     from azure.core.exceptions import ClientAuthenticationError
 
-    status = status_code_of(err)
+    status, where = status_code_of(err), _source_by_url(err)
+    if where == "notification":
+        return None  # a notification sink's key or URL: its own policy (shared/notify.py) decides
     if status not in (401, 403) and not isinstance(err, ClientAuthenticationError):
         return None
     text = str(err)
@@ -106,7 +110,7 @@ def permission_problem(err: BaseException) -> str | None:
             f"the app's identity lacks permission '{found.group(1)}' (ARM 403 AuthorizationFailed; a new role "
             "assignment takes minutes to apply)"
         )
-    where = "storage" if _source_by_url(err) == "storage" else "Azure ML"
+    where = "storage" if where == "storage" else "Azure ML"
     if status == 403:
         code = _error_code(err)
         return f"{where} answered 403 Forbidden{f' ({code})' if code else ''}: the app's identity lacks a role there"
@@ -146,17 +150,21 @@ def describe_error(err: BaseException) -> str:
         return f"storage error: {type(err).__name__}: {_first_line(str(err))}"
     if source == "network":
         return f"network error: {type(err).__name__}: {_first_line(str(err))}"
+    if source == "notification":
+        return f"notification sink error: {type(err).__name__}: {_first_line(str(err))}"
     return f"internal error: {type(err).__name__}: {_first_line(str(err))}"
 
 
 def _source_by_url(err: BaseException) -> str | None:
-    """``azureml`` for an answer from ARM (its paths start with /subscriptions/), ``storage`` for any other Azure
-    answer the app gets (Tables); None without a response."""
+    """Who answered: ``azureml`` (ARM: its paths start with /subscriptions/), ``storage`` (Tables), else
+    ``notification`` (the Event Grid topic or the webhook, the app's only other peers); None without a response."""
     response = getattr(err, "response", None)
     url = str(getattr(getattr(response, "request", None), "url", "") or "")
     if not url:
         return None
-    return "azureml" if ARM_PATH in url.lower() else "storage"
+    if ARM_PATH in url.lower():
+        return "azureml"
+    return "storage" if _TABLE_URL.search(url) else "notification"
 
 
 def _error_code(err: BaseException) -> str:
