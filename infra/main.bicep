@@ -51,7 +51,7 @@ param keepFailedDeployments string = 'false'
 @description('Endpoints the app did not create that it may deploy into: comma-separated endpoint names, or a lone asterisk for every endpoint. Empty: the app changes only endpoints it created (tag managed-by=aml-event-handler).')
 param adoptEndpoints string = ''
 
-@description('Minutes after which an unfinished rollout fails, counted from when it was recorded (1..1440).')
+@description('Minutes after which an unfinished rollout fails, counted from when it took the endpoint\'s write turn, not from when it was queued (1..1440).')
 param rolloutTimeoutMinutes string = '60'
 
 @description('Consecutive transient failures (5xx, 429, network) of one rollout\'s steps after which it fails, on the event path and in the reconciler alike (1..1000).')

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import PermanentError, SettingsError, is_retryable
+from shared.clock import as_utc
+from shared.errors import PermanentError, SettingsError, is_retryable, permission_problem
 from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, require_event_type, workspace_of
 
 if TYPE_CHECKING:
@@ -75,6 +77,16 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
         logger.info("%s handled: %s", label, outcome, extra={"outcome": outcome})
         return outcome
     except Exception as err:
+        denied = permission_problem(err)
+        if denied and _older_than(envelope, deps.settings.permission_retry_minutes, deps.clock()):
+            outcome = (
+                f"failed: permission denied for longer than PERMISSION_RETRY_MINUTES="
+                f"{deps.settings.permission_retry_minutes}: {denied}"
+            )
+            logger.error(
+                "%s %s; acknowledged: event=%s", label, outcome, _replayable(envelope), extra={"outcome": outcome}
+            )
+            return outcome
         if is_retryable(err):
             _log_redelivery(label, err)
             raise
@@ -110,6 +122,12 @@ def _raw(event: object) -> str:
         return json.dumps(get_json() if callable(get_json) else repr(event), default=str, separators=(",", ":"))
     except Exception as err:
         return f"(unreadable: {type(err).__name__})"
+
+
+def _older_than(envelope: Envelope, minutes: int, now: dt.datetime) -> bool:
+    """Is the event older than ``minutes``? An event without a time is not (Event Grid's own 24 h still bound it)."""
+    sent = envelope.time
+    return isinstance(sent, dt.datetime) and now - as_utc(sent) > dt.timedelta(minutes=minutes)
 
 
 def _replayable(envelope: Envelope) -> str:

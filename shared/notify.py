@@ -47,6 +47,7 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.Failed",
     "AmlEvents.Rollout.Superseded",
     "AmlEvents.Rollout.Rejected",
+    "AmlEvents.Rollout.CleanupFailed",
 )
 _ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
 

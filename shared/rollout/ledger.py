@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import as_utc
-from shared.rollout.model import Rollout, RolloutPlan, State
+from shared.rollout.model import Cleanup, Rollout, RolloutPlan, State
 from shared.store import Conflict, Row, TableStore, backoff, workspace_scope
 from shared.workspace import WorkspaceRef
 
@@ -141,7 +141,7 @@ def _encode(rollout: Rollout) -> dict[str, Any]:
         "ModelName": plan.model_name,
         "ModelVersion": plan.model_version,
         "State": rollout.state.value,
-        "Active": not rollout.state.terminal,
+        "Active": rollout.active,
         "Plan": plan.to_json(),
         "CreatedAt": rollout.created_at,
         "UpdatedAt": rollout.updated_at,
@@ -152,6 +152,11 @@ def _encode(rollout: Rollout) -> dict[str, Any]:
         "Reason": rollout.reason[:MAX_TEXT],
         "Logs": rollout.logs[-MAX_TEXT:],
         "Actions": json.dumps(list(rollout.actions)[-100:]),
+        "TurnTakenAt": rollout.turn_taken_at.isoformat() if rollout.turn_taken_at else "",
+        "Retries": json.dumps(list(rollout.retries)),
+        "ErrorSource": rollout.error_source,
+        "DeniedSince": rollout.denied_since.isoformat() if rollout.denied_since else "",
+        "Cleanup": rollout.cleanup.to_json() if rollout.cleanup else "",
     }
 
 
@@ -170,5 +175,15 @@ def _decode(row: Row) -> Rollout:
         reason=str(data.get("Reason") or ""),
         logs=str(data.get("Logs") or ""),
         actions=tuple(json.loads(str(data.get("Actions") or "[]"))),
+        turn_taken_at=_time(data.get("TurnTakenAt")),
+        retries=tuple(json.loads(str(data.get("Retries") or "[]"))),
+        error_source=str(data.get("ErrorSource") or ""),
+        denied_since=_time(data.get("DeniedSince")),
+        cleanup=Cleanup.from_json(str(data["Cleanup"])) if data.get("Cleanup") else None,
         etag=row.etag,
     )
+
+
+def _time(value: Any) -> dt.datetime | None:
+    """An optional ISO 8601 time property ("" when unset; rows written before it existed lack it)."""
+    return dt.datetime.fromisoformat(str(value)) if value else None

@@ -172,6 +172,34 @@ class EndpointView:
 
 
 @dataclass(frozen=True)
+class Cleanup:
+    """Cleanup owed after a rollout ended: deleting surplus idle deployments, retried with back-off."""
+
+    attempts: int = 0  # consecutive failed deletes
+    next_attempt_at: dt.datetime | None = None
+    last_error: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "attempts": self.attempts,
+                "nextAttemptAt": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+                "lastError": self.last_error,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Cleanup:
+        data = json.loads(text)
+        next_at = data.get("nextAttemptAt")
+        return cls(
+            attempts=int(data.get("attempts") or 0),
+            next_attempt_at=dt.datetime.fromisoformat(next_at) if next_at else None,
+            last_error=str(data.get("lastError") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class Rollout:
     """One ledger row, decoded: a plan and its progress."""
 
@@ -186,7 +214,17 @@ class Rollout:
     reason: str = ""  # why it is in its state / what it last did
     logs: str = ""
     actions: tuple[str, ...] = ()  # every write sent to AML, in order, for the operator
+    turn_taken_at: dt.datetime | None = None  # when it took the endpoint's write turn; the timeout counts from here
+    retries: tuple[str, ...] = ()  # one-time recoveries already tried ("endpoint", "deployment")
+    error_source: str = ""  # where last_error came from: azureml, storage, permission, network, internal
+    denied_since: dt.datetime | None = None  # first of an unbroken run of permission errors (bounded wait)
+    cleanup: Cleanup | None = None  # best-effort cleanup still owed on the endpoint after this rollout ended
     etag: str = field(default="", compare=False)
+
+    @property
+    def active(self) -> bool:
+        """Does the endpoint need the engine: a step to take, or cleanup owed?"""
+        return not self.state.terminal or self.cleanup is not None
 
     def as_status(self) -> dict[str, Any]:
         """The JSON shape of ``GET /api/rollouts``."""
@@ -205,6 +243,9 @@ class Rollout:
             "attempts": self.attempts,
             "nextAttemptAt": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
             "lastError": self.last_error,
+            "errorSource": self.error_source or None,
+            "turnTakenAt": self.turn_taken_at.isoformat() if self.turn_taken_at else None,
+            "cleanup": json.loads(self.cleanup.to_json()) if self.cleanup else None,
             "logs": self.logs,
             "actions": list(self.actions),
             "eventIds": list(self.event_ids),

@@ -62,3 +62,26 @@ def rollout_notification(
         facts=facts,
         links=links,
     )
+
+
+CLEANUP_FAILED = "AmlEvents.Rollout.CleanupFailed"
+
+
+def cleanup_failed_notification(rollout: Rollout, deployment: str, error: str, status_host: str = "") -> Notification:
+    """Deleting a surplus deployment after ``rollout`` failed: reported once; it is retried, the rollout unchanged."""
+    plan = rollout.plan
+    workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
+    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail")}
+    if status_host:
+        links["status"] = f"https://{status_host}/api/rollouts?endpoint={plan.endpoint}"
+    return Notification(
+        type=CLEANUP_FAILED,
+        subject=f"endpoints/{plan.endpoint}/deployments/{deployment}",
+        summary=f"Cleanup on {plan.endpoint} could not delete deployment {deployment}; it is retried with back-off, "
+        f"and rollout {plan.deployment} stays {rollout.state.value}: {error}",
+        workspace=workspace,
+        source_event_id=f"cleanup-{plan.endpoint}-{deployment}",
+        severity="warning",
+        facts={"endpoint": plan.endpoint, "deployment": deployment, "rollout": plan.deployment, "error": error},
+        links=links,
+    )

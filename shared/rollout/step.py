@@ -1,10 +1,12 @@
 """The rollout state machine (pure): plan + ledger row + observed AML state → the next single action.
 
 Every action is one write at most, never waited on; the next observation tells how it went.
-Rules, in order: back off after transient errors; time out; give way to a newer version of the
-same model; wait for the endpoint's write turn (one rollout per endpoint writes at a time); wait
-while AML is busy with the endpoint (a write then would get 409); create the endpoint; create the
-deployment; fail if it failed; set traffic; finish (deleting one old deployment after a cut-over).
+Rules, in order: back off after transient errors; time out (counted from taking the write turn);
+give way to a newer version of the same model; wait for the endpoint's write turn (one rollout per
+endpoint writes at a time); wait while AML is busy with the endpoint (a write then would get 409);
+create the endpoint; re-PUT a Failed endpoint once; create the deployment; PUT a Canceled one again
+once; fail if it failed; set traffic (retiring earlier canaries and mirrors of the same model); finish.
+Cleanup (deleting surplus deployments) is a separate decision, ``cleanup_step``, never a rollout's.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, Rollout, RolloutPlan, State
+from shared.rollout.model import (
+    APP_TAG,
+    APP_TAG_VALUE,
+    FAILED_STATES,
+    DeploymentView,
+    EndpointView,
+    Rollout,
+    RolloutPlan,
+    State,
+)
 
 ACTIVE_STATES = (State.PENDING, State.DEPLOYING)
 SUPERSEDING_STATES = (State.PENDING, State.DEPLOYING, State.LIVE, State.CANARY)
 GARBAGE_STATES = (State.SUPERSEDED, State.FAILED)
+RETIRABLE_STATES = (State.CANARY, State.DARK)
 
 
 @dataclass(frozen=True)
@@ -48,31 +60,46 @@ class CreateEndpoint:
 @dataclass(frozen=True)
 class CreateDeployment:
     reason: str = "deployment does not exist"
+    retry: str = ""  # "deployment": this PUT is the one retry of a Canceled deployment
 
 
 @dataclass(frozen=True)
 class SetTraffic:
+    """PUT the endpoint with this live and mirror traffic. ``retire`` names the earlier canaries and mirrors of the
+    same model whose share this write takes away (their rollouts become superseded). ``retry`` "endpoint": this PUT
+    is the one re-PUT of a Failed endpoint, traffic unchanged."""
+
     traffic: Mapping[str, int]
     mirror: Mapping[str, int]
     reason: str = ""
+    retire: tuple[str, ...] = ()
+    retry: str = ""
 
 
 @dataclass(frozen=True)
 class Finish:
-    """Mark the rollout ``state``; optionally delete one old deployment (cleanup after a cut-over)."""
+    """Mark the rollout ``state``. ``retire``: as for ``SetTraffic`` (already out of traffic)."""
 
     state: State
     reason: str
-    delete: str | None = None
+    retire: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Fail:
-    """Mark the rollout failed. Traffic is untouched; container logs are fetched when there is a deployment."""
+    """Mark the rollout failed. Traffic is untouched; container logs are fetched when there is a deployment.
+    Nothing is written: the failed deployment is left to cleanup (``cleanup_step``)."""
 
     reason: str
     fetch_logs: bool = False
-    delete: str | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Cleanup: delete this surplus deployment of the app's own (one per pass, best effort)."""
+
+    deployment: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,7 @@ class Nothing:
 
 
 Action = Wait | CreateEndpoint | CreateDeployment | SetTraffic | Finish | Fail | Nothing
+CleanupAction = Delete | Wait | Nothing
 WRITE_ACTIONS = (CreateEndpoint, CreateDeployment, SetTraffic)
 
 
@@ -102,10 +130,17 @@ def step(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy) 
 
     if rollout.next_attempt_at and now < rollout.next_attempt_at:
         return Wait(f"backing off after an error until {rollout.next_attempt_at.isoformat()}")
-    if now - rollout.created_at > policy.timeout:
+    # The rollout's own time: queueing behind other rollouts does not count (rows from before turn_taken_at
+    # existed fall back to their creation time once deploying).
+    started = rollout.turn_taken_at or (rollout.created_at if rollout.state is State.DEPLOYING else None)
+    if started is not None and now - started > policy.timeout:
         minutes = int(policy.timeout.total_seconds() // 60)
         return _fail(
-            f"timed out after {minutes} minutes while {rollout.reason or rollout.state.value}", view, mine, policy
+            f"timed out after {minutes} minutes with the endpoint's write turn while "
+            f"{rollout.reason or rollout.state.value}",
+            view,
+            mine,
+            policy,
         )
     if view is not None and not policy.may_change(view):
         return _refuse(rollout, view)
@@ -122,8 +157,15 @@ def step(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy) 
     busy = view.busy_reason
     if busy:
         return Wait(f"AML is busy: {busy}")
-    if view.provisioning_state.lower() in ("failed", "canceled"):
-        return Fail(f"endpoint {view.name} is {view.provisioning_state}")
+    if view.provisioning_state.lower() in FAILED_STATES:
+        if "endpoint" not in rollout.retries:
+            return SetTraffic(
+                view.live_traffic(),
+                view.live_mirror(),
+                f"again to recover it from {view.provisioning_state}, traffic unchanged",
+                retry="endpoint",
+            )
+        return Fail(f"endpoint {view.name} is {view.provisioning_state}, also after one PUT to recover it")
     if mine is None:
         return CreateDeployment()
     if not mine.serves(plan.model_name, plan.model_version):
@@ -132,29 +174,68 @@ def step(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy) 
             "it is left untouched"
         )
     if mine.failed:
+        if mine.provisioning_state.lower() == "canceled" and "deployment" not in rollout.retries:
+            return CreateDeployment(f"deployment {mine.name} was Canceled: PUT it again once", retry="deployment")
         return _fail(f"deployment {mine.name} ended {mine.provisioning_state}", view, mine, policy)
 
-    traffic, mirror = desired_traffic(view, plan)
+    retire = retiring(plan, view, seen.siblings)
+    traffic, mirror = desired_traffic(view, plan, retire)
     if traffic != view.live_traffic() or mirror != view.live_mirror():
-        return SetTraffic(traffic, mirror, _describe(traffic, mirror))
-    return _finish(plan, view, seen.siblings, policy)
+        retired = f"; retiring {', '.join(retire)}" if retire else ""
+        return SetTraffic(traffic, mirror, _describe(traffic, mirror) + retired, retire=retire)
+    return _finish(plan, view, retire)
 
 
-def desired_traffic(view: EndpointView, plan: RolloutPlan) -> tuple[dict[str, int], dict[str, int]]:
+def retiring(plan: RolloutPlan, view: EndpointView, siblings: Sequence[Rollout]) -> tuple[str, ...]:
+    """The earlier canaries and mirrors of the same model on this endpoint, which ``plan``'s rollout retires.
+
+    Only the app's own deployments of an older version whose rollout ended ``canary`` or ``dark``. When every live
+    share is on such deployments (an operator promoted a canary by hand), the largest one is the stable one and
+    stays.
+    """
+    me = plan.deployment.lower()
+    names = []
+    for sibling in siblings:
+        other = sibling.plan
+        found = view.deployment(other.deployment)
+        if (
+            found is not None
+            and found.owned
+            and found.name.lower() != me
+            and other.model_name == plan.model_name
+            and sibling.state in RETIRABLE_STATES
+            and is_newer(plan.model_version, plan.model_created_at, other.model_version, other.model_created_at)
+        ):
+            names.append(found.name.lower())
+    live = view.live_traffic()
+    if live and all(name == me or name in names for name in live):
+        serving = [name for name in live if name in names]
+        if serving:
+            names.remove(max(serving, key=lambda name: (live[name], name)))
+    return tuple(sorted(names))
+
+
+def desired_traffic(
+    view: EndpointView, plan: RolloutPlan, retire: Sequence[str] = ()
+) -> tuple[dict[str, int], dict[str, int]]:
     """Live and mirror traffic once ``plan``'s deployment is healthy (non-zero entries only).
 
-    100 moves everything to the new deployment (blue/green). 1-99 gives it that share and scales
+    First the deployments in ``retire`` lose their share (it returns to the others, proportionally) and their
+    mirror. Then 100 moves everything to the new deployment (blue/green). 1-99 gives it that share and scales
     the deployments that had traffic to the rest (canary); with nothing else live it takes 100.
     0 leaves live traffic alone and mirrors ``plan.mirror`` percent to it.
     """
     me = plan.deployment.lower()
     current = view.live_traffic()
-    others = {name: pct for name, pct in current.items() if name != me}
-    mirror = {name: pct for name, pct in view.live_mirror().items() if name != me}
+    gone = {name.lower() for name in retire}
+    others = {name: pct for name, pct in current.items() if name != me and name not in gone}
+    mirror = {name: pct for name, pct in view.live_mirror().items() if name != me and name not in gone}
     if plan.traffic == 0:
         if plan.mirror:
             mirror = {me: plan.mirror}
-        return current, mirror
+        if not gone & set(current):
+            return current, mirror
+        return (_scale(others, 100) if others else {}), mirror
     if plan.traffic == 100 or not others:
         return {me: 100}, mirror
     traffic = {me: plan.traffic, **_scale(others, 100 - plan.traffic)}
@@ -172,39 +253,71 @@ def _scale(shares: Mapping[str, int], total: int) -> dict[str, int]:
     return scaled
 
 
-def _finish(plan: RolloutPlan, view: EndpointView, siblings: Sequence[Rollout], policy: Policy) -> Finish:
+def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> Finish:
     if plan.traffic == 0:
-        return Finish(State.DARK, f"deployed with no live traffic, {plan.mirror}% mirrored")
+        return Finish(State.DARK, f"deployed with no live traffic, {plan.mirror}% mirrored", retire=retire)
     others = [name for name in view.live_traffic() if name != plan.deployment.lower()]
     if others:
-        return Finish(State.CANARY, f"canary at {plan.traffic}%, {', '.join(sorted(others))} keep the rest")
+        return Finish(
+            State.CANARY, f"canary at {plan.traffic}%, {', '.join(sorted(others))} keep the rest", retire=retire
+        )
     note = "" if plan.traffic == 100 else f" (canary {plan.traffic}% asked, but nothing else was live)"
-    victim = _cleanup_victim(plan, view, siblings, policy)
-    cleanup = f"; deleting old deployment {victim}" if victim else ""
-    return Finish(State.LIVE, f"serving 100% of traffic{note}{cleanup}", delete=victim)
+    return Finish(State.LIVE, f"serving 100% of traffic{note}", retire=retire)
 
 
-def _cleanup_victim(plan: RolloutPlan, view: EndpointView, siblings: Sequence[Rollout], policy: Policy) -> str | None:
-    """The oldest of the app's own idle deployments beyond the newest ``keep_deployments``."""
-    state_of = {s.plan.deployment.lower(): s.state for s in siblings}
-    active = {name for name, state in state_of.items() if state in ACTIVE_STATES}
+def cleanup_step(view: EndpointView | None, rollouts: Sequence[Rollout], policy: Policy) -> CleanupAction:
+    """Cleanup owed on an endpoint (pure): delete the next surplus deployment, wait, or nothing left to do.
+
+    Cleanup never takes the endpoint's write turn: it waits while any rollout there is pending or deploying and
+    while AML is busy with the endpoint, and it deletes one deployment per pass.
+    """
+    if view is None:
+        return Nothing("the endpoint does not exist; nothing to clean up")
+    active = next((r for r in rollouts if not r.state.terminal), None)
+    if active is not None:
+        return Wait(f"cleanup waits for rollout {active.plan.deployment} ({active.state.value})")
+    busy = view.busy_reason
+    if busy:
+        return Wait(f"cleanup waits: AML is busy: {busy}")
+    victims = surplus_deployments(view, rollouts, policy)
+    if not victims:
+        return Nothing("nothing to clean up")
+    return Delete(victims[0], f"deleting surplus deployment {victims[0]} (KEEP_DEPLOYMENTS={policy.keep_deployments})")
+
+
+def surplus_deployments(view: EndpointView, rollouts: Sequence[Rollout], policy: Policy) -> list[str]:
+    """The app's own deployments to delete, in order: superseded and failed ones first, then the oldest.
+
+    Kept: the newest ``keep_deployments`` of the app's own deployments that are not garbage (superseded, failed),
+    and, whatever their age, every deployment with live or mirror traffic, busy, of an active rollout, or failed
+    while ``keep_failed_deployments`` is set. A deployment the app did not create is never touched.
+    """
+    state_of = {r.plan.deployment.lower(): r.state for r in rollouts}
+    live, mirror = view.live_traffic(), view.live_mirror()
     owned = sorted(
-        (d for d in view.deployments if d.owned and d.name.lower() != plan.deployment.lower()),
+        (d for d in view.deployments if d.owned),
         key=lambda d: (d.tags.get("created-at", ""), d.name),
         reverse=True,
     )
-    keepers = [d for d in owned if state_of.get(d.name.lower()) not in GARBAGE_STATES]
-    keep = {d.name.lower() for d in keepers[: max(policy.keep_deployments - 1, 0)]}
-    victims = [
-        d
-        for d in owned
-        if d.name.lower() not in keep
-        and d.name.lower() not in active
-        and not d.busy
-        and not view.live_traffic().get(d.name.lower())
-        and not view.live_mirror().get(d.name.lower())
-    ]
-    return victims[-1].name if victims else None
+
+    def garbage(d: DeploymentView) -> bool:
+        return d.failed or state_of.get(d.name.lower()) in GARBAGE_STATES
+
+    def protected(d: DeploymentView) -> bool:
+        name = d.name.lower()
+        failed = d.failed or state_of.get(name) is State.FAILED
+        return bool(
+            live.get(name)
+            or mirror.get(name)
+            or d.busy
+            or state_of.get(name) in ACTIVE_STATES
+            or (failed and policy.keep_failed_deployments)
+        )
+
+    keep = {d.name.lower() for d in [d for d in owned if not garbage(d)][: policy.keep_deployments]}
+    victims = [d for d in owned if d.name.lower() not in keep and not protected(d)]
+    victims.sort(key=lambda d: (not garbage(d), d.tags.get("created-at", ""), d.name))
+    return [d.name for d in victims]
 
 
 def _refuse(rollout: Rollout, view: EndpointView) -> Finish | Fail:
@@ -222,11 +335,11 @@ def _refuse(rollout: Rollout, view: EndpointView) -> Finish | Fail:
 def _fail(reason: str, view: EndpointView | None, mine: DeploymentView | None, policy: Policy) -> Fail:
     if mine is None or view is None:
         return Fail(reason)
-    idle_and_ours = mine.owned and not mine.busy and not view.live_traffic().get(mine.name.lower())
-    if policy.keep_failed_deployments or not idle_and_ours:
-        kept = "kept (KEEP_FAILED_DEPLOYMENTS=true)" if policy.keep_failed_deployments else "left in place"
-        return Fail(f"{reason}; deployment {mine.name} {kept}", fetch_logs=True)
-    return Fail(f"{reason}; deleting deployment {mine.name}", fetch_logs=True, delete=mine.name)
+    if not mine.owned:
+        return Fail(f"{reason}; deployment {mine.name} was not created by the app and is left in place", True)
+    if policy.keep_failed_deployments:
+        return Fail(f"{reason}; deployment {mine.name} kept (KEEP_FAILED_DEPLOYMENTS=true)", fetch_logs=True)
+    return Fail(f"{reason}; cleanup deletes deployment {mine.name} once it is idle", fetch_logs=True)
 
 
 def _newer_version(plan: RolloutPlan, view: EndpointView | None, siblings: Sequence[Rollout]) -> str | None:

@@ -181,7 +181,8 @@ def test_a_rollout_times_out(app: OfflineApp) -> None:
     ledger = RolloutLedger(production_deps().table("rollouts"))
     row = ledger.store.get(partition_key(app.stack.aml.workspace_id, "credit"), "credit-v1")
     assert row is not None
-    ledger.store.replace(row, {**row.data, "CreatedAt": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=61)})
+    took_turn = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=61)).isoformat()
+    ledger.store.replace(row, {**row.data, "TurnTakenAt": took_turn})
     app.tick(settle=False)
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "failed"
@@ -324,19 +325,23 @@ def test_a_failing_observation_backs_off_and_a_refusal_fails_the_rollout(app: Of
     # Every endpoint GET answers 500: the ack path records the rollout and backs off, without redelivery.
     app.stack.aml.inject_faults(rate_500=1.0, methods=["GET"], path_pattern="onlineEndpoints", retry_after_s=0.01)
     [delivery] = app.deliver(model_registered("credit", 1))
-    assert delivery.attempts == ["rollout credit/credit-v1: pending (retrying after a transient error (attempt 1))"]
+    assert delivery.attempts == [
+        "rollout credit/credit-v1: pending (retrying after a transient error (attempt 1): "
+        "Azure ML error (500 InternalServerError): An unexpected error occurred (injected by the devkit).)"
+    ]
     rollout = app.rollout("credit-v1")
     assert (rollout["state"], rollout["attempts"]) == ("pending", 1)
     assert "HttpResponseError" in rollout["lastError"]
     assert rollout["nextAttemptAt"]
-    # A refusal no retry can fix (the identity lost its role) fails the rollout instead of leaving it pending.
+    # A refusal no retry can fix (Azure ML says the request is invalid) fails the rollout, naming its source.
     app.stack.aml.clear_faults()
     _clear_backoff(app)
-    app.stack.aml.fail_next(1, status=403)
+    app.stack.aml.fail_requests(400, path_pattern="onlineEndpoints", count=1, message="The endpoint is unsupported.")
     app.tick()
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "failed"
-    assert rollout["reason"].startswith("AML refused:")
+    assert rollout["reason"] == "Azure ML refused (400 BadRequest): The endpoint is unsupported."
+    assert rollout["errorSource"] == "azureml"
     assert "AmlEvents.Rollout.Failed" in app.published_types()
 
 
