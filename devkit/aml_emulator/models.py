@@ -25,6 +25,7 @@ class ModelsArea:
     _lock: threading.RLock
     _models: dict[str, dict[str, ModelVersion]]
     _model_containers: dict[str, dict[str, Any]]
+    _model_read_lag: tuple[float, str | None]
     subscription_id: str
     resource_group: str
     workspace_name: str
@@ -67,7 +68,21 @@ class ModelsArea:
         with self._lock:
             self._get_model(name, str(version)).tags = dict(tags)
 
+    def set_model_read_lag(self, seconds: float, name: str | None = None) -> None:
+        """Model versions registered from now on (through ARM or :meth:`seed_model`) answer 404 to GET for ``seconds``.
+
+        The read-after-write lag a reader can meet right after ``ModelRegistered``: the event can arrive before a GET
+        of the new version finds it. ``name`` limits the lag to one model; ``seconds=0`` turns it off. Only GET of the
+        version lags (listing and deployments referencing it do not).
+        """
+        with self._lock:
+            self._model_read_lag = (float(seconds), name.lower() if name else None)
+
     def _store_model(self, model: ModelVersion) -> None:
+        lag, only = self._model_read_lag
+        is_new = model.version not in self._models.get(model.name.lower(), {})
+        if lag > 0 and is_new and only in (None, model.name.lower()):
+            model.readable_at = _now() + lag
         self._models.setdefault(model.name.lower(), {})[model.version] = model
         container = self._model_containers.setdefault(
             model.name.lower(), {"name": model.name, "tags": {}, "description": None, "createdAt": model.created_at}
@@ -169,7 +184,10 @@ class ModelsArea:
         return self._page(request, [self._model_version_body(m) for m in versions])
 
     def _get_model_version(self, request: Request, name: str, version: str) -> Response:
-        return Response(200, self._model_version_body(self._get_model(name, version)))
+        model = self._get_model(name, version)
+        if _now() < model.readable_at:
+            raise ArmError(404, "UserError", f"Could not find asset with name {name} and version {version}.")
+        return Response(200, self._model_version_body(model))
 
     def _put_model_version(self, request: Request, name: str, version: str) -> Response:
         body = request.json() or {}

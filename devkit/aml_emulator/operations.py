@@ -1,4 +1,4 @@
-"""Long-running operations on endpoints and deployments: start, busy checks, LRO answers, status and time."""
+"""Long-running operations on endpoints and deployments: start, busy checks, LRO answers, status, time, states."""
 
 from __future__ import annotations
 
@@ -10,10 +10,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.rules import EndpointNameRegistry
 from devkit.aml_emulator.state import PROVIDER, ArmError, Operation, Resource, _iso, _now
 
 DEFAULT_OPERATION_DURATION_S = 0.5
 DEFAULT_POLL_INTERVAL_S = 0.1
+
+#: ``provisioningState`` enums of the 2023-04-01 spec (mfe.json ``EndpointProvisioningState`` and
+#: ``DeploymentProvisioningState``, as azure-mgmt-machinelearningservices 2.0.0b2 generates them): only a
+#: deployment can be ``Scaling``.
+ENDPOINT_STATES = ("Creating", "Deleting", "Succeeded", "Failed", "Updating", "Canceled")
+DEPLOYMENT_STATES = ("Creating", "Deleting", "Scaling", "Updating", "Succeeded", "Failed", "Canceled")
+#: The states :meth:`OperationsArea.set_provisioning_state` and ``end_next_operations`` can impose.
+TERMINAL_STATES = ("Succeeded", "Failed", "Canceled")
 
 
 class OperationsArea:
@@ -25,15 +34,85 @@ class OperationsArea:
     _deployments: dict[str, dict[str, Resource]]
     _keys: dict[str, tuple[str, str]]
     _failing_deployments: set[str]
+    _scripted_outcomes: dict[tuple[str, str | None], list[str]]
     operation_duration_s: float
     poll_interval_s: float
     url: str
     subscription_id: str
     location: str
+    names: EndpointNameRegistry
 
     if TYPE_CHECKING:
 
+        @property
+        def workspace_id(self) -> str: ...
+
         def _announce_ended_jobs(self) -> None: ...
+
+    def set_provisioning_state(
+        self, endpoint: str, deployment: str | None = None, *, state: str, seconds: float | None = None
+    ) -> None:
+        """Show an idle endpoint or deployment in ``state`` now, as AML does after an out-of-band event.
+
+        - ``Failed`` / ``Canceled`` stay until the next write: a re-PUT starts an update that ends ``Succeeded``
+          (an endpoint recovers this way; a Failed endpoint refuses new deployments meanwhile).
+        - ``Scaling`` (deployments only, as in the spec's enums) lasts ``seconds`` (required) and counts as an
+          operation in progress: writes to the endpoint answer 409 until it ends ``Succeeded``.
+        - ``Succeeded`` clears a forced state.
+        Raises ``KeyError`` for an unknown resource and ``ValueError`` for a state the spec does not allow here or
+        a resource with an operation in progress.
+        """
+        allowed = (*TERMINAL_STATES, "Scaling") if deployment is not None else TERMINAL_STATES
+        if state not in allowed:
+            kind = "a deployment" if deployment is not None else "an endpoint"
+            raise ValueError(f"{kind} can be set to one of {allowed}, not {state!r} (2023-04-01 provisioningState)")
+        if state == "Scaling" and not seconds:
+            raise ValueError("Scaling needs seconds: how long the deployment scales")
+        with self._lock:
+            self._advance()
+            res = self._resource(endpoint, deployment)
+            if res.operation is not None:
+                raise ValueError(f"'{res.name}' is {res.state}: an operation is in progress (use end_next_operations)")
+            if state != "Scaling":
+                res.state = state
+                res.logs_failed = state == "Failed"
+                return
+            op = self._start_operation("scale", endpoint, res.name, "")
+            op.ends_at = op.started + float(seconds or 0)
+            res.state, res.operation = "Scaling", op
+
+    def end_next_operations(
+        self, endpoint: str, deployment: str | None = None, *, state: str = "Failed", count: int = 1
+    ) -> None:
+        """Make the operation in progress on this endpoint (or deployment), then the next ones, end in ``state``.
+
+        ``count`` operations in all (creates and updates; deletes are not affected), each ending ``Failed`` or
+        ``Canceled`` (or ``Succeeded``): the resource shows that provisioning state and its operation status reports
+        it (azure-core pollers raise on both). A deployment that does not exist yet is matched by name.
+        """
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"an operation ends in one of {TERMINAL_STATES}, not {state!r}")
+        key = (endpoint.lower(), deployment.lower() if deployment is not None else None)
+        with self._lock:
+            self._advance()
+            ep = self._endpoints.get(key[0])
+            res = ep if deployment is None else self._deployments.get(key[0], {}).get(str(key[1]))
+            if res is not None and res.operation is not None and res.operation.action in {"create", "update"}:
+                res.operation.outcome = state
+                count -= 1
+            if count > 0:
+                self._scripted_outcomes.setdefault(key, []).extend([state] * count)
+
+    def _resource(self, endpoint: str, deployment: str | None) -> Resource:
+        ep = self._endpoints.get(endpoint.lower())
+        res = (
+            ep
+            if deployment is None or ep is None
+            else self._deployments.get(endpoint.lower(), {}).get(deployment.lower())
+        )
+        if res is None:
+            raise KeyError(f"no {'deployment ' + deployment + ' on ' if deployment else ''}endpoint '{endpoint}'")
+        return res
 
     def set_operation_duration(self, seconds: float) -> None:
         """How long endpoint/deployment operations stay Creating/Updating/Deleting (new operations only)."""
@@ -86,6 +165,7 @@ class OperationsArea:
                     del self._endpoints[ep_key]
                     self._deployments.pop(ep_key, None)
                     self._keys.pop(ep_key, None)
+                    self.names.release(self.location, endpoint.name, self.workspace_id)
                 else:
                     endpoint.state = op.outcome
             else:
@@ -102,10 +182,13 @@ class OperationsArea:
     def _start_operation(self, action: str, endpoint: str, deployment: str | None, api_version: str) -> Operation:
         now = _now()
         outcome = "Succeeded"
-        if deployment is not None and action != "delete":
+        if deployment is not None and action in {"create", "update"}:
             names = {deployment.lower(), f"{endpoint}/{deployment}".lower()}
             if names & self._failing_deployments:
                 outcome = "Failed"
+        scripted = self._scripted_outcomes.get((endpoint.lower(), deployment.lower() if deployment else None))
+        if scripted and action in {"create", "update"}:
+            outcome = scripted.pop(0)
         op = Operation(
             id=str(uuid.uuid4()),
             action=action,
@@ -166,8 +249,8 @@ class OperationsArea:
             if kind.lower() == "mfeoperationresults":
                 if not op.done:
                     return self._lro_response(202, op)
-                if op.action == "delete" or op.status == "Failed":
-                    return Response(204 if op.status != "Failed" else 200, None)
+                if op.action == "delete" or op.status in {"Failed", "Canceled"}:
+                    return Response(204 if op.status == "Succeeded" else 200, None)
                 res = self._resource_for(op)
                 return Response(200, self._render(res) if res else None)
             body: dict[str, Any] = {
@@ -179,12 +262,20 @@ class OperationsArea:
             if op.done:
                 body["endTime"] = _iso(op.ends_at)
                 body["percentComplete"] = 100.0
-            if op.status == "Failed":
+            if op.status == "Failed" and op.deployment is not None:
                 body["error"] = {
                     "code": "DeploymentFailed",
                     "message": f"Deployment '{op.deployment}' failed: the inference server container crashed "
                     f"while loading the model. Run get_logs for details.",
                 }
+            elif op.status == "Failed":
+                body["error"] = {
+                    "code": "EndpointFailed",
+                    "message": f"Online endpoint '{op.endpoint}' failed to provision. Update it again to retry.",
+                }
+            elif op.status == "Canceled":
+                target = f"deployment '{op.deployment}'" if op.deployment else f"endpoint '{op.endpoint}'"
+                body["error"] = {"code": "OperationCanceled", "message": f"The operation on {target} was canceled."}
             headers = {} if op.done else self._poll_delay_headers()
             return Response(200, body, headers)
 

@@ -10,16 +10,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from devkit._server import BackgroundServer, Request, Response
+from devkit.aml_emulator.control import CONTROL_PREFIX, ControlArea
+from devkit.aml_emulator.deployments import DeploymentsArea
 from devkit.aml_emulator.endpoints import EndpointsArea
-from devkit.aml_emulator.faults import FaultPlan, FaultsArea
+from devkit.aml_emulator.faults import FaultPlan, FaultsArea, RequestRule
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
 from devkit.aml_emulator.models import ModelsArea
 from devkit.aml_emulator.operations import DEFAULT_OPERATION_DURATION_S, DEFAULT_POLL_INTERVAL_S, OperationsArea
 from devkit.aml_emulator.outbox import OutboxArea
+from devkit.aml_emulator.rules import EndpointNameRegistry
 from devkit.aml_emulator.state import (
     PROVIDER,
     ArmError,
@@ -37,7 +39,6 @@ from devkit.tls import DevCertificateAuthority
 logger = logging.getLogger(__name__)
 
 ARM_AUDIENCE = "https://management.azure.com"
-CONTROL_PREFIX = "/_emulator"
 
 
 _WORKSPACE_RE = re.compile(
@@ -57,16 +58,20 @@ _OPERATION_RE = re.compile(
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
-class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxArea, FaultsArea):
-    """ARM for one Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
+class AmlEmulator(
+    ModelsArea, EndpointsArea, DeploymentsArea, OperationsArea, JobsArea, OutboxArea, FaultsArea, ControlArea
+):
+    """ARM for an Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
 
     Point azure-ai-ml at it with ``AZUREML_DEV_URL_MFE=`` :attr:`url` and the mgmt SDK with ``base_url=`` :attr:`url`.
     Everything is also controllable over HTTP under ``/_emulator/`` (see :meth:`_control`).
+    More workspaces (same subscription) can be served on the same URL with :meth:`add_workspace`; endpoint names are
+    then unique per region across all of them, as in Azure.
     """
 
     def __init__(
         self,
-        ca: DevCertificateAuthority,
+        ca: DevCertificateAuthority | None,
         *,
         subscription_id: str,
         resource_group: str,
@@ -74,6 +79,7 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
         location: str = "eastus",
         issuer: TokenIssuer | None = None,
         operation_duration_s: float = DEFAULT_OPERATION_DURATION_S,
+        host: AmlEmulator | None = None,
     ) -> None:
         self.subscription_id = subscription_id
         self.resource_group = resource_group
@@ -83,9 +89,20 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
         self.default_operation_duration_s = operation_duration_s
         self.workspace_guid = str(uuid.uuid5(uuid.NAMESPACE_URL, self.workspace_id.lower()))
         self._lock = threading.RLock()
-        self._server = BackgroundServer("aml-emulator", self._handle, ca.server_context())
-        self.url = self._server.url
-        self.port = self._server.port
+        self._host = host
+        self._workspaces: list[AmlEmulator] = []  # the other workspaces served on this URL (host only)
+        self._server: BackgroundServer | None = None
+        self.url: str
+        self.port: int
+        self.names: EndpointNameRegistry
+        if host is not None:
+            self.url, self.port, self.names = host.url, host.port, host.names
+        elif ca is not None:
+            self._server = BackgroundServer("aml-emulator", self._handle, ca.server_context())
+            self.url, self.port = self._server.url, self._server.port
+            self.names = EndpointNameRegistry()
+        else:
+            raise ValueError("AmlEmulator needs a certificate authority to serve HTTPS (or a host to serve it)")
         self._routes: list[Route] = []
         self._register_routes()
         self.reset()
@@ -94,12 +111,14 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
 
     def start(self) -> AmlEmulator:
         """Start serving; returns self."""
-        self._server.start()
+        if self._server is not None:
+            self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
 
     def __enter__(self) -> AmlEmulator:
         return self.start()
@@ -115,10 +134,67 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             f"/providers/{PROVIDER}/workspaces/{self.workspace_name}"
         )
 
+    def add_workspace(
+        self, workspace_name: str, *, location: str | None = None, resource_group: str | None = None
+    ) -> AmlEmulator:
+        """Serve another workspace of the same subscription on this URL; returns its emulator (a full one).
+
+        Reach it through ARM with its own workspace (and resource group) name: e.g. the mgmt SDK's
+        ``online_endpoints.begin_create_or_update(rg, workspace_name, ...)``. ``location`` defaults to this one's
+        region; endpoint names are unique per region across every workspace served here (see
+        :class:`EndpointNameRegistry`). Requests to it are logged, faulted and ruled by this (the host) emulator.
+        :meth:`reset` of the host forgets it.
+        """
+        if self._host is not None:
+            return self._host.add_workspace(workspace_name, location=location, resource_group=resource_group)
+        rg = resource_group or self.resource_group
+        if self._workspace_for(self.subscription_id, rg, workspace_name) is not None:
+            raise ValueError(f"workspace '{workspace_name}' in resource group '{rg}' is already served")
+        sibling = AmlEmulator(
+            None,
+            subscription_id=self.subscription_id,
+            resource_group=rg,
+            workspace_name=workspace_name,
+            location=location or self.location,
+            issuer=self.issuer,
+            operation_duration_s=self.default_operation_duration_s,
+            host=self,
+        )
+        with self._lock:
+            self._workspaces.append(sibling)
+        return sibling
+
+    def workspace(self, workspace_name: str) -> AmlEmulator:
+        """The emulator of a workspace served on this URL, by name (this one included)."""
+        for ws in [self, *self._workspaces]:
+            if ws.workspace_name.lower() == workspace_name.lower():
+                return ws
+        raise KeyError(f"no workspace '{workspace_name}' is served here")
+
+    def _workspace_for(self, sub: str, rg: str, ws: str) -> AmlEmulator | None:
+        for candidate in [self, *self._workspaces]:
+            if (
+                candidate.subscription_id.lower() == sub.lower()
+                and candidate.resource_group.lower() == rg.lower()
+                and candidate.workspace_name.lower() == ws.lower()
+            ):
+                return candidate
+        return None
+
+    def set_endpoint_name_hold(self, seconds: float) -> None:
+        """Keep a deleted endpoint's name unusable in its region for ``seconds`` (as AML can; default 0)."""
+        self.names.hold_after_delete_s = seconds
+
     # ------------------------------------------------------------------ Python control API
 
     def reset(self) -> None:
-        """Forget all models, endpoints, deployments, jobs, faults and logged requests; restore defaults."""
+        """Forget all models, endpoints, deployments, jobs, faults, rules and logged requests; restore defaults.
+
+        On the host, also forget the workspaces added with :meth:`add_workspace` and every held endpoint name.
+        """
+        if self._host is None:
+            self._workspaces = []
+            self.names.reset()
         with self._lock:
             self._models: dict[str, dict[str, ModelVersion]] = {}
             self._model_containers: dict[str, dict[str, Any]] = {}
@@ -135,6 +211,9 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             self._rng = random.Random(0)
             self._failing_deployments: set[str] = set()
             self._failing_jobs: set[str] = set()
+            self._rules: list[RequestRule] = []
+            self._scripted_outcomes: dict[tuple[str, str | None], list[str]] = {}
+            self._model_read_lag: tuple[float, str | None] = (0.0, None)
             self.operation_duration_s = self.default_operation_duration_s
             self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
             self.job_duration_s = DEFAULT_JOB_DURATION_S
@@ -207,8 +286,12 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
         if latency:
             time.sleep(latency / 1000.0)
         injected = False
+        rule: RequestRule | None = None
         try:
             response = self._authorize(request)
+            if response is None:
+                response, rule = self._apply_rules(request, self._route)
+                injected = rule is not None and rule.kind != "stall"
             if response is None:
                 response = self._inject_fault(request)
                 injected = response is not None
@@ -228,6 +311,7 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             duration_ms=(_now() - started) * 1000.0,
             injected=injected,
             query=dict(request.query),
+            rule=rule.id if rule is not None else None,
         )
         with self._lock:
             self._log.append(entry)
@@ -255,13 +339,17 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             if request.method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "Only GET is supported on operation status.")
             self._check_subscription(op_match["sub"])
-            return self._operation_status(op_match["kind"], op_match["op"], request)
+            owner = next((ws for ws in self._workspaces if op_match["op"] in ws._operations), self)
+            return owner._operation_status(op_match["kind"], op_match["op"], request)
         ws_match = _WORKSPACE_RE.match(request.path)
         if not ws_match:
             raise ArmError(404, "NotFound", f"No route for {request.path}")
-        self._check_workspace(ws_match["sub"], ws_match["rg"], ws_match["ws"])
-        rest = ws_match["rest"] or ""
-        rest = rest.rstrip("/")
+        target = self._workspace_for(ws_match["sub"], ws_match["rg"], ws_match["ws"])
+        if target is None:
+            self._check_workspace(ws_match["sub"], ws_match["rg"], ws_match["ws"])
+        return (target or self)._route_in_workspace(request, (ws_match["rest"] or "").rstrip("/"))
+
+    def _route_in_workspace(self, request: Request, rest: str) -> Response:
         for method, pattern, handler in self._routes:
             if method != request.method:
                 continue
@@ -381,99 +469,3 @@ class AmlEmulator(ModelsArea, EndpointsArea, OperationsArea, JobsArea, OutboxAre
             query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "$skipToken")
             body["nextLink"] = f"{self.url}{request.path}?{query}&$skipToken={skip + page_size}"
         return Response(200, body)
-
-    # ------------------------------------------------------------------ HTTP control API
-
-    def _control(self, request: Request) -> Response:
-        """``/_emulator/...``: reset, requests, faults, models, components, events, state, config. Never logged,
-        never authorized.
-
-        - ``POST /_emulator/reset``
-        - ``GET /_emulator/requests`` (``?method=&path_contains=&since=``), ``DELETE /_emulator/requests``
-        - ``GET /_emulator/requests/counts``
-        - ``PUT /_emulator/faults`` ``{"rate_429", "rate_500", "methods", "path_pattern", "retry_after_s",
-          "latency_ms", "seed"}``; ``DELETE /_emulator/faults``; ``POST /_emulator/faults/next``
-          ``{"count", "status", "retry_after_s"}``
-        - ``PUT /_emulator/config`` ``{"operation_duration_s", "poll_interval_s", "job_duration_s",
-          "failing_deployments": [...], "failing_jobs": [...]}``
-        - ``POST /_emulator/models`` ``{"name", "version", "type", "tags", "created_at"}``
-        - ``POST /_emulator/components`` ``{"name", "version", "inputs", "outputs", "type", "created_at",
-          "description", "tags"}`` (``inputs``: a list of names or ``{name: type | {"type", "optional", "default"}}``)
-        - ``GET /_emulator/events`` (the outbox, kept); ``POST /_emulator/events/take`` (returned and cleared)
-        - ``GET /_emulator/state``
-        """
-        route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
-        body = request.json() if request.body else {}
-        key = (request.method, route)
-        if key == ("POST", "/reset"):
-            self.reset()
-            return Response(204)
-        if key == ("GET", "/requests"):
-            since = request.query.get("since")
-            logged = self.requests(
-                method=request.query.get("method"),
-                path_contains=request.query.get("path_contains"),
-                since=float(since) if since else None,
-            )
-            return Response(200, {"value": [asdict(r) | {"is_write": r.is_write} for r in logged]})
-        if key == ("GET", "/requests/counts"):
-            since = request.query.get("since")
-            return Response(200, self.request_counts(float(since) if since else None))
-        if key == ("DELETE", "/requests"):
-            self.clear_requests()
-            return Response(204)
-        if key == ("PUT", "/faults"):
-            self.inject_faults(**body)
-            return Response(204)
-        if key == ("DELETE", "/faults"):
-            self.clear_faults()
-            return Response(204)
-        if key == ("POST", "/faults/next"):
-            retry_after = body.get("retry_after_s")
-            self.fail_next(
-                int(body.get("count", 1)),
-                int(body.get("status", 429)),
-                float(retry_after) if retry_after is not None else None,
-            )
-            return Response(204)
-        if key == ("PUT", "/config"):
-            if "operation_duration_s" in body:
-                self.set_operation_duration(float(body["operation_duration_s"]))
-            if "poll_interval_s" in body:
-                self.set_poll_interval(float(body["poll_interval_s"]))
-            if "job_duration_s" in body:
-                with self._lock:
-                    self.job_duration_s = float(body["job_duration_s"])
-            self.fail_deployments(*body.get("failing_deployments", []))
-            self.fail_jobs(*body.get("failing_jobs", []))
-            return Response(204)
-        if key == ("POST", "/models"):
-            model = self.seed_model(
-                body["name"],
-                body["version"],
-                body.get("type", "mlflow_model"),
-                body.get("tags"),
-                body.get("created_at"),
-                body.get("properties"),
-                body.get("description"),
-            )
-            return Response(201, {"name": model.name, "version": model.version})
-        if key == ("POST", "/components"):
-            component = self.seed_component(
-                body["name"],
-                body["version"],
-                body.get("inputs") or (),
-                outputs=body.get("outputs") or ("model",),
-                component_type=body.get("type", "pipeline"),
-                created_at=body.get("created_at"),
-                description=body.get("description"),
-                tags=body.get("tags"),
-            )
-            return Response(201, {"name": component.name, "version": component.version})
-        if key == ("GET", "/events"):
-            return Response(200, {"value": self.events()})
-        if key == ("POST", "/events/take"):
-            return Response(200, {"value": self.take_events()})
-        if key == ("GET", "/state"):
-            return Response(200, self.snapshot())
-        raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")

@@ -72,6 +72,7 @@ class ModelVersion:
     model_uri: str | None = None
     created_at: float = field(default_factory=_now)
     extra: dict[str, Any] = field(default_factory=dict)
+    readable_at: float = 0.0  # GET of this version answers 404 before then (read-after-write lag)
 
 
 @dataclass
@@ -79,13 +80,13 @@ class Operation:
     """A long-running ARM operation on an endpoint (``deployment`` set when it targets a deployment)."""
 
     id: str
-    action: str  # create | update | delete
+    action: str  # create | update | delete | scale
     endpoint: str
     deployment: str | None
     started: float
     ends_at: float
     api_version: str
-    outcome: str = "Succeeded"  # what it turns into when it ends: Succeeded | Failed
+    outcome: str = "Succeeded"  # what it turns into when it ends: Succeeded | Failed | Canceled
     done: bool = False
     status: str = "InProgress"
 
@@ -140,6 +141,7 @@ class LoggedRequest:
     duration_ms: float
     injected: bool
     query: Mapping[str, str] = field(default_factory=dict)
+    rule: str | None = None  # the id of the request rule (stall, deny, fail) that acted on it, if any
 
     @property
     def is_write(self) -> bool:
