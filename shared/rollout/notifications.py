@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from shared.notify import Notification
 from shared.rollout.model import Rollout, State
 from shared.workspace import WorkspaceRef
@@ -60,5 +63,32 @@ def rollout_notification(
         source_event_id=rollout.event_ids[0] if rollout.event_ids else plan.deployment,
         severity=severity,
         facts=facts,
+        links=links,
+    )
+
+
+def endpoint_notification(
+    workspace_id: str,
+    endpoint: str,
+    kind: str,
+    severity: str,
+    reason: str,
+    facts: Mapping[str, Any],
+    *,
+    status_host: str = "",
+) -> Notification:
+    """A notification about an endpoint's traffic as a whole (``AmlEvents.Rollout.TrafficDrift``, ``...Restored``)."""
+    workspace = WorkspaceRef.from_arm_id(workspace_id)
+    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{endpoint}/detail")}
+    if status_host:
+        links["status"] = f"https://{status_host}/api/rollouts?endpoint={endpoint}&observe=true"
+    return Notification(
+        type=kind,
+        subject=f"endpoints/{endpoint}",
+        summary=f"Endpoint {endpoint}: {reason}",
+        workspace=workspace,
+        source_event_id=f"{endpoint}:{kind}:{facts.get('at') or ''}",
+        severity=severity,
+        facts={"endpoint": endpoint, "reason": reason, **facts},
         links=links,
     )

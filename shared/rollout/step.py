@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.clock import as_utc
 from shared.rollout.model import DeploymentView, EndpointView, Rollout, RolloutPlan, State
 
 ACTIVE_STATES = (State.PENDING, State.DEPLOYING)
@@ -244,7 +245,8 @@ def is_newer(version_a: str, created_a: str, version_b: str, created_b: str) -> 
     if version_a.isdigit() and version_b.isdigit():
         return int(version_a) > int(version_b)
     if created_a and created_b:
-        return dt.datetime.fromisoformat(created_a) > dt.datetime.fromisoformat(created_b)
+        # A tag may hold a naive time (no offset, as some tools write it): read it as UTC, like the ledger does.
+        return as_utc(dt.datetime.fromisoformat(created_a)) > as_utc(dt.datetime.fromisoformat(created_b))
     return False
 
 
