@@ -172,7 +172,14 @@ class RolloutEngine:
         if drift:
             return verdict, [f"{endpoint}: traffic drifted ({observed}); left alone"]
         intended = intent_rules.describe(verdict.current.traffic, verdict.current.mirror)
-        flagged = {"at": now.isoformat(), "observed": verdict.observed, "intended": verdict.current.as_json()}
+        # The change happened after the last observation: a rollout recorded since then is a new one.
+        since = lease.record.observed_at or now
+        flagged = {
+            "at": since.isoformat(),
+            "seenAt": now.isoformat(),
+            "observed": verdict.observed,
+            "intended": verdict.current.as_json(),
+        }
         self._lease = self.ledger.update_lease(lease, now, drift=flagged)
         reason = (
             f"traffic drifted: AML shows {observed}, the app set {intended}; the app leaves this endpoint's "
@@ -201,7 +208,10 @@ class RolloutEngine:
         owner = rollouts.get(current.by) if current.by else None
         if owner is not None:
             try:
-                self.ledger.save(replace(owner, reason=f"{owner.reason}; {reason}"[-2000:]), now)
+                restored = f"PUT endpoint {endpoint} {reason}"
+                self.ledger.save(
+                    replace(owner, reason=f"{owner.reason}; {reason}"[-2000:], actions=(*owner.actions, restored)), now
+                )
             except StaleRollout:
                 logger.info("rollout %s/%s changed meanwhile; its reason is left as is", endpoint, current.by)
         facts = {"restored": current.as_json(), "late": stale.as_json()}
