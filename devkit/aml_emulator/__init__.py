@@ -2,13 +2,18 @@
 
 One room per ARM area; :class:`AmlEmulator` in ``server.py`` composes them:
 
-- ``server.py``: lifecycle, HTTPS handling, the routing table, auth, subscription/workspace checks, paging,
-  and the control API (Python and ``/_emulator/...``).
+- ``server.py``: lifecycle, HTTPS handling, the routing table, auth, subscription/workspace checks (and the other
+  workspaces served on the same URL), paging, and the Python control API.
+- ``control.py``: the HTTP control API (``/_emulator/...``), one route per Python control method.
 - ``state.py``: the entity records, ``ArmError``, name validation and time helpers.
-- ``faults.py``: fault injection (429/500 rates, scripted next failures, latency, failing deployments and jobs).
-- ``operations.py``: long-running operations (start, busy checks, LRO answers, operation status, advancing time).
-- ``models.py``: model containers and versions.
-- ``endpoints.py``: online endpoints and deployments, traffic rules, keys and tokens, getLogs and container logs.
+- ``rules.py``: Azure's published rules: required fields, the managed online SKU list, region-unique endpoint names.
+- ``faults.py``: fault injection (429/500 rates, scripted next failures, latency, failing deployments and jobs) and
+  request rules (stall a request, 401/403 windows, failing chosen requests such as DELETEs).
+- ``operations.py``: long-running operations (start, busy checks, LRO answers, operation status, advancing time) and
+  provisioning states on request (Failed, Canceled, Scaling).
+- ``models.py``: model containers and versions (and their read-after-write lag).
+- ``endpoints.py``: online endpoints, traffic rules, keys and tokens.
+- ``deployments.py``: online deployments, getLogs and container logs.
 - ``jobs.py``: jobs and components.
 - ``outbox.py``: the Event Grid events the emulated workspace publishes.
 
@@ -18,7 +23,8 @@ Future rooms: ``scoring.py`` (the scoring URI of each endpoint), ``traffic.py`` 
 
 from __future__ import annotations
 
-from devkit.aml_emulator.faults import FaultPlan
+from devkit.aml_emulator.faults import FaultPlan, RequestRule, arm_action
+from devkit.aml_emulator.rules import MANAGED_ONLINE_SKUS, EndpointNameRegistry
 from devkit.aml_emulator.server import ARM_AUDIENCE, CONTROL_PREFIX, AmlEmulator
 from devkit.aml_emulator.state import (
     PROVIDER,
@@ -35,15 +41,19 @@ from devkit.aml_emulator.state import (
 __all__ = [
     "ARM_AUDIENCE",
     "CONTROL_PREFIX",
+    "MANAGED_ONLINE_SKUS",
     "PROVIDER",
     "AmlEmulator",
     "ArmError",
     "ComponentVersion",
+    "EndpointNameRegistry",
     "FaultPlan",
     "Job",
     "LoggedRequest",
     "ModelVersion",
     "Operation",
+    "RequestRule",
     "Resource",
+    "arm_action",
     "validate_name",
 ]

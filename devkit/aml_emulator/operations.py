@@ -95,8 +95,7 @@ class OperationsArea:
         key = (endpoint.lower(), deployment.lower() if deployment is not None else None)
         with self._lock:
             self._advance()
-            ep = self._endpoints.get(key[0])
-            res = ep if deployment is None else self._deployments.get(key[0], {}).get(str(key[1]))
+            res = self._find_resource(endpoint, deployment)
             if res is not None and res.operation is not None and res.operation.action in {"create", "update"}:
                 res.operation.outcome = state
                 count -= 1
@@ -104,15 +103,16 @@ class OperationsArea:
                 self._scripted_outcomes.setdefault(key, []).extend([state] * count)
 
     def _resource(self, endpoint: str, deployment: str | None) -> Resource:
-        ep = self._endpoints.get(endpoint.lower())
-        res = (
-            ep
-            if deployment is None or ep is None
-            else self._deployments.get(endpoint.lower(), {}).get(deployment.lower())
-        )
+        res = self._find_resource(endpoint, deployment)
         if res is None:
-            raise KeyError(f"no {'deployment ' + deployment + ' on ' if deployment else ''}endpoint '{endpoint}'")
+            what = f"deployment '{deployment}' on endpoint '{endpoint}'" if deployment else f"endpoint '{endpoint}'"
+            raise KeyError(f"no {what}")
         return res
+
+    def _find_resource(self, endpoint: str, deployment: str | None) -> Resource | None:
+        if deployment is None:
+            return self._endpoints.get(endpoint.lower())
+        return self._deployments.get(endpoint.lower(), {}).get(deployment.lower())
 
     def set_operation_duration(self, seconds: float) -> None:
         """How long endpoint/deployment operations stay Creating/Updating/Deleting (new operations only)."""

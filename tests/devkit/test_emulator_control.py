@@ -14,6 +14,8 @@ from tests.devkit.arm_session import ArmSession
 
 pytestmark = pytest.mark.integration
 
+API = {"api-version": "2023-04-01"}
+
 
 def _get(stack: DevStack, path: str, headers: dict[str, str]) -> requests.Response:
     assert stack.ca is not None
@@ -142,3 +144,62 @@ def test_model_versions_list_orders_and_limits(stack: DevStack, arm: ArmSession)
     assert [v["name"] for v in oldest_one.json()["value"]] == ["1"]
     container = arm.call("GET", "/models/m").json()
     assert container["properties"]["latestVersion"] == "2"
+
+
+def test_fault_rules_states_lag_and_workspaces_over_http(stack: DevStack, arm: ArmSession) -> None:
+    control = f"{stack.aml.url}/_emulator"
+    endpoint = {"location": "eastus", "properties": {"authMode": "Key"}}
+    arm.session.post(f"{control}/models", json={"name": "m", "version": "1"})
+    assert arm.call("PUT", "/onlineEndpoints/ep-http", endpoint).status_code == 201
+    stack.aml.wait_idle()
+
+    other = arm.session.post(f"{control}/workspaces", json={"name": "team-b"}).json()
+    assert other == {"id": stack.aml.workspace_id.replace(stack.aml.workspace_name, "team-b"), "location": "eastus"}
+    taken = arm.session.put(f"{stack.aml.url}{other['id']}/onlineEndpoints/ep-http", json=endpoint, params=API)
+    assert taken.status_code == 400 and "unique within a region" in taken.json()["error"]["message"]
+
+    deny = arm.session.post(f"{control}/faults/deny", json={"status": 403, "methods": ["GET"], "count": 1})
+    assert deny.status_code == 201
+    assert arm.call("GET", "/onlineEndpoints/ep-http").json()["error"]["code"] == "AuthorizationFailed"
+    rules = arm.session.get(f"{control}/faults/rules").json()["value"]
+    assert [(r["id"], r["kind"], r["hits"], r["active"]) for r in rules] == [(deny.json()["id"], "deny", 1, False)]
+    assert arm.session.delete(f"{control}/faults/rules/{deny.json()['id']}").status_code == 204
+    assert arm.session.get(f"{control}/faults/rules").json()["value"] == []
+
+    arm.session.post(f"{control}/faults/fail", json={"status": 503, "path_pattern": "/onlineEndpoints$", "count": 1})
+    assert arm.call("GET", "/onlineEndpoints").status_code == 503
+    arm.session.post(f"{control}/faults/deletes", json={"endpoint": "ep-http", "status": 500, "count": 1})
+    assert arm.call("DELETE", "/onlineEndpoints/ep-http").status_code == 500
+    arm.session.post(f"{control}/faults/stall", json={"seconds": 0.5, "methods": ["GET"]})
+    started = time.monotonic()
+    assert arm.call("GET", "/onlineEndpoints/ep-http").status_code == 200
+    assert time.monotonic() - started >= 0.5
+
+    next_op = {"endpoint": "ep-http", "deployment": "blue", "state": "Canceled"}
+    assert arm.session.post(f"{control}/states/next", json=next_op).status_code == 204
+    deployment = {
+        "location": "eastus",
+        "properties": {
+            "endpointComputeType": "Managed",
+            "instanceType": "Standard_F4s_v2",
+            "model": f"{stack.aml.workspace_id}/models/m/versions/1",
+        },
+    }
+    assert arm.call("PUT", "/onlineEndpoints/ep-http/deployments/blue", deployment).status_code == 201
+    stack.aml.wait_idle()
+    blue = arm.call("GET", "/onlineEndpoints/ep-http/deployments/blue").json()
+    assert blue["properties"]["provisioningState"] == "Canceled"
+    assert arm.session.put(f"{control}/states", json={"endpoint": "ep-http", "state": "Failed"}).status_code == 204
+    assert arm.call("GET", "/onlineEndpoints/ep-http").json()["properties"]["provisioningState"] == "Failed"
+    bad_state = arm.session.put(f"{control}/states", json={"endpoint": "ep-http", "state": "Scaling", "seconds": 1})
+    assert bad_state.status_code == 400 and "Scaling" in bad_state.json()["error"]["message"]
+
+    assert arm.session.put(f"{control}/models/lag", json={"seconds": 30}).status_code == 204
+    arm.session.post(f"{control}/models", json={"name": "m", "version": "2"})
+    assert arm.call("GET", "/models/m/versions/2").status_code == 404
+    assert arm.call("GET", "/models/m/versions/1").status_code == 200
+
+    assert arm.session.put(f"{control}/config", json={"endpoint_name_hold_s": 5}).status_code == 204
+    assert stack.aml.names.hold_after_delete_s == 5
+    assert arm.session.post(f"{control}/reset").status_code == 204
+    assert arm.session.get(f"{stack.aml.url}{other['id']}", params=API).status_code == 404
