@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared import budgets
 from shared.errors import PermanentError
 from shared.register import SOURCE_RUN_TAG, JobOutput, RegisterModel
 from shared.retrain import (
@@ -72,9 +73,12 @@ class JobDetail:
 class AmlGateway:
     """Azure ML operations for one workspace. Clients are built on first use."""
 
-    def __init__(self, workspace: WorkspaceRef, credential: TokenCredential) -> None:
+    def __init__(
+        self, workspace: WorkspaceRef, credential: TokenCredential, budget: budgets.CallBudget | None = None
+    ) -> None:
         self.workspace = workspace
         self._credential = credential
+        self.budget = budget or budgets.arm()
         self._ml: MLClient | None = None
         self._mgmt: MachineLearningServicesMgmtClient | None = None
         self._location: str | None = None
@@ -91,6 +95,8 @@ class AmlGateway:
                 self.workspace.subscription_id,
                 self.workspace.resource_group,
                 self.workspace.workspace_name,
+                retry_policy=budgets.bounded_retry_policy(self.budget),
+                **self.budget.client_kwargs(),
             )
         return self._ml
 
@@ -101,7 +107,11 @@ class AmlGateway:
             from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
 
             self._mgmt = MachineLearningServicesMgmtClient(
-                self._credential, self.workspace.subscription_id, base_url=arm_endpoint()
+                self._credential,
+                self.workspace.subscription_id,
+                base_url=arm_endpoint(),
+                retry_policy=budgets.bounded_retry_policy(self.budget),
+                **self.budget.client_kwargs(),
             )
         return self._mgmt
 

@@ -36,8 +36,9 @@ class Deps:
 def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
     # The Azure ML adapter on first use: it brings the rollout model and the SDK-facing code with it.
     from shared.aml import AmlGateway
+    from shared.budgets import arm
 
-    return AmlGateway(workspace, get_credential())
+    return AmlGateway(workspace, get_credential(), arm(get_settings().arm_read_timeout_seconds))
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared import budgets
 from shared.errors import RetryableError, is_retryable, status_code_of
 from shared.workspace import WorkspaceRef
 
@@ -48,6 +49,8 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.Superseded",
     "AmlEvents.Rollout.Rejected",
     "AmlEvents.Rollout.CleanupFailed",
+    "AmlEvents.Rollout.TrafficDrift",
+    "AmlEvents.Rollout.TrafficRestored",
 )
 _ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
 
@@ -224,7 +227,12 @@ class EventGridTopicSink:
             from azure.eventgrid import EventGridPublisherClient
 
             credential: Any = AzureKeyCredential(self._key) if self._key else self._credential()
-            self._client = EventGridPublisherClient(self._endpoint, credential)
+            self._client = EventGridPublisherClient(
+                self._endpoint,
+                credential,
+                retry_policy=budgets.bounded_retry_policy(budgets.EVENT_GRID),
+                **budgets.EVENT_GRID.client_kwargs(),
+            )
         return self._client
 
     def publish(self, notification: Notification) -> None:
@@ -256,11 +264,11 @@ class WebhookSink:
     name = "webhook"
     #: Quick retries smooth over blips without a full Event Grid redelivery. Done here rather than with
     #: urllib3's Retry, whose warnings print the URL's path, and a webhook URL is a secret.
-    retry_delays: tuple[float, ...] = (0.3, 0.9)
+    retry_delays: tuple[float, ...] = budgets.WEBHOOK_RETRY_DELAYS
 
-    def __init__(self, url: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_seconds: float = budgets.WEBHOOK.read_timeout) -> None:
         self._url = url
-        self._timeout = timeout_seconds
+        self._timeout = (budgets.WEBHOOK.connection_timeout, timeout_seconds)
         self._session: requests.Session | None = None
 
     def publish(self, notification: Notification) -> None:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from shared import budgets
 from shared.errors import SettingsError
 from shared.rollout.naming import is_valid_name
 from shared.workspace import WorkspaceRef
@@ -59,6 +60,8 @@ class Settings:
     reconcile_budget_seconds: float = 45.0
     reconcile_concurrency: int = 4
     event_budget_seconds: float = 10.0
+    endpoint_lease_seconds: float = budgets.DEFAULT_LEASE_SECONDS
+    arm_read_timeout_seconds: float = budgets.DEFAULT_ARM_READ_TIMEOUT_SECONDS
     notify_topic_endpoint: str = ""
     notify_topic_key: str = field(default="", repr=False)
     notify_webhook_url: str = field(default="", repr=False)
@@ -113,6 +116,12 @@ class Settings:
             reconcile_budget_seconds=reader.number("RECONCILE_BUDGET_SECONDS", 45.0, low=1, high=600),
             reconcile_concurrency=reader.integer("RECONCILE_CONCURRENCY", 4, low=1, high=64),
             event_budget_seconds=reader.number("EVENT_BUDGET_SECONDS", 10.0, low=1, high=25),
+            endpoint_lease_seconds=reader.number(
+                "ENDPOINT_LEASE_SECONDS", budgets.DEFAULT_LEASE_SECONDS, low=60, high=3600
+            ),
+            arm_read_timeout_seconds=reader.number(
+                "ARM_READ_TIMEOUT_SECONDS", budgets.DEFAULT_ARM_READ_TIMEOUT_SECONDS, low=1, high=300
+            ),
             notify_topic_endpoint=reader.url("NOTIFY_TOPIC_ENDPOINT"),
             notify_topic_key=reader.text("NOTIFY_TOPIC_KEY", ""),
             notify_webhook_url=reader.url("NOTIFY_WEBHOOK_URL", https_only=not allow_http_webhook),
@@ -131,6 +140,10 @@ class Settings:
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
             status_host=reader.text("WEBSITE_HOSTNAME", ""),
         )
+        if not reader.problems:
+            reader.problems.extend(
+                budgets.budget_problems(settings.endpoint_lease_seconds, settings.arm_read_timeout_seconds)
+            )
         if reader.problems:
             raise SettingsError(reader.problems)
         if not settings.allowed_workspaces:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from shared import budgets
 from shared.errors import EventValidationError, RetryableError, SettingsError
 
 if TYPE_CHECKING:
@@ -77,8 +78,12 @@ class TableStore:
             # SDK on first use, not at import: keeps cold start light.
             from azure.data.tables import TableClient
 
+            # Explicit caps: azure-core's defaults (10 retries, 300 s reads) could outlast the endpoint lease.
+            limits = budgets.TABLES.client_kwargs()
             if settings.storage_connection_string:
-                return TableClient.from_connection_string(settings.storage_connection_string, table_name=table)
+                return TableClient.from_connection_string(
+                    settings.storage_connection_string, table_name=table, **limits
+                )
             endpoint = settings.storage_table_uri or (
                 f"https://{settings.storage_account_name}.table.core.windows.net"
                 if settings.storage_account_name
@@ -91,7 +96,7 @@ class TableStore:
                         "(or __tableServiceUri) for identity-based access"
                     ]
                 )
-            return TableClient(endpoint=endpoint, table_name=table, credential=credential())
+            return TableClient(endpoint=endpoint, table_name=table, credential=credential(), **limits)
 
         return cls(connect)
 

@@ -8,15 +8,18 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shared.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
+from shared.rollout import intents as intent_rules
 from shared.rollout.factories import ledger_of, policy_of
+from shared.rollout.intents import Intent, Verdict
+from shared.rollout.ledger import Lease, LeaseLost, StaleRollout
 from shared.rollout.model import Cleanup, Rollout, State
 from shared.rollout.naming import EndpointNameTaken
-from shared.rollout.notifications import cleanup_failed_notification, rollout_notification
+from shared.rollout.notifications import cleanup_failed_notification, endpoint_notification, rollout_notification
 from shared.rollout.step import (
     RETIRABLE_STATES,
     WRITE_ACTIONS,
@@ -57,18 +60,30 @@ class RolloutEngine:
         self.ledger = ledger_of(deps)
         self.policy = policy_of(deps)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = deps.settings.endpoint_lease_seconds
+        self._lease: Lease | None = None
+        self._observed: dict[str, object] = {}
 
     def advance(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
         """Take one step for every active rollout on the endpoint. Returns one line per rollout touched."""
         now = self.deps.clock()
-        lease_seconds = max(deadline - time.monotonic(), 0) + 60
-        lease = self.ledger.acquire_lease(workspace_id, endpoint, self.owner, now, lease_seconds)
+        lease = self.ledger.acquire_lease(workspace_id, endpoint, self.owner, now, self.lease_seconds)
         if lease is None:
             return [f"{endpoint}: another instance is advancing this endpoint"]
+        self._lease, self._observed = lease, {}
         try:
             return self._advance(workspace_id, endpoint, deadline)
+        except LeaseLost as err:
+            logger.warning("endpoint %s: %s; no write sent, another instance carries on", endpoint, err)
+            return [f"{endpoint}: lease lost ({err}); no write sent"]
+        except StaleRollout as err:
+            logger.warning("endpoint %s: %s; decided again from a fresh observation next time", endpoint, err)
+            return [f"{endpoint}: {err}; decided again next time"]
         finally:
-            self.ledger.release_lease(lease, self.deps.clock())
+            if self._lease is not None:
+                # The observation is cached on the endpoint's row for the status API.
+                self.ledger.release_lease(self._lease, self.deps.clock(), **self._observed)
+            self._lease = None
 
     def _advance(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
         rollouts = {r.plan.deployment: r for r in self.ledger.endpoint_rollouts(workspace_id, endpoint)}
@@ -76,7 +91,9 @@ class RolloutEngine:
         due = [
             r for r in rollouts.values() if not r.state.terminal and not (r.next_attempt_at and now < r.next_attempt_at)
         ]
-        if not due and not _cleanup_due(rollouts.values(), now):
+        assert self._lease is not None
+        watching = intent_rules.watching(self._lease.record.intents, now)
+        if not due and not watching and not _cleanup_due(rollouts.values(), now):
             return []
         gateway = self.deps.aml(WorkspaceRef.from_arm_id(workspace_id))
         try:
@@ -85,18 +102,38 @@ class RolloutEngine:
             # The same policy as for actions: back off and count transient errors, wait a bounded time for a
             # missing permission, fail on permanent ones. Cleanup simply tries again next tick.
             failed = [self._failed_attempt(rollout, err, now) for rollout in due]
+            if not due:
+                logger.warning("endpoint %s (a write in doubt) not observed: %s: %s", endpoint, type(err).__name__, err)
             return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
+        if view is not None:
+            self._observed = {
+                "observed_traffic": dict(view.traffic),
+                "observed_mirror": dict(view.mirror_traffic),
+                "observed_at": self.deps.clock(),
+            }
+        verdict, lines = self._judge(view, gateway, rollouts, due)
+        if verdict is not None and verdict.kind == "late":
+            return lines  # the restore was this pass's write; the rollouts decide on a fresh observation
         wrote = False
-        lines = []
         for rollout in sorted(due, key=lambda r: (r.state is not State.DEPLOYING, r.created_at)):
             if time.monotonic() > deadline:
                 lines.append(f"{rollout.plan.deployment}: out of time budget; next tick")
                 break
             current = rollouts[rollout.plan.deployment]
             siblings = [r for name, r in rollouts.items() if name != current.plan.deployment]
-            action = step(current, Observation(view, siblings), self.deps.clock(), self.policy)
+            try:
+                action = step(current, Observation(view, siblings), self.deps.clock(), self.policy)
+            except Exception as err:
+                # One bad row (a hand edit, a tag the rules never met) fails its own rollout, not the endpoint.
+                logger.exception("rollout %s/%s: deciding its next step raised", endpoint, current.plan.deployment)
+                action = Fail(f"internal error while deciding the next step: {type(err).__name__}: {err}")
             if wrote and isinstance(action, WRITE_ACTIONS):
                 action = Wait("another write went to this endpoint in this pass")
+            if isinstance(action, SetTraffic) and self._lease is not None and self._lease.record.drift:
+                action = Wait(
+                    "traffic drifted from the app's split (changed outside the app); no traffic write until "
+                    "an operator action or a new rollout on this endpoint (docs/operations.md)"
+                )
             updated = self._apply(current, action, view, gateway)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
@@ -143,6 +180,7 @@ class RolloutEngine:
             rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=None), now)
             return []
         assert isinstance(decision, Delete)
+        self._fence()  # a delete is a write: only under a lease this instance still holds
         try:
             gateway.delete_deployment(carrier.plan.endpoint, decision.deployment)
         except Exception as err:
@@ -188,6 +226,123 @@ class RolloutEngine:
         rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=owed), now)
         return f"cleanup: deleting {decision.deployment} failed (attempt {attempts}), retrying after {delay}: {error}"
 
+    def _judge(
+        self, view: EndpointView | None, gateway: AmlGateway, rollouts: dict[str, Rollout], due: list[Rollout]
+    ) -> tuple[Verdict | None, list[str]]:
+        """Compare the observed split with the app's intents: confirm, restore after a late write, or flag drift."""
+        lease, now = self._lease, self.deps.clock()
+        assert lease is not None
+        if view is None or view.busy_reason:
+            return None, []  # an endpoint being updated shows a split in flux; judge it when it is idle
+        endpoint = view.name
+        verdict = intent_rules.judge(view.traffic, view.mirror_traffic, lease.record.intents, now)
+        observed = intent_rules.describe(view.traffic, view.mirror_traffic)
+        drift = lease.record.drift
+        if verdict.kind == "landed" and verdict.matched:
+            logger.info("endpoint %s: the app's write #%d landed: %s", endpoint, verdict.matched.seq, observed)
+            intents = intent_rules.with_status(lease.record.intents, verdict.matched.seq, intent_rules.LANDED)
+            self._lease = self.ledger.update_lease(lease, now, intents=intents, drift=None)
+            return verdict, []
+        if verdict.kind == "late" and verdict.matched and verdict.current:
+            return verdict, [self._restore(view, verdict, gateway, rollouts)]
+        if verdict.kind == "ours" and drift:
+            logger.info("endpoint %s: traffic is back at the app's split (%s); drift cleared", endpoint, observed)
+            self._lease = self.ledger.update_lease(lease, now, drift=None)
+            return verdict, [f"{endpoint}: traffic back at the app's split; drift cleared"]
+        if verdict.kind != "drift" or verdict.current is None:
+            return verdict, []
+        newer = [r for r in due if drift and r.created_at > dt.datetime.fromisoformat(str(drift["at"]))]
+        if newer:
+            # A new rollout after the drift is the go-ahead: it starts from the split as it is now.
+            adopted = intent_rules.new_intent(
+                lease.record.intents, lease.token, "", view.traffic, view.mirror_traffic, now, intent_rules.ADOPTED
+            )
+            self._lease = self.ledger.update_lease(
+                lease, now, intents=(*lease.record.intents, adopted)[-intent_rules.INTENT_LIMIT :], drift=None
+            )
+            logger.info("endpoint %s: drift cleared by the new rollout %s", endpoint, newer[0].plan.deployment)
+            return verdict, [f"{endpoint}: drift cleared by the new rollout {newer[0].plan.deployment}"]
+        if drift:
+            return verdict, [f"{endpoint}: traffic drifted ({observed}); left alone"]
+        intended = intent_rules.describe(verdict.current.traffic, verdict.current.mirror)
+        # The change happened after the last observation: a rollout recorded since then is a new one.
+        since = lease.record.observed_at or now
+        flagged = {
+            "at": since.isoformat(),
+            "seenAt": now.isoformat(),
+            "observed": verdict.observed,
+            "intended": verdict.current.as_json(),
+        }
+        self._lease = self.ledger.update_lease(lease, now, drift=flagged)
+        reason = (
+            f"traffic drifted: AML shows {observed}, the app set {intended}; the app leaves this endpoint's "
+            "traffic alone until an operator action or a new rollout"
+        )
+        logger.warning("endpoint %s: %s", endpoint, reason)
+        self.notify_endpoint(lease.workspace_id, endpoint, "AmlEvents.Rollout.TrafficDrift", "warning", reason, flagged)
+        return verdict, [f"{endpoint}: {reason}"]
+
+    def _restore(self, view: EndpointView, verdict: Verdict, gateway: AmlGateway, rollouts: dict[str, Rollout]) -> str:
+        """A superseded write of the app landed late: put the current split back (the one traffic write
+        the app sends on an endpoint whose split it did not just set itself)."""
+        assert verdict.current is not None and verdict.matched is not None and self._lease is not None
+        current, stale, now = verdict.current, verdict.matched, self.deps.clock()
+        endpoint = view.name
+        self._lease = self.ledger.update_lease(
+            self._lease, now, intents=intent_rules.with_status(self._lease.record.intents, stale.seq, "landed")
+        )
+        reason = (
+            f"restored traffic {intent_rules.describe(current.traffic, current.mirror)} after the app's own "
+            f"earlier write #{stale.seq} ({intent_rules.describe(stale.traffic, stale.mirror)}, lease token "
+            f"{stale.token}) landed late"
+        )
+        logger.warning("endpoint %s: %s", endpoint, reason)
+        self._send_traffic(gateway, endpoint, "", current.traffic, current.mirror)
+        owner = rollouts.get(current.by) if current.by else None
+        if owner is not None:
+            try:
+                restored = f"PUT endpoint {endpoint} {reason}"
+                self.ledger.save(
+                    replace(owner, reason=f"{owner.reason}; {reason}"[-2000:], actions=(*owner.actions, restored)), now
+                )
+            except StaleRollout:
+                logger.info("rollout %s/%s changed meanwhile; its reason is left as is", endpoint, current.by)
+        facts = {"restored": current.as_json(), "late": stale.as_json()}
+        self.notify_endpoint(
+            self._lease.workspace_id if self._lease else "",
+            endpoint,
+            "AmlEvents.Rollout.TrafficRestored",
+            "warning",
+            reason,
+            facts,
+        )
+        return f"{endpoint}: {reason}"
+
+    def _fence(self, intent: Intent | None = None) -> None:
+        """Before every ARM write: renew the lease (recording ``intent`` with it), or raise ``LeaseLost``."""
+        assert self._lease is not None, "writes are sent only under the endpoint's lease"
+        self._lease = self.ledger.renew_lease(self._lease, self.deps.clock(), self.lease_seconds, intent)
+
+    def _send_traffic(
+        self, gateway: AmlGateway, endpoint: str, by: str, traffic: Mapping[str, int], mirror: Mapping[str, int]
+    ) -> None:
+        """Record the split as an intent under a renewed lease, send it, then record AML's answer."""
+        assert self._lease is not None
+        now = self.deps.clock()
+        intent = intent_rules.new_intent(self._lease.record.intents, self._lease.token, by, traffic, mirror, now)
+        self._fence(intent)
+        try:
+            gateway.set_traffic(endpoint, traffic, mirror)
+        except Exception as err:
+            if status_code_of(err) is not None:  # answered: never applied
+                self._settle(intent, intent_rules.REFUSED)
+            raise  # unanswered: it stays in doubt, and the endpoint is watched until it is not
+        self._settle(intent, intent_rules.ACCEPTED)
+
+    def _settle(self, intent: Intent, status: str) -> None:
+        assert self._lease is not None
+        self._lease = self.ledger.settle_intent(self._lease, intent.seq, status, self.deps.clock())
+
     def _apply(self, rollout: Rollout, action: Action, view: EndpointView | None, gateway: AmlGateway) -> Rollout:
         plan, now = rollout.plan, self.deps.clock()
         label = f"rollout {plan.endpoint}/{plan.deployment}"
@@ -201,7 +356,12 @@ class RolloutEngine:
                 return self.ledger.save(replace(rollout, reason=action.reason, denied_since=None), now)
             if isinstance(action, WRITE_ACTIONS):
                 rollout = self._claim_turn(rollout, now)
-                sent = self._write(action, rollout, gateway, now)
+                try:
+                    sent = self._write(action, rollout, gateway, now)
+                except Exception as err:
+                    if status_code_of(err) is not None or not is_retryable(err):
+                        raise
+                    return self._unanswered(rollout, err, now)
                 logger.info("%s sent %s", label, sent)
                 retry = getattr(action, "retry", "")
                 return self.ledger.save(
@@ -228,6 +388,8 @@ class RolloutEngine:
             if isinstance(action, Fail):
                 return self._fail(rollout, action, gateway, now)
             raise AssertionError(f"unhandled action {action!r}")
+        except (LeaseLost, StaleRollout):
+            raise  # not this rollout's failure: the pass stops and the next one decides afresh
         except EndpointNameTaken as err:
             # Not a failure of the rollout but of its plan: the user must choose another endpoint name.
             logger.error("%s rejected: %s", label, err)
@@ -237,15 +399,39 @@ class RolloutEngine:
 
     def _write(self, action: Action, rollout: Rollout, gateway: AmlGateway, now: dt.datetime) -> str:
         plan = rollout.plan
+        if isinstance(action, SetTraffic):
+            self._send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)
+            return f"PUT endpoint {plan.endpoint} {action.reason}"
+        self._fence()
         if isinstance(action, CreateEndpoint):
             gateway.create_endpoint(plan.endpoint)
             return f"PUT endpoint {plan.endpoint}"
-        if isinstance(action, CreateDeployment):
-            gateway.create_deployment(plan, now)
-            return f"PUT deployment {plan.deployment} ({plan.instance_count} x {plan.instance_type})"
-        assert isinstance(action, SetTraffic)
-        gateway.set_traffic(plan.endpoint, action.traffic, action.mirror)
-        return f"PUT endpoint {plan.endpoint} {action.reason}"
+        assert isinstance(action, CreateDeployment)
+        gateway.create_deployment(plan, now)
+        return f"PUT deployment {plan.deployment} ({plan.instance_count} x {plan.instance_type})"
+
+    def _unanswered(self, rollout: Rollout, err: Exception, now: dt.datetime) -> Rollout:
+        """A write sent without an answer may have landed: no back-off, the next tick observes and decides."""
+        attempts = rollout.attempts + 1
+        if attempts >= self.deps.settings.rollout_max_attempts:
+            return self._failed_attempt(rollout, err, now)
+        error = f"{type(err).__name__}: {err}"[:2000]
+        logger.warning(
+            "rollout %s/%s: a write got no answer (%s); the next tick observes what AML did",
+            rollout.plan.endpoint,
+            rollout.plan.deployment,
+            error,
+        )
+        return self.ledger.save(
+            replace(
+                rollout,
+                attempts=attempts,
+                next_attempt_at=None,
+                last_error=error,
+                reason="a write got no answer in time; its outcome is observed next tick",
+            ),
+            now,
+        )
 
     def _claim_turn(self, rollout: Rollout, now: dt.datetime) -> Rollout:
         if rollout.state is State.DEPLOYING:
@@ -335,6 +521,19 @@ class RolloutEngine:
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
         self.notify(saved, state, reason)
         return saved
+
+    def notify_endpoint(
+        self, workspace_id: str, endpoint: str, kind: str, severity: str, reason: str, facts: Mapping[str, object]
+    ) -> None:
+        """An endpoint-level notification (drift, a restored split). Its failure is reported, never raised."""
+        try:
+            self.deps.notifier.send(
+                endpoint_notification(
+                    workspace_id, endpoint, kind, severity, reason, facts, status_host=self.deps.settings.status_host
+                )
+            )
+        except Exception as err:
+            logger.error("notification %s for endpoint %s failed: %s", kind, endpoint, err)
 
     def notify(self, rollout: Rollout, state: State, reason: str) -> None:
         """Send the transition's notification. Its failure is reported, and never undoes the transition."""

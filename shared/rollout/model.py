@@ -70,7 +70,36 @@ class RolloutPlan:
 
     @classmethod
     def from_json(cls, text: str) -> RolloutPlan:
-        return cls(**json.loads(text))
+        """Tolerant: unknown fields are ignored and optional ones defaulted; a missing required field is a
+        ``KeyError``, a wrong type a ``ValueError``/``TypeError``."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return cls(
+            workspace_id=_text(data["workspace_id"]),
+            endpoint=_text(data["endpoint"]),
+            deployment=_text(data["deployment"]),
+            model_name=_text(data["model_name"]),
+            model_version=_text(data["model_version"]),
+            model_type=_text(data.get("model_type", "")),
+            model_created_at=_text(data.get("model_created_at", "")),
+            instance_type=_text(data["instance_type"]),
+            instance_count=_whole(data.get("instance_count", 1), "instance_count"),
+            traffic=_whole(data.get("traffic", 100), "traffic"),
+            mirror=_whole(data.get("mirror", 0), "mirror"),
+        )
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int):
+        raise TypeError(f"{value!r} is not text")
+    return str(value)
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise ValueError(f"{name}={value!r} is not a whole number")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from shared.notify import Notification
 from shared.rollout.model import Rollout, State
 from shared.workspace import WorkspaceRef
@@ -83,5 +86,32 @@ def cleanup_failed_notification(rollout: Rollout, deployment: str, error: str, s
         source_event_id=f"cleanup-{plan.endpoint}-{deployment}",
         severity="warning",
         facts={"endpoint": plan.endpoint, "deployment": deployment, "rollout": plan.deployment, "error": error},
+        links=links,
+    )
+
+
+def endpoint_notification(
+    workspace_id: str,
+    endpoint: str,
+    kind: str,
+    severity: str,
+    reason: str,
+    facts: Mapping[str, Any],
+    *,
+    status_host: str = "",
+) -> Notification:
+    """A notification about an endpoint's traffic as a whole (``AmlEvents.Rollout.TrafficDrift``, ``...Restored``)."""
+    workspace = WorkspaceRef.from_arm_id(workspace_id)
+    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{endpoint}/detail")}
+    if status_host:
+        links["status"] = f"https://{status_host}/api/rollouts?endpoint={endpoint}&observe=true"
+    return Notification(
+        type=kind,
+        subject=f"endpoints/{endpoint}",
+        summary=f"Endpoint {endpoint}: {reason}",
+        workspace=workspace,
+        source_event_id=f"{endpoint}:{kind}:{facts.get('at') or ''}",
+        severity=severity,
+        facts={"endpoint": endpoint, "reason": reason, **facts},
         links=links,
     )

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.clock import as_utc
 from shared.rollout.model import (
     APP_TAG,
     APP_TAG_VALUE,
@@ -376,9 +377,17 @@ def is_newer(version_a: str, created_a: str, version_b: str, created_b: str) -> 
     """Is version A newer than B? Numeric when both are numbers, else by the model's creation time."""
     if version_a.isdigit() and version_b.isdigit():
         return int(version_a) > int(version_b)
-    if created_a and created_b:
-        return dt.datetime.fromisoformat(created_a) > dt.datetime.fromisoformat(created_b)
-    return False
+    time_a, time_b = _created(created_a), _created(created_b)
+    return bool(time_a and time_b and time_a > time_b)
+
+
+def _created(text: str) -> dt.datetime | None:
+    """A ``model-created-at`` value: a tag anyone can edit. A naive time (no offset, as some tools write it) is
+    read as UTC, like the ledger does; an unreadable one counts as unknown rather than stop the endpoint."""
+    try:
+        return as_utc(dt.datetime.fromisoformat(text)) if text else None
+    except ValueError:
+        return None
 
 
 def _describe(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> str:

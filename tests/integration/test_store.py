@@ -132,3 +132,35 @@ def test_only_one_instance_holds_an_endpoint_lease(store: TableStore) -> None:
     assert ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-b", NOW + dt.timedelta(seconds=61), 60)
     ledger.release_lease(lease, NOW)  # a stale release is logged, not applied
     assert ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-c", NOW + dt.timedelta(seconds=62), 60) is None
+
+
+def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableStore) -> None:
+    from dataclasses import replace
+
+    from shared.rollout.ledger import StaleRollout
+
+    ours = RolloutLedger(store)
+    rollout, _ = ours.record(_plan(), State.DEPLOYING, "e1", NOW)
+    theirs = RolloutLedger(store)
+    [fresh] = theirs.endpoint_rollouts(WORKSPACE_ID, "credit")
+    theirs.save(replace(fresh, state=State.SUPERSEDED, reason="superseded: version 3"), NOW)
+    with pytest.raises(StaleRollout):
+        ours.save(replace(rollout, reason="sent PUT endpoint credit traffic credit-v1=100%"), NOW)
+    [kept] = theirs.endpoint_rollouts(WORKSPACE_ID, "credit")
+    assert (kept.state, kept.reason) == (State.SUPERSEDED, "superseded: version 3")
+
+
+def test_each_lease_acquisition_gets_a_new_token_and_a_taken_lease_fences_writes(store: TableStore) -> None:
+    from shared.rollout.ledger import LeaseLost
+
+    ledger = RolloutLedger(store)
+    first = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
+    assert first is not None
+    renewed = ledger.renew_lease(first, NOW + dt.timedelta(seconds=30), 60)
+    later = NOW + dt.timedelta(seconds=91)
+    second = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-b", later, 60)
+    assert second is not None and second.token == first.token + 1
+    with pytest.raises(LeaseLost):
+        ledger.renew_lease(renewed, NOW + dt.timedelta(seconds=60), 60)  # A's write is not sent
+    with pytest.raises(LeaseLost):
+        ledger.renew_lease(second, later + dt.timedelta(seconds=61), 60)  # expired, even if nobody took it

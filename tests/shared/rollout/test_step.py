@@ -370,6 +370,13 @@ def test_non_numeric_versions_are_ordered_by_creation_time() -> None:
     assert not is_newer("x", "", "y", "")
 
 
+def test_a_naive_or_unreadable_model_created_at_tag_never_raises() -> None:
+    # A hand-set tag without an offset is read as UTC; garbage counts as unknown (not newer).
+    assert is_newer("b", "2026-11-02T00:00:00", "a", "2026-11-01T00:00:00+00:00")
+    assert not is_newer("a", "2026-11-01T00:00:00+00:00", "b", "2026-11-02T00:00:00")
+    assert not is_newer("b", "yesterday", "a", "2026-11-01T00:00:00+00:00")
+
+
 # -- failure -------------------------------------------------------------------------------------
 
 
