@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -60,6 +60,17 @@ class RolloutPlan:
     instance_count: int
     traffic: int
     mirror: int
+    # Progressive delivery (issue 11). Defaults keep ledger rows written before these fields decodable.
+    traffic_steps: tuple[int, ...] = ()  # empty: one step, straight to ``traffic``
+    bake_seconds: int = 0  # 0: no bake and no gates
+    smoke_request: str = ""  # inline JSON from the ``smoke_request`` tag
+    max_error_rate: float | None = None  # tighten-only tags; None: the settings' thresholds
+    max_p99_ms: float | None = None
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """The new deployment's traffic share at each step; the last one is ``traffic``."""
+        return self.traffic_steps or (self.traffic,)
 
     @property
     def model_ref(self) -> str:
@@ -70,7 +81,13 @@ class RolloutPlan:
 
     @classmethod
     def from_json(cls, text: str) -> RolloutPlan:
-        return cls(**json.loads(text))
+        """Decode a ledger row's plan: fields it lacks take their defaults, fields this version lacks are dropped."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if "traffic_steps" in values:
+            values["traffic_steps"] = tuple(values["traffic_steps"] or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
