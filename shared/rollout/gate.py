@@ -195,7 +195,7 @@ class GateResult:
 class _Tally:
     requests: float = 0.0
     errors: float = 0.0
-    per_minute: dict[dt.datetime, float] = field(default_factory=dict)
+    per_minute: dict[tuple[str, dt.datetime], float] = field(default_factory=dict)  # (deployment, minute)
 
 
 def evaluate_gate(
@@ -239,7 +239,8 @@ def evaluate_gate(
         if tally is None:
             continue
         tally.requests += point.count
-        tally.per_minute[point.timestamp] = tally.per_minute.get(point.timestamp, 0.0) + point.count
+        slot = (key, point.timestamp)
+        tally.per_minute[slot] = tally.per_minute.get(slot, 0.0) + point.count
         if point.server_error:
             tally.errors += point.count
     new_latency: list[LatencyPoint] = []
@@ -262,8 +263,9 @@ def evaluate_gate(
     if not stable:
         all_notes.append("no stable deployment: absolute thresholds only")
     elif not baseline:
-        all_notes.append("the stable deployment served no requests with latency data in the window: "
-                         "absolute thresholds only")  # fmt: skip
+        all_notes.append(
+            "the stable deployment served no requests with latency data in the window: absolute thresholds only"
+        )
     evidence = GateEvidence(
         window_start=window.start,
         window_end=window.end,
@@ -342,16 +344,18 @@ def _result(failures: list[str], unknowns: list[str], evidence: GateEvidence) ->
     return GateResult(Outcome.PASS, ("within thresholds: " + ", ".join(parts),), evidence)
 
 
-def _weighted_p99(points: Sequence[LatencyPoint], requests_per_minute: Mapping[dt.datetime, float]) -> float | None:
+def _weighted_p99(
+    points: Sequence[LatencyPoint], requests_per_minute: Mapping[tuple[str, dt.datetime], float]
+) -> float | None:
     """One P99 for the window: the mean of the per-minute P99s weighted by that minute's requests.
 
-    Azure Monitor's P99 is per minute; percentiles do not add up, so this is an estimate. Weighting keeps a
-    minute with two requests from counting as much as one with two thousand; minutes whose request count
-    is unknown weigh 1.
+    Azure Monitor's P99 is per minute and per deployment; percentiles do not add up, so this is an estimate.
+    Weighting keeps a minute with two requests from counting as much as one with two thousand (and, for
+    several stable deployments, each by its own traffic); points whose request count is unknown weigh 1.
     """
     if not points:
         return None
-    weights = [requests_per_minute.get(point.timestamp, 0.0) or 1.0 for point in points]
+    weights = [requests_per_minute.get((point.deployment.lower(), point.timestamp), 0.0) or 1.0 for point in points]
     return sum(w * p.p99_ms for w, p in zip(weights, points, strict=True)) / sum(weights)
 
 

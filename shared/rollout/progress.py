@@ -132,8 +132,9 @@ def next_move(
             extensions_used=extensions_used,
         )
     if gate is None:
-        return Move(MoveKind.EVALUATE, "bake over: evaluate the gate", step, plan.steps[step],
-                    extensions_used=extensions_used)  # fmt: skip
+        return Move(
+            MoveKind.EVALUATE, "bake over: evaluate the gate", step, plan.steps[step], extensions_used=extensions_used
+        )
     if gate.outcome is Outcome.PASS:
         return _forward(plan, step, gate.summary, gate)
     if gate.outcome is Outcome.FAIL:
@@ -156,8 +157,14 @@ def next_move(
         return Move(MoveKind.ROLLBACK, after + "rollback", step, None, extensions_used=extensions_used, gate=gate)
     if then is NextAfterInconclusive.PROMOTE:
         return _forward(plan, step, after + "promote: the step counts as passed", gate)
-    return Move(MoveKind.HOLD, after + "hold: waiting for an operator", step, plan.steps[step],
-                extensions_used=extensions_used, gate=gate)  # fmt: skip
+    return Move(
+        MoveKind.HOLD,
+        after + "hold: waiting for an operator",
+        step,
+        plan.steps[step],
+        extensions_used=extensions_used,
+        gate=gate,
+    )
 
 
 def _forward(plan: StepPlan, step: int, reason: str, gate: GateResult | None) -> Move:
@@ -238,8 +245,9 @@ def apply_action(action: str, control: Control) -> Applied | Refused:
         if active:
             if control.requested == "promote":
                 return same("already promoting")
-            return applied(Effect.REQUEST_PROMOTE, "promoting: remaining bakes skipped", requested="promote",
-                           paused=False)  # fmt: skip
+            return applied(
+                Effect.REQUEST_PROMOTE, "promoting: remaining bakes skipped", requested="promote", paused=False
+            )
         if state in (State.LIVE.value, State.CANARY.value, State.DARK.value):
             return same(f"already at its final share ({state})")
         return Refused(f"rollout is {state}; only a running rollout can be promoted")
@@ -250,28 +258,40 @@ def apply_action(action: str, control: Control) -> Applied | Refused:
         if control.requested == "rollback":
             return same("already rolling back")
         if active:
-            return applied(Effect.REQUEST_ROLLBACK, "rolling back to the split before this rollout",
-                           requested="rollback", paused=False)  # fmt: skip
+            return applied(
+                Effect.REQUEST_ROLLBACK,
+                "rolling back to the split before this rollout",
+                requested="rollback",
+                paused=False,
+            )
         if state in ENDED_WITH_TRAFFIC:
             if not control.replaced_exists:
-                return Refused(f"rollout is {state} and the deployment it replaced no longer exists: nothing to "
-                               "roll back to")  # fmt: skip
-            return applied(Effect.REQUEST_ROLLBACK, "rolling back to the split before this rollout",
-                           requested="rollback")  # fmt: skip
+                return Refused(
+                    f"rollout is {state} and the deployment it replaced no longer exists: nothing to roll back to"
+                )
+            return applied(
+                Effect.REQUEST_ROLLBACK, "rolling back to the split before this rollout", requested="rollback"
+            )
         return Refused(f"rollout is {state}: it moved no traffic, so there is nothing to roll back")
 
     if action == "abort":
         if state == ProgressState.ABORTED.value:
             return same("already aborted")
         if active:
-            return applied(Effect.STOP, "aborted: no further writes, traffic stays as it is",
-                           state=ProgressState.ABORTED.value, paused=False, requested=None)  # fmt: skip
+            return applied(
+                Effect.STOP,
+                "aborted: no further writes, traffic stays as it is",
+                state=ProgressState.ABORTED.value,
+                paused=False,
+                requested=None,
+            )
         return Refused(f"rollout is {state}: it has already ended")
 
     if action == "retry":
         if state in (State.FAILED.value, ProgressState.ROLLED_BACK.value, ProgressState.ABORTED.value):
-            return applied(Effect.RESTART, "retrying from the plan", state=State.PENDING.value, paused=False,
-                           requested=None)  # fmt: skip
+            return applied(
+                Effect.RESTART, "retrying from the plan", state=State.PENDING.value, paused=False, requested=None
+            )
         if active:
             return same(f"already running ({state})")
         return Refused(f"rollout is {state}; only a failed, rolled back or aborted rollout can be retried")
