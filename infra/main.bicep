@@ -51,6 +51,45 @@ param keepFailedDeployments string = 'false'
 @description('Endpoints the app did not create that it may deploy into: comma-separated endpoint names, or a lone asterisk for every endpoint. Empty: the app changes only endpoints it created (tag managed-by=aml-event-handler).')
 param adoptEndpoints string = ''
 
+@allowed([
+  'true'
+  'false'
+])
+@description('true rejects a rollout whose model has no sample request (no smoke_request tag and no readable MLflow input example); false skips the smoke test then, and the rollout\'s reason says so.')
+param smokeRequired string = 'false'
+
+@description('Seconds the smoke request may take before the smoke test fails (1..300).')
+param smokeTimeoutSeconds string = '30'
+
+@description('How long each traffic step is watched before the next when the model has no bake tag: a duration such as 90s, 10m or 1h (at most 24h). 0s: the steps advance without gates.')
+param bakeDefault string = '10m'
+
+@description('Largest server-error share, in percent of the new deployment\'s requests in a bake window, that passes the gate (0..100).')
+param gateMaxErrorRate string = '1'
+
+@description('Largest ratio of the new deployment\'s P99 latency to the stable deployment\'s that passes the gate (1..100).')
+param gateMaxLatencyRatio string = '1.5'
+
+@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit.')
+param gateMaxP99Ms string = ''
+
+@description('Fewest requests the new deployment must serve in a bake window for the gate to judge it; fewer make the result inconclusive (1..10000000).')
+param gateMinRequests string = '100'
+
+@description('Azure Monitor data points newer than now minus this duration are left out of the gate, because platform metrics arrive a minute or more late (at most 1h).')
+param gateMetricLag string = '2m'
+
+@description('How many times an inconclusive gate extends the bake by one more bake before GATE_INCONCLUSIVE applies (0..100).')
+param gateMaxExtensions string = '2'
+
+@allowed([
+  'hold'
+  'promote'
+  'rollback'
+])
+@description('What an inconclusive gate does once the extensions are used up: hold (stay at the step until an operator acts), promote (count the step as passed) or rollback.')
+param gateInconclusive string = 'hold'
+
 @description('Minutes after which an unfinished rollout fails, counted from when it took the endpoint\'s write turn, not from when it was queued (1..1440).')
 param rolloutTimeoutMinutes string = '60'
 
@@ -160,6 +199,16 @@ var appSettings = {
   KEEP_DEPLOYMENTS: keepDeployments
   KEEP_FAILED_DEPLOYMENTS: keepFailedDeployments
   ADOPT_ENDPOINTS: adoptEndpoints
+  SMOKE_REQUIRED: smokeRequired
+  SMOKE_TIMEOUT_SECONDS: smokeTimeoutSeconds
+  BAKE_DEFAULT: bakeDefault
+  GATE_MAX_ERROR_RATE: gateMaxErrorRate
+  GATE_MAX_LATENCY_RATIO: gateMaxLatencyRatio
+  GATE_MAX_P99_MS: gateMaxP99Ms
+  GATE_MIN_REQUESTS: gateMinRequests
+  GATE_METRIC_LAG: gateMetricLag
+  GATE_MAX_EXTENSIONS: gateMaxExtensions
+  GATE_INCONCLUSIVE: gateInconclusive
   ROLLOUT_TIMEOUT_MINUTES: rolloutTimeoutMinutes
   ROLLOUT_MAX_ATTEMPTS: rolloutMaxAttempts
   ROLLOUT_TABLE: rolloutTableName

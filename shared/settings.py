@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
@@ -9,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared import budgets
+from shared.durations import parse_duration
 from shared.errors import SettingsError
 from shared.rollout.naming import is_valid_name
 from shared.workspace import WorkspaceRef
@@ -36,6 +38,7 @@ RUN_STATUSES = (
 DEFAULT_NOTIFY_RUN_STATUSES = frozenset({"failed", "canceled"})
 #: At most this many model versions are read per resync run (RESYNC_MAX_MODELS).
 DEFAULT_RESYNC_MAX_MODELS = 200
+GATE_INCONCLUSIVE_CHOICES = ("hold", "promote", "rollback")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,16 @@ class Settings:
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
+    smoke_required: bool = False
+    smoke_timeout_seconds: float = 30.0
+    bake_default: dt.timedelta = dt.timedelta(0)
+    gate_max_error_rate: float = 1.0
+    gate_max_latency_ratio: float = 1.5
+    gate_max_p99_ms: float | None = None
+    gate_min_requests: int = 100
+    gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
+    gate_max_extensions: int = 2
+    gate_inconclusive: str = "hold"
 
     @property
     def applies_changes(self) -> bool:
@@ -139,6 +152,16 @@ class Settings:
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
             status_host=reader.text("WEBSITE_HOSTNAME", ""),
+            smoke_required=reader.boolean("SMOKE_REQUIRED", False),
+            smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
+            bake_default=reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
+            gate_max_error_rate=reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
+            gate_max_latency_ratio=reader.number("GATE_MAX_LATENCY_RATIO", 1.5, low=1.0, high=100.0),
+            gate_max_p99_ms=reader.optional_number("GATE_MAX_P99_MS", low=1.0, high=600_000.0),
+            gate_min_requests=reader.integer("GATE_MIN_REQUESTS", 100, low=1, high=10_000_000),
+            gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
+            gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
+            gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
         )
         if not reader.problems:
             reader.problems.extend(
@@ -202,6 +225,25 @@ class _Reader:
             return default
         if not low <= value <= high:
             self.problems.append(f"{name}={value} is out of range (expected {low}..{high})")
+            return default
+        return value
+
+    def optional_number(self, name: str, *, low: float, high: float) -> float | None:
+        if not self._raw(name):
+            return None
+        return self._ranged(name, 0.0, low, high, float, "a number")
+
+    def duration(self, name: str, default: dt.timedelta, *, high: dt.timedelta) -> dt.timedelta:
+        raw = self._raw(name)
+        if not raw:
+            return default
+        try:
+            value = parse_duration(raw)
+        except ValueError as err:
+            self.problems.append(f"{name}: {err}")
+            return default
+        if value > high:
+            self.problems.append(f"{name}={raw!r} is longer than the maximum of {high}")
             return default
         return value
 

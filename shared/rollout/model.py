@@ -60,6 +60,17 @@ class RolloutPlan:
     instance_count: int
     traffic: int
     mirror: int
+    # Progressive delivery (issue 11). Defaults keep ledger rows written before these fields decodable.
+    traffic_steps: tuple[int, ...] = ()  # empty: one step, straight to ``traffic``
+    bake_seconds: int = 0  # 0: no bake and no gates
+    smoke_request: str = ""  # inline JSON from the ``smoke_request`` tag
+    max_error_rate: float | None = None  # tighten-only tags; None: the settings' thresholds
+    max_p99_ms: float | None = None
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """The new deployment's traffic share at each step; the last one is ``traffic``."""
+        return self.traffic_steps or (self.traffic,)
 
     @property
     def model_ref(self) -> str:
@@ -87,6 +98,11 @@ class RolloutPlan:
             instance_count=_whole(data.get("instance_count", 1), "instance_count"),
             traffic=_whole(data.get("traffic", 100), "traffic"),
             mirror=_whole(data.get("mirror", 0), "mirror"),
+            traffic_steps=tuple(_whole(step, "traffic_steps") for step in data.get("traffic_steps") or ()),
+            bake_seconds=_whole(data.get("bake_seconds", 0), "bake_seconds"),
+            smoke_request=_text(data.get("smoke_request", "")),
+            max_error_rate=_number(data.get("max_error_rate"), "max_error_rate"),
+            max_p99_ms=_number(data.get("max_p99_ms"), "max_p99_ms"),
         )
 
 
@@ -100,6 +116,14 @@ def _whole(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
         raise ValueError(f"{name}={value!r} is not a whole number")
     return int(value)
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}={value!r} is not a number")
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from shared.quoting import quoted
 from shared.rollout.model import NO_CODE_TYPES, ModelInfo, Reject, RolloutPlan, Skip
 from shared.rollout.naming import deployment_name, endpoint_name, is_valid_name
+from shared.rollout.progressive_tags import parse_progressive_tags
 from shared.rollout.skus import SKU_LIST_URL, VM_SIZE_PATTERN, is_managed_online_sku
 from shared.settings import Settings
 from shared.workspace import WorkspaceRef
@@ -40,6 +41,7 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
     mirror = _integer(tags, "mirror", 0, 0, MAX_MIRROR, problems)
     if mirror and traffic:
         problems.append(f"tag 'mirror'={quoted(tags['mirror'])}: mirror traffic is only allowed with traffic=0")
+    progressive = parse_progressive_tags(tags, traffic, settings, problems)
     plan = RolloutPlan(
         workspace_id=workspace.arm_id,
         endpoint=endpoint,
@@ -52,6 +54,11 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
         instance_count=instance_count,
         traffic=traffic,
         mirror=0 if traffic else mirror,
+        traffic_steps=progressive.traffic_steps,
+        bake_seconds=progressive.bake_seconds,
+        smoke_request=progressive.smoke_request,
+        max_error_rate=progressive.max_error_rate,
+        max_p99_ms=progressive.max_p99_ms,
     )
     return Reject(tuple(problems), plan) if problems else plan
 

@@ -353,7 +353,7 @@ def test_parameters_file_feeds_main_bicep_from_the_azd_environment() -> None:
     values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert set(values) <= set(params), "parameters file names a parameter main.bicep lacks"
     assert {name for name, p in params.items() if p["default"] is None} <= set(values)
-    assert all(re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", v["value"]) for v in values.values())
+    assert all(re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*(=[^}]*)?\}", v["value"]) for v in values.values())
     assert values["amlWorkspaceId"]["value"] == "${AML_WORKSPACE_ID}"
     assert values["deployMode"]["value"] == "${DEPLOY_MODE=plan}"
 
