@@ -34,6 +34,7 @@ class OperationsArea:
     _deployments: dict[str, dict[str, Resource]]
     _keys: dict[str, tuple[str, str]]
     _failing_deployments: set[str]
+    _workspaces: list[Any]  # the other workspaces served on this URL (host only)
     _scripted_outcomes: dict[tuple[str, str | None], list[str]]
     operation_duration_s: float
     poll_interval_s: float
@@ -125,12 +126,15 @@ class OperationsArea:
             self.poll_interval_s = seconds
 
     def wait_idle(self, timeout_s: float = 30.0) -> None:
-        """Block until no endpoint/deployment operation is in progress (raises TimeoutError)."""
+        """Block until no endpoint/deployment operation is in progress, here and in every other workspace served on
+        this URL (:meth:`add_workspace`), so a caller driving several workspaces waits for all (raises TimeoutError)."""
         self._wait_until_ended(
             lambda: [op.ends_at for op in self._operations.values() if not op.done],
             "operations still in progress",
             timeout_s,
         )
+        for sibling in self._workspaces:
+            sibling.wait_idle(timeout_s)
 
     def _wait_until_ended(self, pending: Callable[[], list[float]], what: str, timeout_s: float) -> None:
         """Advance time until ``pending()`` (the end times of what has not ended, read under the lock) is empty."""

@@ -98,6 +98,18 @@ def test_a_deleted_endpoint_name_is_held_for_a_while(
     assert stack.aml.names.holder("eastus", "churn") == stack.aml.workspace_id
 
 
+def test_the_hosts_wait_idle_also_waits_for_the_other_workspaces_operations(
+    stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient
+) -> None:
+    team_b = stack.aml.add_workspace("team-b")
+    team_b.set_operation_duration(0.5)
+    mgmt_client.online_endpoints.begin_create_or_update(RG, "team-b", "credit", _endpoint(), polling=False)
+
+    stack.aml.wait_idle()
+
+    assert team_b.endpoint_state("credit")["properties"]["provisioningState"] == "Succeeded"  # type: ignore[index]
+
+
 # ---------------------------------------------------------------------- required fields, SKUs, mirror
 
 
