@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from devkit import runner
-from devkit.harness import OfflineApp, app_environment, model_registered, monitor_breach
-from devkit.stack import WORKSPACE_ID, DevStack
+from devkit.harness import APP_SETTINGS, OfflineApp, app_environment, model_registered, monitor_breach
+from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
 
 EVENTS = Path(__file__).parents[1] / "tests" / "events"
 CREDIT = {"deploy": "true", "endpoint": "credit"}
@@ -26,6 +31,7 @@ class Timeline:
         self.seen = 0
         self.started = time.monotonic()
         self.states: dict[str, tuple[str, str]] = {}
+        self.ticks = 0
 
     def stamp(self) -> str:
         return f"{time.monotonic() - self.started:6.2f}s"
@@ -47,6 +53,7 @@ class Timeline:
             if not [r for r in self.app.rollouts() if r["state"] in ("pending", "deploying")]:
                 return
             runner.tick()
+            self.ticks += 1
             print(f"{self.stamp()}  tick {tick} reconcile_rollouts")
             self.changes()
             self.published()
@@ -70,7 +77,7 @@ class Timeline:
 
     def traffic(self, endpoint: str) -> None:
         shares = ", ".join(f"{name}={pct}%" for name, pct in sorted(self.app.traffic(endpoint).items()))
-        print(f"{'':8}  endpoint {endpoint} traffic: {shares}")
+        print(f"{'':8}  endpoint {endpoint} traffic: {shares or 'none'}")
 
 
 def _fixture(name: str) -> dict[str, Any]:
@@ -80,6 +87,7 @@ def _fixture(name: str) -> dict[str, Any]:
 
 
 def lifecycle(t: Timeline) -> None:
+    """Lifecycle events become notifications; a foreign workspace's event is ignored."""
     t.section("Lifecycle events become notifications")
     for name in (
         "run_status_changed.eventgrid.camel.json",
@@ -94,6 +102,7 @@ def lifecycle(t: Timeline) -> None:
 
 
 def rollout(t: Timeline) -> None:
+    """Blue/green, a canary, a duplicate event, out-of-order events, tags that break the guardrails."""
     aml = t.app.stack.aml
     t.section("credit v1 registered with deploy=true endpoint=credit: blue/green onto a new endpoint")
     aml.seed_model("credit", 1, tags=CREDIT)
@@ -129,7 +138,77 @@ def rollout(t: Timeline) -> None:
     t.deliver(model_registered("fraud", 3))
 
 
+CHURN = {"deploy": "true", "endpoint": "churn", "instance_type": "Standard_DS2_v2"}
+#: States whose rollout never created an endpoint to read traffic from.
+NO_ENDPOINT = ("rejected", "planned")
+LOG_LINES = 6
+
+
+def failed_deployment(t: Timeline) -> None:
+    """A deployment fails in Azure ML: the reconciler finds it, records why, and keeps its container logs."""
+    aml = t.app.stack.aml
+    t.section("churn v1's deployment fails (its container crashes while loading the model)")
+    aml.seed_model("churn", 1, tags=CHURN)
+    aml.end_next_operations("churn", "churn-v1", state="Failed")  # AML ends the next create of churn-v1 Failed
+    t.deliver(model_registered("churn", 1, eid="evt-churn-1"))
+    t.settle()
+    row = t.app.rollout("churn-v1")
+    print(f"{'':8}  Azure ML sends no event for a failed deployment; the reconciler saw it by polling.")
+    print(f"{'':8}  the ledger row keeps the container logs; the last {LOG_LINES} lines:")
+    for line in row["logs"].rstrip().splitlines()[-LOG_LINES:]:
+        print(f"{'':10}| {line}")
+    print(f"{'':8}  ARM writes it sent: {'; '.join(row['actions'])}")
+    t.traffic("churn")
+
+
+def retry_failed_rollout(t: Timeline) -> None:
+    """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
+    from azure.data.tables import TableClient
+
+    from shared.rollout.ledger import partition_key
+
+    t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
+    key = partition_key(WORKSPACE_ID, "churn")
+    table = os.environ.get("ROLLOUT_TABLE", "rollouts")
+    print(f"{'':8}  1. why: GET /api/rollouts?state=failed has the reason and the container logs (above)")
+    print(f"{'':8}  2. fix the cause (in Azure: the model's dependencies; here AML failed that one operation)")
+    print(f"{'':8}  3. delete the rollout's row: table {table}, PartitionKey {key}, RowKey churn-v1")
+    print(f"{'':8}     (Storage Explorer, or az storage entity delete --table-name {table} ...)")
+    print(f"{'':8}  4. replay its ModelRegistered event (python -m devkit.replay event.json --to <app> --key <key>)")
+    t.app.stack.aml.wait_idle()  # the app deletes the failed deployment; let AML finish that first
+    with TableClient.from_connection_string(t.app.stack.env["AzureWebJobsStorage"], table_name=table) as client:
+        client.delete_entity(key, "churn-v1")
+    t.states.pop("churn-v1", None)
+    t.deliver(model_registered("churn", 1, eid="evt-churn-1"), note="replayed by the operator")
+    t.settle()
+    t.traffic("churn")
+
+
+def plan_mode(t: Timeline) -> None:
+    """DEPLOY_MODE=plan: the app says what it would deploy and writes nothing to Azure ML."""
+    aml = t.app.stack.aml
+    t.section("DEPLOY_MODE=plan (the azd default): pricing v1 is planned, not deployed")
+    aml.seed_model("pricing", 1, tags={"deploy": "true", "endpoint": "pricing"})
+    since = time.time()
+    with app_environment(t.app.stack, DEPLOY_MODE="plan"):
+        t.deliver(model_registered("pricing", 1))
+        runner.tick()
+        t.ticks += 1
+        print(f"{t.stamp()}  tick reconcile_rollouts (plan mode: nothing to advance)")
+    counts = aml.request_counts(since=since)
+    print(
+        f"{'':8}  ARM writes in plan mode: {counts['writes']} (reads: {counts['reads']}, the model's tags); "
+        f"endpoint pricing exists: {aml.endpoint_state('pricing') is not None}"
+    )
+
+
+#: Issue 11 (progressive delivery: metric gates, rollback) adds "a canary rolled back on its metrics" here.
+#: Until its gates exist the demo shows no rollback: it never fakes one.
+PROGRESSIVE_DELIVERY_SCENES: list[Callable[[Timeline], None]] = []
+
+
 def close_the_loop(t: Timeline) -> None:
+    """A model monitor's breach -> retraining job -> pipeline completed -> model registered -> canary."""
     aml = t.app.stack.aml
     t.section(
         "A model monitor's signal breaches its thresholds: retraining -> pipeline completes -> model registered "
@@ -163,54 +242,235 @@ def close_the_loop(t: Timeline) -> None:
 
 
 def resync(t: Timeline) -> None:
+    """A model tagged deploy=true after registration (no event) is found by the resync timer and goes live."""
     aml = t.app.stack.aml
-    t.section("churn v1 tagged deploy=true after registration (Azure ML raises no event): the hourly resync")
-    aml.seed_model("churn", 1, tags={})
-    aml.set_model_tags("churn", 1, {"deploy": "true", "endpoint": "churn"})
+    t.section("upsell v1 tagged deploy=true after registration (Azure ML raises no event): the hourly resync")
+    aml.seed_model("upsell", 1, tags={})
+    aml.set_model_tags("upsell", 1, {"deploy": "true", "endpoint": "upsell"})
     runner.resync()
     print(f"{t.stamp()}  timer resync_models")
     t.changes()
     t.settle()
-    t.traffic("churn")
+    t.traffic("upsell")
 
 
 def status(t: Timeline) -> None:
+    """The rollout ledger, as GET /api/rollouts returns it."""
     t.section("GET /api/rollouts (the ledger, newest first)")
     rows = t.app.rollouts()
     print(f"{'endpoint':<9} {'deployment':<11} {'model':<10} {'state':<11} {'traffic':<8} reason")
     for r in rows:
-        share = t.app.traffic(r["endpoint"]).get(r["deployment"], 0) if r["state"] != "rejected" else 0
+        share = t.app.traffic(r["endpoint"]).get(r["deployment"], 0) if r["state"] not in NO_ENDPOINT else 0
         print(
             f"{r['endpoint']:<9} {r['deployment']:<11} {r['model'] + ':' + r['version']:<10} {r['state']:<11} "
             f"{str(share) + '%':<8} {r['reason'][:70]}"
         )
 
 
-SCENES: list[Callable[[Timeline], None]] = [lifecycle, rollout, close_the_loop, resync, status]
+SCENES: list[Callable[[Timeline], None]] = [
+    lifecycle,
+    rollout,
+    failed_deployment,
+    retry_failed_rollout,
+    plan_mode,
+    *PROGRESSIVE_DELIVERY_SCENES,
+    close_the_loop,
+    resync,
+    status,
+]
+#: What a scene needs to have run before it (``--only`` adds it).
+REQUIRES: dict[str, tuple[str, ...]] = {"retry_failed_rollout": ("failed_deployment",)}
+
+OPERATION_DURATION_S = 0.3
+KEEP_TICK_S = 5.0
+#: Azure ML's own figure: "The deployment creation can take up to 15 minutes, depending on whether the underlying
+#: environment or image is being built for the first time" (learn.microsoft.com/azure/machine-learning/
+#: how-to-deploy-online-endpoints); earlier revisions of the page said about 8-14 minutes.
+AZURE_TIMES = (
+    "Time is compressed. In Azure the reconciler's timer fires once a minute (RECONCILE_SCHEDULE 0 */1 * * * *)\n"
+    'and Azure ML takes minutes to create a managed online deployment: up to about 15 (Azure ML docs, "Deploy and\n'
+    'score a machine learning model by using an online endpoint"). Here every emulated endpoint or deployment\n'
+    "operation takes {op:g} s, and the demo fires the timer as soon as Azure ML is idle."
+)
+SECRET_NAME_PARTS = ("KEY", "SECRET", "HEADER", "PASSWORD", "TOKEN", "SIGNATURE")
 
 
-def main() -> int:
+def masked(name: str, value: str) -> str:
+    """``value`` fit to print: secrets hidden, a connection string's credentials hidden, where it points kept."""
+    if any(part in name.upper() for part in SECRET_NAME_PARTS):
+        return "***" if value else ""
+    if ";" in value and "=" in value:
+        fields = []
+        for field in value.split(";"):
+            key, sep, val = field.partition("=")
+            hidden = any(part in key.upper() for part in SECRET_NAME_PARTS)
+            fields.append(f"{key}{sep}{'***' if hidden and val else val}")
+        return ";".join(fields)
+    return value
+
+
+def short_path(path: str) -> str:
+    """An ARM path without the emulated workspace's long prefix."""
+    lowered = path.lower()
+    for prefix, name in ((WORKSPACE_ID, "{workspace}"), (f"/subscriptions/{SUBSCRIPTION_ID}", "{subscription}")):
+        if lowered.startswith(prefix.lower()):
+            return name + path[len(prefix) :]
+    return path
+
+
+def show_settings(env: dict[str, str]) -> None:
+    print("Settings the app runs with (devkit/harness.py APP_SETTINGS over the stack's own; secrets masked):")
+    for name in [*APP_SETTINGS, *sorted(set(env) - set(APP_SETTINGS) - {"NO_PROXY"}, key=str.lower)]:
+        print(f"  {name:<24} {masked(name, env[name])}")
+
+
+def play(t: Timeline, scene: Callable[[Timeline], None], verbose: bool) -> None:
+    """Run one scene, then say what it cost in ARM requests (and, verbose, list them)."""
+    since = time.time()
+    scene(t)
+    log = t.app.stack.aml.requests(since=since)
+    writes = sum(1 for r in log if r.is_write)
+    print(f"{'':8}  [{scene.__name__}: {len(log) - writes} ARM reads, {writes} ARM writes]")
+    if verbose:
+        for r in log:
+            print(f"{'':10}{r.method:<6} {r.status}  {short_path(r.path)}")
+
+
+def chosen(only: Sequence[str] | None) -> list[Callable[[Timeline], None]]:
+    """The scenes to play, in the demo's order: ``only`` (and what they need), or all."""
+    if not only:
+        return list(SCENES)
+    wanted = set(only)
+    for name in only:
+        wanted.update(REQUIRES.get(name, ()))
+    return [scene for scene in SCENES if scene.__name__ in wanted]
+
+
+def _parser() -> argparse.ArgumentParser:
+    scenes = "\n".join(f"  {s.__name__:<22} {(s.__doc__ or '').strip().splitlines()[0]}" for s in SCENES)
+    parser = argparse.ArgumentParser(
+        prog="python -m devkit.demo",
+        description=(
+            "The whole flow offline: the unchanged app against local stand-ins for Azure ML, Event Grid and "
+            "Storage, printed as a timeline. Stops everything it started, also on Ctrl-C."
+        ),
+        epilog=f"scenes, in order:\n{scenes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SCENE",
+        choices=[s.__name__ for s in SCENES],
+        help="play only this scene (repeatable; a scene's prerequisites are added)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="list each scene's ARM requests")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack running after the scenes, print how to reach it and replay events into it; Ctrl-C ends",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     # The timeline shows every outcome; the console only needs what went wrong.
     console = logging.StreamHandler()
     console.setLevel(logging.ERROR)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
+    try:
+        return _run(args)
+    except KeyboardInterrupt as interrupt:
+        # DevStack's exit (and every context above) has already run: nothing the demo started is left.
+        cause = str(interrupt) or "Ctrl-C"  # DevStack turns SIGTERM into KeyboardInterrupt("signal 15")
+        print(f"\nInterrupted ({cause}): stopped everything the demo started.", flush=True)
+        return 130
+    finally:
+        logging.getLogger().removeHandler(console)
+
+
+def _run(args: argparse.Namespace) -> int:
     print(
         "Starting the offline stack: AML emulator (HTTPS), managed-identity token endpoint, "
-        "Event Grid sink, Azurite ..."
+        "Event Grid sink, Azurite ...",
+        flush=True,
     )
-    with DevStack(operation_duration_s=0.3) as stack, app_environment(stack):
+    with DevStack(operation_duration_s=OPERATION_DURATION_S) as stack, app_environment(stack):
         print(f"  ARM (AML emulator) {stack.aml.url}   Event Grid sink {stack.sink.endpoint}")
+        show_settings({**stack.env, **APP_SETTINGS})
+        print(AZURE_TIMES.format(op=stack.aml.operation_duration_s))
         timeline = Timeline(OfflineApp(stack))
-        for scene in SCENES:
-            scene(timeline)
+        for scene in chosen(args.only):
+            play(timeline, scene, args.verbose)
         counts = stack.aml.request_counts()
+        creates = len(stack.aml.requests(method="PUT", path_contains="/deployments/"))
         print(
             f"\nARM requests in total: {counts['reads']} reads, {counts['writes']} writes; "
             f"notifications published: {len(stack.sink.events)}"
         )
+        print(
+            f"Timer ticks: {timeline.ticks} (in Azure {timeline.ticks} min of ticks alone); deployment PUTs: {creates} "
+            f"(up to about 15 min each in Azure, {stack.aml.operation_duration_s:g} s here); "
+            f"this run: {time.monotonic() - timeline.started:.1f} s"
+        )
+        if args.keep:
+            keep(timeline)
     print("Stopped everything the demo started.")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- --keep
+
+REPLAY_EXAMPLE = "tests/events/model_registered.eventgrid.camel.json"
+
+
+def attach_settings(env: dict[str, str]) -> dict[str, Any]:
+    """A local.settings.json body describing this stack, for ``python -m devkit.replay --attach FILE``."""
+    return {"IsEncrypted": False, "Values": dict(env)}
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def keep(t: Timeline, tick_s: float = KEEP_TICK_S) -> None:
+    """Leave the stack up: write how to attach to it, print its URLs, fire the timer every ``tick_s`` until Ctrl-C."""
+    stack = t.app.stack
+    folder = Path(tempfile.mkdtemp(prefix="devkit-demo-"))
+    try:
+        attach = folder / "devkit.settings.json"
+        # Owner-only: it holds the stack's throwaway keys (never printed), which a replay needs to attach.
+        fd = os.open(attach, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(attach_settings(stack.env), out, indent=2)
+        print("\n== The stack stays up (--keep); Ctrl-C stops it")
+        print(f"  ARM (AML emulator)  {stack.aml.url}   (its state: {stack.aml.url}/_emulator/state)")
+        print(f"  token endpoint      {stack.env['IDENTITY_ENDPOINT']}")
+        print(f"  Event Grid sink     {stack.sink.endpoint}   ({len(stack.sink.events)} events received so far)")
+        print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
+        print(f"  attach file         {attach}   (the stack's settings and keys; owner-only, deleted on exit)")
+        print("Replay events into it from another terminal, in the repository's folder:")
+        print(f"  .venv/bin/python -m devkit.replay --attach {attach} {REPLAY_EXAMPLE}")
+        print("  (--attach registers the models the events name in the emulator and points the events at its")
+        print("  workspace, as --offline does; --offline would start a stack of its own instead)")
+        print(f"This process fires the reconciler's timer every {tick_s:g} s (Azure: each minute), printing changes.")
+        sys.stdout.flush()
+        while True:
+            _pause(tick_s)
+            before, published = dict(t.states), len(t.app.published())
+            runner.tick()
+            t.ticks += 1
+            rows = t.app.rollouts()
+            if len(t.app.published()) > published or any(
+                before.get(r["deployment"]) != (r["state"], r["reason"]) for r in rows
+            ):
+                print(f"{t.stamp()}  tick reconcile_rollouts")
+            t.changes()
+            t.published()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

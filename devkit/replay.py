@@ -3,6 +3,7 @@
     python -m devkit.replay tests/events/run_status_changed.eventgrid.camel.json
     python -m devkit.replay --offline tests/events/model_registered.*.json   # against the local emulators
     python -m devkit.replay --to http://localhost:7071 my-event.json          # to `func start`
+    python -m devkit.replay --attach FILE my-event.json   # into `python -m devkit.demo --keep`'s running dev kit
 
 A file holds a JSON array of events exactly as Event Grid delivers them, in either schema; a single
 object (as the app logs a failed event, or one element of a dead-letter blob) is accepted too. An
@@ -10,7 +11,9 @@ invocation that raises is redelivered, as Event Grid would, up to --max-deliveri
 
 In-process runs read local.settings.json "Values" as `func start` does (environment variables win).
 --offline starts the dev kit and points only what must be local at it, saying so one line per setting;
-then it runs the reconciler until the rollouts settle and prints their timeline.
+then it runs the reconciler until the rollouts settle and prints their timeline. --attach does the same against
+a dev kit that is already running (the kept demo's, whose timer advances the rollouts), described by the file
+`python -m devkit.demo --keep` prints.
 
 Exit codes: 0 every event handled; 1 a delivery failed, was rejected, was redelivered until it gave up,
 or (--offline) a rollout ended failed; 2 a bad file, setting or option (nothing was delivered).
@@ -23,11 +26,12 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +63,9 @@ OFFLINE_REASONS = {
 #: Settings --offline blanks: they would reach a real service.
 OFFLINE_BLANKED = {"NOTIFY_WEBHOOK_URL": "notifications must not reach your real webhook"}
 ACTIVE_STATES = ("pending", "deploying")
+#: What a --attach file must hold: where the running dev kit's emulator is, its CA, and its workspace.
+ATTACH_NEEDS = ("AZUREML_DEV_URL_MFE", "REQUESTS_CA_BUNDLE", "AML_ALLOWED_WORKSPACES")
+ATTACH_HINT = "start `python -m devkit.demo --keep` and pass the file it prints (it goes away when the demo stops)"
 
 
 class InputError(ValueError):
@@ -244,8 +251,10 @@ def _settings(args: argparse.Namespace) -> None:
     print(f"settings: {len(loaded.applied) + len(loaded.skipped)} values from {loaded.path}{note}", flush=True)
 
 
-def offline_env(user: Mapping[str, str], stack_env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The environment --offline applies on top of ``user``'s, and one line per user setting it overrides."""
+def offline_env(
+    user: Mapping[str, str], stack_env: Mapping[str, str], label: str = "offline"
+) -> tuple[dict[str, str], list[str]]:
+    """The environment --offline (or --attach) applies on top of ``user``'s, and one line per setting it overrides."""
     from devkit.harness import APP_SETTINGS
     from devkit.stack import CONFLICTING_ENV
 
@@ -255,16 +264,16 @@ def offline_env(user: Mapping[str, str], stack_env: Mapping[str, str]) -> tuple[
     notes = []
     for name, reason in {**OFFLINE_REASONS, **OFFLINE_BLANKED}.items():
         if user.get(name) and user[name] != env.get(name):
-            notes.append(f"offline: overriding your {name}: {reason}")
+            notes.append(f"{label}: overriding your {name}: {reason}")
     for name in CONFLICTING_ENV:
         if user.get(name):
             notes.append(
-                f"offline: ignoring your {name}: it would keep DefaultAzureCredential from the dev kit's tokens"
+                f"{label}: ignoring your {name}: it would keep DefaultAzureCredential from the dev kit's tokens"
             )
     mode = user.get("DEPLOY_MODE") or env.get("DEPLOY_MODE")
     if mode != "apply":
         notes.append(
-            f"offline: DEPLOY_MODE={mode} (yours): rollouts are recorded, not applied; "
+            f"{label}: DEPLOY_MODE={mode} (yours): rollouts are recorded, not applied; "
             "set DEPLOY_MODE=apply to see them deploy"
         )
     return env, notes
@@ -288,19 +297,73 @@ def _offline(events: Sequence[dict[str, Any]]) -> Iterator[Any]:
         with applied_env(env, unset=CONFLICTING_ENV):
             reset_production_deps()
             try:
-                for event in events:
-                    data = event.get("data") or {}
-                    name = data.get("modelName") or data.get("ModelName")
-                    version = data.get("modelVersion") or data.get("ModelVersion")
-                    if name and version is not None:
-                        tags = data.get("modelTags") or data.get("ModelTags") or {}
-                        stack.aml.seed_model(name, str(version), tags=tags)
-                    for key in ("topic", "source"):
-                        if key in event:
-                            event[key] = WORKSPACE_ID
+                _retarget(
+                    events, WORKSPACE_ID, lambda name, version, tags: stack.aml.seed_model(name, version, tags=tags)
+                )
                 yield OfflineApp(stack)
             finally:
                 reset_production_deps()
+
+
+def _retarget(
+    events: Sequence[dict[str, Any]], workspace_id: str, seed: Callable[[str, str, dict[str, str]], object]
+) -> None:
+    """Register the models the ModelRegistered events name (with their tags), and point the events at the dev kit."""
+    for event in events:
+        data = event.get("data") or {}
+        name = data.get("modelName") or data.get("ModelName")
+        version = data.get("modelVersion") or data.get("ModelVersion")
+        if name and version is not None:
+            seed(name, str(version), dict(data.get("modelTags") or data.get("ModelTags") or {}))
+        for key in ("topic", "source"):
+            if key in event:
+                event[key] = workspace_id
+
+
+def attach_values(path: str | Path) -> dict[str, str]:
+    """The running dev kit's settings from an --attach file; ``InputError`` names the file, the problem and the fix."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such file; {ATTACH_HINT}")
+    values = local_settings.read_values(file)
+    missing = [name for name in ATTACH_NEEDS if not values.get(name)]
+    if missing:
+        raise InputError(f"{path}: not a dev kit's settings ({', '.join(missing)} missing); {ATTACH_HINT}")
+    return values
+
+
+def _seed_remote(values: Mapping[str, str], name: str, version: str, tags: dict[str, str]) -> None:
+    """Register a model in the running emulator through its control API (``POST /_emulator/models``)."""
+    url = values["AZUREML_DEV_URL_MFE"].rstrip("/") + "/_emulator/models"
+    body = json.dumps({"name": name, "version": version, "tags": tags}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        context = ssl.create_default_context(cafile=values["REQUESTS_CA_BUNDLE"])
+        with urllib.request.urlopen(request, timeout=10, context=context):
+            pass
+    except (OSError, ssl.SSLError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise InputError(f"cannot reach the dev kit's emulator at {url} ({reason}); {ATTACH_HINT}") from None
+
+
+@contextlib.contextmanager
+def _attached(events: Sequence[dict[str, Any]], path: str) -> Iterator[None]:
+    """Point the app at a dev kit that is already running, as --offline would, and register the events' models there."""
+    from devkit.stack import CONFLICTING_ENV, applied_env
+    from shared.deps import reset_production_deps
+
+    values = attach_values(path)
+    env, notes = offline_env(dict(os.environ), values, label="attach")
+    print(f"attach: delivering into the dev kit at {values['AZUREML_DEV_URL_MFE']}", flush=True)
+    for note in notes:
+        print(note)
+    with applied_env(env, unset=CONFLICTING_ENV):
+        reset_production_deps()
+        try:
+            _retarget(events, values["AML_ALLOWED_WORKSPACES"], lambda *model: _seed_remote(values, *model))
+            yield None
+        finally:
+            reset_production_deps()
 
 
 def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
@@ -349,6 +412,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run in-process against the dev kit's emulators (retargets events to its workspace)",
     )
+    parser.add_argument(
+        "--attach",
+        metavar="FILE",
+        help="deliver into a dev kit that is running already: the settings file `python -m devkit.demo --keep` prints",
+    )
     parser.add_argument("--settings", metavar="FILE", help=f"settings file instead of ./{local_settings.FILE_NAME}")
     parser.add_argument("--max-deliveries", type=int, default=3, help="bounded redelivery of a raising invocation")
     parser.add_argument("--max-ticks", type=int, default=10, help="--offline: reconciler ticks to wait for rollouts")
@@ -361,6 +429,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        targets = [
+            option for option, on in (("--to", args.to), ("--offline", args.offline), ("--attach", args.attach)) if on
+        ]
+        if len(targets) > 1:
+            raise InputError(f"{' and '.join(targets)} exclude each other; pick one place to deliver to")
         events = [event for path in args.files for event in read_events(path)]
         if args.to:
             posted = post_to_host(args.to, events, key=args.key, max_deliveries=args.max_deliveries)
@@ -394,7 +467,12 @@ def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
     with _console(level) as console:
         reset_production_deps()
         try:
-            with _offline(events) if args.offline else contextlib.nullcontext() as app:
+            target: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if args.offline:
+                target = _offline(events)
+            elif args.attach:
+                target = _attached(events, args.attach)
+            with target as app:
                 deliveries = runner.deliver(events, max_attempts=args.max_deliveries)
                 failed = 0
                 for delivery in deliveries:

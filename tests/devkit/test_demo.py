@@ -1,0 +1,228 @@
+"""``make demo``: its scenes as a user reads them, its options, --keep with a replay attached, and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import pytest
+
+from devkit import demo
+from devkit.azurite import ACCOUNT_KEY
+from devkit.stack import DevStack
+
+ROOT = Path(__file__).parents[2]
+
+
+class RecordingStack(DevStack):
+    """The demo's own DevStack, remembering its settings and processes so a test can check they were stopped."""
+
+    started: ClassVar[list[RecordingStack]] = []
+
+    def start(self) -> RecordingStack:
+        super().start()
+        self.seen_env = dict(self.env)
+        self.seen_ports = [urlsplit(self.aml.url).port, urlsplit(self.sink.endpoint).port]
+        self.seen_azurite_pid = self.azurite._process.pid  # type: ignore[union-attr]
+        RecordingStack.started.append(self)
+        return self
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStack]:
+    RecordingStack.started = []
+    monkeypatch.setattr(demo, "DevStack", RecordingStack)
+    return RecordingStack.started
+
+
+def _listening(port: int | None) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return port is not None and probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie still answers kill(0)
+        with open(f"/proc/{pid}/stat") as proc:
+            return proc.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _assert_stopped(stack: RecordingStack) -> None:
+    assert not _alive(stack.seen_azurite_pid), "Azurite outlived the demo"
+    assert not any(_listening(port) for port in stack.seen_ports), "an emulator still listens"
+
+
+def _assert_environ_restored(stack: RecordingStack, before: dict[str, str]) -> None:
+    # (importing azure.ai.ml sets AZUREML_CURRENT_CLOUD itself; only what the demo applied must be undone)
+    for name in [*stack.seen_env, *demo.APP_SETTINGS]:
+        assert os.environ.get(name) == before.get(name), name
+
+
+def _secrets(stack: RecordingStack) -> list[str]:
+    return [stack.seen_env["IDENTITY_HEADER"], stack.seen_env["NOTIFY_TOPIC_KEY"], ACCOUNT_KEY]
+
+
+def test_help_exits_0_and_lists_every_scene_and_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for scene in demo.SCENES:
+        assert re.search(rf"^  {scene.__name__} +\S", out, re.MULTILINE), scene.__name__
+    for option in ("--only SCENE", "--verbose", "--keep"):
+        assert option in out
+
+
+def test_only_adds_what_a_scene_needs_and_keeps_the_demo_order() -> None:
+    assert [s.__name__ for s in demo.chosen(["status", "retry_failed_rollout"])] == [
+        "failed_deployment",
+        "retry_failed_rollout",
+        "status",
+    ]
+    assert demo.chosen(None) == demo.SCENES
+
+
+def test_an_unknown_scene_is_refused_with_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--only", "rolback"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'rolback'" in capsys.readouterr().err
+
+
+def test_masked_hides_secrets_and_connection_string_keys_but_keeps_where_they_point() -> None:
+    assert demo.masked("NOTIFY_TOPIC_KEY", "s3cret") == "***"
+    assert demo.masked("IDENTITY_HEADER", "abc") == "***"
+    assert demo.masked("DEPLOY_MODE", "apply") == "apply"
+    connection = f"DefaultEndpointsProtocol=http;AccountName=dev;AccountKey={ACCOUNT_KEY};TableEndpoint=http://h:1/dev;"
+    shown = demo.masked("AzureWebJobsStorage", connection)
+    assert ACCOUNT_KEY not in shown
+    assert "AccountKey=***" in shown and "TableEndpoint=http://h:1/dev" in shown
+    assert "sig=abc" not in demo.masked("X", "BlobEndpoint=https://a;SharedAccessSignature=sv=1&sig=abc")
+
+
+@pytest.mark.integration
+def test_the_whole_demo_shows_failure_recovery_and_plan_mode(
+    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ_before = dict(os.environ)
+
+    assert demo.main(["--verbose"]) == 0
+
+    out = capsys.readouterr().out
+    [stack] = recording
+    # the settings it runs with, secrets masked
+    assert re.search(r"^  DEPLOY_MODE +apply$", out, re.MULTILINE)
+    assert re.search(r"^  NOTIFY_TOPIC_KEY +\*\*\*$", out, re.MULTILINE)
+    assert "AccountKey=***" in out
+    assert not [secret for secret in _secrets(stack) if secret in out]
+    # Azure's times beside the compressed ones
+    assert "once a minute" in out and "up to about 15" in out and "takes 0.3 s" in out
+    # the failed deployment: the reconciler finds it, the container logs are shown from the ledger row
+    failed = out[out.index("churn v1's deployment fails") : out.index("The operator retries churn v1")]
+    assert "churn/churn-v1: failed - deployment churn-v1 ended Failed" in failed
+    assert re.search(r"^ +\| ModuleNotFoundError: No module named 'sklearn'$", failed, re.MULTILINE)
+    assert "published AmlEvents.Rollout.Failed" in failed
+    # the recovery: the documented retry brings it live
+    retry = out[out.index("The operator retries churn v1") : out.index("DEPLOY_MODE=plan (the azd default)")]
+    assert "delete the rollout's row: table rollouts, PartitionKey mlw-devkit~" in retry
+    assert "(replayed by the operator)" in retry
+    assert "churn/churn-v1: live - serving 100% of traffic" in retry
+    assert "endpoint churn traffic: churn-v1=100%" in retry
+    # plan mode: what would be deployed, nothing written
+    plan = out[out.index("DEPLOY_MODE=plan (the azd default)") : out.index("[plan_mode:")]
+    assert "planned: DEPLOY_MODE=plan: would deploy 1 x Standard_DS3_v2 to pricing/pricing-v1" in plan
+    assert "ARM writes in plan mode: 0 " in plan and "endpoint pricing exists: False" in plan
+    assert "[plan_mode: 1 ARM reads, 0 ARM writes]" in out
+    # --verbose: each scene's ARM requests, paths shortened
+    assert re.search(r"^ +PUT +201  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1$", out, re.MULTILINE)
+    assert re.search(r"^ +POST +200  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1/getLogs$", out, re.M)
+    # the ledger at the end holds both new rollouts
+    assert re.search(r"^churn +churn-v1 +churn:1 +live +100%", out, re.MULTILINE)
+    assert re.search(r"^pricing +pricing-v1 +pricing:1 +planned +0%", out, re.MULTILINE)
+    assert out.rstrip().endswith("Stopped everything the demo started.")
+    _assert_stopped(stack)
+    _assert_environ_restored(stack, environ_before)
+
+
+@pytest.mark.integration
+def test_ctrl_c_mid_scene_prints_one_line_and_stops_everything(
+    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ_before = dict(os.environ)
+
+    def interrupted(past_due: bool = False) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the main thread, here in the reconciler's first tick
+
+    monkeypatch.setattr(demo.runner, "tick", interrupted)
+
+    assert demo.main(["--only", "failed_deployment"]) == 130
+
+    out, err = capsys.readouterr()
+    assert "event  ModelRegistered       models/churn:1" in out  # the scene had started
+    assert out.rstrip().splitlines()[-1] == "Interrupted (Ctrl-C): stopped everything the demo started."
+    assert "Traceback" not in out + err
+    _assert_stopped(recording[0])
+    _assert_environ_restored(recording[0], environ_before)
+
+
+@pytest.mark.integration
+def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_it(
+    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_environ = dict(os.environ)  # what a second terminal would have: none of the demo's settings
+    printed: list[str] = []
+    seen: dict[str, Any] = {}
+
+    def pause(seconds: float) -> None:
+        printed.append(capsys.readouterr().out)
+        text = "".join(printed)
+        if "replay" not in seen:
+            attach = Path(re.search(r"--attach (\S+) ", text).group(1))  # type: ignore[union-attr]
+            seen["attach"], seen["mode"] = attach, stat.S_IMODE(attach.stat().st_mode)
+            seen["replay"] = subprocess.run(
+                [sys.executable, "-m", "devkit.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
+                cwd=ROOT,
+                env=user_environ,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            return
+        if "credit-risk/credit-risk-v2-v1: live" in text or len(printed) > 60:
+            raise KeyboardInterrupt
+        time.sleep(0.2)
+
+    monkeypatch.setattr(demo, "_pause", pause)
+
+    assert demo.main(["--keep", "--only", "plan_mode"]) == 130
+
+    out = "".join(printed) + capsys.readouterr().out
+    [stack] = recording
+    replay = seen["replay"]
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "attach: delivering into the dev kit at https://127.0.0.1:" in replay.stdout
+    assert "rollout credit-risk/credit-risk-v2-v1: deploying" in replay.stdout
+    # the kept stack's URLs, and its timer carried the replayed rollout to live
+    assert f"ARM (AML emulator)  {stack.seen_env['AZUREML_DEV_URL_MFE']}" in out
+    assert f"Event Grid sink     {stack.seen_env['NOTIFY_TOPIC_ENDPOINT']}" in out
+    assert "credit-risk/credit-risk-v2-v1: live - serving 100% of traffic" in out
+    assert "published AmlEvents.Rollout.Live: Rollout of credit_risk.v2:1" in out
+    assert not [secret for secret in _secrets(stack) if secret in out]
+    assert seen["mode"] == 0o600
+    assert not seen["attach"].exists(), "the attach file outlived the demo"
+    assert out.rstrip().splitlines()[-1] == "Interrupted (Ctrl-C): stopped everything the demo started."
+    _assert_stopped(stack)
