@@ -56,7 +56,7 @@ def rollout_notification(
     """
     plan = rollout.plan
     workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
-    default_kind, default_severity = NOTIFY_ON[state]
+    default_kind, default_severity = NOTIFY_ON.get(state, (OPERATOR_ACTION, "info"))
     kind, severity = kind or default_kind, severity or default_severity
     retries = sum(1 for entry in rollout.progress.history if entry.get("action") == "retry")
     source = rollout.event_ids[0] if rollout.event_ids else plan.deployment
