@@ -46,3 +46,16 @@ def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
 
     code, body = status(req.params, production_deps())
     return func.HttpResponse(body, status_code=code, mimetype="application/json")
+
+
+@app.function_name("rollout_control")
+@app.route(route="rollouts/{endpoint}/{deployment}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def rollout_control(req: func.HttpRequest) -> func.HttpResponse:
+    """Operator actions on one rollout: promote, rollback, abort, retry, pause, resume (docs/operations.md)."""
+    from shared.controls import operator_action
+
+    route = req.route_params
+    code, body = operator_action(
+        route["endpoint"], route["deployment"], route["action"], req.get_body(), dict(req.headers), production_deps()
+    )
+    return func.HttpResponse(body, status_code=code, mimetype="application/json")

@@ -1,7 +1,8 @@
 """A stand-in for "the deployed app plus Event Grid", so the live target's code path can run against the dev kit.
 
 ``HostedApp`` serves the unchanged app's functions over HTTP the way the Functions host exposes them
-(``GET /api/rollouts`` behind a function key, ``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
+(``GET /api/rollouts`` and ``POST /api/rollouts/{endpoint}/{deployment}/{action}`` behind a function key,
+``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
 key, ``POST /admin/functions/{timer}`` behind the master key when one is given), forwards what the AML emulator
 publishes to that webhook as Event Grid would, and fires the reconciler's timer on a short period. Point a
 ``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
@@ -83,6 +84,13 @@ class HostedApp:
                 return Response(401)
             params = {k: v for k, v in request.query.items() if k != "code"}
             code, body = runner.get_status(params)
+            return Response(code, body)
+        parts = request.path.split("/")
+        if request.method == "POST" and len(parts) == 6 and parts[1:3] == ["api", "rollouts"]:
+            key = request.headers.get("x-functions-key") or request.query.get("code")
+            if key != self.function_key:
+                return Response(401)
+            code, body = runner.control(parts[3], parts[4], parts[5], request.body, dict(request.headers))
             return Response(code, body)
         if request.method == "POST" and request.path.lower() == "/runtime/webhooks/eventgrid":
             if request.query.get("code") != self.eventgrid_key:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from devkit import runner
 from devkit.stack import WORKSPACE_ID, DevStack, applied_env
-from shared import events
+from shared import clock, events
 from shared.deps import reset_production_deps
 
 #: App settings the offline app runs with, on top of what the stack points at itself.
@@ -209,6 +210,28 @@ class OfflineApp:
                 return ticks
             self.tick()
         raise AssertionError(f"rollouts still active after {max_ticks} ticks: {self.rollouts()}")
+
+    def control(self, deployment: str, action: str, reason: str = "", endpoint: str = "credit") -> tuple[int, Any]:
+        """An operator action through the HTTP function (``POST /api/rollouts/{endpoint}/{deployment}/{action}``)."""
+        body = json.dumps({"reason": reason}).encode() if reason else b""
+        return runner.control(endpoint, deployment, action, body)
+
+    @contextlib.contextmanager
+    def emulated_time(self, start: dt.datetime | None = None) -> Iterator[None]:
+        """Freeze the emulator's clock (at ``start``, else now) and make the app read it: bakes take no wall time.
+
+        Move time with ``advance(seconds)``. Afterwards the emulator's clock runs again from where it was.
+        """
+        aml = self.stack.aml
+        aml.set_clock(start, frozen=True)
+        with clock.following(lambda: dt.datetime.fromtimestamp(aml.clock_now(), dt.UTC)):
+            try:
+                yield
+            finally:
+                aml.set_clock(frozen=False)
+
+    def advance(self, seconds: float) -> None:
+        self.stack.aml.advance_clock(seconds)
 
     def rollouts(self, **filters: str) -> list[dict[str, Any]]:
         status, body = runner.get_status(filters)

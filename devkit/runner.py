@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 EVENT_FUNCTION = "on_aml_event"
 TIMER_FUNCTION = "reconcile_rollouts"
 STATUS_FUNCTION = "rollout_status"
+CONTROL_FUNCTION = "rollout_control"
 RESYNC_FUNCTION = "resync_models"
 
 
@@ -113,6 +114,21 @@ def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """Call ``rollout_status`` as ``GET /api/rollouts`` and return (status code, parsed JSON)."""
     request = func.HttpRequest("GET", "http://localhost/api/rollouts", params=dict(params or {}), body=b"")
     response = _functions()[STATUS_FUNCTION](request)
+    return response.status_code, json.loads(response.get_body() or b"null")
+
+
+def control(
+    endpoint: str, deployment: str, action: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    """Call ``rollout_control`` as ``POST /api/rollouts/{endpoint}/{deployment}/{action}``: (status, parsed JSON)."""
+    request = func.HttpRequest(
+        "POST",
+        f"http://localhost/api/rollouts/{endpoint}/{deployment}/{action}",
+        headers=dict(headers or {}),
+        route_params={"endpoint": endpoint, "deployment": deployment, "action": action},
+        body=body,
+    )
+    response = _functions()[CONTROL_FUNCTION](request)
     return response.status_code, json.loads(response.get_body() or b"null")
 
 

@@ -44,7 +44,7 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
             State.REJECTED,
             f"invalid tags, nothing was written to Azure ML: {decision.reason}",
         )
-    if not settings.applies_changes:
+    if not settings.records_rollouts:
         return _record_final(
             deps,
             event.id,

@@ -22,8 +22,9 @@ param amlWorkspaceId string
 @allowed([
   'plan'
   'apply'
+  'hold'
 ])
-@description('plan records and notifies what the app would do and writes nothing to Azure ML; apply deploys, retrains and registers models. Start with plan.')
+@description('plan records and notifies what the app would do and writes nothing to Azure ML; apply deploys, retrains and registers models; hold is the kill switch: events and rollouts are still recorded, the reconciler still reads AML and Azure Monitor and notifies, but no write goes to Azure ML (no deployment, traffic change, smoke test, rollback or cleanup delete, no retraining or registration) until the mode is apply again, when rollouts resume where they were. Start with plan.')
 param deployMode string = 'plan'
 
 @description('Filter: when set, every model whose stage tag differs from it (case-insensitively), or that has no stage tag, is skipped. Empty: the stage tag is ignored.')

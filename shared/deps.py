@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import utc_now
 from shared.credential import get_credential
@@ -30,6 +30,10 @@ class Deps:
     aml: Callable[[WorkspaceRef], AmlGateway]
     table: Callable[[str], TableStore]
     clock: Callable[[], dt.datetime] = utc_now
+    #: The smoke test's scoring client per workspace gateway, and the Azure Monitor reader per workspace
+    #: (issue 11). None: built on first use from the app's credential.
+    smoke: Callable[[AmlGateway], Any] | None = None
+    metrics: Callable[[WorkspaceRef], Any] | None = None
 
 
 @functools.cache

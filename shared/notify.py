@@ -51,6 +51,16 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.CleanupFailed",
     "AmlEvents.Rollout.TrafficDrift",
     "AmlEvents.Rollout.TrafficRestored",
+    "AmlEvents.Rollout.Baking",
+    "AmlEvents.Rollout.RolledBack",
+    "AmlEvents.Rollout.Aborted",
+    "AmlEvents.Rollout.SmokeTestPassed",
+    "AmlEvents.Rollout.SmokeTestFailed",
+    "AmlEvents.Rollout.StepPromoted",
+    "AmlEvents.Rollout.GateInconclusive",
+    "AmlEvents.Rollout.Paused",
+    "AmlEvents.Rollout.Resumed",
+    "AmlEvents.Rollout.OperatorAction",
 )
 _ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
 

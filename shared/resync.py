@@ -90,7 +90,7 @@ def _resync_workspace(deps: Deps, workspace: WorkspaceRef, seen: set[tuple[str, 
         if isinstance(decision, Reject):
             reason = f"invalid tags, nothing was written to Azure ML: {decision.reason}"
             lines.append(_record(deps, model, decision.plan, State.REJECTED, reason))
-        elif not settings.applies_changes:
+        elif not settings.records_rollouts:
             reason = (
                 f"DEPLOY_MODE=plan: would deploy {decision.instance_count} x {decision.instance_type} "
                 f"to {decision.endpoint}/{decision.deployment} with {decision.traffic}% traffic ({STARTED_BY_RESYNC})"

@@ -17,7 +17,7 @@ from shared.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
 
-DEPLOY_MODES = ("plan", "apply")
+DEPLOY_MODES = ("plan", "apply", "hold")
 #: Azure ML job statuses (``JobStatus`` in the 2023-04-01 API, compared case-insensitively).
 RUN_STATUSES = (
     "notstarted",
@@ -101,6 +101,12 @@ class Settings:
     def applies_changes(self) -> bool:
         """True when the app may write to Azure ML (``DEPLOY_MODE=apply``)."""
         return self.deploy_mode == "apply"
+
+    @property
+    def records_rollouts(self) -> bool:
+        """True when tagged models become rollouts to carry out (``apply``, or ``hold``: the kill switch records
+        them and the engine reads and notifies, but sends no write until the mode is ``apply`` again)."""
+        return self.deploy_mode in ("apply", "hold")
 
     def allows(self, workspace: WorkspaceRef) -> bool:
         """Is ``workspace`` on the allowlist? Compared case-insensitively; empty allows nothing."""

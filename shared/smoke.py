@@ -42,6 +42,8 @@ DEPLOYMENT_HEADER = "azureml-model-deployment"
 #: The audience of Entra tokens for scoring AADToken endpoints.
 INFERENCE_SCOPE = "https://ml.azure.com/.default"
 EXCERPT_BYTES = 512
+#: The reason of a smoke call cut short by the caller's time budget (not a verdict: it is sent again).
+UNFINISHED = "smoke test not finished within this pass's time budget; sent again next pass"
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,12 @@ class SmokeTester:
             return f"Bearer {self._credential.get_token(INFERENCE_SCOPE).token}"
         raise ValueError(f"endpoint {endpoint}: authMode {target.auth_mode!r} is not supported by the smoke test")
 
-    def run(self, endpoint: str, deployment: str, sample: SmokeSample) -> SmokeResult:
-        """POST ``sample`` to ``deployment`` alone. A network failure is retryable; any answer is classified."""
+    def run(self, endpoint: str, deployment: str, sample: SmokeSample, wait_s: float | None = None) -> SmokeResult:
+        """POST ``sample`` to ``deployment`` alone. A network failure is retryable; any answer is classified.
+
+        ``wait_s`` (at most the timeout) bounds how long this call waits, to fit the caller's time budget; no
+        answer within a ``wait_s`` shorter than the timeout is ``None``'s status with ``skipped`` set: try again.
+        """
         # requests on first use, not at import: keeps cold start light.
         import requests
 
@@ -222,12 +228,13 @@ class SmokeTester:
             DEPLOYMENT_HEADER: deployment,
         }
         session = self._session or requests.Session()
+        wait = self._timeout_s if wait_s is None else max(0.1, min(wait_s, self._timeout_s))
         started = time.monotonic()
         try:
-            response = session.post(
-                target.scoring_uri, data=sample.body.encode(), headers=headers, timeout=self._timeout_s
-            )
+            response = session.post(target.scoring_uri, data=sample.body.encode(), headers=headers, timeout=wait)
         except requests.Timeout:
+            if wait < self._timeout_s:
+                return SmokeResult(False, None, "", time.monotonic() - started, UNFINISHED, skipped=True)
             return classify(None, b"", time.monotonic() - started, self._timeout_s)
         except requests.ConnectionError as err:
             raise RetryableError(f"smoke request to {endpoint}/{deployment} could not connect: {err}") from err

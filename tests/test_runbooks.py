@@ -182,3 +182,44 @@ def test_retry_without_the_controls_deletes_the_ledger_row_and_the_resync_brings
     assert again["eventIds"] == ["resync:credit_risk:7"]
     assert again["state"] in ("pending", "deploying", "live")
     assert WORKSPACE_ID.lower() == again["workspace"].lower()
+
+
+def control(url: str, endpoint: str, deployment: str, action: str, reason: str = "") -> tuple[int, dict[str, Any]]:
+    """``curl -X POST -H "x-functions-key: $KEY" -d '{"reason": ...}' "$URL/api/rollouts/{e}/{d}/{action}"``."""
+    response = requests.post(
+        f"{url}/api/rollouts/{endpoint}/{deployment}/{action}",
+        headers={"x-functions-key": FUNCTION_KEY, "Content-Type": "application/json"},
+        json={"reason": reason} if reason else None,
+        timeout=60,
+    )
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+@pytest.mark.integration
+def test_the_kill_switch_holds_every_rollout_and_the_controls_steer_one_over_http(hosted: Any, stack: DevStack) -> None:
+    stack.aml.seed_model("credit_risk", 7, tags={"deploy": "true", "endpoint": "credit"})
+    with app_environment(stack, DEPLOY_MODE="hold"):
+        runner.deliver([model_registered("credit_risk", 7, eid="evt-held")])
+        runner.tick()
+        (held,) = status(hosted.url, endpoint="credit")["rollouts"]
+        assert held["state"] == "pending" and "DEPLOY_MODE=hold" in held["reason"], held
+        assert stack.aml.endpoint_state("credit") is None, "hold wrote to Azure ML"
+        deployment = held["deployment"]
+
+        assert control(hosted.url, "credit", "no-such", "abort")[0] == 404
+        code, paused = control(hosted.url, "credit", deployment, "pause", reason="incident")
+        assert code == 202 and paused["action"] == "pause", paused
+        code, again = control(hosted.url, "credit", deployment, "pause")
+        assert code == 202 and again["effect"] == "none", again  # idempotent, as the runbook says
+        assert control(hosted.url, "credit", deployment, "resume")[0] == 202
+        code, aborted = control(hosted.url, "credit", deployment, "abort", reason="stop here")
+        assert code == 202 and aborted["rollout"]["state"] == "aborted", aborted
+        code, refused = control(hosted.url, "credit", deployment, "pause")
+        assert code == 409 and refused["error"], refused
+        code, retried = control(hosted.url, "credit", deployment, "retry", reason="quota raised")
+        assert code == 202 and retried["rollout"]["state"] == "pending", retried
+    # Resume everything: DEPLOY_MODE=apply again, and the next tick carries the rollout on.
+    runner.tick()
+    (resumed,) = status(hosted.url, endpoint="credit")["rollouts"]
+    assert resumed["state"] != "aborted" and "DEPLOY_MODE=hold" not in resumed["reason"], resumed

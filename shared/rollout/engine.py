@@ -20,6 +20,7 @@ from shared.rollout.ledger import Lease, LeaseLost, StaleRollout
 from shared.rollout.model import Cleanup, Rollout, State
 from shared.rollout.naming import EndpointNameTaken
 from shared.rollout.notifications import cleanup_failed_notification, endpoint_notification, rollout_notification
+from shared.rollout.progressive import ProgressiveRunner
 from shared.rollout.step import (
     RETIRABLE_STATES,
     WRITE_ACTIONS,
@@ -27,11 +28,16 @@ from shared.rollout.step import (
     CreateDeployment,
     CreateEndpoint,
     Delete,
+    Evaluate,
+    Extend,
     Fail,
     Finish,
+    Hold,
     Nothing,
     Observation,
+    RollBack,
     SetTraffic,
+    StartBake,
     Wait,
     cleanup_step,
     step,
@@ -63,6 +69,7 @@ class RolloutEngine:
         self.lease_seconds = deps.settings.endpoint_lease_seconds
         self._lease: Lease | None = None
         self._observed: dict[str, object] = {}
+        self.progressive = ProgressiveRunner(self)
 
     def advance(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
         """Take one step for every active rollout on the endpoint. Returns one line per rollout touched."""
@@ -89,7 +96,9 @@ class RolloutEngine:
         rollouts = {r.plan.deployment: r for r in self.ledger.endpoint_rollouts(workspace_id, endpoint)}
         now = self.deps.clock()
         due = [
-            r for r in rollouts.values() if not r.state.terminal and not (r.next_attempt_at and now < r.next_attempt_at)
+            r
+            for r in rollouts.values()
+            if (not r.state.terminal or r.progress.requested) and not (r.next_attempt_at and now < r.next_attempt_at)
         ]
         assert self._lease is not None
         watching = intent_rules.watching(self._lease.record.intents, now)
@@ -121,31 +130,38 @@ class RolloutEngine:
                 break
             current = rollouts[rollout.plan.deployment]
             siblings = [r for name, r in rollouts.items() if name != current.plan.deployment]
+            seen = Observation(view, siblings)
             try:
-                action = step(current, Observation(view, siblings), self.deps.clock(), self.policy)
+                action = step(current, seen, self.deps.clock(), self.policy)
+                # Reads and the smoke test happen here, between decisions; each ends in the step's next action.
+                current, action = self.progressive.prepare(current, action, seen, gateway, deadline)
+            except (LeaseLost, StaleRollout):
+                raise
             except Exception as err:
                 # One bad row (a hand edit, a tag the rules never met) fails its own rollout, not the endpoint.
                 logger.exception("rollout %s/%s: deciding its next step raised", endpoint, current.plan.deployment)
                 action = Fail(f"internal error while deciding the next step: {type(err).__name__}: {err}")
-            if wrote and isinstance(action, WRITE_ACTIONS):
+            if wrote and isinstance(action, (*WRITE_ACTIONS, RollBack)):
                 action = Wait("another write went to this endpoint in this pass")
-            if isinstance(action, SetTraffic) and self._lease is not None and self._lease.record.drift:
+            if isinstance(action, (SetTraffic, RollBack)) and self._lease is not None and self._lease.record.drift:
                 action = Wait(
                     "traffic drifted from the app's split (changed outside the app); no traffic write until "
                     "an operator action or a new rollout on this endpoint (docs/operations.md)"
                 )
+            if self.deps.settings.deploy_mode == "hold" and isinstance(action, (*WRITE_ACTIONS, RollBack)):
+                action = Wait("DEPLOY_MODE=hold: no writes to Azure ML; the rollout resumes here when set to apply")
             updated = self._apply(current, action, view, gateway)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
             lines.append(f"{updated.plan.deployment}: {updated.state.value} ({updated.reason})")
             applied = (
                 updated.actions != current.actions
-                if isinstance(action, SetTraffic)
+                if isinstance(action, (SetTraffic, RollBack))
                 else updated.state is not current.state
             )
             if isinstance(action, (SetTraffic, Finish)) and action.retire and applied:
                 self._retire(rollouts, action.retire, updated)
-        if time.monotonic() <= deadline:
+        if time.monotonic() <= deadline and self.deps.settings.deploy_mode != "hold":
             lines.extend(self._cleanup(rollouts, view, gateway, wrote))
         return lines
 
@@ -251,7 +267,9 @@ class RolloutEngine:
             return verdict, [f"{endpoint}: traffic back at the app's split; drift cleared"]
         if verdict.kind != "drift" or verdict.current is None:
             return verdict, []
-        newer = [r for r in due if drift and r.created_at > dt.datetime.fromisoformat(str(drift["at"]))]
+        since = dt.datetime.fromisoformat(str(drift["at"])) if drift else None
+        # A new rollout, or an operator's action, after the drift is the go-ahead (issue 10 §14, issue 11 §5).
+        newer = [r for r in due if since and (r.created_at > since or _acted_since(r, since))]
         if newer:
             # A new rollout after the drift is the go-ahead: it starts from the split as it is now.
             adopted = intent_rules.new_intent(
@@ -354,8 +372,12 @@ class RolloutEngine:
                 if rollout.reason == action.reason and rollout.denied_since is None:
                     return rollout
                 return self.ledger.save(replace(rollout, reason=action.reason, denied_since=None), now)
+            if isinstance(action, (StartBake, Extend, Hold, RollBack)):
+                return self.progressive.apply(rollout, action, gateway, now)
+            if isinstance(action, Evaluate):
+                return self.ledger.save(replace(rollout, reason=action.reason), now)
             if isinstance(action, WRITE_ACTIONS):
-                rollout = self._claim_turn(rollout, now)
+                rollout = self._claim_turn(rollout, now, view)
                 try:
                     sent = self._write(action, rollout, gateway, now)
                 except Exception as err:
@@ -364,6 +386,8 @@ class RolloutEngine:
                     return self._unanswered(rollout, err, now)
                 logger.info("%s sent %s", label, sent)
                 retry = getattr(action, "retry", "")
+                if isinstance(action, SetTraffic):
+                    rollout = self.progressive.stepped(rollout, action, now)
                 return self.ledger.save(
                     replace(
                         rollout,
@@ -379,11 +403,18 @@ class RolloutEngine:
                     now,
                 )
             if isinstance(action, Finish):
+                progress = replace(rollout.progress, requested="", paused=False)
+                if action.gate is not None:
+                    progress = replace(progress, gate=action.gate.as_dict())
+                facts = {"gate": action.gate.as_dict()} if action.gate is not None else None
                 return self._transition(
-                    replace(rollout, attempts=0, next_attempt_at=None, last_error="", denied_since=None),
+                    replace(
+                        rollout, attempts=0, next_attempt_at=None, last_error="", denied_since=None, progress=progress
+                    ),
                     action.state,
                     action.reason,
                     now,
+                    facts=facts,
                 )
             if isinstance(action, Fail):
                 return self._fail(rollout, action, gateway, now)
@@ -433,11 +464,20 @@ class RolloutEngine:
             now,
         )
 
-    def _claim_turn(self, rollout: Rollout, now: dt.datetime) -> Rollout:
-        if rollout.state is State.DEPLOYING:
+    def _claim_turn(self, rollout: Rollout, now: dt.datetime, view: EndpointView | None) -> Rollout:
+        if rollout.state in (State.DEPLOYING, State.BAKING):
             return rollout
+        # The split a rollback returns to: the endpoint's as the rollout takes its write turn (issue 11 §4).
+        before = replace(
+            rollout.progress,
+            before_traffic=view.live_traffic() if view else {},
+            before_mirror=view.live_mirror() if view else {},
+        )
         return self._transition(
-            replace(rollout, turn_taken_at=now), State.DEPLOYING, "started: holds the endpoint's write turn", now
+            replace(rollout, turn_taken_at=now, progress=before),
+            State.DEPLOYING,
+            "started: holds the endpoint's write turn",
+            now,
         )
 
     def _fail(self, rollout: Rollout, action: Fail, gateway: AmlGateway, now: dt.datetime) -> Rollout:
@@ -447,7 +487,16 @@ class RolloutEngine:
                 logs = gateway.get_logs(plan.endpoint, plan.deployment)
             except Exception as err:
                 logs = f"(container logs unavailable: {type(err).__name__}: {err})"
-        return self._transition(replace(rollout, logs=logs), State.FAILED, action.reason, now)
+        smoke = rollout.progress.smoke
+        failed_smoke = smoke is not None and not smoke.get("passed")
+        return self._transition(
+            replace(rollout, logs=logs, progress=replace(rollout.progress, requested="", paused=False)),
+            State.FAILED,
+            action.reason,
+            now,
+            kind="AmlEvents.Rollout.SmokeTestFailed" if failed_smoke else "",
+            facts={"smoke": dict(smoke)} if failed_smoke and smoke is not None else None,
+        )
 
     def _failed_attempt(self, rollout: Rollout, err: Exception, now: dt.datetime) -> Rollout:
         plan, status = rollout.plan, status_code_of(err)
@@ -514,12 +563,21 @@ class RolloutEngine:
             now,
         )
 
-    def _transition(self, rollout: Rollout, state: State, reason: str, now: dt.datetime) -> Rollout:
+    def _transition(
+        self,
+        rollout: Rollout,
+        state: State,
+        reason: str,
+        now: dt.datetime,
+        *,
+        kind: str = "",
+        facts: Mapping[str, object] | None = None,
+    ) -> Rollout:
         if state.terminal and rollout.cleanup is None:
             rollout = replace(rollout, cleanup=Cleanup())  # whatever it leaves behind is cleaned up after it
         saved = self.ledger.save(replace(rollout, state=state, reason=reason), now)
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
-        self.notify(saved, state, reason)
+        self.notify(saved, state, reason, kind=kind, facts=facts)
         return saved
 
     def notify_endpoint(
@@ -535,9 +593,30 @@ class RolloutEngine:
         except Exception as err:
             logger.error("notification %s for endpoint %s failed: %s", kind, endpoint, err)
 
-    def notify(self, rollout: Rollout, state: State, reason: str) -> None:
+    def notify(
+        self,
+        rollout: Rollout,
+        state: State,
+        reason: str,
+        *,
+        kind: str = "",
+        facts: Mapping[str, object] | None = None,
+        occurrence: str = "",
+    ) -> None:
         """Send the transition's notification. Its failure is reported, and never undoes the transition."""
-        self._send(rollout_notification(rollout, state, reason, rollout.logs, status_host=self._status_host), rollout)
+        self._send(
+            rollout_notification(
+                rollout,
+                state,
+                reason,
+                rollout.logs,
+                status_host=self._status_host,
+                kind=kind,
+                facts=facts,
+                occurrence=occurrence,
+            ),
+            rollout,
+        )
 
     @property
     def _status_host(self) -> str:
@@ -554,6 +633,11 @@ class RolloutEngine:
                 rollout.plan.deployment,
                 err,
             )
+
+
+def _acted_since(rollout: Rollout, since: dt.datetime) -> bool:
+    """Did an operator act on ``rollout`` after ``since``?"""
+    return any(dt.datetime.fromisoformat(str(h.get("at"))) > since for h in rollout.progress.history if h.get("at"))
 
 
 def _cleanup_due(rollouts: Iterable[Rollout], now: dt.datetime) -> bool:

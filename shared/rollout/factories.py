@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from shared.rollout.gate import policy_from_settings
 from shared.rollout.ledger import RolloutLedger
 from shared.rollout.step import Policy
 
@@ -25,4 +26,5 @@ def policy_of(deps: Deps) -> Policy:
         keep_deployments=settings.keep_deployments,
         keep_failed_deployments=settings.keep_failed_deployments,
         adopt_endpoints=settings.adopt_endpoints,
+        gate=policy_from_settings(settings),
     )

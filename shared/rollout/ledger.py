@@ -12,7 +12,7 @@ from typing import Any
 from shared.clock import as_utc
 from shared.rollout import intents as intent_rules
 from shared.rollout.intents import Intent
-from shared.rollout.model import Cleanup, Rollout, RolloutPlan, State
+from shared.rollout.model import Cleanup, Progress, Rollout, RolloutPlan, State
 from shared.store import Conflict, Row, TableStore, backoff, workspace_scope
 from shared.workspace import WorkspaceRef
 
@@ -346,6 +346,7 @@ def _encode(rollout: Rollout) -> dict[str, Any]:
         "ErrorSource": rollout.error_source,
         "DeniedSince": rollout.denied_since.isoformat() if rollout.denied_since else "",
         "Cleanup": rollout.cleanup.to_json() if rollout.cleanup else "",
+        "Progress": rollout.progress.to_json() if rollout.progress != Progress() else "",
     }
 
 
@@ -399,6 +400,7 @@ def _decode(row: Row) -> Rollout:
             error_source=str(data.get("ErrorSource") or ""),
             denied_since=_optional_time(data.get("DeniedSince")),
             cleanup=Cleanup.from_json(str(data["Cleanup"])) if data.get("Cleanup") else None,
+            progress=Progress.from_json(str(data["Progress"])) if data.get("Progress") else Progress(),
             etag=row.etag,
         )
     except (ValueError, TypeError) as err:

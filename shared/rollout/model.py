@@ -28,10 +28,13 @@ class State(StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"  # a newer version of the model got there first
     REJECTED = "rejected"  # invalid tags; nothing was written to Azure ML
+    BAKING = "baking"  # the new deployment has a step's traffic and is watched (issue 11)
+    ROLLED_BACK = "rolled_back"  # traffic went back to the split recorded when it took the write turn
+    ABORTED = "aborted"  # an operator stopped it where it was; no further writes
 
     @property
     def terminal(self) -> bool:
-        return self not in (State.PENDING, State.DEPLOYING)
+        return self not in (State.PENDING, State.DEPLOYING, State.BAKING)
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,74 @@ class Cleanup:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """Progressive delivery on one rollout (issue 11): its step, bake, gate and smoke evidence, operator controls."""
+
+    step: int | None = None  # index into ``plan.steps`` of the traffic last sent; None before any
+    bake_started_at: dt.datetime | None = None  # when the step's traffic was seen in place; None while it is not
+    extensions: int = 0  # inconclusive gates that extended this step's bake
+    paused: bool = False
+    requested: str = ""  # "promote" / "rollback" asked by an operator, carried out by the next move
+    before_traffic: Mapping[str, int] | None = None  # the live split when the rollout took its write turn
+    before_mirror: Mapping[str, int] = field(default_factory=dict)
+    smoke: Mapping[str, Any] | None = None  # the smoke test's result (``SmokeResult.as_dict`` + sample source)
+    gate: Mapping[str, Any] | None = None  # the last gate's result with its evidence (``GateResult.as_dict``)
+    history: tuple[Mapping[str, Any], ...] = ()  # operator actions: time, action, reason, caller, effect
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "step": self.step,
+                "bakeStartedAt": self.bake_started_at.isoformat() if self.bake_started_at else None,
+                "extensions": self.extensions,
+                "paused": self.paused,
+                "requested": self.requested,
+                "beforeTraffic": dict(self.before_traffic) if self.before_traffic is not None else None,
+                "beforeMirror": dict(self.before_mirror),
+                "smoke": self.smoke,
+                "gate": self.gate,
+                "history": list(self.history),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Progress:
+        """Tolerant: missing keys take their defaults; a wrong type raises ``ValueError``/``TypeError``."""
+        data = json.loads(text or "{}")
+        if not isinstance(data, dict):
+            raise ValueError(f"Progress is not a JSON object: {text[:80]!r}")
+        started, before = data.get("bakeStartedAt"), data.get("beforeTraffic")
+        step = data.get("step")
+        return cls(
+            step=None if step is None else _whole(step, "step"),
+            bake_started_at=dt.datetime.fromisoformat(started) if started else None,
+            extensions=_whole(data.get("extensions", 0), "extensions"),
+            paused=bool(data.get("paused", False)),
+            requested=str(data.get("requested") or ""),
+            before_traffic={str(k): int(v) for k, v in before.items()} if isinstance(before, dict) else None,
+            before_mirror={str(k): int(v) for k, v in (data.get("beforeMirror") or {}).items()},
+            smoke=data.get("smoke") if isinstance(data.get("smoke"), dict) else None,
+            gate=data.get("gate") if isinstance(data.get("gate"), dict) else None,
+            history=tuple(h for h in data.get("history") or () if isinstance(h, dict)),
+        )
+
+    def as_status(self, plan: RolloutPlan) -> dict[str, Any]:
+        return {
+            "steps": list(plan.steps),
+            "step": None if self.step is None else self.step + 1,
+            "bakeSeconds": plan.bake_seconds,
+            "bakeStartedAt": self.bake_started_at.isoformat() if self.bake_started_at else None,
+            "extensions": self.extensions,
+            "paused": self.paused,
+            "requested": self.requested or None,
+            "beforeTraffic": dict(self.before_traffic) if self.before_traffic is not None else None,
+            "smoke": self.smoke,
+            "gate": self.gate,
+            "history": list(self.history),
+        }
+
+
+@dataclass(frozen=True)
 class Rollout:
     """One ledger row, decoded: a plan and its progress."""
 
@@ -272,12 +343,13 @@ class Rollout:
     error_source: str = ""  # where last_error came from: azureml, storage, permission, network, internal
     denied_since: dt.datetime | None = None  # first of an unbroken run of permission errors (bounded wait)
     cleanup: Cleanup | None = None  # best-effort cleanup still owed on the endpoint after this rollout ended
+    progress: Progress = field(default_factory=Progress)
     etag: str = field(default="", compare=False)
 
     @property
     def active(self) -> bool:
-        """Does the endpoint need the engine: a step to take, or cleanup owed?"""
-        return not self.state.terminal or self.cleanup is not None
+        """Does the endpoint need the engine: a step to take, an operator's request, or cleanup owed?"""
+        return not self.state.terminal or self.cleanup is not None or bool(self.progress.requested)
 
     def as_status(self) -> dict[str, Any]:
         """The JSON shape of ``GET /api/rollouts``."""
@@ -302,6 +374,7 @@ class Rollout:
             "logs": self.logs,
             "actions": list(self.actions),
             "eventIds": list(self.event_ids),
+            "progress": self.progress.as_status(self.plan),
             "createdAt": self.created_at.isoformat(),
             "updatedAt": self.updated_at.isoformat(),
         }

@@ -18,29 +18,59 @@ NOTIFY_ON: dict[State, tuple[str, str]] = {
     State.FAILED: ("AmlEvents.Rollout.Failed", "error"),
     State.SUPERSEDED: ("AmlEvents.Rollout.Superseded", "warning"),
     State.REJECTED: ("AmlEvents.Rollout.Rejected", "error"),
+    State.BAKING: ("AmlEvents.Rollout.Baking", "info"),
+    State.ROLLED_BACK: ("AmlEvents.Rollout.RolledBack", "warning"),
+    State.ABORTED: ("AmlEvents.Rollout.Aborted", "warning"),
 }
+#: Progressive-delivery notifications that are not a state of their own (issue 11 §7).
+SMOKE_PASSED = "AmlEvents.Rollout.SmokeTestPassed"
+SMOKE_FAILED = "AmlEvents.Rollout.SmokeTestFailed"
+STEP_PROMOTED = "AmlEvents.Rollout.StepPromoted"
+GATE_INCONCLUSIVE = "AmlEvents.Rollout.GateInconclusive"
+PAUSED = "AmlEvents.Rollout.Paused"
+RESUMED = "AmlEvents.Rollout.Resumed"
+OPERATOR_ACTION = "AmlEvents.Rollout.OperatorAction"
 #: Container log lines a failure notification carries (the last ones).
 LOG_LINES = 20
 
 
 def rollout_notification(
-    rollout: Rollout, state: State, reason: str, logs: str = "", *, status_host: str = ""
+    rollout: Rollout,
+    state: State,
+    reason: str,
+    logs: str = "",
+    *,
+    status_host: str = "",
+    kind: str = "",
+    severity: str = "",
+    facts: Mapping[str, Any] | None = None,
+    occurrence: str = "",
 ) -> Notification:
     """The notification for a rollout entering ``state``, with the links an operator needs.
 
     ``status_host`` is the Function App's host name (``Settings.status_host``); when set, the
-    notification links to the rollout status API.
+    notification links to the rollout status API. ``kind``/``severity`` override the state's (a progress
+    notification such as a promoted step); ``facts`` are added (evidence); ``occurrence`` tells apart
+    notifications of one type on one rollout (each step, each operator action), which would otherwise
+    share their id and be sent once.
     """
     plan = rollout.plan
     workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
-    kind, severity = NOTIFY_ON[state]
+    default_kind, default_severity = NOTIFY_ON.get(state, (OPERATOR_ACTION, "info"))
+    kind, severity = kind or default_kind, severity or default_severity
+    retries = sum(1 for entry in rollout.progress.history if entry.get("action") == "retry")
+    source = rollout.event_ids[0] if rollout.event_ids else plan.deployment
+    if retries:
+        source = f"{source}#retry{retries}"
+    if occurrence:
+        source = f"{source}#{occurrence}"
     links = {
         "endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail"),
         "model": workspace.studio_link(f"model/{plan.model_name}:{plan.model_version}/details"),
     }
     if status_host:
         links["status"] = f"https://{status_host}/api/rollouts?endpoint={plan.endpoint}"
-    facts = {
+    details: dict[str, Any] = {
         "endpoint": plan.endpoint,
         "deployment": plan.deployment,
         "model": plan.model_name,
@@ -53,16 +83,17 @@ def rollout_notification(
         "reason": reason,
     }
     if logs:
-        facts["logs"] = "\n".join(logs.splitlines()[-LOG_LINES:])
+        details["logs"] = "\n".join(logs.splitlines()[-LOG_LINES:])
+    details.update(facts or {})
     return Notification(
         type=kind,
         subject=f"endpoints/{plan.endpoint}/deployments/{plan.deployment}",
         summary=f"Rollout of {plan.model_name}:{plan.model_version} to {plan.endpoint}/{plan.deployment} "
         f"is {state.value}: {reason}",
         workspace=workspace,
-        source_event_id=rollout.event_ids[0] if rollout.event_ids else plan.deployment,
+        source_event_id=source,
         severity=severity,
-        facts=facts,
+        facts=details,
         links=links,
     )
 

@@ -21,7 +21,7 @@ def reconcile(deps: Deps) -> list[str]:
     """One tick. With nothing in flight this is one table query and no Azure ML call at all."""
     settings = deps.settings
     _retry_notifications(deps)
-    if not settings.applies_changes:
+    if not settings.records_rollouts:
         logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
         return []
     endpoints = ledger_of(deps).active_endpoints()

@@ -108,7 +108,9 @@ def test_new_endpoint_blue_green_path() -> None:
     assert isinstance(decide(r, endpoint(state="Creating")), Wait)
     assert decide(r, endpoint()) == CreateDeployment()
     assert isinstance(decide(r, endpoint(deployment("2", "Creating"))), Wait)
-    assert decide(r, endpoint(deployment("2"))) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%")
+    assert decide(r, endpoint(deployment("2"))) == SetTraffic(
+        {"credit-v2": 100}, {}, "traffic credit-v2=100%", step=0, smoke=True
+    )
     assert isinstance(decide(r, endpoint(deployment("2"), state="Updating", traffic={"credit-v2": 100})), Wait)
     done = decide(r, endpoint(deployment("2"), traffic={"credit-v2": 100}))
     assert done == Finish(State.LIVE, "serving 100% of traffic")
@@ -135,7 +137,9 @@ def test_canary_scales_several_live_deployments_proportionally() -> None:
 
 def test_canary_with_nothing_else_live_takes_everything() -> None:
     r = rollout(plan(traffic=20))
-    assert decide(r, endpoint(deployment("2"))) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%")
+    assert decide(r, endpoint(deployment("2"))) == SetTraffic(
+        {"credit-v2": 100}, {}, "traffic credit-v2=100%", step=0, smoke=True
+    )
     finish = decide(r, endpoint(deployment("2"), traffic={"credit-v2": 100}))
     assert isinstance(finish, Finish)
     assert finish.state is State.LIVE
@@ -146,7 +150,7 @@ def test_dark_deploy_leaves_traffic_and_mirrors() -> None:
     r = rollout(plan(traffic=0, mirror=10))
     view = endpoint(deployment("1"), deployment("2"), traffic={"credit-v1": 100})
     assert decide(r, view) == SetTraffic(
-        {"credit-v1": 100}, {"credit-v2": 10}, "traffic credit-v1=100%; mirror credit-v2=10%"
+        {"credit-v1": 100}, {"credit-v2": 10}, "traffic credit-v1=100%; mirror credit-v2=10%", step=0, smoke=True
     )
     done = decide(r, replace(view, mirror_traffic={"credit-v2": 10}))
     assert isinstance(done, Finish)
@@ -160,7 +164,7 @@ def test_dark_deploy_without_mirror_finishes_without_a_traffic_write() -> None:
 
 def test_blue_green_moves_traffic_from_hand_made_deployments_too() -> None:
     view = endpoint(deployment("blue", owned=False), deployment("2"), traffic={"credit-vblue": 100})
-    assert decide(rollout(), view) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%")
+    assert decide(rollout(), view) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%", step=0, smoke=True)
 
 
 def test_live_mirror_moves_off_a_deployment_that_takes_live_traffic() -> None:
@@ -232,6 +236,8 @@ def test_a_new_canary_retires_the_earlier_canary_of_the_same_model_instead_of_st
         {},
         "traffic credit-v1=80%, credit-v3=20%; retiring credit-v2",
         ("credit-v2",),
+        step=0,
+        smoke=True,
     )
     # Without the ledger's word that v2 is a canary, it would have stacked: v1 64%, v2 16%, v3 20%.
     assert desired_traffic(view, plan("3", traffic=20))[0] == {"credit-v3": 20, "credit-v1": 64, "credit-v2": 16}
@@ -297,9 +303,13 @@ def test_an_endpoint_the_app_did_not_create_is_refused_before_any_write() -> Non
 def test_an_adopted_endpoint_gets_traffic_as_the_tags_say(adopt: frozenset[str]) -> None:
     policy = Policy(adopt_endpoints=adopt)
     view = endpoint(deployment("blue", owned=False), deployment("2"), traffic={"credit-vblue": 100}, owned=False)
-    assert decide(rollout(), view, policy=policy) == SetTraffic({"credit-v2": 100}, {}, "traffic credit-v2=100%")
+    assert decide(rollout(), view, policy=policy) == SetTraffic(
+        {"credit-v2": 100}, {}, "traffic credit-v2=100%", step=0, smoke=True
+    )
     canary = decide(rollout(plan(traffic=20)), view, policy=policy)
-    assert canary == SetTraffic({"credit-v2": 20, "credit-vblue": 80}, {}, "traffic credit-v2=20%, credit-vblue=80%")
+    assert canary == SetTraffic(
+        {"credit-v2": 20, "credit-vblue": 80}, {}, "traffic credit-v2=20%, credit-vblue=80%", step=0, smoke=True
+    )
 
 
 def test_in_an_adopted_endpoint_cleanup_and_failure_never_delete_a_hand_made_deployment() -> None:
