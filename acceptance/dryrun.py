@@ -1,9 +1,11 @@
 """A stand-in for "the deployed app plus Event Grid", so the live target's code path can run against the dev kit.
 
 ``HostedApp`` serves the unchanged app's functions over HTTP the way the Functions host exposes them
-(``GET /api/rollouts`` behind a function key, ``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
-key), forwards what the AML emulator publishes to that webhook as Event Grid would, and fires the reconciler's
-timer on a short period. Point a ``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
+(``GET /api/rollouts`` and ``POST /api/rollouts/{endpoint}/{deployment}/{action}`` behind a function key,
+``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
+key, ``POST /admin/functions/{timer}`` behind the master key when one is given), forwards what the AML emulator
+publishes to that webhook as Event Grid would, and fires the reconciler's timer on a short period. Point a
+``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class HostedApp:
         *,
         function_key: str,
         eventgrid_key: str,
+        master_key: str = "",
         tick_s: float = 0.3,
         forward_s: float = 0.1,
     ) -> None:
         self.stack = stack
         self.function_key = function_key
         self.eventgrid_key = eventgrid_key
+        self.master_key = master_key
         self.tick_s = tick_s
         self.forward_s = forward_s
         self.containers = ContainerSimulator(stack.aml, ml)
@@ -81,6 +85,13 @@ class HostedApp:
             params = {k: v for k, v in request.query.items() if k != "code"}
             code, body = runner.get_status(params)
             return Response(code, body)
+        parts = request.path.split("/")
+        if request.method == "POST" and len(parts) == 6 and parts[1:3] == ["api", "rollouts"]:
+            key = request.headers.get("x-functions-key") or request.query.get("code")
+            if key != self.function_key:
+                return Response(401)
+            code, body = runner.control(parts[3], parts[4], parts[5], request.body, dict(request.headers))
+            return Response(code, body)
         if request.method == "POST" and request.path.lower() == "/runtime/webhooks/eventgrid":
             if request.query.get("code") != self.eventgrid_key:
                 return Response(401)
@@ -92,6 +103,17 @@ class HostedApp:
             self.deliveries.extend(deliveries)
             # The host answers 500 when the function raised, so Event Grid redelivers.
             return Response(202 if all(d.acknowledged for d in deliveries) else 500)
+        if request.method == "POST" and request.path.startswith("/admin/functions/") and self.master_key:
+            # How the host runs a non-HTTP function on demand: the master key, a JSON body, 202 Accepted
+            # (https://learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http).
+            if request.headers.get("x-functions-key") != self.master_key:
+                return Response(401)
+            timers = {runner.TIMER_FUNCTION: runner.tick, runner.RESYNC_FUNCTION: runner.resync}
+            name = request.path.removeprefix("/admin/functions/")
+            if name not in timers:
+                return Response(404, {"error": f"no timer function {name!r}"})
+            timers[name]()
+            return Response(202)
         return Response(404)
 
     # ------------------------------------------------------------------ Event Grid and the timer

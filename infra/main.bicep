@@ -162,6 +162,17 @@ param alertExtraActionGroupId string = ''
 @description('How long without a reconciler tick before the "reconciler not running" alert fires; keep it several times the reconcileSchedule interval.')
 param reconcilerSilenceWindow string = 'PT15M'
 
+@description('Object id of the on-call operator (a user, a group or a service principal) to grant the runbooks\' roles: Storage Table Data Contributor on the rollouts table, Storage Blob Data Reader on the dead-letter container, Monitoring Reader on Application Insights. Empty: none.')
+param operatorPrincipalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('What operatorPrincipalId is.')
+param operatorPrincipalType string = 'User'
+
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
@@ -298,6 +309,20 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
+// The runbooks' roles for an on-call operator, when one is named (docs/deploy.md#roles-granted-least-privilege).
+module operatorRbac 'app/operator-rbac.bicep' = if (!empty(operatorPrincipalId)) {
+  name: 'operator-rbac'
+  scope: rg
+  params: {
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    storageAccountName: storage.outputs.name
+    rolloutTableName: rolloutTableName
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
 module function 'app/function.bicep' = {
   name: 'function'
   scope: rg
@@ -348,6 +373,8 @@ output AML_WORKSPACE_SUBSCRIPTION_ID string = workspaceIdParts[2]
 output AML_WORKSPACE_RESOURCE_GROUP string = workspaceIdParts[4]
 output AML_WORKSPACE_NAME string = workspaceIdParts[8]
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output NOTIFY_TOPIC_ENDPOINT string = notifyTopicEnabled ? notifyTopic.outputs.endpoint : ''
 output ALERT_ACTION_GROUP_IDS string = join(alerts.outputs.actionGroupIds, ',')

@@ -41,6 +41,18 @@ EXPECTED_ROLES = Counter(
         (f"{STORAGE}/blobServices/containers", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"): 1,
     }
 )
+# The optional on-call operator's roles (operatorPrincipalId), each on the one resource its runbook touches.
+OPERATOR_ROLES = Counter(
+    {
+        # Storage Table Data Contributor, on the rollouts table only: ledger surgery
+        (f"{STORAGE}/tableServices/tables", "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"): 1,
+        # Storage Blob Data Reader, on the dead-letter container only: download dead letters to replay
+        (f"{STORAGE}/blobServices/containers", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"): 1,
+        # Monitoring Reader, on Application Insights only: the runbooks' KQL
+        ("Microsoft.Insights/components", "43d0d8ad-25c7-4714-9337-8ba259a9fe05"): 1,
+    }
+)
+OPERATOR_RBAC = INFRA / "app/operator-rbac.bicep"
 
 # Used when shared/settings.py does not exist yet: the settings the app reads, per the design brief.
 FALLBACK_CODE_SETTINGS = {
@@ -238,7 +250,9 @@ def role_assignments(path: Path) -> list[tuple[str, str]]:
                 "extra_string_2": role_var,
             },
         }, f"{path.name}:{symbol} name must be guid(scope.id, principalId, roleId)"
-        assert config["properties"]["principalType"] == "ServicePrincipal"
+        # The app's identities are service principals; the operator may be a user, a group or a service principal.
+        expected_type = "principalType" if path == OPERATOR_RBAC else "ServicePrincipal"
+        assert config["properties"]["principalType"] == expected_type
         assert config["properties"]["principalId"] == "principalId"
         preceding = text[: text.index(f"resource {symbol} ")].rstrip().splitlines()[-1]
         assert preceding.startswith("//"), f"{path.name}:{symbol} needs a comment justifying the role"
@@ -247,8 +261,22 @@ def role_assignments(path: Path) -> list[tuple[str, str]]:
 
 
 def test_role_assignments_are_exactly_the_intended_least_privilege_set() -> None:
-    found = Counter(pair for path in BICEP_FILES for pair in role_assignments(path))
+    found = Counter(pair for path in BICEP_FILES if path != OPERATOR_RBAC for pair in role_assignments(path))
     assert found == EXPECTED_ROLES
+    assert Counter(role_assignments(OPERATOR_RBAC)) == OPERATOR_ROLES
+
+
+def test_operator_roles_are_opt_in_and_scoped_to_the_app_s_own_resources() -> None:
+    main = parse(INFRA / "main.bicep")
+    assert main["parameters"]["operatorPrincipalId"]["default"] == ""
+    module = main["modules"]["operatorRbac"]["config"]
+    assert "condition" in module, "the operator's roles are granted only when operatorPrincipalId is set"
+    params = module["config"]["params"]
+    assert params["rolloutTableName"] == "rolloutTableName"
+    assert variable(INFRA / "main.bicep", "rolloutTableName") == "rollouts"
+    assert module["config"]["scope"] == "rg"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["operatorPrincipalId"]["value"] == "${OPERATOR_PRINCIPAL_ID=}"
 
 
 def code_settings() -> set[str]:
