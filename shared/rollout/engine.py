@@ -78,6 +78,10 @@ class RolloutEngine:
             # (a 403 from a missing role must not leave rollouts pending forever).
             failed = [self._failed_attempt(rollout, err, now) for rollout in due]
             return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
+        # The step also weighs the records of the deployments AML shows (supersede, cleanup); the endpoint's
+        # history of deleted deployments is not read.
+        shown = [d.name for d in view.deployments if d.name not in rollouts] if view else []
+        rollouts.update((r.plan.deployment, r) for r in self.ledger.deployment_rollouts(workspace_id, endpoint, shown))
         wrote = False
         lines = []
         for rollout in sorted(due, key=lambda r: (r.state is not State.DEPLOYING, r.created_at)):
