@@ -134,9 +134,11 @@ class TableStore:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            row = _row(self.client.get_entity(partition, key, select=select))
+            entity = self.client.get_entity(partition, key, select=select)
         except ResourceNotFoundError:
             return None
+        row = _row(entity)
+        row = Row(partition, key, row.data, row.etag)  # $select leaves the keys out of the answer
         TableStore.rows_read["get"] += 1
         return row
 

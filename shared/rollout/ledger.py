@@ -192,7 +192,8 @@ class RolloutLedger:
         """
         rows = self.store.partition(ACTIVE_INDEX)
         if not any(row.key == INDEX_BUILT for row in rows):
-            rows = self._build_active_index(now)
+            built = self._build_active_index(now)
+            rows = [*built, *(row for row in rows if row.key not in {b.key for b in built})]
         entries = [
             ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
             for row in rows
