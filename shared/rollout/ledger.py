@@ -133,15 +133,7 @@ class RolloutLedger:
             self.store.upsert(
                 ACTIVE_INDEX, pk, {"Workspace": plan.workspace_id, "Endpoint": plan.endpoint, "Since": now}
             )
-        entry = {
-            "Partition": pk,
-            "Row": plan.deployment,
-            "Endpoint": plan.endpoint.lower(),
-            "Model": plan.model_name.lower(),
-            "CreatedAt": now,
-        }
-        key = recent_key(now, pk, plan.deployment)
-        for partition in (recent_partition(), recent_partition(plan.endpoint)):
+        for partition, key, entry in _recent_entries(plan, now):
             self.store.upsert(partition, key, entry)
 
     def _drop_recent(self, plan: RolloutPlan, created_at: dt.datetime) -> None:
@@ -344,6 +336,28 @@ class RolloutLedger:
             self.store.replace(lease, {"Owner": "", "Until": now})
         except Conflict:
             logger.warning("lease %s was taken over before release (it had expired)", lease.partition)
+
+
+def entities_of(rollout: Rollout) -> list[tuple[str, str, dict[str, Any]]]:
+    """(partition, key, properties) of a finished rollout's row and its index entries, as ``record`` writes
+    them: for bulk loads (``make bench`` fills a ledger with history this way)."""
+    assert rollout.state.terminal, "an active rollout also needs its ACTIVE_INDEX entry: use record()"
+    plan = rollout.plan
+    row = (partition_key(plan.workspace_id, plan.endpoint), plan.deployment, _encode(rollout))
+    return [row, *_recent_entries(plan, rollout.created_at)]
+
+
+def _recent_entries(plan: RolloutPlan, created_at: dt.datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    pk = partition_key(plan.workspace_id, plan.endpoint)
+    entry = {
+        "Partition": pk,
+        "Row": plan.deployment,
+        "Endpoint": plan.endpoint.lower(),
+        "Model": plan.model_name.lower(),
+        "CreatedAt": created_at,
+    }
+    key = recent_key(created_at, pk, plan.deployment)
+    return [(partition, key, entry) for partition in (recent_partition(), recent_partition(plan.endpoint))]
 
 
 def _encode(rollout: Rollout) -> dict[str, Any]:
