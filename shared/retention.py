@@ -31,7 +31,11 @@ def purge_history(deps: Deps) -> list[str]:
     """One run over both tables. Returns a line per table for the log."""
     settings, now = deps.settings, deps.clock()
     cutoff = now - dt.timedelta(days=settings.rollout_retention_days)
-    purged = ledger_of(deps).purge(cutoff, budget=BUDGET)
+    ledger = ledger_of(deps)
+    indexed = ledger.index_history(now, budget=BUDGET)
+    if indexed:
+        logger.info("retention: %d rows written before the newest-first index existed were indexed", indexed)
+    purged = ledger.purge(cutoff, budget=BUDGET)
     lines = [
         f"rollouts: {purged.deleted} deleted, {purged.kept_newest} kept as their endpoint's newest, "
         f"{purged.dangling} orphaned index entries removed, {purged.examined} examined (older than {cutoff:%Y-%m-%d})"

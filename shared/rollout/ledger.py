@@ -28,6 +28,8 @@ MAX_TEXT = 30_000  # Table string properties hold 64 KiB of UTF-16
 ACTIVE_INDEX = "~active"
 #: In ``ACTIVE_INDEX``: the index was built from the rows once (an upgrade from a ledger without it).
 INDEX_BUILT = "~built"
+#: In ``ACTIVE_INDEX``: how far indexing the rows written before ``RECENT_INDEX`` existed has got.
+HISTORY_INDEXED = "~history"
 #: How long an ``ACTIVE_INDEX`` row outlives its endpoint's last active rollout. A recorder writes the index
 #: row, then the rollout row; a reconciler that finds no active row removes the index row only when it is
 #: older than this, so the pair's two writes (each bounded by the Tables client's timeouts and retries) can
@@ -189,13 +191,13 @@ class RolloutLedger:
         entries = [
             ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
             for row in rows
-            if row.key != INDEX_BUILT
+            if row.key not in (INDEX_BUILT, HISTORY_INDEXED)
         ]
         return sorted(entries, key=lambda e: (e.workspace_id, e.endpoint))
 
     def _build_active_index(self, now: dt.datetime) -> list[Row]:
         """Once, for a ledger written before the index existed: one scan for the active rows."""
-        logger.warning("building the index of active endpoints from the ledger (a one-time table scan)")
+        logger.info("building the index of active endpoints from the ledger (a one-time table scan)")
         entries: dict[str, Row] = {}
         for row in self.store.query("Active eq true", select=["PartitionKey", "Workspace", "Endpoint"]):
             data = {"Workspace": row.data["Workspace"], "Endpoint": row.data["Endpoint"], "Since": now}
@@ -304,6 +306,38 @@ class RolloutLedger:
             if token is None:
                 break
         return Purged(examined=examined, deleted=deleted, kept_newest=kept_newest, dangling=dangling)
+
+    def index_history(self, now: dt.datetime, *, budget: int) -> int:
+        """Give the rows written before ``RECENT_INDEX`` existed their entries, at most ``budget`` rows a run,
+        resuming where the last run stopped; once done, a single read. Returns the rows indexed this run.
+
+        An entry's key comes from the row's creation time, as ``record`` makes it, so a row indexed already
+        gets the same entry again, never a second one.
+        """
+        mark = self.store.get(ACTIVE_INDEX, HISTORY_INDEXED)
+        if mark is not None and mark.data.get("Done"):
+            return 0
+        token = json.loads(str(mark.data["Next"])) if mark is not None and mark.data.get("Next") else None
+        indexed = 0
+        while indexed < budget:
+            rows, token = self.store.page(
+                "PartitionKey lt @indexes",  # every endpoint's partition sorts before the ``~`` ones
+                limit=min(1000, budget - indexed),
+                continuation=token,
+                select=["PartitionKey", "RowKey", "Plan", "CreatedAt"],
+                indexes="~",
+            )
+            for row in rows:
+                indexed += 1
+                if row.data.get("Plan") and isinstance(row.data.get("CreatedAt"), dt.datetime):
+                    plan = RolloutPlan.from_json(str(row.data["Plan"]))
+                    for partition, key, entry in _recent_entries(plan, row.data["CreatedAt"]):
+                        self.store.upsert(partition, key, entry)
+            if token is None:
+                break
+        progress = {"Done": token is None, "Next": json.dumps(token) if token else "", "At": now}
+        self.store.upsert(ACTIVE_INDEX, HISTORY_INDEXED, progress)
+        return indexed
 
     def _newest_terminal(self, partition: str) -> str | None:
         rows = self.store.partition(partition, select=["RowKey", "State", "CreatedAt"])

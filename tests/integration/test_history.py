@@ -20,9 +20,10 @@ from shared.rollout.ledger import (
     ACTIVE_INDEX_GRACE,
     RECENT_INDEX,
     RolloutLedger,
+    entities_of,
     partition_key,
 )
-from shared.rollout.model import RolloutPlan, State
+from shared.rollout.model import Rollout, RolloutPlan, State
 from shared.settings import Settings
 from shared.store import Row, TableStore
 
@@ -333,6 +334,22 @@ def test_the_timer_function_runs_retention(app: OfflineApp) -> None:
     ledger.record(_plan(2), State.LIVE, "c2", NOW - 100 * DAY)
     runner.fire("purge_history")
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v2"]
+
+
+def test_rows_written_before_the_index_are_indexed_by_the_retention_runs(app: OfflineApp) -> None:
+    store = production_deps().table("rollouts")
+    ledger = RolloutLedger(store)
+    for n in range(1, 6):  # rows as a ledger without the index wrote them: no index entries
+        created = NOW - n * DAY
+        rollout = Rollout(plan=_plan(n), state=State.LIVE, created_at=created, updated_at=created)
+        [(partition, key, data), *_] = entities_of(rollout)
+        store.insert(partition, key, data)
+    ledger.record(_plan(9), State.LIVE, "c9", NOW)  # one written with its entries
+    assert [r["deployment"] for r in app.rollouts()] == ["credit-v9"]
+    assert ledger.index_history(NOW, budget=4) == 4
+    assert ledger.index_history(NOW, budget=4) == 2  # resumed where the first run stopped
+    assert ledger.index_history(NOW, budget=4) == 0  # done: one read from now on
+    assert [r["deployment"] for r in app.rollouts()] == ["credit-v9", *(f"credit-v{n}" for n in range(1, 6))]
 
 
 def test_ops_are_counted_per_kind(stack: DevStack) -> None:
