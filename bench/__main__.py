@@ -185,7 +185,7 @@ def history(rows: int) -> list[Row]:
     ``rows`` finished rollouts in the ledger's history. The goal: the same counts for both."""
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.runner import get_status
-    from devkit.stack import DevStack
+    from devkit.stack import WORKSPACE_ID, DevStack
     from shared.deps import production_deps
     from shared.rollout.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
     from shared.store import TableStore
@@ -206,6 +206,17 @@ def history(rows: int) -> list[Row]:
     tags = {"deploy": "true", "endpoint": "credit"}
     with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
         app, aml = OfflineApp(stack), stack.aml
+
+        def settle() -> None:
+            # From the ledger, not app.run_until_settled(): that lists every rollout, 20,000 of them here.
+            ledger = RolloutLedger(production_deps().table("rollouts"))
+            for _ in range(10):
+                aml.wait_idle()
+                if not ledger.endpoint_rollouts(WORKSPACE_ID, "credit"):
+                    return
+                app.tick()
+            raise AssertionError("the rollout on credit did not settle in 10 ticks")
+
         for count in (0, rows):
             stack.reset()
             store = production_deps().table("rollouts")
@@ -217,12 +228,12 @@ def history(rows: int) -> list[Row]:
             label = f"{count:,} rows of history"
             aml.seed_model("credit", 1, tags=tags)
             app.deliver(model_registered("credit", 1))
-            app.run_until_settled()
+            settle()
             aml.seed_model("credit", 2, tags=tags)
             app.deliver(model_registered("credit", 2))
             aml.wait_idle()
             out.append((f"tick advancing a rollout, {label}", *measure(app.tick)))
-            app.run_until_settled()
+            settle()
             ledger = RolloutLedger(store)
             for entry in ledger.active_endpoints(now):
                 ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
