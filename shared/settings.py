@@ -58,6 +58,7 @@ class Settings:
     rollout_timeout_minutes: int = 60
     rollout_max_attempts: int = 10
     permission_retry_minutes: int = 30
+    rollout_retention_days: int = 90
     rollout_table: str = "rollouts"
     idempotency_table: str = "idempotency"
     reconcile_budget_seconds: float = 45.0
@@ -124,6 +125,7 @@ class Settings:
             rollout_timeout_minutes=reader.integer("ROLLOUT_TIMEOUT_MINUTES", 60, low=1, high=24 * 60),
             rollout_max_attempts=reader.integer("ROLLOUT_MAX_ATTEMPTS", 10, low=1, high=1000),
             permission_retry_minutes=reader.integer("PERMISSION_RETRY_MINUTES", 30, low=1, high=24 * 60),
+            rollout_retention_days=reader.integer("ROLLOUT_RETENTION_DAYS", 90, low=2, high=3650),
             rollout_table=reader.table("ROLLOUT_TABLE", "rollouts"),
             idempotency_table=reader.table("IDEMPOTENCY_TABLE", "idempotency"),
             reconcile_budget_seconds=reader.number("RECONCILE_BUDGET_SECONDS", 45.0, low=1, high=600),

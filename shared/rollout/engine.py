@@ -105,6 +105,10 @@ class RolloutEngine:
             if not due:
                 logger.warning("endpoint %s (a write in doubt) not observed: %s: %s", endpoint, type(err).__name__, err)
             return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
+        # The step also weighs the records of the deployments AML shows (supersede, cleanup, the owner of a
+        # restored split); the endpoint's history of deleted deployments is not read. These come without logs.
+        shown = [d.name for d in view.deployments if d.name not in rollouts] if view else []
+        rollouts.update((r.plan.deployment, r) for r in self.ledger.deployment_rollouts(workspace_id, endpoint, shown))
         if view is not None:
             self._observed = {
                 "observed_traffic": dict(view.traffic),

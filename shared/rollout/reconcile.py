@@ -18,19 +18,25 @@ logger = logging.getLogger(__name__)
 
 
 def reconcile(deps: Deps) -> list[str]:
-    """One tick. With nothing in flight this is one table query and no Azure ML call at all."""
+    """One tick. With nothing in flight this is one read of the active index and no Azure ML call at all."""
     settings = deps.settings
     _retry_notifications(deps)
     if not settings.applies_changes:
         logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
         return []
-    endpoints = ledger_of(deps).active_endpoints()
-    if not endpoints:
+    ledger = ledger_of(deps)
+    entries = ledger.active_endpoints(deps.clock())
+    # An index entry outlives its endpoint's last active row briefly (see ACTIVE_INDEX_GRACE); past that,
+    # one key-range read decides whether it goes, so idle endpoints stop costing anything. A row is active
+    # while a rollout is in progress, cleanup is owed, or (the endpoint's ~lease row) a traffic write is in doubt.
+    entries = [entry for entry in entries if not ledger.settle(entry, deps.clock())]
+    if not entries:
         # One line per tick even when idle: the "reconciler not running" alert (infra/app/alerts.bicep) counts them.
         logger.info("reconcile: 0 endpoint(s), nothing to do")
         return []
+    endpoints = [(entry.workspace_id, entry.endpoint) for entry in entries]
     allowed = [(ws, ep) for ws, ep in endpoints if settings.allows(WorkspaceRef.from_arm_id(ws))]
-    for ws, ep in set(endpoints) - set(allowed):
+    for ws, ep in sorted(set(endpoints) - set(allowed)):
         logger.warning("reconcile: rollout on %s in %s left alone: workspace no longer allowed", ep, ws)
     deadline = time.monotonic() + settings.reconcile_budget_seconds
     lines: list[str] = []
