@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 #: Rows examined per table per run. A run deletes at most this many rollouts (four Table transactions each)
 #: and as many idempotency records: a few minutes at worst, well inside the Functions timeout.
 BUDGET = 2000
-#: The properties that date an idempotency-table row (a record or a monitor's cooldown): its newest one counts.
-_DATED = ("ClaimedAt", "CompletedAt", "ExpiresAt")
+#: The properties that date an idempotency-table row (a record, a monitor's cooldown, a sent notification's
+#: ``notified~...`` row): its newest one counts.
+_DATED = ("ClaimedAt", "CompletedAt", "ExpiresAt", "SentAt")
 
 
 def purge_history(deps: Deps) -> list[str]:
@@ -51,17 +52,20 @@ def purge_history(deps: Deps) -> list[str]:
 
 
 def purge_idempotency(store: TableStore, cutoff: dt.datetime, *, budget: int) -> tuple[int, int]:
-    """Delete the rows whose newest date is before ``cutoff``; at most ``budget`` examined. (deleted, examined).
+    """Delete the rows last written before ``cutoff`` whose newest date is before it too; at most ``budget``
+    examined. (deleted, examined).
 
-    The table has no time index, so this is a filtered scan; retention is what keeps the table small. A
-    record is kept long after Event Grid stops redelivering its event (24 hours), so deleting it never lets
-    a duplicate through.
+    The table has no time index, so this is a filtered scan; retention is what keeps the table small. It
+    covers the event records and monitors' cooldowns (``ClaimedAt``; their newest date counts, a cooldown can
+    end in the future) and the outbox's ``notified~...`` rows (``SentAt``). A record is kept long after Event
+    Grid stops redelivering its event (24 hours), so deleting it never lets a duplicate through. Pending
+    notifications (``notify-outbox``, undated) are the outbox's own to retry or give up.
     """
     deleted = examined = 0
     token: dict[str, str] | None = None
     while examined < budget:
         rows, token = store.page(
-            "ClaimedAt lt @cutoff",
+            "ClaimedAt lt @cutoff or SentAt lt @cutoff",
             limit=min(1000, budget - examined),
             continuation=token,
             select=["PartitionKey", "RowKey", *_DATED],

@@ -443,3 +443,39 @@ def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollou
     ledger.release_lease(settled, NOW)
     [entry] = ledger.active_endpoints(later)
     assert ledger.settle(entry, later)  # answered: nothing in doubt, nothing active, the entry goes
+
+
+def test_retention_deletes_the_outboxs_sent_notification_rows_once_old(app: OfflineApp) -> None:
+    from shared.notify import Notification
+    from shared.outbox import OUTBOX_PARTITION, OutboxNotifier
+    from shared.workspace import WorkspaceRef
+
+    table = production_deps().table("idempotency")
+
+    class Delivered:
+        name = "test"
+
+        def publish(self, notification: Notification) -> None:
+            pass
+
+    def sent_at(when: dt.datetime, subject: str) -> None:
+        sink = Delivered()
+        notification = Notification(
+            type="AmlEvents.Run.Completed",
+            subject=subject,
+            summary="live",
+            workspace=WorkspaceRef.from_arm_id(WORKSPACE_ID),
+            source_event_id=f"evt-{subject}",
+        )
+        OutboxNotifier([sink], lambda: table, clock=lambda: when).send(notification)
+
+    sent_at(NOW - 100 * DAY, "old")
+    sent_at(NOW - DAY, "new")
+    sent = [r for r in table.query("PartitionKey ge @lo and PartitionKey lt @hi", lo="notified~", hi="notified~~")]
+    assert len(sent) == 2 and not table.partition(OUTBOX_PARTITION)
+
+    lines = purge_history(production_deps())
+
+    left = [r for r in table.query("PartitionKey ge @lo and PartitionKey lt @hi", lo="notified~", hi="notified~~")]
+    assert [r.key for r in left] == [r.key for r in sent if r.data["SentAt"] > NOW - 90 * DAY]
+    assert lines[1].startswith("idempotency: 1 deleted")
