@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.errors import PermanentError, SettingsError, is_retryable
 from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, workspace_of
 
@@ -53,6 +54,13 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
     Raises only when a redelivery can fix the failure (the host then answers 500 and Event Grid
     retries). Everything else is logged with the event's id, type and subject, and acknowledged.
     """
+    with telemetry.event_span(envelope) as span:
+        outcome = _process(envelope, deps, handlers)
+        telemetry.set_outcome(span, outcome)
+        return outcome
+
+
+def _process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> str:
     label = envelope.label
     try:
         workspace = workspace_of(envelope)

@@ -55,6 +55,10 @@ class Settings:
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
+    #: Where traces, metrics and logs go in Azure; empty sends them nowhere (shared/telemetry.py).
+    appinsights_connection_string: str = field(default="", repr=False)
+    #: Local runs: print the spans and metrics on the console.
+    telemetry_console: bool = False
 
     @property
     def applies_changes(self) -> bool:
@@ -101,6 +105,8 @@ class Settings:
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
             status_host=reader.text("WEBSITE_HOSTNAME", ""),
+            appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
+            telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         )
         if reader.problems:
             raise SettingsError(reader.problems)

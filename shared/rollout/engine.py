@@ -11,6 +11,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.errors import is_retryable, status_code_of
 from shared.rollout.factories import ledger_of, policy_of
 from shared.rollout.model import Rollout, State
@@ -90,7 +91,9 @@ class RolloutEngine:
             action = step(current, Observation(view, siblings), self.deps.clock(), self.policy)
             if wrote and (isinstance(action, WRITE_ACTIONS) or getattr(action, "delete", None)):
                 action = Wait("another write went to this endpoint in this pass")
-            updated = self._apply(current, action, view, gateway)
+            with telemetry.step_span(current, action, siblings) as step_done:
+                updated = self._apply(current, action, view, gateway)
+                step_done(updated)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
             lines.append(f"{updated.plan.deployment}: {updated.state.value} ({updated.reason})")
@@ -210,6 +213,7 @@ class RolloutEngine:
 
     def _transition(self, rollout: Rollout, state: State, reason: str, now: dt.datetime) -> Rollout:
         saved = self.ledger.save(replace(rollout, state=state, reason=reason), now)
+        telemetry.rollout_transitioned(saved, now)
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
         self.notify(saved, state, reason)
         return saved
