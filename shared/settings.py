@@ -97,6 +97,10 @@ class Settings:
     gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
+    #: Where traces, metrics and logs go in Azure; empty sends them nowhere (shared/telemetry.py).
+    appinsights_connection_string: str = field(default="", repr=False)
+    #: Local runs: print the spans and metrics on the console.
+    telemetry_console: bool = False
 
     @property
     def applies_changes(self) -> bool:
@@ -164,6 +168,8 @@ class Settings:
             gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
             gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
             gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+            appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
+            telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         )
         if not reader.problems:
             reader.problems.extend(

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from shared.rollout import intents as intent_rules
 from shared.rollout.factories import ledger_of, policy_of
@@ -138,7 +139,9 @@ class RolloutEngine:
                     "traffic drifted from the app's split (changed outside the app); no traffic write until "
                     "an operator action or a new rollout on this endpoint (docs/operations.md)"
                 )
-            updated = self._apply(current, action, view, gateway)
+            with telemetry.step_span(current, action, siblings) as step_done:
+                updated = self._apply(current, action, view, gateway)
+                step_done(updated)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
             lines.append(f"{updated.plan.deployment}: {updated.state.value} ({updated.reason})")
@@ -522,6 +525,7 @@ class RolloutEngine:
         if state.terminal and rollout.cleanup is None:
             rollout = replace(rollout, cleanup=Cleanup())  # whatever it leaves behind is cleaned up after it
         saved = self.ledger.save(replace(rollout, state=state, reason=reason), now)
+        telemetry.rollout_transitioned(saved, now)
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
         self.notify(saved, state, reason)
         return saved

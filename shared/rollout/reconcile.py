@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.rollout.engine import RolloutEngine
 from shared.rollout.factories import ledger_of
 from shared.workspace import WorkspaceRef
@@ -19,6 +20,13 @@ logger = logging.getLogger(__name__)
 
 def reconcile(deps: Deps) -> list[str]:
     """One tick. With nothing in flight this is one read of the active index and no Azure ML call at all."""
+    with telemetry.tick_span() as span:
+        lines = _reconcile(deps)
+        span.set_attribute("aml.reconcile.lines", len(lines))
+        return lines
+
+
+def _reconcile(deps: Deps) -> list[str]:
     settings = deps.settings
     _retry_notifications(deps)
     if not settings.applies_changes:
@@ -41,7 +49,9 @@ def reconcile(deps: Deps) -> list[str]:
     deadline = time.monotonic() + settings.reconcile_budget_seconds
     lines: list[str] = []
     with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="reconcile") as pool:
-        futures = {pool.submit(RolloutEngine(deps).advance, ws, ep, deadline): ep for ws, ep in allowed}
+        # Each endpoint's steps are children of this tick's span: the pool's threads do not carry it by themselves.
+        advance = [(telemetry.in_current_context(RolloutEngine(deps).advance), ws, ep) for ws, ep in allowed]
+        futures = {pool.submit(run, ws, ep, deadline): ep for run, ws, ep in advance}
         for future, endpoint in futures.items():
             try:
                 lines.extend(future.result())
