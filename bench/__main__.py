@@ -281,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("  (app log) %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
+    history_rows = f"the Table cost of ticks and a status page with 0 and {args.history:,} rows of history"
     print(
-        f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
-        f"(watching {args.quiet_seconds:.0f} s after the first ack) ...\n",
+        f"Measuring: {history_rows} ...\n"
+        if args.only_history
+        else f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
+        f"(watching {args.quiet_seconds:.0f} s after the first ack), then {history_rows} ...\n",
         flush=True,
     )
     print_row(("measure", "figure", "time/RSS", "notes"))
