@@ -37,6 +37,15 @@ def resync_models(timer: func.TimerRequest) -> None:
     resync(production_deps())
 
 
+@app.function_name("purge_history")
+@app.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def purge_history(timer: func.TimerRequest) -> None:
+    """Delete ledger and idempotency rows older than ROLLOUT_RETENTION_DAYS, a bounded batch per run."""
+    from shared.retention import purge_history as purge
+
+    purge(production_deps())
+
+
 @app.function_name("rollout_status")
 @app.route(route="rollouts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_status(req: func.HttpRequest) -> func.HttpResponse:

@@ -149,6 +149,16 @@ class LiveTarget(Target):
         self.mgmt.workspaces.get(*self._scope)
 
     def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        query = dict(params)
+        while True:  # the answer is paged: follow the continuations
+            body = self._status_page(query)
+            found.extend(body["rollouts"])
+            if not body.get("continuation"):
+                return found
+            query["continuation"] = body["continuation"]
+
+    def _status_page(self, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.settings.app_url}/api/rollouts"
         try:
             response = self._http.get(
@@ -164,7 +174,7 @@ class LiveTarget(Target):
         if response.status_code == 404:
             raise TargetError(f"{url} does not exist: is ACCEPTANCE_APP_URL the Function App's base URL?")
         response.raise_for_status()
-        return list(response.json()["rollouts"])
+        return dict(response.json())
 
     def cannot_redeliver(self) -> str | None:
         if self.settings.eventgrid_key:

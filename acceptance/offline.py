@@ -116,10 +116,16 @@ class OfflineTarget(Target):
         logger.info("delivered %s %s: %s", delivery.event_type, delivery.subject, delivery.outcome)
 
     def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        code, body = runner.get_status(params)
-        if code != 200:
-            raise AssertionError(f"GET /api/rollouts answered {code}: {body}")
-        return list(body["rollouts"])
+        found: list[dict[str, Any]] = []
+        query = dict(params)
+        while True:  # the answer is paged: follow the continuations
+            code, body = runner.get_status(query)
+            if code != 200:
+                raise AssertionError(f"GET /api/rollouts answered {code}: {body}")
+            found.extend(body["rollouts"])
+            if not body.get("continuation"):
+                return found
+            query["continuation"] = body["continuation"]
 
     def pass_time(self) -> None:
         runner.tick()

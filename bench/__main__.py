@@ -7,6 +7,7 @@ and the rest is counted (requests, ticks) rather than timed where a count tells 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import statistics
@@ -172,30 +173,135 @@ def print_row(row: Row) -> None:
     print(f"{measure:<{WIDTHS[0]}}  {figure:<{WIDTHS[1]}}  {timing:<{WIDTHS[2]}}  {notes}".rstrip(), flush=True)
 
 
+def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any) -> None:
+    """``count`` finished rollouts (rows and index entries, as the ledger writes them), one a minute back from
+    ``newest``; loaded in batches of 100 per partition, the way a bulk import would."""
+    from collections import defaultdict
+
+    from devkit.stack import WORKSPACE_ID
+    from shared.rollout.ledger import entities_of
+    from shared.rollout.model import Rollout, RolloutPlan, State
+
+    batches: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for n in range(count):
+        created = newest - dt.timedelta(minutes=n)
+        plan = RolloutPlan(
+            workspace_id=WORKSPACE_ID,
+            endpoint=endpoint,
+            deployment=f"{model}-v{n + 1}",
+            model_name=model,
+            model_version=str(n + 1),
+            model_type="mlflow_model",
+            model_created_at="",
+            instance_type="Standard_DS3_v2",
+            instance_count=1,
+            traffic=100,
+            mirror=0,
+        )
+        rollout = Rollout(plan=plan, state=State.SUPERSEDED, created_at=created, updated_at=created, reason="bench")
+        for partition, key, data in entities_of(rollout):
+            batches[partition].append(("upsert", {"PartitionKey": partition, "RowKey": key, **data}))
+    for operations in batches.values():
+        for start in range(0, len(operations), 100):
+            store.client.submit_transaction(operations[start : start + 100])
+
+
+def history(rows: int) -> Iterator[Row]:
+    """Table transactions of an idle tick, a tick advancing a rollout, and one status page, with 0 and with
+    ``rows`` finished rollouts in the ledger's history. The goal: the same counts for both."""
+    from devkit.harness import OfflineApp, app_environment, model_registered
+    from devkit.runner import get_status
+    from devkit.stack import WORKSPACE_ID, DevStack
+    from shared.deps import production_deps
+    from shared.rollout.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
+    from shared.store import TableStore
+
+    def measure(action: Callable[[], Any]) -> tuple[str, str, str]:
+        TableStore.operations.clear()
+        TableStore.rows_read.clear()
+        _, seconds = _timed(action)
+        ops = sum(TableStore.operations.values())
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(TableStore.operations.items()))
+        return (
+            f"{ops} Table transactions",
+            f"{seconds * 1000:.0f} ms",
+            f"{kinds}; {sum(TableStore.rows_read.values())} rows read",
+        )
+
+    tags = {"deploy": "true", "endpoint": "credit"}
+    with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
+        app, aml = OfflineApp(stack), stack.aml
+
+        def settle() -> None:
+            # From the ledger, not app.run_until_settled(): that lists every rollout, 20,000 of them here.
+            ledger = RolloutLedger(production_deps().table("rollouts"))
+            for _ in range(10):
+                aml.wait_idle()
+                if not ledger.endpoint_rollouts(WORKSPACE_ID, "credit"):
+                    return
+                app.tick()
+            raise AssertionError("the rollout on credit did not settle in 10 ticks")
+
+        for count in (0, rows):
+            stack.reset()
+            store = production_deps().table("rollouts")
+            list(store.partition("~bench"))  # the reset dropped the table: a read through the store recreates it
+            now = dt.datetime.now(dt.UTC)
+            # A page's worth of recent rollouts on another endpoint, then the history behind them.
+            _seed_history(store, 50, "fraud", "fraud", now - dt.timedelta(hours=1))
+            _seed_history(store, count, "credit", "credithistory", now - dt.timedelta(days=30))
+            label = f"{count:,} rows of history"
+            aml.seed_model("credit", 1, tags=tags)
+            app.deliver(model_registered("credit", 1))
+            settle()
+            aml.seed_model("credit", 2, tags=tags)
+            app.deliver(model_registered("credit", 2))
+            aml.wait_idle()
+            yield ((f"tick advancing a rollout, {label}", *measure(app.tick)))
+            settle()
+            ledger = RolloutLedger(store)
+            for entry in ledger.active_endpoints(now):
+                ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
+            yield ((f"idle reconciler tick, {label}", *measure(app.tick)))
+            pages: list[Any] = []
+            figure = measure(lambda: pages.append(get_status({})[1]))  # noqa: B023 - called at once
+            yield ((f"status page (50 rollouts), {label}", *figure))
+            assert pages[0]["count"] == 50, pages
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per import measurement")
     parser.add_argument("--quiet-seconds", type=float, default=30.0, help="how long to watch after the ack path")
+    parser.add_argument("--history", type=int, default=20_000, help="finished rollouts in the history rows")
+    parser.add_argument("--only-history", action="store_true", help="measure the history rows only")
     args = parser.parse_args(argv)
     # Only real trouble reaches the console, labelled as the app's log; routine information stays out.
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("  (app log) %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
+    history_rows = f"the Table cost of ticks and a status page with 0 and {args.history:,} rows of history"
     print(
-        f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
-        f"(watching {args.quiet_seconds:.0f} s after the first ack) ...\n",
+        f"Measuring: {history_rows} ...\n"
+        if args.only_history
+        else f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
+        f"(watching {args.quiet_seconds:.0f} s after the first ack), then {history_rows} ...\n",
         flush=True,
     )
     print_row(("measure", "figure", "time/RSS", "notes"))
-    for row in cold_import(args.runs):
-        print_row(row)
-    for row in rollouts(args.quiet_seconds):
+    if not args.only_history:
+        for row in cold_import(args.runs):
+            print_row(row)
+        for row in rollouts(args.quiet_seconds):
+            print_row(row)
+    for row in history(args.history):
         print_row(row)
     print(
         f"\n(import figures are medians of {args.runs} fresh processes; goals: function_app within 1.5x of "
         "azure.functions and azure.ai.ml not loaded; ack path <= 4 ARM requests and 0 after; "
-        "<= 3 ticks to live on a new endpoint, <= 2 on an existing one; resync <= 1 + pages + RESYNC_MAX_MODELS reads)"
+        "<= 3 ticks to live on a new endpoint, <= 2 on an existing one; resync <= 1 + pages + RESYNC_MAX_MODELS reads; "
+        "the history rows: the same Table transactions with and without history)"
     )
     return 0
 

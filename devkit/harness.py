@@ -20,6 +20,7 @@ APP_SETTINGS = {
     "DEPLOY_MODE": "apply",
     "RECONCILE_SCHEDULE": "0 */1 * * * *",
     "RESYNC_SCHEDULE": "0 0 * * * *",
+    "RETENTION_SCHEDULE": "0 30 3 * * *",
     "EVENT_BUDGET_SECONDS": "10",
     "RECONCILE_BUDGET_SECONDS": "30",
     "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
@@ -234,9 +235,16 @@ class OfflineApp:
         self.stack.aml.advance_clock(seconds)
 
     def rollouts(self, **filters: str) -> list[dict[str, Any]]:
-        status, body = runner.get_status(filters)
-        assert status == 200, body
-        return list(body["rollouts"])
+        """Every rollout ``GET /api/rollouts`` lists with ``filters``, newest first, following its pages."""
+        found: list[dict[str, Any]] = []
+        params = dict(filters)
+        while True:
+            status, body = runner.get_status(params)
+            assert status == 200, body
+            found.extend(body["rollouts"])
+            if not body["continuation"]:
+                return found
+            params["continuation"] = body["continuation"]
 
     def rollout(self, deployment: str) -> dict[str, Any]:
         [found] = [r for r in self.rollouts() if r["deployment"] == deployment]

@@ -110,6 +110,11 @@ def resync(past_due: bool = False) -> None:
     _functions()[RESYNC_FUNCTION](TimerRequest(past_due=past_due))
 
 
+def fire(function_name: str, past_due: bool = False) -> None:
+    """Fire another timer function once (``purge_history``, the retention timer)."""
+    _functions()[function_name](TimerRequest(past_due=past_due))
+
+
 def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """Call ``rollout_status`` as ``GET /api/rollouts`` and return (status code, parsed JSON)."""
     request = func.HttpRequest("GET", "http://localhost/api/rollouts", params=dict(params or {}), body=b"")

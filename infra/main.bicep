@@ -100,6 +100,12 @@ param rolloutMaxAttempts string = '10'
 @description('NCRONTAB schedule of the reconciler timer (six fields, seconds first), read by the Functions host.')
 param reconcileSchedule string = '0 */1 * * * *'
 
+@description('NCRONTAB schedule of the retention timer (six fields, seconds first), read by the Functions host.')
+param retentionSchedule string = '0 30 3 * * *'
+
+@description('Days a finished rollout (any state but pending and deploying) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
+param rolloutRetentionDays string = '90'
+
 @description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
 param reconcileBudgetSeconds string = '45'
 
@@ -226,6 +232,8 @@ var appSettings = {
   ROLLOUT_TABLE: rolloutTableName
   IDEMPOTENCY_TABLE: idempotencyTableName
   RECONCILE_SCHEDULE: reconcileSchedule
+  RETENTION_SCHEDULE: retentionSchedule
+  ROLLOUT_RETENTION_DAYS: rolloutRetentionDays
   RECONCILE_BUDGET_SECONDS: reconcileBudgetSeconds
   RECONCILE_CONCURRENCY: reconcileConcurrency
   EVENT_BUDGET_SECONDS: eventBudgetSeconds

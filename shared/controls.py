@@ -46,11 +46,7 @@ def operator_action(
     caller = _caller(headers)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
-        found = [
-            r
-            for r in ledger.all()
-            if r.plan.endpoint.lower() == endpoint.lower() and r.plan.deployment.lower() == deployment.lower()
-        ]
+        found = ledger.find(endpoint, deployment)
         if not found:
             return 404, _error(f"no rollout of deployment {deployment!r} on endpoint {endpoint!r}")
         if len(found) > 1:

@@ -15,6 +15,7 @@ from shared.notify import Notifier, sinks_from_settings
 from shared.outbox import OutboxNotifier
 from shared.settings import Settings, get_settings
 from shared.store import TableStore
+from shared.telemetry import setup as setup_telemetry
 
 if TYPE_CHECKING:
     from shared.aml import AmlGateway
@@ -57,6 +58,7 @@ def production_deps() -> Deps:
     for name in ("azure", "azure.core.pipeline.policies.http_logging_policy", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = get_settings()
+    setup_telemetry(settings)
     sinks = sinks_from_settings(
         settings.notify_topic_endpoint, settings.notify_topic_key, settings.notify_webhook_url, get_credential
     )

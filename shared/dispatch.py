@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.clock import as_utc
 from shared.errors import PermanentError, SettingsError, is_retryable, permission_problem
 from shared.events import AmlEvent, Envelope, envelope_from_function_event, parse, require_event_type, workspace_of
@@ -55,6 +56,13 @@ def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> 
     Raises only when a redelivery can fix the failure (the host then answers 500 and Event Grid
     retries). Everything else is logged with the event's id, type and subject, and acknowledged.
     """
+    with telemetry.event_span(envelope) as span:
+        outcome = _process(envelope, deps, handlers)
+        telemetry.set_outcome(span, outcome)
+        return outcome
+
+
+def _process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> str:
     label = envelope.label
     try:
         require_event_type(envelope)

@@ -115,7 +115,9 @@ class OutboxNotifier(Notifier):
             )
             return False
         with contextlib.suppress(Conflict):
-            store.insert(_sent_partition(notification), notification.id, {"Type": notification.type})
+            # SentAt dates the row for the retention timer (shared/retention.py).
+            sent = {"Type": notification.type, "SentAt": self._clock()}
+            store.insert(_sent_partition(notification), notification.id, sent)
         with contextlib.suppress(Conflict):
             store.delete(row)
         return True

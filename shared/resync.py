@@ -45,8 +45,8 @@ def resync(deps: Deps) -> list[str]:
 
     ledger = ledger_of(deps)
     seen = {
-        (WorkspaceRef.from_arm_id(r.plan.workspace_id).key, r.plan.model_name.lower(), r.plan.model_version)
-        for r in ledger.all()
+        (WorkspaceRef.from_arm_id(workspace_id).key, name.lower(), version)
+        for workspace_id, name, version in ledger.model_versions()
     }
     lines: list[str] = []
     for key in sorted(settings.allowed_workspaces):

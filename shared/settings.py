@@ -58,6 +58,7 @@ class Settings:
     rollout_timeout_minutes: int = 60
     rollout_max_attempts: int = 10
     permission_retry_minutes: int = 30
+    rollout_retention_days: int = 90
     rollout_table: str = "rollouts"
     idempotency_table: str = "idempotency"
     reconcile_budget_seconds: float = 45.0
@@ -96,6 +97,10 @@ class Settings:
     gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
+    #: Where traces, metrics and logs go in Azure; empty sends them nowhere (shared/telemetry.py).
+    appinsights_connection_string: str = field(default="", repr=False)
+    #: Local runs: print the spans and metrics on the console.
+    telemetry_console: bool = False
 
     @property
     def applies_changes(self) -> bool:
@@ -130,6 +135,7 @@ class Settings:
             rollout_timeout_minutes=reader.integer("ROLLOUT_TIMEOUT_MINUTES", 60, low=1, high=24 * 60),
             rollout_max_attempts=reader.integer("ROLLOUT_MAX_ATTEMPTS", 10, low=1, high=1000),
             permission_retry_minutes=reader.integer("PERMISSION_RETRY_MINUTES", 30, low=1, high=24 * 60),
+            rollout_retention_days=reader.integer("ROLLOUT_RETENTION_DAYS", 90, low=2, high=3650),
             rollout_table=reader.table("ROLLOUT_TABLE", "rollouts"),
             idempotency_table=reader.table("IDEMPOTENCY_TABLE", "idempotency"),
             reconcile_budget_seconds=reader.number("RECONCILE_BUDGET_SECONDS", 45.0, low=1, high=600),
@@ -168,6 +174,8 @@ class Settings:
             gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
             gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
             gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+            appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
+            telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         )
         if not reader.problems:
             reader.problems.extend(

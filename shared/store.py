@@ -62,8 +62,11 @@ class Row:
 class TableStore:
     """A table in the Function App's storage account. Creates the table on first use."""
 
-    #: Storage operations by kind, process-wide (``make bench`` reports them).
+    #: Storage transactions by kind, process-wide (``make bench`` reports them). Every page of a query is one
+    #: transaction; a query that does not name one partition is counted as a ``scan`` (Azure reads the table).
     operations: ClassVar[Counter[str]] = Counter()
+    #: Entities the queries and reads returned, process-wide: what a request cost in data, not in calls.
+    rows_read: ClassVar[Counter[str]] = Counter()
 
     def __init__(self, client_factory: Callable[[], TableClient]) -> None:
         self._client_factory = client_factory
@@ -132,15 +135,30 @@ class TableStore:
             self._create_table()
             return call()
 
-    def get(self, partition: str, key: str) -> Row | None:
+    def get(self, partition: str, key: str, *, select: list[str] | None = None) -> Row | None:
+        """The row, or None. ``select`` names the properties to read (the others are left on the server)."""
         TableStore.operations["get"] += 1
         # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return _row(self.client.get_entity(partition, key))
+            entity = self.client.get_entity(partition, key, select=select)
         except ResourceNotFoundError:
             return None
+        row = _row(entity)
+        row = Row(partition, key, row.data, row.etag)  # $select leaves the keys out of the answer
+        TableStore.rows_read["get"] += 1
+        return row
+
+    def upsert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        """Insert or replace the row whatever its ETag: for rows whose every writer writes the same meaning."""
+        TableStore.operations["upsert"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": partition, "RowKey": key, **data}
+        metadata = self._retry_if_table_missing(lambda: self.client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        return Row(partition, key, dict(data), str(metadata.get("etag", "")))
 
     def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         """Create the row; ``Conflict`` if it exists already."""
@@ -189,16 +207,42 @@ class TableStore:
         except ResourceModifiedError as err:
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
-    def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
-        TableStore.operations["query"] += 1
-        entities = self._retry_if_table_missing(
-            lambda: list(self.client.query_entities(filter, parameters=parameters or None))
-        )
-        for entity in entities:
-            yield _row(entity)
+    def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:
+        """Every row ``filter`` matches, page by page (each page is one transaction)."""
+        continuation: dict[str, str] | None = None
+        while True:
+            rows, continuation = self.page(filter, select=select, continuation=continuation, **parameters)
+            yield from rows
+            if continuation is None:
+                return
 
-    def partition(self, partition: str) -> list[Row]:
-        return list(self.query("PartitionKey eq @pk", pk=partition))
+    def page(
+        self,
+        filter: str,
+        *,
+        limit: int | None = None,
+        select: list[str] | None = None,
+        continuation: dict[str, str] | None = None,
+        **parameters: Any,
+    ) -> tuple[list[Row], dict[str, str] | None]:
+        """One request: up to ``limit`` rows from ``continuation`` on, and Azure's token for the next page
+        (None at the end). Azure may answer fewer rows than ``limit`` with a token: keep following it."""
+        kind = "query" if filter.startswith("PartitionKey eq ") else "scan"
+        TableStore.operations[kind] += 1
+
+        def fetch() -> tuple[list[Row], dict[str, str] | None]:
+            pages = self.client.query_entities(
+                filter, parameters=parameters or None, results_per_page=limit, select=select
+            ).by_page(continuation_token=continuation)  # type: ignore[arg-type]  # the SDK takes its dict
+            rows = [_row(entity) for entity in next(pages, [])]
+            return rows, pages.continuation_token  # type: ignore[attr-defined]
+
+        rows, token = self._retry_if_table_missing(fetch)
+        TableStore.rows_read[kind] += len(rows)
+        return rows, token or None
+
+    def partition(self, partition: str, *, select: list[str] | None = None) -> list[Row]:
+        return list(self.query("PartitionKey eq @pk", select=select, pk=partition))
 
     def update(
         self, partition: str, key: str, change: Callable[[Row | None], Mapping[str, Any] | None], *, tries: int = 8
@@ -220,4 +264,6 @@ class TableStore:
 
 def _row(entity: Any) -> Row:
     data = {key: value for key, value in entity.items() if key not in ("PartitionKey", "RowKey")}
-    return Row(entity["PartitionKey"], entity["RowKey"], data, str(entity.metadata.get("etag", "")))
+    # A query with $select returns only the keys it names.
+    partition, key = entity.get("PartitionKey", ""), entity.get("RowKey", "")
+    return Row(partition, key, data, str(entity.metadata.get("etag", "")))

@@ -66,8 +66,12 @@ class FakeTableStore(TableStore):
         self.before_write: Callable[[FakeTableStore, str, str], None] | None = None
         self._etags = itertools.count(1)
 
-    def get(self, partition: str, key: str) -> Row | None:
+    def get(self, partition: str, key: str, *, select: list[str] | None = None) -> Row | None:
         return self.rows.get((partition, key))
+
+    def upsert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        self._before_write(partition, key)
+        return self._put("upsert", partition, key, data)
 
     def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         self._before_write(partition, key)
@@ -84,14 +88,17 @@ class FakeTableStore(TableStore):
 
     def delete(self, row: Row) -> None:
         current = self.rows.get((row.partition, row.key))
-        if current is not None and current.etag != row.etag:
+        if current is not None and row.etag != "*" and current.etag != row.etag:
             raise Conflict(f"{row.partition}/{row.key} changed since it was read")
         self.rows.pop((row.partition, row.key), None)
         self.writes.append(("delete", row.partition, row.key))
 
-    def query(self, filter: str, **parameters: Any) -> Iterator[Row]:
-        assert filter == "PartitionKey eq @pk", f"FakeTableStore only answers partition queries, not {filter!r}"
-        yield from (row for (partition, _), row in sorted(self.rows.items()) if partition == parameters["pk"])
+    def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:
+        assert filter.startswith("PartitionKey eq @pk"), f"FakeTableStore only answers partition queries, {filter!r}"
+        active = filter.endswith(" and Active eq true")  # the ledger's one other filter
+        for (partition, _), row in sorted(self.rows.items()):
+            if partition == parameters["pk"] and (not active or row.data.get("Active")):
+                yield row
 
     def _before_write(self, partition: str, key: str) -> None:
         hook, self.before_write = self.before_write, None  # one interference per arming

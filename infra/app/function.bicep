@@ -34,6 +34,13 @@ var hostSettings = {
   // The connection string names the ingestion endpoint; it authorises nothing because local auth is off.
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker configures the Azure Monitor OpenTelemetry distro itself and sends the app's spans, metrics
+  // and logs (no duplicate host-level log lines), with the host's trace context around each invocation
+  // (learn.microsoft.com/azure/azure-functions/opentelemetry-howto; host.json sets telemetryMode=OpenTelemetry).
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // Keep every span: the distro's default is a limit of 5 traces a second, which a burst of events exceeds.
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: '1.0'
   // DefaultAzureCredential picks the user-assigned identity from this.
   AZURE_CLIENT_ID: identityClientId
 }

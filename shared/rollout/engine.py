@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from shared.rollout import intents as intent_rules
 from shared.rollout.factories import ledger_of, policy_of
@@ -114,6 +115,10 @@ class RolloutEngine:
             if not due:
                 logger.warning("endpoint %s (a write in doubt) not observed: %s: %s", endpoint, type(err).__name__, err)
             return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
+        # The step also weighs the records of the deployments AML shows (supersede, cleanup, the owner of a
+        # restored split); the endpoint's history of deleted deployments is not read. These come without logs.
+        shown = [d.name for d in view.deployments if d.name not in rollouts] if view else []
+        rollouts.update((r.plan.deployment, r) for r in self.ledger.deployment_rollouts(workspace_id, endpoint, shown))
         if view is not None:
             self._observed = {
                 "observed_traffic": dict(view.traffic),
@@ -150,7 +155,9 @@ class RolloutEngine:
                 )
             if self.deps.settings.deploy_mode == "hold" and isinstance(action, (*WRITE_ACTIONS, RollBack)):
                 action = Wait("DEPLOY_MODE=hold: no writes to Azure ML; the rollout resumes here when set to apply")
-            updated = self._apply(current, action, view, gateway)
+            with telemetry.step_span(current, action, siblings) as step_done:
+                updated = self._apply(current, action, view, gateway)
+                step_done(updated)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
             lines.append(f"{updated.plan.deployment}: {updated.state.value} ({updated.reason})")
@@ -576,6 +583,7 @@ class RolloutEngine:
         if state.terminal and rollout.cleanup is None:
             rollout = replace(rollout, cleanup=Cleanup())  # whatever it leaves behind is cleaned up after it
         saved = self.ledger.save(replace(rollout, state=state, reason=reason), now)
+        telemetry.rollout_transitioned(saved, now)
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
         self.notify(saved, state, reason, kind=kind, facts=facts)
         return saved

@@ -1,15 +1,17 @@
-"""The rollout ledger: one Azure Table row per (workspace, endpoint, deployment), plus a lease row per endpoint."""
+"""The rollout ledger: a row per (workspace, endpoint, deployment), a lease row per endpoint, and two indexes."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.clock import as_utc
+from shared.errors import RetryableError
 from shared.rollout import intents as intent_rules
 from shared.rollout.intents import Intent
 from shared.rollout.model import Cleanup, Progress, Rollout, RolloutPlan, State
@@ -123,9 +125,69 @@ class Lease:
         return self.row.partition
 
 
+# The indexes live in the ledger's table, in partitions no endpoint's partition key can take (those start
+# with the workspace name), so every read below names its partition and never scans the table.
+#: One row per endpoint with a rollout in progress; RowKey is the endpoint's partition key.
+ACTIVE_INDEX = "~active"
+#: In ``ACTIVE_INDEX``: the index was built from the rows once (an upgrade from a ledger without it).
+INDEX_BUILT = "~built"
+#: In ``ACTIVE_INDEX``: how far indexing the rows written before ``RECENT_INDEX`` existed has got.
+HISTORY_INDEXED = "~history"
+#: How long an ``ACTIVE_INDEX`` row outlives its endpoint's last active rollout. A recorder writes the index
+#: row, then the rollout row; a reconciler that finds no active row removes the index row only when it is
+#: older than this, so the pair's two writes (each bounded by the Tables client's timeouts and retries) can
+#: never be split by a removal, and the index never under-reports.
+ACTIVE_INDEX_GRACE = dt.timedelta(minutes=10)
+#: One row per rollout, newest first: RowKey is ``{inverted creation time}~{partition}~{deployment}``.
+#: ``RECENT_INDEX`` holds every rollout; ``RECENT_INDEX~{endpoint}`` the rollouts of one endpoint name.
+RECENT_INDEX = "~recent"
+_TIME_SPAN_US = 10**17  # microseconds after 1970 fit until the year 5138; keys stay 17 digits wide
+#: What a step reads of a rollout it will probably not write back: every property ``_encode`` writes but the
+#: container logs (``save`` reads those back before writing such a row).
+SUMMARY = [
+    "SchemaVersion", "Workspace", "Endpoint", "Deployment", "ModelName", "ModelVersion", "State", "Active", "Plan",
+    "CreatedAt", "UpdatedAt", "EventIds", "Attempts", "NextAttemptAt", "LastError", "Reason", "Actions",
+    "TurnTakenAt", "Retries", "ErrorSource", "DeniedSince", "Cleanup",
+]  # fmt: skip
+
+
 def partition_key(workspace_id: str, endpoint: str) -> str:
     """Readable, unique per workspace (ids compared case-insensitively) and endpoint."""
     return f"{workspace_scope(WorkspaceRef.from_arm_id(workspace_id))}~{endpoint}"
+
+
+def recent_key(created_at: dt.datetime, partition: str, deployment: str) -> str:
+    """The ``RECENT_INDEX`` key of a rollout: ascending keys are newest first, ties broken by the row's keys."""
+    micros = (as_utc(created_at) - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"{_TIME_SPAN_US - micros:017d}~{partition}~{deployment}"
+
+
+def recent_partition(endpoint: str = "") -> str:
+    """The index partition of every rollout, or of the rollouts on endpoints named ``endpoint``."""
+    return f"{RECENT_INDEX}~{endpoint.lower()}" if endpoint else RECENT_INDEX
+
+
+@dataclass(frozen=True)
+class ActiveEndpoint:
+    """An ``ACTIVE_INDEX`` row: an endpoint that had a rollout in progress when it was written."""
+
+    workspace_id: str
+    endpoint: str
+    since: dt.datetime
+    row: Row
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one retention pass did."""
+
+    examined: int = 0
+    deleted: int = 0
+    kept_newest: int = 0  # the newest terminal rollout of its endpoint
+    dangling: int = 0  # index rows left by a recorder that crashed before the rollout row
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class RolloutLedger:
@@ -135,13 +197,18 @@ class RolloutLedger:
         self.store = store
         # The rows as read, by ETag: ``save`` merges a concurrent change only if it touched nothing but event ids.
         self._read: dict[str, Rollout] = {}
+        # The ETags of rows read without their ``Logs`` (``SUMMARY``): ``save`` reads the logs back first.
+        self._summaries: set[str] = set()
 
-    def _decoded(self, row: Row) -> Rollout:
+    def _decoded(self, row: Row, *, summary: bool = False) -> Rollout:
         rollout = _decode(row)
         if row.etag:
             if len(self._read) >= _READ_CACHE_LIMIT:
                 self._read.clear()
+                self._summaries.clear()
             self._read[row.etag] = rollout
+            if summary:
+                self._summaries.add(row.etag)
         return rollout
 
     def record(
@@ -149,27 +216,56 @@ class RolloutLedger:
     ) -> tuple[Rollout, bool]:
         """Record that ``event_id`` asks for ``plan``. Returns the row and whether it is new.
 
-        A duplicate or late event finds the row and changes nothing but its list of event ids.
+        A duplicate or late event finds the row and changes nothing but its list of event ids. A new row's
+        index entries are written first, so a crash between the writes leaves an index entry without a
+        row (which the readers skip) and never a rollout the reconciler or the status API cannot find.
         """
-        created = False
-
-        def change(row: Row | None) -> dict[str, Any] | None:
-            nonlocal created
-            if row is None:
-                created = True
+        pk = partition_key(plan.workspace_id, plan.endpoint)
+        indexed = False
+        for attempt in range(8):
+            current = self.store.get(pk, plan.deployment)
+            if current is None:
+                if not indexed:
+                    self._index(plan, state, now)
+                    indexed = True
                 rollout = Rollout(
                     plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason
                 )
-                return _encode(rollout)
-            created = False
-            current = _decode(row)
-            if event_id in current.event_ids:
-                return None
-            return _encode(replace(current, event_ids=(*current.event_ids, event_id)[-MAX_EVENT_IDS:]))
+                try:
+                    return self._decoded(self.store.insert(pk, plan.deployment, _encode(rollout))), True
+                except Conflict:
+                    # Another delivery recorded it first: its own index entries point at the row, drop ours.
+                    self._drop_recent(plan, now)
+                    indexed = False
+                    continue
+            existing = self._decoded(current)
+            if event_id in existing.event_ids:
+                return existing, False
+            appended = replace(existing, event_ids=(*existing.event_ids, event_id)[-MAX_EVENT_IDS:])
+            try:
+                return self._decoded(self.store.replace(current, _encode(appended))), False
+            except Conflict:
+                backoff(attempt)
+        raise RetryableError(f"{pk}/{plan.deployment} kept changing under concurrent updates")
 
-        row = self.store.update(partition_key(plan.workspace_id, plan.endpoint), plan.deployment, change)
-        assert row is not None
-        return self._decoded(row), created
+    def _index(self, plan: RolloutPlan, state: State, now: dt.datetime) -> None:
+        if not state.terminal:
+            self.index_endpoint(plan.workspace_id, plan.endpoint, now)
+        for partition, key, entry in _recent_entries(plan, now):
+            self.store.upsert(partition, key, entry)
+
+    def index_endpoint(self, workspace_id: str, endpoint: str, now: dt.datetime) -> None:
+        """Put (or keep) the endpoint in ``ACTIVE_INDEX``: written BEFORE any row of the endpoint turns active
+        (a new rollout, cleanup owed again, a traffic write in doubt on the ``~lease`` row), so the reconciler,
+        which reads only the index, never misses an endpoint that needs it. An upsert changes the entry's ETag,
+        so a reconciler's ETag-guarded removal of the entry as it was fails."""
+        data = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now}
+        self.store.upsert(ACTIVE_INDEX, partition_key(workspace_id, endpoint), data)
+
+    def _drop_recent(self, plan: RolloutPlan, created_at: dt.datetime) -> None:
+        key = recent_key(created_at, partition_key(plan.workspace_id, plan.endpoint), plan.deployment)
+        for partition in (recent_partition(), recent_partition(plan.endpoint)):
+            self.store.delete(Row(partition, key, etag="*"))
 
     def save(self, rollout: Rollout, now: dt.datetime) -> Rollout:
         """Write ``rollout``'s progress, if the row is still as it was read.
@@ -178,11 +274,21 @@ class RolloutLedger:
         appended meanwhile (a duplicate event), they are kept and the write is retried; any other change
         (state, actions, reason: another instance moved the rollout on) raises ``StaleRollout`` and
         nothing is written, so a stale decision never overwrites a newer one.
+
+        A row read without its logs (``deployment_rollouts``) gets them back from the table first, and a row
+        turning active (cleanup owed again) puts its endpoint in ``ACTIVE_INDEX`` first.
         """
         pk = partition_key(rollout.plan.workspace_id, rollout.plan.endpoint)
         row = Row(pk, rollout.plan.deployment, {}, rollout.etag)
         updated = replace(rollout, updated_at=now)
         base = self._read.get(rollout.etag)
+        summary = rollout.etag in self._summaries
+        if summary and base is not None and updated.logs == base.logs:
+            stored = self.store.get(pk, rollout.plan.deployment, select=["Logs"])
+            if stored is not None:  # gone: the write below fails as for any row deleted meanwhile
+                updated = replace(updated, logs=str(stored.data.get("Logs") or ""))
+        if updated.active and (base is None or not base.active):
+            self.index_endpoint(rollout.plan.workspace_id, rollout.plan.endpoint, now)
         for attempt in range(8):
             try:
                 return self._decoded(self.store.replace(row, _encode(updated)))
@@ -191,52 +297,280 @@ class RolloutLedger:
                 if fresh is None:
                     raise
                 current = _decode(fresh)
-                if base is None or replace(current, event_ids=()) != replace(base, event_ids=()):
+                if base is None or _progress(current, summary) != _progress(base, summary):
                     raise StaleRollout(
                         f"rollout {rollout.plan.endpoint}/{rollout.plan.deployment} changed since it was read "
                         f"(now {current.state.value}: {current.reason})"
                     ) from err
                 backoff(attempt)
                 merged = tuple(dict.fromkeys((*current.event_ids, *updated.event_ids)))[-MAX_EVENT_IDS:]
-                updated = replace(updated, event_ids=merged)
-                base, row = current, fresh
+                updated = replace(updated, event_ids=merged, logs=current.logs if summary else updated.logs)
+                base, row, summary = current, fresh, False
         raise Conflict(f"{pk}/{rollout.plan.deployment} kept changing")
 
     def endpoint_rollouts(self, workspace_id: str, endpoint: str) -> list[Rollout]:
-        """Every readable rollout on one endpoint, oldest first.
+        """The rows on one endpoint that need the engine (a rollout in progress, cleanup owed), oldest first:
+        one partition query for the rows marked ``Active``, whatever the endpoint's history. Read whole (with
+        ``Logs``): these are the rows the engine writes back.
 
         An unreadable row is reported with its keys and set inactive, so it neither stops the endpoint's
         other rollouts nor is read again every tick; it stays in the table for the operator.
         """
         rollouts = []
-        for row in self.store.partition(partition_key(workspace_id, endpoint)):
+        rows = self.store.query("PartitionKey eq @pk and Active eq true", pk=partition_key(workspace_id, endpoint))
+        for row in rows:
             if row.key == LEASE_KEY:
-                continue
+                continue  # active while a traffic write is in doubt; not a rollout
             try:
                 rollouts.append(self._decoded(row))
             except UndecodableRow as err:
                 logger.error("%s; it is skipped (fix or delete the row)", err)
-                if row.data.get("Active") is not False:
-                    try:
-                        self.store.replace(row, {**row.data, "Active": False, "DecodeError": err.problem[:MAX_TEXT]})
-                    except Conflict:
-                        logger.warning("unreadable row %s/%s changed meanwhile; next tick", row.partition, row.key)
+                try:
+                    self.store.replace(row, {**row.data, "Active": False, "DecodeError": err.problem[:MAX_TEXT]})
+                except Conflict:
+                    logger.warning("unreadable row %s/%s changed meanwhile; next tick", row.partition, row.key)
         return sorted(rollouts, key=lambda r: r.created_at)
 
-    def active_endpoints(self) -> list[tuple[str, str]]:
-        """(workspace id, endpoint) of every endpoint with a rollout in progress."""
-        rows = self.store.query("Active eq true")
-        return sorted({(str(row.data["Workspace"]), str(row.data["Endpoint"])) for row in rows})
+    def deployment_rollouts(self, workspace_id: str, endpoint: str, deployments: Iterable[str]) -> list[Rollout]:
+        """The rollouts of the named deployments (those AML shows on the endpoint), without their logs.
 
-    def all(self) -> list[Rollout]:
-        """Every readable rollout, newest first (unreadable rows are reported and skipped)."""
-        rollouts = []
-        for row in self.store.query("RowKey ne @lease", lease=LEASE_KEY):
+        With ``endpoint_rollouts`` this is what a step decides from: the active rollouts, and the record of
+        every deployment that exists (for supersede and cleanup). Point reads, so the endpoint's history of
+        deleted deployments is never read. The rows come without ``Logs``; ``save`` reads those back before it
+        writes such a row (a finished canary retired, a cleanup carried), so no write loses them.
+        """
+        pk = partition_key(workspace_id, endpoint)
+        found = []
+        for name in sorted(set(deployments)):
+            row = self.store.get(pk, name, select=SUMMARY)
+            if row is None:
+                continue
             try:
-                rollouts.append(_decode(row))
+                found.append(self._decoded(row, summary=True))
             except UndecodableRow as err:
-                logger.error("%s; it is left out of the status", err)
-        return sorted(rollouts, key=lambda r: r.created_at, reverse=True)
+                logger.error("%s; it is skipped (fix or delete the row)", err)
+        return found
+
+    def active_endpoints(self, now: dt.datetime) -> list[ActiveEndpoint]:
+        """The endpoints with a rollout in progress: one read of the ``ACTIVE_INDEX`` partition.
+
+        The index may name an endpoint that has none left (``settle`` removes it); it never misses one.
+        """
+        rows = self.store.partition(ACTIVE_INDEX)
+        if not any(row.key == INDEX_BUILT for row in rows):
+            built = self._build_active_index(now)
+            rows = [*built, *(row for row in rows if row.key not in {b.key for b in built})]
+        entries = [
+            ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
+            for row in rows
+            if row.key not in (INDEX_BUILT, HISTORY_INDEXED)
+        ]
+        return sorted(entries, key=lambda e: (e.workspace_id, e.endpoint))
+
+    def _build_active_index(self, now: dt.datetime) -> list[Row]:
+        """Once, for a ledger written before the index existed: one scan for the active rows."""
+        logger.info("building the index of active endpoints from the ledger (a one-time table scan)")
+        entries: dict[str, Row] = {}
+        for row in self.store.query("Active eq true", select=["PartitionKey", "Workspace", "Endpoint"]):
+            data = {"Workspace": row.data["Workspace"], "Endpoint": row.data["Endpoint"], "Since": now}
+            entries[row.partition] = self.store.upsert(ACTIVE_INDEX, row.partition, data)
+        with contextlib.suppress(Conflict):  # another instance built it at the same time
+            self.store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": now})
+        return list(entries.values())
+
+    def settle(self, entry: ActiveEndpoint, now: dt.datetime) -> bool:
+        """Remove ``entry`` when its endpoint has no rollout in progress and the entry is older than
+        ``ACTIVE_INDEX_GRACE``. ETag-guarded: an entry rewritten meanwhile by a new rollout stays. True if removed.
+
+        "In progress" is any row of the endpoint's partition marked ``Active``: a rollout pending or deploying,
+        a finished one with cleanup owed, and the ``~lease`` row while a traffic write is in doubt (the
+        reconciler must observe the endpoint until it knows whether the write landed)."""
+        if now - entry.since < ACTIVE_INDEX_GRACE:
+            return False
+        rows, _ = self.store.page(
+            "PartitionKey eq @pk and Active eq true", limit=1, select=["RowKey"], pk=entry.row.key
+        )
+        if rows:
+            return False
+        try:
+            self.store.delete(entry.row)
+        except Conflict:
+            return False
+        logger.info("endpoint %s has no rollout in progress; removed from the active index", entry.endpoint)
+        return True
+
+    def find(self, endpoint: str, deployment: str) -> list[Rollout]:
+        """Every workspace's rollout of ``deployment`` on endpoints named ``endpoint`` (the operator's handle).
+
+        One query of the endpoint's ``RECENT_INDEX`` partition (bounded by that endpoint's history, which
+        retention bounds), then one point read per rollout found, with its logs. Entries pointing at no row, or
+        at a row created after them, are skipped as in ``recent``.
+        """
+        entries = self.store.query(
+            "PartitionKey eq @pk and Row eq @row", pk=recent_partition(endpoint), row=deployment.lower()
+        )
+        found: dict[tuple[str, str], Rollout] = {}
+        for entry in entries:
+            target = (str(entry.data.get("Partition", "")), str(entry.data.get("Row", "")))
+            row = self.store.get(*target) if target not in found else None
+            if row is None or as_utc(row.data["CreatedAt"]) > as_utc(entry.data["CreatedAt"]):
+                continue
+            try:
+                found[target] = self._decoded(row)
+            except UndecodableRow as err:
+                logger.error("%s; an operator action cannot use it (fix or delete the row)", err)
+        return list(found.values())
+
+    def recent(
+        self,
+        *,
+        endpoint: str = "",
+        model: str = "",
+        state: str = "",
+        limit: int = 50,
+        resume: dict[str, str] | None = None,
+    ) -> tuple[list[Rollout], dict[str, str] | None]:
+        """One page of rollouts, newest first, and where the next page starts (None after the last).
+
+        Reads the ``RECENT_INDEX`` partition (or the endpoint's) in key order from ``resume`` on and each
+        indexed row by key: one index query and at most ``limit`` point reads, whatever the history. Every
+        rollout has one index entry written before its row, keyed by its creation time, which never changes;
+        so following the pages yields each rollout exactly once. Entries of a recorder that crashed before
+        its row, or that lost a race to record it, point at no row or at a row created after them: skipped.
+        ``state`` is matched on the rows, so a page may hold fewer than ``limit`` with more to come.
+        """
+        filter = "PartitionKey eq @pk" + (" and Model eq @model" if model else "")
+        found: list[Rollout] = []
+        seen: set[tuple[str, str]] = set()
+        token = resume
+        for _ in range(10):  # at most 10 index pages per answer; the caller follows the continuation
+            entries, token = self.store.page(
+                filter, limit=limit - len(found), continuation=token, pk=recent_partition(endpoint), model=model.lower()
+            )
+            for entry in entries:
+                target = (str(entry.data.get("Partition", "")), str(entry.data.get("Row", "")))
+                row = self.store.get(*target) if target not in seen else None
+                if row is None or as_utc(row.data["CreatedAt"]) > as_utc(entry.data["CreatedAt"]):
+                    continue
+                seen.add(target)
+                try:
+                    rollout = _decode(row)
+                except UndecodableRow as err:
+                    logger.error("%s; it is left out of the status", err)
+                    continue
+                if not state or rollout.state.value == state.lower():
+                    found.append(rollout)
+            if token is None or len(found) >= limit:
+                break
+        return found, token
+
+    def purge(self, cutoff: dt.datetime, *, budget: int) -> Purged:
+        """Delete terminal rollouts last updated before ``cutoff``, keeping each endpoint's newest terminal one.
+
+        Walks ``RECENT_INDEX`` from ``cutoff`` back in time (a rollout updated before the cutoff was created
+        before it), examining at most ``budget`` entries. Each delete is ETag-guarded: a row changed since it
+        was read stays. The rollout row goes first, then its index entries; a crash between leaves entries
+        that point at no row, which readers skip and the next pass deletes.
+        """
+        examined = deleted = kept_newest = dangling = 0
+        newest: dict[str, str | None] = {}
+        token: dict[str, str] | None = None
+        older = recent_key(cutoff, "", "")[:17]
+        while examined < budget:
+            entries, token = self.store.page(
+                "PartitionKey eq @pk and RowKey gt @older",
+                limit=min(1000, budget - examined),
+                continuation=token,
+                pk=RECENT_INDEX,
+                older=older,
+            )
+            for entry in entries:
+                examined += 1
+                pk, key = str(entry.data.get("Partition", "")), str(entry.data.get("Row", ""))
+                row = self.store.get(pk, key, select=["State", "Active", "CreatedAt", "UpdatedAt"])
+                created = row.data.get("CreatedAt") if row is not None else None
+                if row is None or (
+                    isinstance(created, dt.datetime) and as_utc(created) > as_utc(entry.data["CreatedAt"])
+                ):
+                    self._delete_entry(entry)
+                    dangling += 1
+                    continue
+                if not _purgeable(row, cutoff):
+                    continue  # in progress, cleanup owed, recent, or unreadable (left for the operator)
+                if pk not in newest:
+                    newest[pk] = self._newest_terminal(pk)
+                if newest[pk] == key:
+                    kept_newest += 1
+                    continue
+                try:
+                    self.store.delete(row)
+                except Conflict:
+                    continue  # changed since it was read: decided again on the next pass
+                self._delete_entry(entry)
+                deleted += 1
+            if token is None:
+                break
+        return Purged(examined=examined, deleted=deleted, kept_newest=kept_newest, dangling=dangling)
+
+    def index_history(self, now: dt.datetime, *, budget: int) -> int:
+        """Give the rows written before ``RECENT_INDEX`` existed their entries, at most ``budget`` rows a run,
+        resuming where the last run stopped; once done, a single read. Returns the rows indexed this run.
+
+        An entry's key comes from the row's creation time, as ``record`` makes it, so a row indexed already
+        gets the same entry again, never a second one.
+        """
+        mark = self.store.get(ACTIVE_INDEX, HISTORY_INDEXED)
+        if mark is not None and mark.data.get("Done"):
+            return 0
+        token = json.loads(str(mark.data["Next"])) if mark is not None and mark.data.get("Next") else None
+        indexed = 0
+        while indexed < budget:
+            rows, token = self.store.page(
+                "PartitionKey lt @indexes",  # every endpoint's partition sorts before the ``~`` ones
+                limit=min(1000, budget - indexed),
+                continuation=token,
+                select=["PartitionKey", "RowKey", "Plan", "CreatedAt"],
+                indexes="~",
+            )
+            for row in rows:
+                indexed += 1
+                if row.data.get("Plan") and isinstance(row.data.get("CreatedAt"), dt.datetime):
+                    try:
+                        plan = RolloutPlan.from_json(str(row.data["Plan"]))
+                    except (KeyError, ValueError, TypeError) as err:
+                        logger.error(
+                            "retention: row %s/%s not indexed, its Plan is unreadable: %s", row.partition, row.key, err
+                        )
+                        continue
+                    for partition, key, entry in _recent_entries(plan, row.data["CreatedAt"]):
+                        self.store.upsert(partition, key, entry)
+            if token is None:
+                break
+        progress = {"Done": token is None, "Next": json.dumps(token) if token else "", "At": now}
+        self.store.upsert(ACTIVE_INDEX, HISTORY_INDEXED, progress)
+        return indexed
+
+    def _newest_terminal(self, partition: str) -> str | None:
+        rows = self.store.partition(partition, select=["RowKey", "State", "CreatedAt"])
+        terminal = [r for r in rows if r.key != LEASE_KEY and _state(r) not in (None, *_IN_PROGRESS)]
+        return max(terminal, key=lambda r: as_utc(r.data["CreatedAt"])).key if terminal else None
+
+    def _delete_entry(self, entry: Row) -> None:
+        self.store.delete(Row(recent_partition(str(entry.data.get("Endpoint", ""))), entry.key, etag="*"))
+        self.store.delete(entry)
+
+    def model_versions(self) -> set[tuple[str, str, str]]:
+        """(workspace id, model name, model version) of every rollout: for the resync timer, which must know
+        the versions the ledger has seen. A table scan reading three properties a row (the resync runs hourly
+        at most, and retention bounds the table); never on a tick's or a status page's path."""
+        rows = self.store.query(
+            "PartitionKey lt @indexes", select=["RowKey", "Workspace", "ModelName", "ModelVersion"], indexes="~"
+        )
+        return {
+            (str(r.data["Workspace"]), str(r.data["ModelName"]), str(r.data["ModelVersion"]))
+            for r in rows
+            if r.key != LEASE_KEY and r.data.get("ModelName") is not None and r.data.get("Workspace") is not None
+        }
 
     def endpoint_record(self, workspace_id: str, endpoint: str) -> EndpointRecord:
         """The endpoint's row (intents, last observation, drift); empty if the app never held its lease."""
@@ -279,6 +613,10 @@ class RolloutLedger:
         if lease.record.until is None or lease.record.until <= now:
             raise LeaseLost(f"lease on {lease.endpoint} expired at {lease.record.until}; the write is not sent")
         intents = (*lease.record.intents, intent)[-intent_rules.INTENT_LIMIT :] if intent else lease.record.intents
+        if intent is not None:
+            # The write is in doubt until AML's answer is recorded: the lease row turns active, and the
+            # reconciler reads only the index, so the endpoint is (kept) in it first.
+            self.index_endpoint(lease.workspace_id, lease.endpoint, now)
         return self.update_lease(lease, now, until=now + dt.timedelta(seconds=seconds), intents=intents)
 
     def settle_intent(self, lease: Lease, seq: int, status: str, now: dt.datetime) -> Lease | None:
@@ -306,18 +644,50 @@ class RolloutLedger:
             logger.warning("lease %s was taken over before release (it had expired)", lease.partition)
 
 
-def filter_rollouts(
-    rollouts: Iterable[Rollout], *, endpoint: str = "", model: str = "", state: str = ""
-) -> list[Rollout]:
-    """The ``rollout_status`` filters: exact, case-insensitive matches."""
-    checks: list[Callable[[Rollout], bool]] = []
-    if endpoint:
-        checks.append(lambda r: r.plan.endpoint.lower() == endpoint.lower())
-    if model:
-        checks.append(lambda r: r.plan.model_name.lower() == model.lower())
-    if state:
-        checks.append(lambda r: r.state.value == state.lower())
-    return [r for r in rollouts if all(check(r) for check in checks)]
+def entities_of(rollout: Rollout) -> list[tuple[str, str, dict[str, Any]]]:
+    """(partition, key, properties) of a finished rollout's row and its index entries, as ``record`` writes
+    them: for bulk loads (``make bench`` fills a ledger with history this way)."""
+    assert rollout.state.terminal, "an active rollout also needs its ACTIVE_INDEX entry: use record()"
+    plan = rollout.plan
+    row = (partition_key(plan.workspace_id, plan.endpoint), plan.deployment, _encode(rollout))
+    return [row, *_recent_entries(plan, rollout.created_at)]
+
+
+_IN_PROGRESS = (State.PENDING, State.DEPLOYING)
+
+
+def _state(row: Row) -> State | None:
+    try:
+        return State(str(row.data.get("State") or ""))
+    except ValueError:
+        return None
+
+
+def _purgeable(row: Row, cutoff: dt.datetime) -> bool:
+    """A finished rollout with nothing owed (``Active`` false: no step, no cleanup), last updated before ``cutoff``."""
+    state, updated = _state(row), row.data.get("UpdatedAt")
+    if state is None or state in _IN_PROGRESS or row.data.get("Active") is not False:
+        return False
+    return isinstance(updated, dt.datetime) and as_utc(updated) < cutoff
+
+
+def _progress(rollout: Rollout, summary: bool) -> Rollout:
+    """What ``save`` compares to tell a concurrent step from a duplicate event (which only adds event ids);
+    a row read without its logs is compared without them."""
+    return replace(rollout, event_ids=(), logs="" if summary else rollout.logs)
+
+
+def _recent_entries(plan: RolloutPlan, created_at: dt.datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    pk = partition_key(plan.workspace_id, plan.endpoint)
+    entry = {
+        "Partition": pk,
+        "Row": plan.deployment,
+        "Endpoint": plan.endpoint.lower(),
+        "Model": plan.model_name.lower(),
+        "CreatedAt": created_at,
+    }
+    key = recent_key(created_at, pk, plan.deployment)
+    return [(partition, key, entry) for partition in (recent_partition(), recent_partition(plan.endpoint))]
 
 
 def _encode(rollout: Rollout) -> dict[str, Any]:

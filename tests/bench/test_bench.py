@@ -27,6 +27,7 @@ def test_each_row_is_printed_before_the_next_measurement_starts(
 
     monkeypatch.setattr(bench, "cold_import", imports)
     monkeypatch.setattr(bench, "rollouts", rollouts)
+    monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:
@@ -50,6 +51,7 @@ def test_a_real_warning_reaches_the_console_labelled_as_the_apps_log(
 
     monkeypatch.setattr(bench, "cold_import", lambda runs: iter(()))
     monkeypatch.setattr(bench, "rollouts", rollouts)
+    monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:

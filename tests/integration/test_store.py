@@ -146,7 +146,8 @@ def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableSto
     theirs.save(replace(fresh, state=State.SUPERSEDED, reason="superseded: version 3"), NOW)
     with pytest.raises(StaleRollout):
         ours.save(replace(rollout, reason="sent PUT endpoint credit traffic credit-v1=100%"), NOW)
-    [kept] = theirs.endpoint_rollouts(WORKSPACE_ID, "credit")
+    # endpoint_rollouts reads the active rows only (the ledger's index partitions): the finished row by its key.
+    [kept] = theirs.deployment_rollouts(WORKSPACE_ID, "credit", [rollout.plan.deployment])
     assert (kept.state, kept.reason) == (State.SUPERSEDED, "superseded: version 3")
 
 

@@ -54,6 +54,16 @@ def test_the_worker_indexes_every_function_with_the_bindings_azure_will_register
                 "useMonitor": True,
             }
         ],
+        "purge_history": [
+            {
+                "direction": "IN",
+                "type": "timerTrigger",
+                "name": "timer",
+                "schedule": "%RETENTION_SCHEDULE%",
+                "runOnStartup": False,
+                "useMonitor": True,
+            }
+        ],
         "rollout_status": [
             {
                 "direction": "IN",
