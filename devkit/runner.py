@@ -22,6 +22,7 @@ TIMER_FUNCTION = "reconcile_rollouts"
 STATUS_FUNCTION = "rollout_status"
 CONTROL_FUNCTION = "rollout_control"
 RESYNC_FUNCTION = "resync_models"
+FOLLOWUP_FUNCTION = "follow_up_rollout"
 
 
 @dataclass
@@ -108,6 +109,13 @@ def tick(past_due: bool = False) -> None:
 def resync(past_due: bool = False) -> None:
     """Fire the resync timer once."""
     _functions()[RESYNC_FUNCTION](TimerRequest(past_due=past_due))
+
+
+def follow_up(message_id: str, body: str, dequeue_count: int) -> None:
+    """Invoke ``follow_up_rollout`` with a queue message, as the host does after decoding its Base64 body."""
+    from azure.functions.queue import QueueMessage
+
+    _functions()[FOLLOWUP_FUNCTION](QueueMessage(id=message_id, body=body, dequeue_count=dequeue_count))
 
 
 def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:
