@@ -75,6 +75,25 @@ def model_registered(
     return _envelope(events.MODEL_REGISTERED, f"models/{name}:{version}", data, schema, eid, workspace_id)
 
 
+def model_deployed(
+    endpoint: str,
+    model_ids: str = "",
+    *,
+    schema: str = "EventGrid",
+    eid: str | None = None,
+    workspace_id: str = WORKSPACE_ID,
+) -> dict[str, Any]:
+    """ModelDeployed for a managed online endpoint: the service is the endpoint (subject ``endpoints/{name}``)."""
+    data = {
+        "serviceName": endpoint,
+        "serviceComputeType": "Managed",
+        "modelIds": model_ids,
+        "serviceTags": {},
+        "serviceProperties": {},
+    }
+    return _envelope(events.MODEL_DEPLOYED, f"endpoints/{endpoint}", data, schema, eid, workspace_id)
+
+
 def run_completed(
     run_id: str,
     tags: Mapping[str, str] | None = None,

@@ -133,3 +133,37 @@ def test_the_message_is_base64_as_the_host_expects_and_carries_no_secret(app: Of
     decoded = json.loads(base64.b64decode(got[0].content))
     assert decoded["endpoint"] == "credit" and decoded["workspaceId"] == WORKSPACE_ID
     assert set(decoded) == {"workspaceId", "endpoint", "reason", "rechecks"}  # nothing secret rides along
+
+
+def test_a_model_deployed_event_advances_its_endpoint(app: OfflineApp) -> None:
+    from devkit.harness import model_deployed
+
+    app.stack.aml.seed_model("credit", 1, tags=CREDIT)
+    app.deliver(model_registered("credit", 1))
+    app.stack.aml.wait_idle()
+    assert app.rollout("credit-v1")["actions"] == ["PUT endpoint credit"]
+    # AML announces the endpoint: the rollout's next step is taken in the event's pass (no tick, no follow-up).
+    [delivery] = app.deliver(model_deployed("credit", "credit:1"))
+    assert delivery.acknowledged, delivery.attempts
+    assert "advanced endpoint credit" in delivery.outcome
+    actions = app.rollout("credit-v1")["actions"]
+    assert len(actions) == 2 and actions[1].startswith("PUT deployment credit-v1"), actions
+    # An endpoint with nothing in flight: only the notification, as before.
+    [other] = app.deliver(model_deployed("other-svc", "x:1"))
+    assert other.acknowledged and "advanced" not in other.outcome
+    assert "AmlEvents.Model.Deployed" in app.published_types()
+
+
+def test_a_bake_ends_on_its_follow_up_not_at_the_next_tick(stack: DevStack) -> None:
+    from shared.rollout.followup import FollowUpQueue
+
+    settings = {"GATE_METRIC_LAG": "0s", "GATE_MAX_EXTENSIONS": "0", "GATE_INCONCLUSIVE": "promote"}
+    with app_environment(stack, **settings):
+        app = OfflineApp(stack)
+        app.stack.aml.seed_model("credit", 1, tags={**CREDIT, "traffic_steps": "50,100", "bake": "2s"})
+        FollowUpQueue.sent.clear()
+        app.deliver(model_registered("credit", 1))
+        rollout = _drain_until_final(app, "credit-v1")
+    assert rollout["state"] == "live", rollout
+    assert FollowUpQueue.sent["bake"] == 2  # one per step: each bake's end was followed up
+    assert rollout["progress"]["gate"]["outcome"] in ("inconclusive", "pass")
