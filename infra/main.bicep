@@ -185,6 +185,7 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 var deadLetterContainerName = 'eventgrid-deadletter'
 var rolloutTableName = 'rollouts'
 var idempotencyTableName = 'idempotency'
+var rolloutQueueName = 'rollout-followups'
 var notifyTopicEnabled = createNotifyTopic == 'true'
 var notifyWebhookUrl = startsWith(notifyWebhookUrlReference, '@Microsoft.KeyVault(') ? notifyWebhookUrlReference : ''
 
@@ -214,6 +215,7 @@ var appSettings = {
   ROLLOUT_MAX_ATTEMPTS: rolloutMaxAttempts
   ROLLOUT_TABLE: rolloutTableName
   IDEMPOTENCY_TABLE: idempotencyTableName
+  ROLLOUT_QUEUE: rolloutQueueName
   RECONCILE_SCHEDULE: reconcileSchedule
   RECONCILE_BUDGET_SECONDS: reconcileBudgetSeconds
   RECONCILE_CONCURRENCY: reconcileConcurrency
@@ -273,6 +275,9 @@ module storage 'app/storage.bicep' = {
     tableNames: [
       rolloutTableName
       idempotencyTableName
+    ]
+    queueNames: [
+      rolloutQueueName
     ]
   }
 }
