@@ -167,3 +167,22 @@ def test_a_bake_ends_on_its_follow_up_not_at_the_next_tick(stack: DevStack) -> N
     assert rollout["state"] == "live", rollout
     assert FollowUpQueue.sent["bake"] == 2  # one per step: each bake's end was followed up
     assert rollout["progress"]["gate"]["outcome"] in ("inconclusive", "pass")
+
+
+def test_a_follow_up_that_cannot_be_sent_never_fails_the_write(
+    app: OfflineApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.rollout.followup import FollowUpQueue
+
+    def unavailable(self: FollowUpQueue, followup: object, delay: object) -> None:
+        raise ConnectionError("queue service unreachable")
+
+    monkeypatch.setattr(FollowUpQueue, "schedule", unavailable)
+    app.stack.aml.seed_model("credit", 1, tags=CREDIT)
+    with caplog.at_level("WARNING", logger="shared.rollout.engine"):
+        [delivery] = app.deliver(model_registered("credit", 1))
+    assert delivery.acknowledged
+    assert app.rollout("credit-v1")["actions"] == ["PUT endpoint credit"]  # recorded all the same
+    assert "follow-up not scheduled" in caplog.text and "timer picks it up" in caplog.text
+    app.run_until_settled()  # the safety net carries it
+    assert app.rollout("credit-v1")["state"] == "live"
