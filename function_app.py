@@ -28,6 +28,15 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
     reconcile(production_deps())
 
 
+@app.function_name("follow_up_rollout")
+@app.queue_trigger(arg_name="message", queue_name="%ROLLOUT_QUEUE%", connection="AzureWebJobsStorage")
+def follow_up_rollout(message: func.QueueMessage) -> None:
+    """A follow-up check, due when an AML write should have finished: advance that endpoint now, not next tick."""
+    from shared.rollout.followup import follow_up
+
+    follow_up(message.get_body(), message.dequeue_count or 0, production_deps())
+
+
 @app.function_name("resync_models")
 @app.timer_trigger(arg_name="timer", schedule="%RESYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def resync_models(timer: func.TimerRequest) -> None:

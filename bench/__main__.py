@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).parents[1]
 Row = tuple[str, str, str, str]
 #: Column widths of the table, fixed so that each row can be printed as soon as it is measured.
-WIDTHS = (46, 15, 9)
+WIDTHS = (68, 12, 9)
 IMPORT_PROBE = """
 import json, resource, sys, time
 start = time.perf_counter()
@@ -167,6 +167,103 @@ def _resync(app: Any, stack: Any) -> Iterator[Row]:
     )
 
 
+#: AML's operation times in realistic proportions (seconds): endpoint create, deployment create, traffic update.
+AML_SECONDS = {"endpoint:create": 90.0, "deployment:create": 300.0, "endpoint:update": 30.0}
+#: Everything in the event-to-live runs is this many times faster than in Azure, timer included.
+SCALE = 20.0
+
+
+def _to_live(app: Any, version: int, *, followups: bool, timer_s: float, limit_s: float = 120.0) -> tuple[float, int]:
+    """Wall seconds from the ModelRegistered event to the rollout live, and the timer ticks fired meanwhile."""
+    from devkit.harness import model_registered
+
+    aml = app.stack.aml
+    aml.seed_model("credit", version, tags={"deploy": "true", "endpoint": "credit"})
+    start = time.monotonic()
+    app.deliver(model_registered("credit", version))
+    ticks, next_tick = 0, start + timer_s
+    while time.monotonic() - start < limit_s:
+        if followups:
+            app.drain_followups()
+        if time.monotonic() >= next_tick:
+            app.tick(settle=False)
+            ticks += 1
+            next_tick += timer_s
+        if app.rollout(f"credit-v{version}")["state"] == "live":
+            return time.monotonic() - start, ticks
+        time.sleep(0.05)
+    raise TimeoutError(f"credit-v{version} not live after {limit_s} s")
+
+
+def event_to_live() -> Iterator[Row]:
+    """Event to live against the floor (the sum of AML's operation times), with and without follow-ups."""
+    from devkit.harness import OfflineApp, app_environment
+    from devkit.stack import DevStack
+
+    scaled = {kind: seconds / SCALE for kind, seconds in AML_SECONDS.items()}
+    # Follow-ups due when AML should be done: the same proportions, scaled like everything else.
+    delays = (
+        f"endpoint={scaled['endpoint:create']},deployment={scaled['deployment:create']},"
+        f"traffic={scaled['endpoint:update']},delete=1,recheck={30 / SCALE}"
+    )
+    timer_s = 60.0 / SCALE
+    new_floor = sum(scaled.values())
+    existing_floor = scaled["deployment:create"] + scaled["endpoint:update"]
+    with DevStack(operation_duration_s=0.2) as stack:
+        for mode, setting in (("follow-ups + timer", delays), ("timer only", "off")):
+            stack.reset()
+            stack.aml.set_operation_durations(scaled)
+            stack.aml.set_poll_interval(0.5)
+            with app_environment(stack, FOLLOWUP_DELAYS=setting):
+                app = OfflineApp(stack)
+                for version, label, floor in ((1, "new endpoint", new_floor), (2, "existing endpoint", existing_floor)):
+                    seconds, ticks = _to_live(app, version, followups=setting != "off", timer_s=timer_s)
+                    yield (
+                        f"event to live, {label}, {mode}",
+                        f"{seconds:.1f} s",
+                        f"{seconds / floor:.2f}x",
+                        f"floor {floor:.1f} s (sum of AML times / {SCALE:.0f}); timer every {timer_s:.0f} s, "
+                        f"{ticks} ticks; in Azure: {seconds * SCALE / 60:.1f} min vs {floor * SCALE / 60:.1f} min",
+                    )
+                stack.aml.wait_idle()
+
+
+def reads_while_baking() -> Iterator[Row]:
+    """ARM reads in an hour for one rollout baking: a 1-minute timer, and a 5-minute timer with follow-ups."""
+    from devkit import runner
+    from devkit.harness import OfflineApp, app_environment, model_registered
+    from devkit.stack import WORKSPACE_ID, DevStack
+
+    with DevStack(operation_duration_s=0.2) as stack, app_environment(stack, GATE_METRIC_LAG="0s"):
+        app, aml = OfflineApp(stack), stack.aml
+        aml.seed_model("credit", 1, tags={"deploy": "true", "endpoint": "credit", "bake": "1h"})
+        app.deliver(model_registered("credit", 1))
+        for _ in range(10):
+            app.tick()
+            if app.rollout("credit-v1")["state"] == "baking":
+                break
+        assert app.rollout("credit-v1")["state"] == "baking", app.rollout("credit-v1")
+        # An hour of ticks, fired back to back (the reads do not depend on the time between them).
+        for label, ticks in (("timer every 1 min (today)", 60), ("timer every 5 min + follow-ups", 12)):
+            aml.clear_requests()
+            for _ in range(ticks):
+                app.tick(settle=False)
+            followups = 0
+            if ticks == 12:
+                # The bake's end, followed up once (its message was scheduled when the bake started).
+                body = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "credit", "reason": "bake end"})
+                runner.follow_up("bench", body, 1)
+                followups = 1
+            counts = aml.request_counts()
+            yield (
+                f"ARM reads per baking rollout per hour, {label}",
+                f"{counts['reads']} reads",
+                "",
+                f"{ticks} ticks + {followups} follow-up; {counts['reads'] / max(ticks, 1):.1f} reads per pass, "
+                f"{counts['writes']} writes",
+            )
+
+
 def print_row(row: Row) -> None:
     """One line of the table, flushed at once: a slow measurement must not hide the ones before it."""
     measure, figure, timing, notes = row
@@ -275,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-seconds", type=float, default=30.0, help="how long to watch after the ack path")
     parser.add_argument("--history", type=int, default=20_000, help="finished rollouts in the history rows")
     parser.add_argument("--only-history", action="store_true", help="measure the history rows only")
+    parser.add_argument("--skip-followups", action="store_true", help="skip event-to-live and reads per hour")
+    parser.add_argument("--only-followups", action="store_true", help="only event-to-live and reads per hour")
     args = parser.parse_args(argv)
     # Only real trouble reaches the console, labelled as the app's log; routine information stays out.
     console = logging.StreamHandler(sys.stdout)
@@ -285,18 +384,27 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Measuring: {history_rows} ...\n"
         if args.only_history
+        else "Measuring: event to live and ARM reads per hour with follow-ups ...\n"
+        if args.only_followups
         else f"Measuring: {args.runs} fresh processes per import, then rollouts against the offline stack "
         f"(watching {args.quiet_seconds:.0f} s after the first ack), then {history_rows} ...\n",
         flush=True,
     )
     print_row(("measure", "figure", "time/RSS", "notes"))
-    if not args.only_history:
+    only = args.only_history or args.only_followups
+    if not only:
         for row in cold_import(args.runs):
             print_row(row)
         for row in rollouts(args.quiet_seconds):
             print_row(row)
-    for row in history(args.history):
-        print_row(row)
+    if not args.only_followups:
+        for row in history(args.history):
+            print_row(row)
+    if not args.skip_followups and not args.only_history:
+        for row in event_to_live():
+            print_row(row)
+        for row in reads_while_baking():
+            print_row(row)
     print(
         f"\n(import figures are medians of {args.runs} fresh processes; goals: function_app within 1.5x of "
         "azure.functions and azure.ai.ml not loaded; ack path <= 4 ARM requests and 0 after; "

@@ -150,12 +150,17 @@ class Azurite:
         logger.info("Azurite stopped")
 
     def clear(self) -> None:
-        """Delete every table and blob container (state between tests)."""
+        """Delete every table, queue and blob container (state between tests)."""
         from azure.data.tables import TableServiceClient
 
         with TableServiceClient.from_connection_string(self.connection_string) as tables:
             for table in list(tables.list_tables()):
                 tables.delete_table(table.name)
+        from azure.storage.queue import QueueServiceClient
+
+        with QueueServiceClient.from_connection_string(self.connection_string) as queues:
+            for queue in list(queues.list_queues()):
+                queues.delete_queue(queue.name)
         try:
             from azure.storage.blob import BlobServiceClient
         except ImportError:  # blob clearing is best effort: the app's own state lives in tables

@@ -23,6 +23,8 @@ APP_SETTINGS = {
     "RETENTION_SCHEDULE": "0 30 3 * * *",
     "EVENT_BUDGET_SECONDS": "10",
     "RECONCILE_BUDGET_SECONDS": "30",
+    # Follow-ups in the dev kit's time: its emulated AML operations take half a second, not minutes.
+    "FOLLOWUP_DELAYS": "endpoint=1,deployment=1,traffic=1,delete=1,recheck=1",
     "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
     # How the app recognizes the dev kit: its local webhook receivers speak plain HTTP (refused anywhere else).
     "ALLOW_HTTP_WEBHOOK": "true",
@@ -72,6 +74,25 @@ def model_registered(
 ) -> dict[str, Any]:
     data = {"modelName": name, "modelVersion": str(version), "modelTags": dict(tags or {}), "modelProperties": {}}
     return _envelope(events.MODEL_REGISTERED, f"models/{name}:{version}", data, schema, eid, workspace_id)
+
+
+def model_deployed(
+    endpoint: str,
+    model_ids: str = "",
+    *,
+    schema: str = "EventGrid",
+    eid: str | None = None,
+    workspace_id: str = WORKSPACE_ID,
+) -> dict[str, Any]:
+    """ModelDeployed for a managed online endpoint: the service is the endpoint (subject ``endpoints/{name}``)."""
+    data = {
+        "serviceName": endpoint,
+        "serviceComputeType": "Managed",
+        "modelIds": model_ids,
+        "serviceTags": {},
+        "serviceProperties": {},
+    }
+    return _envelope(events.MODEL_DEPLOYED, f"endpoints/{endpoint}", data, schema, eid, workspace_id)
 
 
 def run_completed(
@@ -202,6 +223,60 @@ class OfflineApp:
     def resync(self) -> None:
         """Fire the resync timer once."""
         runner.resync()
+
+    def drain_followups(self, *, wait_s: float = 0.0, max_dequeue: int = 5) -> int:
+        """Deliver the follow-up messages that are due to ``follow_up_rollout``, as the queue trigger would.
+
+        Reads ``ROLLOUT_QUEUE`` with the real azure-storage-queue client; keeps reading for ``wait_s`` seconds while
+        messages are still invisible (scheduled). A message whose invocation raised becomes visible again and is
+        retried; after ``max_dequeue`` deliveries it goes to ``{queue}-poison``, as the host does
+        (host.json ``maxDequeueCount``, default 5). Returns the number of messages handled.
+        """
+        import time
+
+        queue, handled = self._followup_queue(), 0
+        deadline = time.monotonic() + wait_s
+        while True:
+            got = list(queue.receive_messages(messages_per_page=16, visibility_timeout=30))
+            for message in got:
+                try:
+                    runner.follow_up(message.id, message.content, message.dequeue_count or 1)
+                except Exception:
+                    if (message.dequeue_count or 1) >= max_dequeue:
+                        poison = self._followup_queue(f"{queue.queue_name}-poison")
+                        poison.send_message(message.content)
+                        queue.delete_message(message)
+                    else:
+                        queue.update_message(message, visibility_timeout=0)
+                    continue
+                queue.delete_message(message)
+                handled += 1
+            if got:
+                continue
+            if time.monotonic() >= deadline or not queue.get_queue_properties().approximate_message_count:
+                return handled
+            time.sleep(0.1)
+
+    def pending_followups(self) -> int:
+        """Follow-up messages in the queue, due or scheduled (Azurite counts the invisible ones too)."""
+        props = self._followup_queue().get_queue_properties()
+        return int(props.approximate_message_count or 0)
+
+    def _followup_queue(self, name: str = "") -> Any:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        from shared.settings import get_settings
+
+        client = QueueClient.from_connection_string(
+            self.stack.env["AzureWebJobsStorage"],
+            name or get_settings().rollout_queue,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        return client
 
     def run_until_settled(self, max_ticks: int = 10) -> int:
         """Tick until no rollout is pending or deploying. Returns the number of ticks it took."""

@@ -22,6 +22,7 @@ TIMER_FUNCTION = "reconcile_rollouts"
 STATUS_FUNCTION = "rollout_status"
 CONTROL_FUNCTION = "rollout_control"
 RESYNC_FUNCTION = "resync_models"
+FOLLOWUP_FUNCTION = "follow_up_rollout"
 
 
 @dataclass
@@ -113,6 +114,13 @@ def resync(past_due: bool = False) -> None:
 def fire(function_name: str, past_due: bool = False) -> None:
     """Fire another timer function once (``purge_history``, the retention timer)."""
     _functions()[function_name](TimerRequest(past_due=past_due))
+
+
+def follow_up(message_id: str, body: str, dequeue_count: int) -> None:
+    """Invoke ``follow_up_rollout`` with a queue message, as the host does after decoding its Base64 body."""
+    from azure.functions.queue import QueueMessage
+
+    _functions()[FOLLOWUP_FUNCTION](QueueMessage(id=message_id, body=body, dequeue_count=dequeue_count))
 
 
 def get_status(params: Mapping[str, str] | None = None) -> tuple[int, Any]:

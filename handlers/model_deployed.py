@@ -1,14 +1,24 @@
-"""ModelDeployed: a ``model deployed`` notification with service, compute type and model ids."""
+"""ModelDeployed: a ``model deployed`` notification; if its endpoint has a rollout in progress, advance it now."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from typing import TYPE_CHECKING
 
+from shared.errors import is_retryable
 from shared.notify import Notification
 
 if TYPE_CHECKING:
     from shared.deps import Deps
     from shared.events import AmlEvent, ModelDeployedData
+
+logger = logging.getLogger(__name__)
+
+#: ``endpoints/{serviceId}`` (Event Grid schema page for Azure ML). For a managed online endpoint the service is the
+#: endpoint, so its name is the last segment (``endpoints/credit`` or ``.../onlineEndpoints/credit``).
+_SUBJECT = re.compile(r"(?:^|/)(?:online)?endpoints/(?P<name>[A-Za-z][A-Za-z0-9-]{2,31})$", re.IGNORECASE)
 
 
 def handle(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
@@ -28,4 +38,33 @@ def handle(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
             links={"endpoint": event.workspace.studio_link(f"endpoints/realtime/{service.service_name}/detail")},
         )
     )
-    return f"notified: service {service.service_name} deployed ({models})"
+    notified = f"notified: service {service.service_name} deployed ({models})"
+    advanced = _advance(event, deps)
+    return f"{notified}; {advanced}" if advanced else notified
+
+
+def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
+    """AML says an operation on the endpoint finished: take the rollout's next step now, within the event budget."""
+    settings = deps.settings
+    if not settings.records_rollouts:
+        return ""
+    match = _SUBJECT.search(event.envelope.subject or "")
+    name = match.group("name") if match else event.data.service_name
+    # Lazy: the follow-up module brings the ledger; most events never need it.
+    from shared.rollout.followup import active_endpoint
+
+    found = active_endpoint(deps, event.workspace.arm_id, name) if name else None
+    if found is None:
+        return ""
+    from shared.rollout.engine import RolloutEngine
+
+    try:
+        lines = RolloutEngine(deps).advance(found[0], found[1], time.monotonic() + settings.event_budget_seconds)
+    except Exception as err:
+        if not is_retryable(err):
+            raise
+        # The rollout is in the ledger: the timer (or a follow-up) advances it. No need to redeliver the event.
+        logger.warning("%s endpoint %s not advanced now, the timer will: %s", event.label, found[1], err)
+        return f"endpoint {found[1]} left to the timer"
+    logger.info("%s advanced endpoint %s: %s", event.label, found[1], "; ".join(lines) or "nothing to do")
+    return f"advanced endpoint {found[1]}: {'; '.join(lines) or 'nothing to do'}"

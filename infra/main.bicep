@@ -202,6 +202,7 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 var deadLetterContainerName = 'eventgrid-deadletter'
 var rolloutTableName = 'rollouts'
 var idempotencyTableName = 'idempotency'
+var rolloutQueueName = 'rollout-followups'
 var notifyTopicEnabled = createNotifyTopic == 'true'
 var notifyWebhookUrl = startsWith(notifyWebhookUrlReference, '@Microsoft.KeyVault(') ? notifyWebhookUrlReference : ''
 
@@ -231,6 +232,7 @@ var appSettings = {
   ROLLOUT_MAX_ATTEMPTS: rolloutMaxAttempts
   ROLLOUT_TABLE: rolloutTableName
   IDEMPOTENCY_TABLE: idempotencyTableName
+  ROLLOUT_QUEUE: rolloutQueueName
   RECONCILE_SCHEDULE: reconcileSchedule
   RETENTION_SCHEDULE: retentionSchedule
   ROLLOUT_RETENTION_DAYS: rolloutRetentionDays
@@ -292,6 +294,9 @@ module storage 'app/storage.bicep' = {
     tableNames: [
       rolloutTableName
       idempotencyTableName
+    ]
+    queueNames: [
+      rolloutQueueName
     ]
   }
 }

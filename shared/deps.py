@@ -19,6 +19,7 @@ from shared.telemetry import setup as setup_telemetry
 
 if TYPE_CHECKING:
     from shared.aml import AmlGateway
+    from shared.rollout.followup import FollowUpQueue
     from shared.workspace import WorkspaceRef
 
 
@@ -35,6 +36,9 @@ class Deps:
     #: (issue 11). None: built on first use from the app's credential.
     smoke: Callable[[AmlGateway], Any] | None = None
     metrics: Callable[[WorkspaceRef], Any] | None = None
+    #: Where follow-up checks are scheduled after each AML write (issue 11 §6); None: no follow-ups, the timer
+    #: alone advances rollouts.
+    followups: Callable[[], FollowUpQueue] | None = None
 
 
 @functools.cache
@@ -52,6 +56,13 @@ def _table_store(name: str) -> TableStore:
 
 
 @functools.cache
+def _followup_queue() -> FollowUpQueue:
+    from shared.rollout.followup import FollowUpQueue
+
+    return FollowUpQueue.from_settings(get_settings(), get_credential)
+
+
+@functools.cache
 def production_deps() -> Deps:
     """The process-wide dependencies, built on first use from the environment."""
     # host.json's log levels do not reach the Python worker's loggers; keep the SDKs' HTTP chatter out here.
@@ -65,10 +76,16 @@ def production_deps() -> Deps:
     # With a sink, each notification goes through the outbox (sent once, retried by the tick); with none, it is
     # only logged, and costs no table call.
     notifier = OutboxNotifier(sinks, lambda: _table_store(settings.idempotency_table)) if sinks else Notifier(sinks)
-    return Deps(settings=settings, notifier=notifier, aml=_aml_gateway, table=_table_store)
+    return Deps(
+        settings=settings,
+        notifier=notifier,
+        aml=_aml_gateway,
+        table=_table_store,
+        followups=_followup_queue if settings.followup_delays else None,
+    )
 
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _aml_gateway, _table_store, get_settings, get_credential):
+    for cached in (production_deps, _aml_gateway, _table_store, _followup_queue, get_settings, get_credential):
         cached.cache_clear()

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ DEFAULT_NOTIFY_RUN_STATUSES = frozenset({"failed", "canceled"})
 #: At most this many model versions are read per resync run (RESYNC_MAX_MODELS).
 DEFAULT_RESYNC_MAX_MODELS = 200
 GATE_INCONCLUSIVE_CHOICES = ("hold", "promote", "rollback")
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ class Settings:
     storage_connection_string: str = field(default="", repr=False)
     storage_account_name: str = ""
     storage_table_uri: str = ""
+    storage_queue_uri: str = ""
+    #: The queue of follow-up checks after each AML write (issue 11 §6), in the same storage account.
+    rollout_queue: str = "rollout-followups"
+    #: Seconds after a write of each kind (endpoint, deployment, traffic, delete, recheck) when its follow-up is
+    #: due; empty: follow-ups are off and the timer alone advances rollouts.
+    followup_delays: tuple[tuple[str, float], ...] = ()
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
@@ -112,6 +120,10 @@ class Settings:
         """True when tagged models become rollouts to carry out (``apply``, or ``hold``: the kill switch records
         them and the engine reads and notifies, but sends no write until the mode is ``apply`` again)."""
         return self.deploy_mode in ("apply", "hold")
+
+    def followup_delay(self, kind: str) -> float | None:
+        """Seconds until the follow-up of a write of ``kind`` is due; None when follow-ups are off."""
+        return dict(self.followup_delays).get(kind)
 
     def allows(self, workspace: WorkspaceRef) -> bool:
         """Is ``workspace`` on the allowlist? Compared case-insensitively; empty allows nothing."""
@@ -163,6 +175,9 @@ class Settings:
             storage_connection_string=reader.text("AzureWebJobsStorage", ""),
             storage_account_name=reader.text("AzureWebJobsStorage__accountName", ""),
             storage_table_uri=reader.url("AzureWebJobsStorage__tableServiceUri"),
+            storage_queue_uri=reader.url("AzureWebJobsStorage__queueServiceUri"),
+            rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
+            followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
             status_host=reader.text("WEBSITE_HOSTNAME", ""),
             smoke_required=reader.boolean("SMOKE_REQUIRED", False),
             smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
@@ -294,6 +309,26 @@ class _Reader:
             )
             return default
         return value
+
+    def queue(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        # Storage queue names: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter
+        # or digit (learn.microsoft.com/rest/api/storageservices/naming-queues-and-metadata).
+        if not (QUEUE_NAME.fullmatch(value) and "--" not in value):
+            self.problems.append(
+                f"{name}={value!r} is not a valid queue name (3-63 lowercase letters, digits and single hyphens, "
+                "starting and ending with a letter or digit)"
+            )
+            return default
+        return value
+
+    def followup_delays(self, name: str) -> tuple[tuple[str, float], ...]:
+        # The rules live with the follow-ups; imported here so settings stay importable on their own.
+        from shared.rollout.followup import parse_delays
+
+        delays, problems = parse_delays(self._raw(name))
+        self.problems.extend(problems)
+        return tuple(sorted(delays.items()))
 
     def component(self, name: str) -> str:
         raw = self._raw(name)

@@ -36,6 +36,9 @@ class OperationsArea:
     _failing_deployments: set[str]
     _scripted_outcomes: dict[tuple[str, str | None], list[str]]
     operation_duration_s: float
+    #: Per-kind durations over ``operation_duration_s``: keys ``endpoint:create``, ``endpoint:update`` (a traffic
+    #: update), ``deployment:create``, ``deployment:update``, ``deployment:delete``, ``endpoint:delete``.
+    operation_durations: dict[str, float]
     poll_interval_s: float
     url: str
     subscription_id: str
@@ -119,6 +122,12 @@ class OperationsArea:
         with self._lock:
             self.operation_duration_s = seconds
 
+    def set_operation_durations(self, durations: dict[str, float]) -> None:
+        """How long each kind of operation lasts (``{"endpoint:create": 90, "deployment:create": 300,
+        "endpoint:update": 30}``), over ``operation_duration_s`` for the kinds not named; ``{}`` clears them."""
+        with self._lock:
+            self.operation_durations = dict(durations)
+
     def set_poll_interval(self, seconds: float) -> None:
         """The ``Retry-After`` sent with LRO answers (how often SDK pollers come back)."""
         with self._lock:
@@ -195,7 +204,10 @@ class OperationsArea:
             endpoint=endpoint,
             deployment=deployment,
             started=now,
-            ends_at=now + self.operation_duration_s,
+            ends_at=now
+            + self.operation_durations.get(
+                f"{'endpoint' if deployment is None else 'deployment'}:{action}", self.operation_duration_s
+            ),
             api_version=api_version,
             outcome=outcome,
         )

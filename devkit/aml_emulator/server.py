@@ -234,6 +234,7 @@ class AmlEmulator(
             self._scripted_outcomes: dict[tuple[str, str | None], list[str]] = {}
             self._model_read_lag: tuple[float, str | None] = (0.0, None)
             self.operation_duration_s = self.default_operation_duration_s
+            self.operation_durations = {}
             self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
             self.job_duration_s = DEFAULT_JOB_DURATION_S
             self._reset_traffic()

@@ -31,6 +31,8 @@ var hostSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   // The app's ledger client reads this; the endpoint comes from ARM, so sovereign clouds work too.
   AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+  // The follow-up queue: the app sends with this endpoint, the host's queue trigger reads it.
+  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
   // The connection string names the ingestion endpoint; it authorises nothing because local auth is off.
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

@@ -39,9 +39,9 @@ resource storageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// Storage Queue Data Contributor: the Functions docs pair it with Blob Data Owner for identity-based host
-// storage (host-internal queues). This app has no queue or blob trigger, so it is the first role to drop
-// if you harden further.
+// Storage Queue Data Contributor: the app sends follow-up checks to its queue (ROLLOUT_QUEUE) and the host's
+// queue trigger reads, deletes and moves poison messages there; the Functions docs list this role for a queue
+// trigger with an identity-based connection. Message access only; it cannot change account settings or keys.
 resource storageQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, principalId, storageQueueDataContributor)
   scope: storage

@@ -1,5 +1,5 @@
 // Storage account of the Function App: host state, Flex deployment package, Event Grid dead letters and the
-// rollout ledger tables. Shared keys are off, so every client authenticates with Entra ID.
+// rollout ledger tables and the follow-up queue. Shared keys are off, so every client authenticates with Entra ID.
 
 param name string
 param location string
@@ -7,6 +7,8 @@ param tags object
 param deploymentContainerName string
 param deadLetterContainerName string
 param tableNames array
+@description('Queues the app sends to: the follow-up checks after each Azure ML write.')
+param queueNames array = []
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -72,6 +74,18 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   for tableName in tableNames: {
     parent: tableService
     name: tableName
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
   }
 ]
 

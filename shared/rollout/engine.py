@@ -16,11 +16,13 @@ from shared import telemetry
 from shared.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from shared.rollout import intents as intent_rules
 from shared.rollout.factories import ledger_of, policy_of
+from shared.rollout.followup import MAX_RECHECKS, FollowUp
 from shared.rollout.intents import Intent, Verdict
 from shared.rollout.ledger import Lease, LeaseLost, StaleRollout
 from shared.rollout.model import Cleanup, Rollout, State
 from shared.rollout.naming import EndpointNameTaken
 from shared.rollout.notifications import cleanup_failed_notification, endpoint_notification, rollout_notification
+from shared.rollout.progress import bake_deadline
 from shared.rollout.progressive import ProgressiveRunner
 from shared.rollout.step import (
     RETIRABLE_STATES,
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from shared.notify import Notification
     from shared.rollout.model import EndpointView
 
+#: States in which a rollout waits on an AML operation (or its turn) rather than on a bake or a person.
+_WAITING_ON_AML = (State.PENDING, State.DEPLOYING)
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -62,8 +66,13 @@ PERMISSION_BACKOFF_CAP = dt.timedelta(minutes=2)
 class RolloutEngine:
     """Advances the rollouts of one endpoint at a time. One instance per invocation."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, *, followup: FollowUp | None = None) -> None:
         self.deps = deps
+        #: The follow-up message this pass answers, if a follow-up (not the timer or an event) started it.
+        self.followup = followup
+        self._due_followups: dict[str, float] = {}
+        self._rollouts: dict[str, Rollout] = {}
+        self._busy = False
         self.ledger = ledger_of(deps)
         self.policy = policy_of(deps)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -79,6 +88,7 @@ class RolloutEngine:
         if lease is None:
             return [f"{endpoint}: another instance is advancing this endpoint"]
         self._lease, self._observed = lease, {}
+        self._due_followups, self._rollouts, self._busy = {}, {}, False
         try:
             return self._advance(workspace_id, endpoint, deadline)
         except LeaseLost as err:
@@ -92,9 +102,50 @@ class RolloutEngine:
                 # The observation is cached on the endpoint's row for the status API.
                 self.ledger.release_lease(self._lease, self.deps.clock(), **self._observed)
             self._lease = None
+            self._schedule_followups(workspace_id, endpoint)
+
+    def follow_up_after(self, kind: str, seconds: float | None = None, reason: str = "") -> None:
+        """Ask for a look at this endpoint when a write of ``kind`` should have finished (or in ``seconds``)."""
+        delay = self.deps.settings.followup_delay(kind) if seconds is None else seconds
+        if delay is not None and self.deps.followups is not None:
+            key = reason or kind
+            self._due_followups[key] = min(delay, self._due_followups.get(key, delay))
+
+    def _schedule_followups(self, workspace_id: str, endpoint: str) -> None:
+        """Send this pass's follow-ups; best effort: a failure is logged and the timer carries on."""
+        rechecks = 0
+        came = self.followup
+        # A follow-up came too early (AML still busy, or a turn still to take): look again, a bounded number of
+        # times; then the timer alone carries on.
+        if not self._due_followups and came is not None and came.rechecks < MAX_RECHECKS and self._still_waiting():
+            rechecks = came.rechecks + 1
+            self.follow_up_after("recheck", reason=f"recheck {rechecks}/{MAX_RECHECKS}")
+        if not self._due_followups or self.deps.followups is None:
+            return
+        try:
+            queue = self.deps.followups()
+            for reason, delay in self._due_followups.items():
+                queue.schedule(FollowUp(workspace_id, endpoint, reason, rechecks), delay)
+                logger.info("endpoint %s: follow-up (%s) scheduled in %.0f s", endpoint, reason, delay)
+        except Exception as err:
+            logger.warning(
+                "endpoint %s: follow-up not scheduled (%s: %s); the reconciler's timer picks it up",
+                endpoint,
+                type(err).__name__,
+                err,
+            )
+        finally:
+            self._due_followups = {}
+
+    def _still_waiting(self) -> bool:
+        """After this pass: is a rollout on the endpoint still waiting on AML (not on a bake or a person)?"""
+        if self._busy:
+            return True
+        return any(r.state in _WAITING_ON_AML and not r.progress.paused for r in self._rollouts.values())
 
     def _advance(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
         rollouts = {r.plan.deployment: r for r in self.ledger.endpoint_rollouts(workspace_id, endpoint)}
+        self._rollouts = rollouts  # updated in place as the pass goes; the follow-ups look at it afterwards
         now = self.deps.clock()
         due = [
             r
@@ -119,6 +170,7 @@ class RolloutEngine:
         # restored split); the endpoint's history of deleted deployments is not read. These come without logs.
         shown = [d.name for d in view.deployments if d.name not in rollouts] if view else []
         rollouts.update((r.plan.deployment, r) for r in self.ledger.deployment_rollouts(workspace_id, endpoint, shown))
+        self._busy = bool(view is not None and view.busy_reason)
         if view is not None:
             self._observed = {
                 "observed_traffic": dict(view.traffic),
@@ -209,6 +261,7 @@ class RolloutEngine:
         except Exception as err:
             return [self._cleanup_failed(rollouts, carrier, decision, err, now)]
         logger.info("endpoint %s cleanup: %s", carrier.plan.endpoint, decision.reason)
+        self.follow_up_after("delete")
         sent = f"DELETE deployment {decision.deployment}"
         rollouts[carrier.plan.deployment] = self.ledger.save(
             replace(carrier, actions=(*carrier.actions, sent), cleanup=Cleanup()), now
@@ -358,6 +411,7 @@ class RolloutEngine:
         self._fence(intent)
         try:
             gateway.set_traffic(endpoint, traffic, mirror)
+            self.follow_up_after("traffic")
         except Exception as err:
             if status_code_of(err) is not None:  # answered: never applied
                 self._settle(intent, intent_rules.REFUSED)
@@ -380,7 +434,10 @@ class RolloutEngine:
                     return rollout
                 return self.ledger.save(replace(rollout, reason=action.reason, denied_since=None), now)
             if isinstance(action, (StartBake, Extend, Hold, RollBack)):
-                return self.progressive.apply(rollout, action, gateway, now)
+                applied = self.progressive.apply(rollout, action, gateway, now)
+                if isinstance(action, (StartBake, Extend)):
+                    self._follow_bake(applied, now)
+                return applied
             if isinstance(action, Evaluate):
                 return self.ledger.save(replace(rollout, reason=action.reason), now)
             if isinstance(action, WRITE_ACTIONS):
@@ -435,6 +492,14 @@ class RolloutEngine:
         except Exception as err:
             return self._failed_attempt(rollout, err, now)
 
+    def _follow_bake(self, rollout: Rollout, now: dt.datetime) -> None:
+        """A bake started or was extended: look again when it ends, not at the timer tick after that."""
+        started = rollout.progress.bake_started_at
+        if started is None or rollout.plan.bake_seconds <= 0 or self.deps.followups is None:
+            return
+        ends = bake_deadline(started, dt.timedelta(seconds=rollout.plan.bake_seconds), rollout.progress.extensions)
+        self.follow_up_after("bake", max(0.0, (ends - now).total_seconds()), reason=f"bake end {ends.isoformat()}")
+
     def _write(self, action: Action, rollout: Rollout, gateway: AmlGateway, now: dt.datetime) -> str:
         plan = rollout.plan
         if isinstance(action, SetTraffic):
@@ -443,9 +508,11 @@ class RolloutEngine:
         self._fence()
         if isinstance(action, CreateEndpoint):
             gateway.create_endpoint(plan.endpoint)
+            self.follow_up_after("endpoint")
             return f"PUT endpoint {plan.endpoint}"
         assert isinstance(action, CreateDeployment)
         gateway.create_deployment(plan, now)
+        self.follow_up_after("deployment")
         return f"PUT deployment {plan.deployment} ({plan.instance_count} x {plan.instance_type})"
 
     def _unanswered(self, rollout: Rollout, err: Exception, now: dt.datetime) -> Rollout:

@@ -28,6 +28,8 @@ def test_each_row_is_printed_before_the_next_measurement_starts(
     monkeypatch.setattr(bench, "cold_import", imports)
     monkeypatch.setattr(bench, "rollouts", rollouts)
     monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
+    monkeypatch.setattr(bench, "event_to_live", lambda: iter(()))
+    monkeypatch.setattr(bench, "reads_while_baking", lambda: iter(()))
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:
@@ -52,6 +54,8 @@ def test_a_real_warning_reaches_the_console_labelled_as_the_apps_log(
     monkeypatch.setattr(bench, "cold_import", lambda runs: iter(()))
     monkeypatch.setattr(bench, "rollouts", rollouts)
     monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
+    monkeypatch.setattr(bench, "event_to_live", lambda: iter(()))
+    monkeypatch.setattr(bench, "reads_while_baking", lambda: iter(()))
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:

@@ -44,6 +44,15 @@ def test_the_worker_indexes_every_function_with_the_bindings_azure_will_register
                 "useMonitor": True,
             }
         ],
+        "follow_up_rollout": [
+            {
+                "direction": "IN",
+                "type": "queueTrigger",
+                "name": "message",
+                "queueName": "%ROLLOUT_QUEUE%",
+                "connection": "AzureWebJobsStorage",
+            }
+        ],
         "resync_models": [
             {
                 "direction": "IN",
