@@ -44,6 +44,16 @@ def test_the_worker_indexes_every_function_with_the_bindings_azure_will_register
                 "useMonitor": True,
             }
         ],
+        "resync_models": [
+            {
+                "direction": "IN",
+                "type": "timerTrigger",
+                "name": "timer",
+                "schedule": "%RESYNC_SCHEDULE%",
+                "runOnStartup": False,
+                "useMonitor": True,
+            }
+        ],
         "rollout_status": [
             {
                 "direction": "IN",
@@ -52,6 +62,17 @@ def test_the_worker_indexes_every_function_with_the_bindings_azure_will_register
                 "methods": ["GET"],
                 "authLevel": "FUNCTION",
                 "route": "rollouts",
+            },
+            {"direction": "OUT", "type": "http", "name": "$return"},
+        ],
+        "rollout_control": [
+            {
+                "direction": "IN",
+                "type": "httpTrigger",
+                "name": "req",
+                "methods": ["POST"],
+                "authLevel": "FUNCTION",
+                "route": "rollouts/{endpoint}/{deployment}/{action}",
             },
             {"direction": "OUT", "type": "http", "name": "$return"},
         ],
