@@ -10,6 +10,8 @@ publishes to that webhook as Event Grid would, and fires the reconciler's timer 
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import logging
 import threading
@@ -20,6 +22,7 @@ import requests
 
 from devkit import runner
 from devkit._server import BackgroundServer, Request, Response
+from shared import clock
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -45,6 +48,7 @@ class HostedApp:
         master_key: str = "",
         tick_s: float = 0.3,
         forward_s: float = 0.1,
+        emulated_s_per_tick: float = 0.0,
     ) -> None:
         self.stack = stack
         self.function_key = function_key
@@ -52,6 +56,8 @@ class HostedApp:
         self.master_key = master_key
         self.tick_s = tick_s
         self.forward_s = forward_s
+        self.emulated_s_per_tick = emulated_s_per_tick
+        self._following: contextlib.AbstractContextManager[None] | None = None
         self.containers = ContainerSimulator(stack.aml, ml)
         self._server = BackgroundServer("hosted-app", self._handle)
         self.url = self._server.url
@@ -62,6 +68,12 @@ class HostedApp:
 
     def __enter__(self) -> HostedApp:
         teach_model_deletion(self.stack.aml)
+        if self.emulated_s_per_tick:
+            # Time lapse: the app reads the emulator's clock, which moves ``emulated_s_per_tick`` at each timer tick
+            # on top of the wall clock, so a 5-minute bake lasts a few seconds of the suite's real requests.
+            aml = self.stack.aml
+            self._following = clock.following(lambda: dt.datetime.fromtimestamp(aml.clock_now(), dt.UTC))
+            self._following.__enter__()
         self._server.start()
         for name, loop in (("event-grid", self._forward_loop), ("timer", self._timer_loop)):
             thread = threading.Thread(target=loop, name=f"hosted-app-{name}", daemon=True)
@@ -74,6 +86,9 @@ class HostedApp:
         for thread in self._threads:
             thread.join(timeout=10)
         self._server.stop()
+        if self._following is not None:
+            self._following.__exit__(None, None, None)
+            self._following = None
 
     # ------------------------------------------------------------------ the Functions host's HTTP surface
 
@@ -145,6 +160,8 @@ class HostedApp:
     def _timer_loop(self) -> None:
         while not self._stop.wait(self.tick_s):
             try:
+                if self.emulated_s_per_tick:
+                    self.stack.aml.advance_clock(self.emulated_s_per_tick)
                 runner.tick()
             except Exception as err:
                 logger.exception("reconciler tick failed")

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The shipped ``slow`` model sleeps a second per request (acceptance/models/slow/code/slow_linear.py).
+SLOW_P50_MS = 1000.0
+SLOW_P99_MS = 1100.0
+
 
 def teach_model_deletion(aml: AmlEmulator) -> None:
     """Serve ``DELETE .../models/{name}/versions/{version}`` and ``DELETE .../models/{name}``.
@@ -71,7 +75,12 @@ class ContainerSimulator:
         data = event.get("data") or {}
         name, version = str(data.get("modelName")), str(data.get("modelVersion"))
         source = source_of(str(self.ml.models.get(name, version).path or ""))
+        deployment = deployment_name(name, version)
         if source is not None and not source.loads:
-            deployment = deployment_name(name, version)
             logger.info("emulated container for %s will fail to load model %s:%s", deployment, name, version)
             self.aml.fail_deployments(deployment)
+        endpoint = str((data.get("modelTags") or {}).get("endpoint") or "")
+        if source is not None and source.slow and endpoint:
+            # What the shipped slow model does in its container: about a second for every request.
+            logger.info("emulated container for %s/%s answers in about a second", endpoint, deployment)
+            self.aml.set_health(endpoint, deployment, p50_ms=SLOW_P50_MS, p99_ms=SLOW_P99_MS)

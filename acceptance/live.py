@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
 
-from acceptance.target import ModelSource, Target, TargetError, Unavailable
+from acceptance.target import SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
 from shared.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class LiveSettings:
     model_uri_base: str = ""
     price_per_hour: float | None = None
     stage: str = ""
+    load_rps: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
@@ -84,6 +88,7 @@ class LiveSettings:
             return value
 
         timeout = number("ACCEPTANCE_TIMEOUT_MINUTES", 45.0, 0.1, 240)
+        load_rps = number("ACCEPTANCE_LOAD_RPS", 5.0, 0.1, 100)
         poll = number("ACCEPTANCE_POLL_SECONDS", 20.0, 0.05, 300)
         price_raw = (env.get("ACCEPTANCE_PRICE_PER_HOUR") or "").strip()
         price = number("ACCEPTANCE_PRICE_PER_HOUR", 0.0, 0.0, 1000) if price_raw else None
@@ -105,6 +110,7 @@ class LiveSettings:
             model_uri_base=base.rstrip("/"),
             price_per_hour=price,
             stage=(env.get("ACCEPTANCE_STAGE") or "").strip(),
+            load_rps=load_rps,
         )
 
 
@@ -200,5 +206,81 @@ class LiveTarget(Target):
     def pass_time(self) -> None:
         time.sleep(self.settings.poll_seconds)
 
+    def _post_control(self, endpoint: str, deployment: str, action: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        url = f"{self.settings.app_url}/api/rollouts/{endpoint}/{deployment}/{action}"
+        response = self._http.post(
+            url,
+            data=body,
+            headers={"x-functions-key": self.settings.function_key, "Content-Type": "application/json"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        if response.status_code in (401, 403):
+            raise TargetError(
+                f"{url} refused ACCEPTANCE_FUNCTION_KEY ({response.status_code}): operator actions need a key of "
+                "rollout_control too; use the app's default host key (az functionapp keys list -g RG -n APP "
+                "--query functionKeys.default)"
+            )
+        return response.status_code, response.json() if response.content else {}
+
+    @contextlib.contextmanager
+    def scoring_load(self, endpoint: str) -> Iterator[None]:
+        """Score the endpoint ``ACCEPTANCE_LOAD_RPS`` times a second from a background thread, with its key, as
+        its callers would: the metric gates judge what Azure Monitor records of these requests."""
+        load = ScoringLoad(self.scoring_uri(endpoint), self.endpoint_key(endpoint), self.settings.load_rps)
+        load.start()
+        try:
+            yield
+        finally:
+            load.stop()
+            logger.info("scoring load on %s: %s", endpoint, dict(load.answers))
+
+    def scoring_uri(self, endpoint: str) -> str:
+        raw = self.mgmt.online_endpoints.get(*self._scope, endpoint)
+        return str(raw.properties.scoring_uri)
+
+    def endpoint_key(self, endpoint: str) -> str:
+        """The endpoint's primary key (``listKeys``); the suite's endpoints use key auth, the app's default."""
+        return str(self.mgmt.online_endpoints.list_keys(*self._scope, endpoint).primary_key)
+
     def stop(self) -> None:
         self._http.close()
+
+
+class ScoringLoad:
+    """Paced scoring requests from a few threads until stopped; counts the answers by status (never logs the key)."""
+
+    THREADS = 4
+
+    def __init__(self, uri: str, key: str, rps: float) -> None:
+        self.uri = uri
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.interval_s = self.THREADS / rps
+        self.answers: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"scoring-load-{n}", daemon=True) for n in range(self.THREADS)
+        ]
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=HTTP_TIMEOUT_S)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    answer = str(
+                        session.post(self.uri, json=SCORING_REQUEST, headers=self._headers, timeout=10).status_code
+                    )
+                except requests.RequestException as err:
+                    answer = type(err).__name__  # counted, not raised: the gates judge what the endpoint answered
+                with self._lock:
+                    self.answers[answer] += 1
+                self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from acceptance.emulator import ContainerSimulator, teach_model_deletion
@@ -12,6 +13,7 @@ from acceptance.target import ModelSource, Registration, Target
 from devkit import runner
 from devkit.harness import app_environment
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
+from shared import clock
 from shared.events import MODEL_REGISTERED
 from shared.workspace import WorkspaceRef
 
@@ -22,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 #: Where registrations point offline: the emulator stores the path, it uploads nothing.
 MODEL_URI_BASE = "azureml://datastores/workspaceblobstore/paths/acceptance-models"
+#: The emulator's synthetic callers while a scoring load runs (10% of it clears GATE_MIN_REQUESTS in a 5-min bake).
+LOAD_RPM = 600
+#: How far the emulated clock moves at each look while a scoring load runs.
+MINUTE_S = 60.0
 
 
 class OfflineTarget(Target):
@@ -49,6 +55,7 @@ class OfflineTarget(Target):
         self._pending: dict[tuple[str, str], dict[str, Any]] = {}
         self._containers: ContainerSimulator | None = None
         self._credential: TokenCredential | None = None
+        self._emulated = False
 
     @property
     def stack(self) -> DevStack:
@@ -62,6 +69,10 @@ class OfflineTarget(Target):
                 DevStack(operation_duration_s=self.operation_duration_s)
             )
             self._exit.enter_context(app_environment(self._stack, **self.app_settings))
+            # The app reads the emulator's clock throughout: once a scoring load has moved it ahead of the wall,
+            # the leases and bakes the app recorded in that time must not look far in the future.
+            aml = self._stack.aml
+            self._exit.enter_context(clock.following(lambda: dt.datetime.fromtimestamp(aml.clock_now(), dt.UTC)))
             teach_model_deletion(self._stack.aml)
             self._containers = ContainerSimulator(self._stack.aml, self.ml)
         except BaseException:
@@ -130,3 +141,23 @@ class OfflineTarget(Target):
     def pass_time(self) -> None:
         runner.tick()
         self.stack.aml.wait_idle()
+        if self._emulated:
+            self.stack.aml.advance_clock(MINUTE_S)
+
+    @contextlib.contextmanager
+    def scoring_load(self, endpoint: str) -> Iterator[None]:
+        """The emulator's synthetic callers score the endpoint, on its frozen clock (which the app follows), moved a
+        minute at each look: a 5-minute bake takes a few reconciler ticks."""
+        aml = self.stack.aml
+        aml.set_clock(frozen=True)
+        aml.start_load(endpoint, rpm=LOAD_RPM, seed=11)
+        self._emulated = True
+        try:
+            yield
+        finally:
+            self._emulated = False
+            aml.stop_load(endpoint)
+            aml.set_clock(frozen=False)
+
+    def _post_control(self, endpoint: str, deployment: str, action: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        return runner.control(endpoint, deployment, action, body)

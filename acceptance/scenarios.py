@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from acceptance.target import Target
+from acceptance.target import PROGRESSIVE_STATES, Target
 from shared.rollout.naming import deployment_name
 
 
@@ -151,6 +151,65 @@ def guardrails(t: Target, names: Names) -> None:
     check(not t.endpoint_exists(names.endpoint), f"endpoint {names.endpoint} was created for a rejected model")
 
 
+def _steps(t: Target) -> dict[str, str]:
+    """The progressive-delivery tags: three steps, each baked and judged on the endpoint's metrics."""
+    return {"traffic_steps": "10,50,100", "bake": t.bake}
+
+
+def canary_with_gates(t: Target, names: Names) -> None:
+    """v2 in steps 10/50/100 under load: each step judged on its metrics and promoted; v2 ends with 100%."""
+    t.track_endpoint(names.endpoint)
+    _go_live(t, names, "1")
+    with t.scoring_load(names.endpoint):
+        registration = t.register(names.model, "2", tags(t, names, **_steps(t)))
+        t.await_delivery(registration)
+        rows = t.settle(names.model, PROGRESSIVE_STATES)
+    _state(t, names, rows, "2", "live")
+    _traffic(t, names, {"2": 100})
+    progress = rows["2"]["progress"]
+    check(bool(progress["smoke"] and progress["smoke"]["passed"]), f"no passing smoke test on the row: {progress}")
+    gate = progress["gate"] or {}
+    check(gate.get("outcome") == "pass", f"the last gate is not a pass: {gate}")
+    evidence = gate["evidence"]
+    check(
+        evidence["requests"]["new"] >= evidence["thresholds"]["minRequests"] and evidence["p99Ms"]["new"] is not None,
+        f"the gate passed without enough evidence: {evidence}",
+    )
+    promoted = [a for a in rows["2"]["actions"] if "traffic" in a and "(step " in a]
+    check(len(promoted) == 3, f"expected a traffic write per step (10, 50, 100), the row shows {promoted}")
+
+
+def rollback(t: Target, names: Names) -> None:
+    """A slow v2 rolled back by its gate to v1's 100%; then an operator rolls back v3 mid-bake."""
+    t.track_endpoint(names.endpoint)
+    _go_live(t, names, "1")
+    with t.scoring_load(names.endpoint):
+        slow = t.register(names.model, "2", tags(t, names, **_steps(t)), source="slow")
+        t.await_delivery(slow)
+        rows = t.settle(names.model, PROGRESSIVE_STATES)
+    _state(t, names, rows, "2", "rolled_back")
+    _traffic(t, names, {"1": 100})
+    gate = rows["2"]["progress"]["gate"] or {}
+    check(gate.get("outcome") == "fail", f"rolled back, but not by a failing gate: {gate}")
+    check(any("P99" in reason for reason in gate["reasons"]), f"the gate did not judge the latency: {gate}")
+
+    # The operator: v3 (a good model) bakes at 10%; POST .../rollback puts the traffic back as it was.
+    registration = t.register(names.model, "3", tags(t, names, **_steps(t)))
+    t.await_delivery(registration)
+    t.await_state(names.model, "3", frozenset({"baking"}))
+    _traffic(t, names, {"1": 90, "3": 10})
+    code, answer = t.control(names.endpoint, names.deployment("3"), "rollback", "acceptance: operator rollback")
+    check(code == 202, f"POST .../rollback answered {code}: {answer}")
+    rows = t.settle(names.model, PROGRESSIVE_STATES)
+    _state(t, names, rows, "3", "rolled_back")
+    _traffic(t, names, {"1": 100})
+    history = rows["3"]["progress"]["history"]
+    check(
+        [h["action"] for h in history] == ["rollback"] and history[0]["reason"] == "acceptance: operator rollback",
+        f"the operator's rollback is not on the row's history: {history}",
+    )
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A scenario, with what it costs live: deployments it creates (1 instance each) and expected minutes."""
@@ -175,4 +234,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("out-of-order", out_of_order, "order", deployments=1, minutes=20),
     Scenario("failed-deployment", failed_deployment, "failed", deployments=2, minutes=45),
     Scenario("guardrails", guardrails, "guard", deployments=0, minutes=2, versions=1),
+    # Live: two deployments, then three bakes of 5 min plus the metric lag (about 8 min a step) under load.
+    Scenario("canary-with-gates", canary_with_gates, "gates", deployments=2, minutes=60),
+    # Live: v1, v2 rolled back after one bake, v3 rolled back by the operator during its first bake.
+    Scenario("rollback", rollback, "rb", deployments=3, minutes=60, versions=3),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 import uuid
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).parent / "models"
 #: States a rollout leaves on its own (see shared.rollout.model.State).
 ACTIVE_STATES = frozenset({"pending", "deploying"})
+#: ... and, for a rollout in traffic steps, the state it bakes in between them.
+PROGRESSIVE_STATES = ACTIVE_STATES | {"baking"}
+#: What the scoring load sends: two rows the shipped models answer (their signature: x1, x2).
+SCORING_REQUEST = {"input_data": {"columns": ["x1", "x2"], "index": [0, 1], "data": [[1.0, 2.0], [3.0, 4.0]]}}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class ModelSource:
 
     name: str
     loads: bool  # False: the scoring container cannot load it, so its deployment fails
+    slow: bool = False  # True: it answers right, but each request takes about a second (a latency regression)
 
     @property
     def path(self) -> Path:
@@ -44,6 +50,7 @@ class ModelSource:
 MODELS: Mapping[str, ModelSource] = {
     "tiny": ModelSource("tiny", loads=True),
     "broken": ModelSource("broken", loads=False),
+    "slow": ModelSource("slow", loads=True, slow=True),
 }
 
 
@@ -116,6 +123,8 @@ class Target(ABC):
     settle_timeout_s = 60.0
     delivery_timeout_s = 30.0
     cleanup_timeout_s = 60.0
+    #: The ``bake`` tag of the progressive scenarios: long enough for complete metric minutes at every step.
+    bake = "5m"
 
     def __init__(self) -> None:
         self.created = Created()
@@ -148,6 +157,11 @@ class Target(ABC):
     @abstractmethod
     def pass_time(self) -> None:
         """Let the app and Azure ML make progress before the next look (offline: one reconciler tick)."""
+
+    @abstractmethod
+    def scoring_load(self, endpoint: str) -> contextlib.AbstractContextManager[None]:
+        """While the block runs, callers score ``endpoint`` (the traffic the metric gates judge), and time passes
+        as the gates need it (offline: emulated, a minute a look)."""
 
     def _after_register(self, registration: Registration) -> Registration:
         """Hook: what happens right after AML accepted a registration (offline: collect AML's event)."""
@@ -254,6 +268,14 @@ class Target(ABC):
         )
         self.post_event(event)
 
+    def control(self, endpoint: str, deployment: str, action: str, reason: str) -> tuple[int, dict[str, Any]]:
+        """An operator action, ``POST /api/rollouts/{endpoint}/{deployment}/{action}``: (status, answer)."""
+        return self._post_control(endpoint, deployment, action, json.dumps({"reason": reason}).encode())
+
+    @abstractmethod
+    def _post_control(self, endpoint: str, deployment: str, action: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Send the control request to the app."""
+
     def rollouts(self, model: str) -> list[dict[str, Any]]:
         """The app's ledger rows for ``model``, newest first."""
         return self.status({"model": model})
@@ -261,17 +283,32 @@ class Target(ABC):
     def rollout(self, model: str, version: str) -> dict[str, Any] | None:
         return next((r for r in self.rollouts(model) if r["version"] == version), None)
 
-    def settle(self, model: str) -> dict[str, dict[str, Any]]:
-        """Wait until no rollout of ``model`` is pending or deploying; return its rows by version."""
+    def settle(self, model: str, active_states: frozenset[str] = ACTIVE_STATES) -> dict[str, dict[str, Any]]:
+        """Wait until no rollout of ``model`` is in ``active_states`` (default: pending or deploying); return its
+        rows by version. Progressive rollouts pass ``PROGRESSIVE_STATES`` to wait through their bakes too."""
         deadline = time.monotonic() + self.settle_timeout_s
         while True:
             rows = self.rollouts(model)
-            active = [r for r in rows if r["state"] in ACTIVE_STATES]
+            active = [r for r in rows if r["state"] in active_states]
             if rows and not active:
                 return {r["version"]: r for r in rows}
             if time.monotonic() > deadline:
                 shown = "; ".join(f"{r['deployment']} {r['state']} ({r['reason']})" for r in rows) or "no rollout"
                 raise Timeout(f"rollouts of {model} still not settled after {self.settle_timeout_s:.0f} s: {shown}")
+            self.pass_time()
+
+    def await_state(self, model: str, version: str, states: frozenset[str]) -> dict[str, Any]:
+        """Wait until the rollout of ``model:version`` is in one of ``states``; return its row."""
+        deadline = time.monotonic() + self.settle_timeout_s
+        while True:
+            row = self.rollout(model, version)
+            if row is not None and row["state"] in states:
+                return row
+            if time.monotonic() > deadline:
+                seen = f"{row['state']} ({row['reason']})" if row else "no rollout"
+                raise Timeout(
+                    f"rollout of {model}:{version} not {sorted(states)} after {self.settle_timeout_s:.0f} s: {seen}"
+                )
             self.pass_time()
 
     def traffic(self, endpoint: str) -> dict[str, int]:
@@ -339,8 +376,14 @@ class Target(ABC):
         return commands
 
     def _settle_before(self, model: str, deadline: float) -> None:
+        aborted: set[str] = set()
         while time.monotonic() < deadline:
             rows = self.rollouts(model)
+            for row in rows:  # a rollout left between its steps would bake on after the run: stop it where it is
+                if row["state"] == "baking" and row["deployment"] not in aborted:
+                    aborted.add(row["deployment"])
+                    code, _ = self.control(row["endpoint"], row["deployment"], "abort", "acceptance suite cleanup")
+                    logger.info("cleanup: abort %s/%s answered %s", row["endpoint"], row["deployment"], code)
             if not [r for r in rows if r["state"] in ACTIVE_STATES]:
                 return
             self.pass_time()

@@ -319,6 +319,18 @@ def model_schema(cls: type, models: ModuleType) -> Schema:
 # ---------------------------------------------------------------------- the contract
 
 
+#: Azure Monitor's metrics API, which the gates read (``shared/metrics.py``), held to the same kind of contract: the
+#: msrest models of the pinned azure-mgmt-monitor 7.0.0, whose ``metrics.list`` sends api-version 2024-02-01 and
+#: deserializes ``Response`` (-> ``Metric`` -> ``TimeSeriesElement`` -> ``MetricValue``), and ``ErrorContract``
+#: for any other status. The only resource the app reads metrics of is an online endpoint.
+MONITOR_SDK_PACKAGE = "azure-mgmt-monitor"
+MONITOR_SDK_VERSION = "7.0.0"
+METRICS_API_VERSION = "2024-02-01"
+METRICS_ERROR_MODEL = "ErrorContract"
+_METRICS = f"{_WS}/onlineEndpoints/{{endpointName}}/providers/Microsoft.Insights/metrics"
+METRICS_OPERATIONS: tuple[Operation, ...] = (Operation("Metrics_List", "GET", _METRICS, {200: "Response"}),)
+
+
 class Contract:
     """The SDK-derived schemas, our operation table, and validation of bodies against them."""
 
@@ -327,12 +339,14 @@ class Contract:
         models: ModuleType | None = None,
         operations: tuple[Operation, ...] = OPERATIONS,
         extra: Mapping[str, Schema] | None = None,
+        error_model: str = ERROR_MODEL,
     ) -> None:
         if models is None:
             from azure.mgmt.machinelearningservices import models as sdk_models
 
             models = sdk_models
         self.models = models
+        self.error_model = error_model
         self.operations = {op.operation_id: op for op in operations}
         self._definitions: dict[str, Schema] = {"OperationStatus": OPERATION_STATUS, **(extra or {})}
 
@@ -365,7 +379,7 @@ class Contract:
         """The schema of ``status``'s body (ARM's error body for any error status); None if no body."""
         op = self.operation(operation_id)
         if status >= 400:
-            return {"$ref": ERROR_MODEL}
+            return {"$ref": self.error_model}
         if status not in op.responses:
             raise ValueError(f"{operation_id} answers no {status} (it answers {sorted(op.responses)})")
         model = op.responses[status]
@@ -562,3 +576,10 @@ def _is_date_time(value: str) -> bool:
 def errors(violations: list[Violation]) -> list[Violation]:
     """Only what breaks the contract (warnings dropped)."""
     return [v for v in violations if v.severity == "error"]
+
+
+def metrics_contract() -> Contract:
+    """The metrics API's contract, from the pinned azure-mgmt-monitor's models (imported here: only tests need it)."""
+    from azure.mgmt.monitor import models as monitor_models
+
+    return Contract(monitor_models, METRICS_OPERATIONS, error_model=METRICS_ERROR_MODEL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -76,8 +77,7 @@ class Timeline:
             self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
 
     def traffic(self, endpoint: str) -> None:
-        shares = ", ".join(f"{name}={pct}%" for name, pct in sorted(self.app.traffic(endpoint).items()))
-        print(f"{'':8}  endpoint {endpoint} traffic: {shares or 'none'}")
+        print(f"{'':8}  endpoint {endpoint} traffic: {_split(self.app.traffic(endpoint))}")
 
 
 def _fixture(name: str) -> dict[str, Any]:
@@ -202,9 +202,139 @@ def plan_mode(t: Timeline) -> None:
     )
 
 
-#: Issue 11 (progressive delivery: metric gates, rollback) adds "a canary rolled back on its metrics" here.
-#: Until its gates exist the demo shows no rollback: it never fakes one.
-PROGRESSIVE_DELIVERY_SCENES: list[Callable[[Timeline], None]] = []
+#: A progressive rollout's tags: three steps, a 10-minute bake each, and the request the smoke test sends.
+STEPS = {
+    "traffic_steps": "10,50,100",
+    "bake": "10m",
+    "smoke_request": json.dumps({"input_data": {"columns": ["a", "b"], "data": [[1, 2]]}}),
+}
+BAKE_S = 600
+#: The synthetic load on the endpoint while it bakes (Azure: the endpoint's real callers).
+LOAD_RPM = 300
+#: A bake is judged once its last minute is complete in Azure Monitor: the bake, GATE_METRIC_LAG (2 min by
+#: default), and the minute in progress.
+BAKE_AND_LAG_S = BAKE_S + 2 * 60 + 61
+EMULATED_TIME = (
+    "Emulated time: the emulator's clock is frozen and shared with the app, and the demo moves it {minutes:g} min\n"
+    "past each bake's start (the 10-minute bake, GATE_METRIC_LAG=2m, the minute in progress): no bake takes wall\n"
+    "time here. The load is synthetic ({rpm} requests a minute, routed by the endpoint's traffic split); the gate\n"
+    "reads it as Azure Monitor's RequestsPerMinute and RequestLatency_P99, through azure-mgmt-monitor."
+)
+
+
+def _hhmm(stamp: str) -> str:
+    return dt.datetime.fromisoformat(stamp).strftime("%H:%M")
+
+
+def _emulated(aml: Any) -> dt.datetime:
+    return dt.datetime.fromtimestamp(aml.clock_now(), dt.UTC)
+
+
+def _evidence(gate: dict[str, Any]) -> list[str]:
+    """A gate verdict and the evidence it stored on the ledger row, in three lines."""
+    e = gate["evidence"]
+    window, limits = e["window"], e["thresholds"]
+    new, stable = e["newDeployment"], ", ".join(e["stableDeployments"])
+    p99 = e["p99Ms"]
+    share = f"{e['errorSharePct']:.2f}%" if e["errorSharePct"] is not None else "n/a"
+    requests = f"requests {new} {e['requests']['new']:g}"
+    latency = f"P99 {new} {_ms(p99['new'])}"
+    if stable:
+        requests += f", {stable} {e['requests']['stable']:g}"
+        latency += f" vs {stable} {_ms(p99['stable'])}"
+        if e["latencyRatio"] is not None:
+            latency += f" = {e['latencyRatio']:.2f}x (max {limits['maxLatencyRatio']:g}x)"
+    else:
+        latency += " (no stable deployment left to compare with)"
+    return [
+        f"gate {gate['outcome']}: {'; '.join(gate['reasons'])}",
+        f"  evidence: window {_hhmm(window['start'])}-{_hhmm(window['end'])} emulated, complete minutes until "
+        f"{_hhmm(window['countedUntil'])}; {requests}",
+        f"  5xx share {share} (max {limits['maxErrorRatePct']:g}%); {latency}",
+    ]
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def _bake(t: Timeline, endpoint: str, deployment: str, on_step: Callable[[int], None] | None = None) -> None:
+    """Fire the timer; at each bake's start show the traffic, then move emulated time past it and show the verdict."""
+    aml, gates, shown = t.app.stack.aml, 0, None
+    for _ in range(24):
+        t.app.tick()
+        t.ticks += 1
+        print(f"{t.stamp()}  tick reconcile_rollouts   (emulated clock {_emulated(aml):%H:%M})")
+        t.changes()
+        t.published()
+        row = t.app.rollout(deployment)
+        gate = row["progress"].get("gate")
+        if gate and gate != shown:
+            shown = gate
+            for line in _evidence(gate):
+                print(f"{'':8}  {line}")
+        if row["state"] in ("live", "rolled_back", "failed", "aborted"):
+            aml.wait_idle()
+            return
+        if row["state"] == "baking" and row["progress"]["bakeStartedAt"]:
+            t.traffic(endpoint)
+            if on_step is not None:
+                on_step(gates)
+            gates += 1
+            t.app.advance(BAKE_AND_LAG_S)
+            print(f"{'':8}  ... emulated time +{BAKE_AND_LAG_S / 60:.0f} min (the bake and the metric lag)")
+    raise RuntimeError(f"{endpoint}/{deployment} did not finish: {t.app.rollout(deployment)['reason']}")
+
+
+def _progressive(t: Timeline, endpoint: str, on_step: Callable[[int], None] | None = None) -> dict[str, int]:
+    """``endpoint`` v1 live, then v2 registered with traffic steps under load, driven to its end.
+
+    Returns the endpoint's traffic before v2 was registered."""
+    aml, tags = t.app.stack.aml, {"deploy": "true", "endpoint": endpoint}
+    aml.seed_model(endpoint, 1, tags=tags)
+    t.deliver(model_registered(endpoint, 1))
+    t.settle()
+    t.traffic(endpoint)
+    before = t.app.traffic(endpoint)
+    with t.app.emulated_time():
+        aml.start_load(endpoint, rpm=LOAD_RPM, seed=7)
+        aml.seed_model(endpoint, 2, tags={**tags, **STEPS})
+        t.deliver(model_registered(endpoint, 2), note="traffic_steps=10,50,100 bake=10m smoke_request=...")
+        _bake(t, endpoint, f"{endpoint}-v2", on_step)
+        aml.stop_load(endpoint)
+    t.traffic(endpoint)
+    return before
+
+
+def canary_promoted(t: Timeline) -> None:
+    """A good canary: smoke test, then 10% -> 50% -> 100%, each step promoted on its metrics."""
+    t.section("loans v2 with traffic_steps=10,50,100 bake=10m: a good canary, promoted on evidence")
+    print(EMULATED_TIME.format(minutes=BAKE_AND_LAG_S / 60, rpm=LOAD_RPM))
+    _progressive(t, "loans")
+
+
+def canary_rolled_back(t: Timeline) -> None:
+    """A bad canary: its 5xx share and P99 breach the gate at 10%, and traffic goes back exactly as it was."""
+    aml = t.app.stack.aml
+    t.section("claims v2, same tags: on its 10% step it starts failing 20% of requests, P99 900 ms")
+    print(f"(emulated time as in canary_promoted: +{BAKE_AND_LAG_S / 60:.0f} min a bake, no wall time)")
+
+    def degrade(step: int) -> None:
+        if step == 0:  # the smoke test passed and 10% is live: now it goes bad
+            aml.set_health("claims", "claims-v2", error_rate=20, p99_ms=900)
+            print(f"{'':8}  emulator: claims-v2 now answers 20% of requests with an error, P99 900 ms")
+
+    before = _progressive(t, "claims", degrade)
+    after = t.app.traffic("claims")
+    same = "exactly as before" if after == before else f"NOT as before ({before})"
+    print(f"{'':8}  traffic after the automatic rollback: {_split(after)}, {same} the canary; no operator involved")
+
+
+def _split(traffic: dict[str, int]) -> str:
+    return ", ".join(f"{name}={pct}%" for name, pct in sorted(traffic.items())) or "none"
+
+
+PROGRESSIVE_DELIVERY_SCENES: list[Callable[[Timeline], None]] = [canary_promoted, canary_rolled_back]
 
 
 def close_the_loop(t: Timeline) -> None:

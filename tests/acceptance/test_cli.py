@@ -33,9 +33,9 @@ def test_bad_live_values_name_the_variable(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_an_unknown_scenario_is_refused_with_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--only", "rollback"], env={}) == 2
+    assert main(["--only", "rolback"], env={}) == 2
     err = capsys.readouterr().err
-    assert "unknown scenario(s) rollback" in err and "blue-green" in err
+    assert "unknown scenario(s) rolback" in err and "blue-green" in err and "rollback" in err
 
 
 def test_live_without_yes_and_without_a_terminal_creates_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,7 +55,7 @@ def test_the_live_plan_lists_what_each_scenario_creates_and_the_totals(capsys: p
     assert "(version 1)" in dup and "1 deployment(s) x 1 instance" in dup
     [guard] = [line for line in out.splitlines() if line.strip().startswith("guardrails")]
     assert "no endpoint, no deployment" in guard and "<= $0.00" in guard
-    assert "Expected time: about 167 minutes; expected cost: at most about $0.90." in out
+    assert "Expected time: about 287 minutes; expected cost: at most about $1.90." in out
 
 
 def test_an_instance_type_without_a_known_price_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from acceptance.__main__ import main
 from acceptance.dryrun import HostedApp
 from acceptance.scenarios import SCENARIOS
+from devkit import runner
 from devkit.harness import app_environment
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
 
@@ -28,9 +29,13 @@ def hosted(stack: DevStack) -> Iterator[HostedApp]:
     from azure.ai.ml import MLClient
     from azure.identity import DefaultAzureCredential
 
-    with app_environment(stack):
+    # Time lapse for the bakes: 30 s of emulated time at each 0.3 s timer tick; the suite's own scoring load
+    # (ACCEPTANCE_LOAD_RPS below) then puts a few dozen requests into each bake, so the gate asks for fewer.
+    with app_environment(stack, GATE_METRIC_LAG="0s", GATE_MIN_REQUESTS="2"):
         ml = MLClient(DefaultAzureCredential(), SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
-        with HostedApp(stack, ml, function_key=FUNCTION_KEY, eventgrid_key=EVENTGRID_KEY) as app:
+        with HostedApp(
+            stack, ml, function_key=FUNCTION_KEY, eventgrid_key=EVENTGRID_KEY, emulated_s_per_tick=30
+        ) as app:
             yield app
 
 
@@ -45,7 +50,8 @@ def _live_env(app: HostedApp, **extra: str) -> dict[str, str]:
         # The emulator stores model paths and uploads nothing: the one live step a dry run can't exercise.
         "ACCEPTANCE_MODEL_URI": "azureml://datastores/workspaceblobstore/paths/acceptance-models",
         "ACCEPTANCE_POLL_SECONDS": "0.1",
-        "ACCEPTANCE_TIMEOUT_MINUTES": "0.5",
+        "ACCEPTANCE_TIMEOUT_MINUTES": "1",
+        "ACCEPTANCE_LOAD_RPS": "30",
         **extra,
     }
 
@@ -64,6 +70,17 @@ def test_the_live_target_passes_every_scenario_through_the_app_s_http_surface(
     assert len(registered) >= 10
     assert stack.aml.snapshot()["endpoints"] == {}
     assert stack.aml.snapshot()["models"] == []
+    # The progressive scenarios were judged on the suite's own scoring requests (the dry run has no synthetic
+    # load), and the operator's rollback went through the control route with the function key.
+    code, body = runner.get_status({})
+    rows = {r["deployment"]: r for r in body["rollouts"]}
+    [gated] = [r for name, r in rows.items() if "-gates-" in name and r["version"] == "2"]
+    assert gated["state"] == "live" and gated["progress"]["gate"]["evidence"]["requests"]["new"] >= 2, gated
+    [slow] = [r for name, r in rows.items() if "-rb-" in name and r["version"] == "2"]
+    evidence = slow["progress"]["gate"]["evidence"]
+    assert slow["state"] == "rolled_back" and evidence["latencyRatio"] > evidence["thresholds"]["maxLatencyRatio"], slow
+    [steered] = [r for name, r in rows.items() if "-rb-" in name and r["version"] == "3"]
+    assert [(h["action"], h["caller"]) for h in steered["progress"]["history"]] == [("rollback", "function key")]
 
 
 def test_without_the_event_grid_key_the_duplicate_scenario_is_skipped_and_says_why(

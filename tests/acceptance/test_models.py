@@ -27,10 +27,10 @@ def test_each_model_is_small_text_with_an_environment(name: str) -> None:
     assert (MODELS[name].path / flavor["data"]).is_file()
 
 
-def _load_tiny(monkeypatch: pytest.MonkeyPatch) -> Any:
+def _load_tiny(monkeypatch: pytest.MonkeyPatch, name: str = "tiny") -> Any:
     """What mlflow.pyfunc.load_model does: put ``code`` on sys.path, import ``loader_module``, call _load_pyfunc."""
-    root = MODELS["tiny"].path
-    flavor = _mlmodel("tiny")["flavors"]["python_function"]
+    root = MODELS[name].path
+    flavor = _mlmodel(name)["flavors"]["python_function"]
     monkeypatch.syspath_prepend(str(root / flavor["code"]))
     module = importlib.import_module(flavor["loader_module"])
     monkeypatch.delitem(sys.modules, flavor["loader_module"])
@@ -61,3 +61,15 @@ def test_the_broken_model_names_a_loader_that_is_not_shipped() -> None:
 def test_a_registered_path_is_traced_back_to_its_shipped_model(uri: str, expected: str | None) -> None:
     source = source_of(uri)
     assert (source.name if source else None) == expected
+
+
+def test_the_slow_model_answers_like_tiny_but_a_second_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    model = _load_tiny(monkeypatch, "slow")
+    assert model.predict([[2.0, 4.0], [0.0, 0.0]]) == [1.0, 1.0]
+    assert slept == [1.0]  # far above 1.5x tiny's P99, far below the endpoint's 5 s request timeout
+    assert MODELS["slow"].loads and MODELS["slow"].slow
+    assert _mlmodel("slow")["signature"] == _mlmodel("tiny")["signature"]

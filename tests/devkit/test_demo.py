@@ -115,7 +115,7 @@ def test_masked_hides_secrets_and_connection_string_keys_but_keeps_where_they_po
 
 
 @pytest.mark.integration
-def test_the_whole_demo_shows_failure_recovery_and_plan_mode(
+def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_delivery(
     recording: list[RecordingStack], capsys: pytest.CaptureFixture[str]
 ) -> None:
     environ_before = dict(os.environ)
@@ -147,6 +147,33 @@ def test_the_whole_demo_shows_failure_recovery_and_plan_mode(
     assert "planned: DEPLOY_MODE=plan: would deploy 1 x Standard_DS3_v2 to pricing/pricing-v1" in plan
     assert "ARM writes in plan mode: 0 " in plan and "endpoint pricing exists: False" in plan
     assert "[plan_mode: 1 ARM reads, 0 ARM writes]" in out
+    # progressive delivery, time compressed and saying so: a good canary promoted 10 -> 50 -> 100 on evidence ...
+    assert "Emulated time: the emulator's clock is frozen" in out and "no bake takes wall\ntime here" in out
+    good = out[out.index("loans v2 with traffic_steps=10,50,100") : out.index("[canary_promoted:")]
+    shares = re.findall(r"^ +endpoint loans traffic: (.+)$", good, re.MULTILINE)
+    assert shares == [
+        "loans-v1=100%",
+        "loans-v1=90%, loans-v2=10%",
+        "loans-v1=50%, loans-v2=50%",
+        "loans-v2=100%",
+        "loans-v2=100%",
+    ]
+    assert "published AmlEvents.Rollout.SmokeTestPassed" in good
+    assert len(re.findall(r"^ +gate pass: within thresholds", good, re.MULTILINE)) == 3
+    evidence = re.findall(r"requests loans-v2 (\d+), loans-v1 (\d+)$", good, re.MULTILINE)
+    assert len(evidence) == 2 and all(int(new) >= 100 for new, _ in evidence), evidence  # GATE_MIN_REQUESTS
+    assert re.search(r"5xx share 0\.00% \(max 1%\); P99 loans-v2 [\d.]+ ms vs loans-v1 [\d.]+ ms = [\d.]+x", good)
+    assert re.search(r"window \d\d:\d\d-\d\d:\d\d emulated, complete minutes until \d\d:\d\d", good)
+    assert "loans/loans-v2: live - serving 100% of traffic; final bake passed" in good
+    # ... and a bad one rolled back automatically on its 5xx share and P99, traffic exactly as before
+    bad = out[out.index("claims v2, same tags") : out.index("[canary_rolled_back:")]
+    assert bad.index("endpoint claims traffic: claims-v1=90%, claims-v2=10%") < bad.index("gate fail:")
+    breach = re.search(r"5xx share ([\d.]+)% \(max 1%\); P99 claims-v2 ([\d.]+) ms vs claims-v1 ([\d.]+) ms", bad)
+    assert breach and float(breach[1]) > 1 and float(breach[2]) > 1.5 * float(breach[3]), bad
+    assert "published AmlEvents.Rollout.RolledBack" in bad
+    assert "traffic after the automatic rollback: claims-v1=100%, exactly as before the canary" in bad
+    assert "StepPromoted" not in bad
+    assert re.search(r"^claims +claims-v2 +claims:2 +rolled_back +0% +rolled back: gate fail", out, re.MULTILINE)
     # --verbose: each scene's ARM requests, paths shortened
     assert re.search(r"^ +PUT +201  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1$", out, re.MULTILINE)
     assert re.search(r"^ +POST +200  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1/getLogs$", out, re.M)

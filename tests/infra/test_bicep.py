@@ -37,6 +37,8 @@ EXPECTED_ROLES = Counter(
         ("Microsoft.EventGrid/topics", "d5a91429-5739-47e2-a06b-3470a27159e7"): 1,  # EventGrid Data Sender
         # AzureML Data Scientist, on the workspace only
         ("Microsoft.MachineLearningServices/workspaces", "f6c7c914-8db3-469d-8ca1-694a8f32e121"): 1,
+        # Monitoring Reader, on the workspace only: the metric gates read endpoint metrics (metrics/read)
+        ("Microsoft.MachineLearningServices/workspaces", "43d0d8ad-25c7-4714-9337-8ba259a9fe05"): 1,
         # Storage Blob Data Contributor for the system topic, on the dead-letter container only
         (f"{STORAGE}/blobServices/containers", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"): 1,
     }
@@ -264,6 +266,73 @@ def test_role_assignments_are_exactly_the_intended_least_privilege_set() -> None
     found = Counter(pair for path in BICEP_FILES if path != OPERATOR_RBAC for pair in role_assignments(path))
     assert found == EXPECTED_ROLES
     assert Counter(role_assignments(OPERATOR_RBAC)) == OPERATOR_ROLES
+
+
+#: Actions and NotActions of the built-in roles the app holds on the workspace, as "Azure built-in roles" lists
+#: them (AzureML Data Scientist f6c7c914-..., Monitoring Reader 43d0d8ad-...).
+BUILT_IN_ROLE_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "f6c7c914-8db3-469d-8ca1-694a8f32e121": (
+        (
+            "Microsoft.MachineLearningServices/workspaces/*/read",
+            "Microsoft.MachineLearningServices/workspaces/*/action",
+            "Microsoft.MachineLearningServices/workspaces/*/delete",
+            "Microsoft.MachineLearningServices/workspaces/*/write",
+        ),
+        (
+            "Microsoft.MachineLearningServices/workspaces/delete",
+            "Microsoft.MachineLearningServices/workspaces/write",
+            "Microsoft.MachineLearningServices/workspaces/computes/*/write",
+            "Microsoft.MachineLearningServices/workspaces/computes/*/delete",
+            "Microsoft.MachineLearningServices/workspaces/computes/listKeys/action",
+            "Microsoft.MachineLearningServices/workspaces/listKeys/action",
+            "Microsoft.MachineLearningServices/workspaces/hubs/write",
+            "Microsoft.MachineLearningServices/workspaces/hubs/delete",
+            "Microsoft.MachineLearningServices/workspaces/featurestores/write",
+            "Microsoft.MachineLearningServices/workspaces/featurestores/delete",
+        ),
+    ),
+    "43d0d8ad-25c7-4714-9337-8ba259a9fe05": (
+        ("*/read", "Microsoft.OperationalInsights/workspaces/search/action", "Microsoft.Support/*"),
+        (),
+    ),
+}
+#: What the app calls on the workspace and its endpoints (an action per client call), and who calls it.
+WORKSPACE_ACTIONS_USED = {
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write": "rollout: create or update an endpoint",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/write": "rollout: create a deployment",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/delete": "cleanup of old deployments",
+    "Microsoft.MachineLearningServices/workspaces/models/versions/read": "plan: read the registered model",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/listKeys/action": "smoke test, key auth",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/score/action": "smoke test, Entra token auth",
+    "Microsoft.Insights/metrics/read": "metric gates: endpoint metrics",
+}
+
+
+def _matches(pattern: str, action: str) -> bool:
+    """Azure RBAC's wildcard match: ``*`` stands for any run of characters, case-insensitively."""
+    regex = ".*".join(re.escape(part) for part in pattern.lower().split("*"))
+    return re.fullmatch(regex, action.lower()) is not None
+
+
+def test_the_workspace_roles_grant_every_action_the_app_calls_and_no_workspace_or_monitoring_writes() -> None:
+    roles = [role for scope, role in role_assignments(INFRA / "app/workspace-rbac.bicep")]
+
+    def granted(action: str) -> bool:
+        return any(
+            any(_matches(p, action) for p in BUILT_IN_ROLE_ACTIONS[role][0])
+            and not any(_matches(p, action) for p in BUILT_IN_ROLE_ACTIONS[role][1])
+            for role in roles
+        )
+
+    missing = {action: why for action, why in WORKSPACE_ACTIONS_USED.items() if not granted(action)}
+    assert not missing, f"no role on the workspace grants {missing}"
+    for forbidden in (
+        "Microsoft.MachineLearningServices/workspaces/write",
+        "Microsoft.MachineLearningServices/workspaces/listKeys/action",
+        "Microsoft.Insights/diagnosticSettings/write",
+        "Microsoft.Insights/metricAlerts/write",
+    ):
+        assert not granted(forbidden), forbidden
 
 
 def test_operator_roles_are_opt_in_and_scoped_to_the_app_s_own_resources() -> None:
