@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.rollout.gate import evaluate_gate, policy_from_settings
 from shared.rollout.model import Rollout, State
 from shared.rollout.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from shared.rollout.gate import GateResult
 
 logger = logging.getLogger(__name__)
+
+#: The gate's outcomes as the telemetry counter names them.
+GATE_OUTCOMES = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
 
 #: A gate decision leads to at most this many more decisions in one pass (evaluate → advance).
 MAX_DECISIONS = 3
@@ -120,6 +124,7 @@ class ProgressiveRunner:
         )
         result = evaluate_gate(window, plan.deployment, stable, policy, now, notes)
         logger.info("rollout %s/%s gate: %s", plan.endpoint, plan.deployment, result.summary)
+        telemetry.gate_evaluated("metrics", GATE_OUTCOMES[result.outcome.value], plan.endpoint)
         return result
 
     def _metrics(self, workspace_id: str) -> Any:

@@ -14,6 +14,7 @@ import pytest
 
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import DevStack
+from tests.conftest import Telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,9 @@ def _drive(app: OfflineApp, *, max_ticks: int = 20, on_bake: Any = None) -> tupl
     raise AssertionError(f"rollout not finished after {max_ticks} ticks: {app.rollout('credit-v2')}")
 
 
-def test_a_good_canary_is_promoted_through_every_step_on_evidence(app: OfflineApp) -> None:
+def test_a_good_canary_is_promoted_through_every_step_on_evidence(app: OfflineApp, telemetry: Telemetry) -> None:
+    passed = (("endpoint", "credit"), ("gate", "metrics"), ("outcome", "passed"))
+    before = telemetry.points("rollouts.gate_evaluations").get(passed)
     _live_v1(app)
     with app.emulated_time():
         app.stack.aml.start_load("credit", rpm=1200, seed=1)
@@ -85,6 +88,9 @@ def test_a_good_canary_is_promoted_through_every_step_on_evidence(app: OfflineAp
     assert "AmlEvents.Rollout.SmokeTestPassed" in types and "AmlEvents.Rollout.Baking" in types
     promoted = [e for e in app.published() if e["type"] == "AmlEvents.Rollout.StepPromoted"]
     assert promoted[0]["data"]["facts"]["gate"]["evidence"]["newDeployment"] == "credit-v2"
+    # Each bake's verdict is counted for the operator's dashboards (issue 14's gate-evaluations metric).
+    counted = telemetry.points("rollouts.gate_evaluations")[passed].value
+    assert counted == (before.value if before else 0) + 3
 
 
 @pytest.mark.parametrize(
