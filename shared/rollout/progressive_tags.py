@@ -42,6 +42,13 @@ def parse_progressive_tags(
     tags: Mapping[str, str], traffic: int, settings: Settings, problems: list[str]
 ) -> ProgressiveTags:
     """Read the progressive-delivery tags of a model (keys already lower-cased and stripped)."""
+    if settings.smoke_required and not tags.get("smoke_request", "").strip():
+        # The app's identity cannot read the model's stored input example, so the tag is the only sample: reject
+        # before anything is written rather than deploy a model that could never pass its smoke test.
+        problems.append(
+            "tag 'smoke_request' is absent: SMOKE_REQUIRED=true needs a sample request for the smoke test; add "
+            "smoke_request=<the JSON body of one scoring request>"
+        )
     return ProgressiveTags(
         traffic_steps=parse_traffic_steps(tags.get("traffic_steps", ""), traffic, problems),
         bake_seconds=int(parse_bake(tags.get("bake", ""), settings.bake_default, problems).total_seconds()),

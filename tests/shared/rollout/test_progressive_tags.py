@@ -118,3 +118,15 @@ def test_a_row_from_a_newer_version_drops_fields_it_does_not_know() -> None:
     newer = json.loads(plan.to_json()) | {"some_future_field": 3}
     assert RolloutPlan.from_json(json.dumps(newer)) == plan
     assert "some_future_field" not in {f.name for f in dataclasses.fields(RolloutPlan)}
+
+
+def test_smoke_required_rejects_a_model_without_a_sample_before_anything_is_written() -> None:
+    rejected = _plan({}, smoke_required=True)
+    assert isinstance(rejected, Reject)
+    assert rejected.problems == (
+        "tag 'smoke_request' is absent: SMOKE_REQUIRED=true needs a sample request for the smoke test; add "
+        "smoke_request=<the JSON body of one scoring request>",
+    )
+    sample = '{"input_data": {"columns": ["a"], "data": [[1]]}}'
+    assert isinstance(_plan({"smoke_request": sample}, smoke_required=True), RolloutPlan)
+    assert isinstance(_plan({}, smoke_required=False), RolloutPlan)
