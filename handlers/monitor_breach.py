@@ -7,12 +7,11 @@ then follows the drift path: one job per monitor run, a cooldown per monitor, pl
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import RetryableError
-from shared.idempotency import AlreadyDone, Idempotency, InProgressElsewhere, record_key
+from shared.idempotency import CLAIM_FOR, AlreadyDone, Idempotency, InProgressElsewhere, record_key
 from shared.notify import Notification
 from shared.retrain import breach_signal
 from shared.retraining import retrain
@@ -26,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 #: The idempotency table's kind for a handled breach (one per tagged run).
 BREACH_RECORD = "monitor-breach"
-#: How long a breach claimed by another delivery is waited for before this one takes over.
-CLAIM_FOR = dt.timedelta(seconds=120)
 
 
 def handle(event: AmlEvent[Any], breach: MonitorBreach, deps: Deps) -> str:

@@ -7,13 +7,12 @@ output's URI.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
 from handlers import monitor_breach
 from shared.errors import RetryableError
-from shared.idempotency import AlreadyDone, Claimed, Idempotency, PayloadMismatch, RecordKey, Status
+from shared.idempotency import CLAIM_FOR, AlreadyDone, Claimed, Idempotency, PayloadMismatch, RecordKey, Status
 from shared.monitoring import breach_of, parent_run_id
 from shared.notify import Notification
 from shared.register import (
@@ -30,9 +29,6 @@ if TYPE_CHECKING:
     from shared.events import AmlEvent, RunCompletedData
 
 logger = logging.getLogger(__name__)
-
-#: How long a registration claimed by another delivery is waited for before this one takes over.
-CLAIM_FOR = dt.timedelta(seconds=120)
 
 
 def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:

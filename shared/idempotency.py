@@ -32,6 +32,10 @@ class Status(StrEnum):
     RELEASED = "released"  # the holder failed for good and let go: the next delivery may claim the key
 
 
+#: How long a handler's claim keeps other deliveries of the same key waiting before one may take over (a
+#: crashed holder blocks the key only this long). Used by registration, breach and retraining handlers alike.
+CLAIM_FOR = dt.timedelta(seconds=120)
+
 #: The row properties this module owns; a caller's own fields (e.g. ``Notified``) must use other names.
 RESERVED = frozenset({"Status", "PayloadHash", "ClaimId", "ClaimedAt", "ExpiresAt", "Result", "CompletedAt"})
 

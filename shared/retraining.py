@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import RetryableError, is_retryable
-from shared.idempotency import AlreadyDone, Idempotency, InProgressElsewhere
+from shared.idempotency import CLAIM_FOR, AlreadyDone, Idempotency, InProgressElsewhere
 from shared.notify import Notification
 from shared.retrain import (
     COOLDOWN,
@@ -35,9 +34,6 @@ if TYPE_CHECKING:
     from shared.store import Row, TableStore
 
 logger = logging.getLogger(__name__)
-
-#: How long a submission claimed by another delivery is waited for before this one takes over.
-CLAIM_FOR = dt.timedelta(seconds=120)
 
 
 def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> str:
