@@ -64,12 +64,7 @@ def rollout_notification(
         source = f"{source}#retry{retries}"
     if occurrence:
         source = f"{source}#{occurrence}"
-    links = {
-        "endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail"),
-        "model": workspace.studio_link(f"model/{plan.model_name}:{plan.model_version}/details"),
-    }
-    if status_host:
-        links["status"] = f"https://{status_host}/api/rollouts?endpoint={plan.endpoint}"
+    links = _links(workspace, plan.endpoint, status_host, model=f"{plan.model_name}:{plan.model_version}")
     details: dict[str, Any] = {
         "endpoint": plan.endpoint,
         "deployment": plan.deployment,
@@ -105,9 +100,7 @@ def cleanup_failed_notification(rollout: Rollout, deployment: str, error: str, s
     """Deleting a surplus deployment after ``rollout`` failed: reported once; it is retried, the rollout unchanged."""
     plan = rollout.plan
     workspace = WorkspaceRef.from_arm_id(plan.workspace_id)
-    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{plan.endpoint}/detail")}
-    if status_host:
-        links["status"] = f"https://{status_host}/api/rollouts?endpoint={plan.endpoint}"
+    links = _links(workspace, plan.endpoint, status_host)
     return Notification(
         type=CLEANUP_FAILED,
         subject=f"endpoints/{plan.endpoint}/deployments/{deployment}",
@@ -133,9 +126,7 @@ def endpoint_notification(
 ) -> Notification:
     """A notification about an endpoint's traffic as a whole (``AmlEvents.Rollout.TrafficDrift``, ``...Restored``)."""
     workspace = WorkspaceRef.from_arm_id(workspace_id)
-    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{endpoint}/detail")}
-    if status_host:
-        links["status"] = f"https://{status_host}/api/rollouts?endpoint={endpoint}&observe=true"
+    links = _links(workspace, endpoint, status_host, observe=True)
     return Notification(
         type=kind,
         subject=f"endpoints/{endpoint}",
@@ -146,3 +137,17 @@ def endpoint_notification(
         facts={"endpoint": endpoint, "reason": reason, **facts},
         links=links,
     )
+
+
+def _links(
+    workspace: WorkspaceRef, endpoint: str, status_host: str, *, model: str = "", observe: bool = False
+) -> dict[str, str]:
+    """The endpoint in Azure ML studio, the model version (``name:version``) when given, and the app's status
+    API for the endpoint when ``status_host`` is set (``observe``: with the endpoint's observed traffic)."""
+    links = {"endpoint": workspace.studio_link(f"endpoints/realtime/{endpoint}/detail")}
+    if model:
+        links["model"] = workspace.studio_link(f"model/{model}/details")
+    if status_host:
+        query = f"endpoint={endpoint}&observe=true" if observe else f"endpoint={endpoint}"
+        links["status"] = f"https://{status_host}/api/rollouts?{query}"
+    return links
