@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from devkit.stack import DevStack
+    from tests.devkit.arm_session import ArmSession
+
 pytest_plugins = ["devkit.pytest_plugin"]
 
 EVENTS = Path(__file__).parent / "events"
@@ -22,6 +26,17 @@ EVENTS = Path(__file__).parent / "events"
 @pytest.fixture
 def events_dir() -> Path:
     return EVENTS
+
+
+@pytest.fixture
+def arm(stack: DevStack) -> Iterator[ArmSession]:
+    """Raw ARM requests to the emulator, signed with a token for the ARM audience."""
+    from devkit.aml_emulator import ARM_AUDIENCE
+    from tests.devkit.arm_session import ArmSession
+
+    session = ArmSession(stack, ARM_AUDIENCE)
+    yield session
+    session.session.close()
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.contract import Contract
 from devkit.stack import SUBSCRIPTION_ID, DevStack
-from tests.devkit.arm_session import ArmSession
 
 if TYPE_CHECKING:
     from azure.core.pipeline import PipelineResponse
@@ -59,13 +56,6 @@ class Recorder:
 @pytest.fixture(scope="session")
 def contract() -> Contract:
     return Contract()
-
-
-@pytest.fixture
-def arm(stack: DevStack) -> Iterator[ArmSession]:
-    session = ArmSession(stack, ARM_AUDIENCE)
-    yield session
-    session.session.close()
 
 
 @pytest.fixture

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.stack import SUBSCRIPTION_ID, DevStack
-from tests.devkit.arm_session import ArmSession
 
 if TYPE_CHECKING:
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
@@ -19,13 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # tests/conftest.py normally loads the plugin; this keeps `pytest tests/devkit` self-sufficient.
     if not config.pluginmanager.has_plugin("devkit.pytest_plugin"):
         config.pluginmanager.import_plugin("devkit.pytest_plugin")
-
-
-@pytest.fixture
-def arm(stack: DevStack) -> Iterator[ArmSession]:
-    session = ArmSession(stack, ARM_AUDIENCE)
-    yield session
-    session.session.close()
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.stack import SUBSCRIPTION_ID, DevStack
 from shared.metrics import MetricsReader
 from shared.rollout.gate import GatePolicy, Outcome, evaluate_gate
@@ -21,13 +19,6 @@ pytestmark = pytest.mark.integration
 
 BAKE = dt.timedelta(minutes=10)
 POLICY = GatePolicy(metric_lag=dt.timedelta(0))
-
-
-@pytest.fixture
-def arm(stack: DevStack) -> Iterator[ArmSession]:
-    session = ArmSession(stack, ARM_AUDIENCE)
-    yield session
-    session.session.close()
 
 
 def _reader() -> MetricsReader:

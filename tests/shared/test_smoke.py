@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.stack import DevStack
 from shared.aml import AmlGateway
 from shared.errors import RetryableError
@@ -106,13 +104,6 @@ def test_read_input_example_from_a_model_directory(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ emulator
-
-
-@pytest.fixture
-def arm(stack: DevStack) -> Iterator[ArmSession]:
-    session = ArmSession(stack, ARM_AUDIENCE)
-    yield session
-    session.session.close()
 
 
 def _tester(stack: DevStack, timeout_s: float = 5, session: requests.Session | None = None) -> SmokeTester:
