@@ -10,6 +10,7 @@ from typing import Any
 from shared.deps import Deps
 from shared.errors import RetryableError
 from shared.notify import Notification, Notifier
+from shared.rollout.model import RolloutPlan
 from shared.settings import Settings
 from shared.store import Conflict, Row, TableStore
 from shared.workspace import WorkspaceRef
@@ -20,6 +21,25 @@ WORKSPACE_ID = (
 )
 WORKSPACE = WorkspaceRef.from_arm_id(WORKSPACE_ID)
 OTHER_WORKSPACE_ID = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
+
+
+def make_plan(
+    version: str | int = "1", endpoint: str = "credit", model: str = "credit", *, traffic: int = 100, mirror: int = 0
+) -> RolloutPlan:
+    """A one-step rollout plan of ``model`` version ``version`` (deployment ``{model}-v{version}``) to ``endpoint``."""
+    return RolloutPlan(
+        workspace_id=WORKSPACE_ID,
+        endpoint=endpoint,
+        deployment=f"{model}-v{version}",
+        model_name=model,
+        model_version=str(version),
+        model_type="mlflow_model",
+        model_created_at="",
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+        traffic=traffic,
+        mirror=mirror,
+    )
 
 
 class FakeNotifier(Notifier):

@@ -23,9 +23,10 @@ from shared.rollout.ledger import (
     entities_of,
     partition_key,
 )
-from shared.rollout.model import Rollout, RolloutPlan, State
+from shared.rollout.model import Rollout, State
 from shared.settings import Settings
 from shared.store import Row, TableStore
+from tests.fakes import make_plan
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -57,22 +58,6 @@ def _store(stack: DevStack, kind: type[TableStore] = TableStore) -> Any:
     return kind.from_settings(settings, "rollouts", lambda: pytest.fail("no credential needed"))
 
 
-def _plan(version: int, endpoint: str = "credit", model: str = "credit") -> RolloutPlan:
-    return RolloutPlan(
-        workspace_id=WORKSPACE_ID,
-        endpoint=endpoint,
-        deployment=f"{model}-v{version}",
-        model_name=model,
-        model_version=str(version),
-        model_type="mlflow_model",
-        model_created_at="",
-        instance_type="Standard_DS3_v2",
-        instance_count=1,
-        traffic=100,
-        mirror=0,
-    )
-
-
 def _entries(ledger: RolloutLedger, now: dt.datetime) -> list[tuple[str, str]]:
     return [(e.workspace_id, e.endpoint) for e in ledger.active_endpoints(now)]
 
@@ -91,7 +76,7 @@ def test_the_index_entry_is_written_before_the_row_and_a_crash_between_only_over
 
     store.before_insert = crash
     with pytest.raises(KeyboardInterrupt):
-        ledger.record(_plan(1), State.PENDING, "e1", NOW)
+        ledger.record(make_plan(1), State.PENDING, "e1", NOW)
     assert seen_at_insert == [[(WORKSPACE_ID, "credit")]]  # the reconciler could already find it
     assert ledger.endpoint_rollouts(WORKSPACE_ID, "credit") == []
     assert ledger.recent()[0] == []  # the orphaned index entry is never listed
@@ -100,7 +85,7 @@ def test_the_index_entry_is_written_before_the_row_and_a_crash_between_only_over
     assert ledger.settle(entry, NOW + ACTIVE_INDEX_GRACE)  # nothing came: the over-report is removed
     assert _entries(ledger, NOW) == []
     # The redelivery records it for real, and it is listed once.
-    _, created = ledger.record(_plan(1), State.PENDING, "e1", NOW + DAY)
+    _, created = ledger.record(make_plan(1), State.PENDING, "e1", NOW + DAY)
     assert created
     assert _entries(ledger, NOW + DAY) == [(WORKSPACE_ID, "credit")]
     assert [r.plan.deployment for r in ledger.recent()[0]] == ["credit-v1"]
@@ -109,7 +94,7 @@ def test_the_index_entry_is_written_before_the_row_and_a_crash_between_only_over
 def test_a_removal_never_drops_an_entry_a_new_rollout_rewrote_meanwhile(stack: DevStack) -> None:
     store = _store(stack, CrashingStore)
     ledger = RolloutLedger(store)
-    ledger.record(_plan(1), State.LIVE, "e1", NOW - DAY)
+    ledger.record(make_plan(1), State.LIVE, "e1", NOW - DAY)
     store.upsert(ACTIVE_INDEX, partition_key(WORKSPACE_ID, "credit"), {
         "Workspace": WORKSPACE_ID, "Endpoint": "credit", "Since": NOW - DAY,
     })  # fmt: skip
@@ -118,7 +103,7 @@ def test_a_removal_never_drops_an_entry_a_new_rollout_rewrote_meanwhile(stack: D
     def new_rollout_between_the_check_and_the_delete(row: Row) -> None:
         # The reconciler found no active rollout; now a delivery records one before the removal lands.
         other = RolloutLedger(_store(stack))
-        other.record(_plan(2), State.PENDING, "e2", NOW)
+        other.record(make_plan(2), State.PENDING, "e2", NOW)
 
     store.before_delete = new_rollout_between_the_check_and_the_delete
     assert not ledger.settle(stale, NOW)  # the ETag changed: the entry stays
@@ -146,8 +131,8 @@ def test_the_reconciler_reads_the_index_not_the_table_and_drops_idle_endpoints(a
 def test_an_upgraded_ledger_builds_the_index_once_from_its_active_rows(stack: DevStack) -> None:
     store = _store(stack)
     ledger = RolloutLedger(store)
-    ledger.record(_plan(1), State.PENDING, "e1", NOW)
-    ledger.record(_plan(7, endpoint="fraud", model="fraud"), State.LIVE, "e2", NOW)
+    ledger.record(make_plan(1), State.PENDING, "e1", NOW)
+    ledger.record(make_plan(7, endpoint="fraud", model="fraud"), State.LIVE, "e2", NOW)
     store.client.delete_entity(ACTIVE_INDEX, partition_key(WORKSPACE_ID, "credit"))  # as written before the index
     TableStore.operations.clear()
     assert _entries(ledger, NOW) == [(WORKSPACE_ID, "credit")]
@@ -166,7 +151,7 @@ def _tick_cost(app: OfflineApp, history: int) -> tuple[dict[str, int], dict[str,
     app.stack.reset()
     ledger = RolloutLedger(production_deps().table("rollouts"))
     for n in range(history):
-        ledger.record(_plan(1000 + n), State.SUPERSEDED, f"old-{n}", NOW - 30 * DAY + n * dt.timedelta(seconds=1))
+        ledger.record(make_plan(1000 + n), State.SUPERSEDED, f"old-{n}", NOW - 30 * DAY + n * dt.timedelta(seconds=1))
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     app.deliver(model_registered("credit", 1))
     app.run_until_settled()
@@ -213,10 +198,10 @@ def _all_pages(params: Mapping[str, str]) -> tuple[list[str], list[int]]:
 def _seed_for_paging(ledger: RolloutLedger) -> None:
     base = NOW - 10 * DAY
     for n in range(1, 8):
-        ledger.record(_plan(n), State.LIVE if n % 2 else State.FAILED, f"c{n}", base + n * dt.timedelta(hours=1))
+        ledger.record(make_plan(n), State.LIVE if n % 2 else State.FAILED, f"c{n}", base + n * dt.timedelta(hours=1))
     for n in range(1, 5):  # fraud-v1 and credit-v1 share a creation time: the tie is broken by key
         created = base + (n * dt.timedelta(hours=2) - dt.timedelta(minutes=30) if n > 1 else dt.timedelta(hours=1))
-        ledger.record(_plan(n, "fraud", "fraud"), State.LIVE, f"f{n}", created)
+        ledger.record(make_plan(n, "fraud", "fraud"), State.LIVE, f"f{n}", created)
 
 
 def test_following_the_continuations_lists_every_rollout_once_newest_first(app: OfflineApp) -> None:
@@ -246,7 +231,7 @@ def test_a_rollout_recorded_between_pages_is_never_listed_twice(app: OfflineApp)
     _seed_for_paging(ledger)
     status, first = runner.get_status({"limit": "4"})
     assert status == 200
-    ledger.record(_plan(8), State.PENDING, "c8", NOW)  # newer than every page already read
+    ledger.record(make_plan(8), State.PENDING, "c8", NOW)  # newer than every page already read
     rest, _ = _all_pages({"limit": "4", "continuation": first["continuation"]})
     names = [r["deployment"] for r in first["rollouts"]] + rest
     assert len(names) == len(set(names)) == 11
@@ -288,15 +273,15 @@ def test_a_continuation_only_works_with_the_filters_it_was_issued_for(app: Offli
 def test_retention_deletes_old_finished_rollouts_but_the_newest_per_endpoint_and_the_active(app: OfflineApp) -> None:
     store = production_deps().table("rollouts")
     ledger = RolloutLedger(store)
-    ledger.record(_plan(1), State.LIVE, "c1", NOW - 200 * DAY)
-    ledger.record(_plan(2), State.SUPERSEDED, "c2", NOW - 150 * DAY)
-    ledger.record(_plan(3), State.FAILED, "c3", NOW - 120 * DAY)  # credit's newest finished one: kept
-    ledger.record(_plan(4), State.PENDING, "c4", NOW - 100 * DAY)  # still active: kept
-    touched, _ = ledger.record(_plan(0), State.LIVE, "c0", NOW - 250 * DAY)
+    ledger.record(make_plan(1), State.LIVE, "c1", NOW - 200 * DAY)
+    ledger.record(make_plan(2), State.SUPERSEDED, "c2", NOW - 150 * DAY)
+    ledger.record(make_plan(3), State.FAILED, "c3", NOW - 120 * DAY)  # credit's newest finished one: kept
+    ledger.record(make_plan(4), State.PENDING, "c4", NOW - 100 * DAY)  # still active: kept
+    touched, _ = ledger.record(make_plan(0), State.LIVE, "c0", NOW - 250 * DAY)
     ledger.save(touched, NOW - DAY)  # created long ago, updated yesterday: kept
-    ledger.record(_plan(1, "fraud", "fraud"), State.LIVE, "f1", NOW - 200 * DAY)
-    ledger.record(_plan(2, "fraud", "fraud"), State.LIVE, "f2", NOW - 5 * DAY)
-    ledger.record(_plan(1, "legacy", "legacy"), State.REJECTED, "l1", NOW - 300 * DAY)  # its only one: kept
+    ledger.record(make_plan(1, "fraud", "fraud"), State.LIVE, "f1", NOW - 200 * DAY)
+    ledger.record(make_plan(2, "fraud", "fraud"), State.LIVE, "f2", NOW - 5 * DAY)
+    ledger.record(make_plan(1, "legacy", "legacy"), State.REJECTED, "l1", NOW - 300 * DAY)  # its only one: kept
     records = Idempotency(production_deps().table("idempotency"), in_progress_for=dt.timedelta(minutes=2))
     old_key, new_key = RecordKey("registration~ws", "run-old"), RecordKey("registration~ws", "run-new")
     done = records.claim(old_key, {"run": "old"}, NOW - 100 * DAY)
@@ -319,7 +304,7 @@ def test_retention_deletes_old_finished_rollouts_but_the_newest_per_endpoint_and
 def test_retention_work_per_run_is_bounded_and_resumes_on_the_next_run(app: OfflineApp) -> None:
     ledger = RolloutLedger(production_deps().table("rollouts"))
     for n in range(1, 8):
-        ledger.record(_plan(n), State.SUPERSEDED, f"c{n}", NOW - (100 + n) * DAY)
+        ledger.record(make_plan(n), State.SUPERSEDED, f"c{n}", NOW - (100 + n) * DAY)
     cutoff = NOW - 90 * DAY
     first = ledger.purge(cutoff, budget=3)  # from the cutoff back: credit-v1 (the newest, kept), v2, v3
     assert (first.examined, first.deleted, first.kept_newest) == (3, 2, 1)
@@ -331,8 +316,8 @@ def test_retention_work_per_run_is_bounded_and_resumes_on_the_next_run(app: Offl
 
 def test_the_timer_function_runs_retention(app: OfflineApp) -> None:
     ledger = RolloutLedger(production_deps().table("rollouts"))
-    ledger.record(_plan(1), State.LIVE, "c1", NOW - 200 * DAY)
-    ledger.record(_plan(2), State.LIVE, "c2", NOW - 100 * DAY)
+    ledger.record(make_plan(1), State.LIVE, "c1", NOW - 200 * DAY)
+    ledger.record(make_plan(2), State.LIVE, "c2", NOW - 100 * DAY)
     runner.fire("purge_history")
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v2"]
 
@@ -342,10 +327,10 @@ def test_rows_written_before_the_index_are_indexed_by_the_retention_runs(app: Of
     ledger = RolloutLedger(store)
     for n in range(1, 6):  # rows as a ledger without the index wrote them: no index entries
         created = NOW - n * DAY
-        rollout = Rollout(plan=_plan(n), state=State.LIVE, created_at=created, updated_at=created)
+        rollout = Rollout(plan=make_plan(n), state=State.LIVE, created_at=created, updated_at=created)
         [(partition, key, data), *_] = entities_of(rollout)
         store.insert(partition, key, data)
-    ledger.record(_plan(9), State.LIVE, "c9", NOW)  # one written with its entries
+    ledger.record(make_plan(9), State.LIVE, "c9", NOW)  # one written with its entries
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v9"]
     assert ledger.index_history(NOW, budget=4) == 4
     assert ledger.index_history(NOW, budget=4) == 2  # resumed where the first run stopped
@@ -394,7 +379,7 @@ def test_a_row_read_without_its_logs_keeps_them_and_is_indexed_when_it_owes_clea
 
     store = _store(stack)
     ledger = RolloutLedger(store)
-    rollout, _ = ledger.record(_plan(1), State.PENDING, "e1", NOW - DAY)
+    rollout, _ = ledger.record(make_plan(1), State.PENDING, "e1", NOW - DAY)
     ledger.save(replace(rollout, state=State.FAILED, reason="ended Failed", logs="OOMKilled at step 3"), NOW - DAY)
     [entry] = ledger.active_endpoints(NOW)
     assert ledger.settle(entry, NOW)  # finished, nothing owed: the endpoint left the index
@@ -415,10 +400,10 @@ def test_a_save_of_a_row_read_without_logs_still_merges_a_duplicate_event(stack:
 
     store = _store(stack)
     ledger = RolloutLedger(store)
-    rollout, _ = ledger.record(_plan(1), State.PENDING, "e1", NOW)
+    rollout, _ = ledger.record(make_plan(1), State.PENDING, "e1", NOW)
     ledger.save(replace(rollout, state=State.CANARY, reason="canary at 10%", logs="warm-up log"), NOW)
     [summary] = ledger.deployment_rollouts(WORKSPACE_ID, "credit", ["credit-v1"])
-    RolloutLedger(store).record(_plan(1), State.PENDING, "e2", NOW)  # a late duplicate appends its id meanwhile
+    RolloutLedger(store).record(make_plan(1), State.PENDING, "e2", NOW)  # a late duplicate appends its id meanwhile
     saved = ledger.save(replace(summary, state=State.SUPERSEDED, reason="retired by credit-v2"), NOW)
     assert (saved.state, saved.event_ids, saved.logs) == (State.SUPERSEDED, ("e1", "e2"), "warm-up log")
 
@@ -428,7 +413,7 @@ def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollou
 
     store = _store(stack)
     ledger = RolloutLedger(store)
-    ledger.record(_plan(1), State.LIVE, "e1", NOW - DAY)  # finished: nothing active, no entry
+    ledger.record(make_plan(1), State.LIVE, "e1", NOW - DAY)  # finished: nothing active, no entry
     assert _entries(ledger, NOW) == []
     lease = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
     assert lease is not None

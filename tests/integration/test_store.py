@@ -9,9 +9,10 @@ import pytest
 
 from devkit.stack import WORKSPACE_ID, DevStack
 from shared.rollout.ledger import RolloutLedger
-from shared.rollout.model import RolloutPlan, State
+from shared.rollout.model import State
 from shared.settings import Settings
 from shared.store import Conflict, TableStore
+from tests.fakes import make_plan
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -21,22 +22,6 @@ NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 def store(stack: DevStack) -> TableStore:
     settings = Settings.from_env(stack.env)
     return TableStore.from_settings(settings, "storetest", lambda: pytest.fail("no credential needed"))
-
-
-def _plan(version: str = "1") -> RolloutPlan:
-    return RolloutPlan(
-        workspace_id=WORKSPACE_ID,
-        endpoint="credit",
-        deployment=f"credit-v{version}",
-        model_name="credit",
-        model_version=version,
-        model_type="mlflow_model",
-        model_created_at="",
-        instance_type="Standard_DS3_v2",
-        instance_count=1,
-        traffic=100,
-        mirror=0,
-    )
 
 
 def test_insert_twice_is_a_conflict(store: TableStore) -> None:
@@ -99,8 +84,8 @@ def test_a_deleted_table_is_created_again(store: TableStore) -> None:
 
 def test_a_duplicate_event_changes_only_the_event_ids(store: TableStore) -> None:
     ledger = RolloutLedger(store)
-    first, created = ledger.record(_plan(), State.PENDING, "e1", NOW)
-    again, created_again = ledger.record(_plan(), State.PENDING, "e2", NOW + dt.timedelta(minutes=5))
+    first, created = ledger.record(make_plan(), State.PENDING, "e1", NOW)
+    again, created_again = ledger.record(make_plan(), State.PENDING, "e2", NOW + dt.timedelta(minutes=5))
     assert (created, created_again) == (True, False)
     assert again.event_ids == ("e1", "e2")
     assert (again.state, again.created_at, again.updated_at, again.plan) == (
@@ -109,14 +94,14 @@ def test_a_duplicate_event_changes_only_the_event_ids(store: TableStore) -> None
         first.updated_at,
         first.plan,
     )
-    same, _ = ledger.record(_plan(), State.PENDING, "e2", NOW)
+    same, _ = ledger.record(make_plan(), State.PENDING, "e2", NOW)
     assert same.etag == again.etag  # a redelivery of the same event writes nothing
 
 
 def test_saving_progress_keeps_an_event_id_appended_meanwhile(store: TableStore) -> None:
     ledger = RolloutLedger(store)
-    rollout, _ = ledger.record(_plan(), State.PENDING, "e1", NOW)
-    ledger.record(_plan(), State.PENDING, "e2", NOW)  # another instance, between our read and our write
+    rollout, _ = ledger.record(make_plan(), State.PENDING, "e1", NOW)
+    ledger.record(make_plan(), State.PENDING, "e2", NOW)  # another instance, between our read and our write
     from dataclasses import replace
 
     saved = ledger.save(replace(rollout, state=State.DEPLOYING, reason="sent PUT"), NOW)
@@ -140,7 +125,7 @@ def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableSto
     from shared.rollout.ledger import StaleRollout
 
     ours = RolloutLedger(store)
-    rollout, _ = ours.record(_plan(), State.DEPLOYING, "e1", NOW)
+    rollout, _ = ours.record(make_plan(), State.DEPLOYING, "e1", NOW)
     theirs = RolloutLedger(store)
     [fresh] = theirs.endpoint_rollouts(WORKSPACE_ID, "credit")
     theirs.save(replace(fresh, state=State.SUPERSEDED, reason="superseded: version 3"), NOW)

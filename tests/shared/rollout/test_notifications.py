@@ -9,25 +9,13 @@ import pytest
 from handlers import model_registered
 from shared import events
 from shared.events import parse
-from shared.rollout.model import ModelInfo, Rollout, RolloutPlan, State
+from shared.rollout.model import ModelInfo, Rollout, State
 from shared.rollout.notifications import NOTIFY_ON, rollout_notification
 from tests.envelopes import envelope
-from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, FakeTableStore, make_deps, make_settings
+from tests.fakes import WORKSPACE, FakeNotifier, FakeTableStore, make_deps, make_plan, make_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-PLAN = RolloutPlan(
-    workspace_id=WORKSPACE_ID,
-    endpoint="credit",
-    deployment="credit-v2",
-    model_name="credit",
-    model_version="2",
-    model_type="mlflow_model",
-    model_created_at="",
-    instance_type="Standard_DS3_v2",
-    instance_count=1,
-    traffic=20,
-    mirror=0,
-)
+PLAN = make_plan("2", traffic=20)
 ROLLOUT = Rollout(plan=PLAN, state=State.CANARY, created_at=NOW, updated_at=NOW, event_ids=("evt-1",))
 
 

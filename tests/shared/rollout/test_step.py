@@ -28,26 +28,14 @@ from shared.rollout.step import (
     step,
     surplus_deployments,
 )
-from tests.fakes import WORKSPACE
+from tests.fakes import WORKSPACE, make_plan
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 POLICY = Policy()
 
 
 def plan(version: str = "2", traffic: int = 100, mirror: int = 0, model: str = "credit") -> RolloutPlan:
-    return RolloutPlan(
-        workspace_id=WORKSPACE.arm_id,
-        endpoint="credit",
-        deployment=f"{model}-v{version}",
-        model_name=model,
-        model_version=version,
-        model_type="mlflow_model",
-        model_created_at="",
-        instance_type="Standard_DS3_v2",
-        instance_count=1,
-        traffic=traffic,
-        mirror=mirror,
-    )
+    return make_plan(version, model=model, traffic=traffic, mirror=mirror)
 
 
 def rollout(p: RolloutPlan | None = None, state: State = State.PENDING, **changes: Any) -> Rollout:
