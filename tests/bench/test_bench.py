@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 import bench.__main__ as bench
+
+
+def _run_bench(
+    monkeypatch: pytest.MonkeyPatch,
+    imports: Callable[[int], Iterator[bench.Row]],
+    rollouts: Callable[[float], Iterator[bench.Row]],
+) -> int:
+    """``make bench`` with these two measurements and no others (the history rows: tests/integration/
+    test_history.py); the root logger's handlers, which ``main`` replaces, are put back afterwards."""
+    monkeypatch.setattr(bench, "cold_import", imports)
+    monkeypatch.setattr(bench, "rollouts", rollouts)
+    monkeypatch.setattr(bench, "history", lambda rows: iter(()))
+    monkeypatch.setattr(bench, "event_to_live", lambda: iter(()))
+    monkeypatch.setattr(bench, "reads_while_baking", lambda: iter(()))
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        return bench.main(["--runs", "1", "--quiet-seconds", "0"])
+    finally:
+        root.handlers[:] = handlers
 
 
 def test_each_row_is_printed_before_the_next_measurement_starts(
@@ -25,17 +45,7 @@ def test_each_row_is_printed_before_the_next_measurement_starts(
         logging.getLogger("shared.store").info("table rollouts did not exist (new, or deleted since); created it")
         yield ("idle reconciler tick", "0 ARM requests", "", "")
 
-    monkeypatch.setattr(bench, "cold_import", imports)
-    monkeypatch.setattr(bench, "rollouts", rollouts)
-    monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
-    monkeypatch.setattr(bench, "event_to_live", lambda: iter(()))
-    monkeypatch.setattr(bench, "reads_while_baking", lambda: iter(()))
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        assert bench.main(["--runs", "1", "--quiet-seconds", "0"]) == 0
-    finally:
-        root.handlers[:] = handlers
+    assert _run_bench(monkeypatch, imports, rollouts) == 0
     assert "measure" in seen_before["second import"]
     assert "import azure.functions" in seen_before["second import"].splitlines()[-1]
     assert seen_before["rollouts"].splitlines()[-1].startswith("import function_app")
@@ -51,16 +61,6 @@ def test_a_real_warning_reaches_the_console_labelled_as_the_apps_log(
         logging.getLogger("shared.rollout.engine").warning("rollout credit/credit-v1 attempt 1 failed")
         yield ("idle reconciler tick", "0 ARM requests", "", "")
 
-    monkeypatch.setattr(bench, "cold_import", lambda runs: iter(()))
-    monkeypatch.setattr(bench, "rollouts", rollouts)
-    monkeypatch.setattr(bench, "history", lambda rows: iter(()))  # the history rows: tests/integration/test_history.py
-    monkeypatch.setattr(bench, "event_to_live", lambda: iter(()))
-    monkeypatch.setattr(bench, "reads_while_baking", lambda: iter(()))
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        bench.main(["--runs", "1", "--quiet-seconds", "0"])
-    finally:
-        root.handlers[:] = handlers
+    _run_bench(monkeypatch, lambda runs: iter(()), rollouts)
     out = capsys.readouterr().out
     assert "  (app log) WARNING shared.rollout.engine: rollout credit/credit-v1 attempt 1 failed" in out
