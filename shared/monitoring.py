@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from shared.events import RunCompletedData
 
 BREACH_TAG = "azureml_modelmonitor_threshold_breached"
-#: The text Microsoft's Event Grid filter for monitoring matches (String contains).
-BREACH_TEXT = "has failed due to one or more features violating metric thresholds"
 #: Step runs of a pipeline carry their parent pipeline run's id in this run property.
 PIPELINE_RUN_PROPERTY = "azureml.pipelinerunid"
 #: MLflow's parent-run tag, on child runs.

@@ -242,11 +242,6 @@ class PipelineJobRequest:
     description: str
 
 
-def monitor_key(trigger: Trigger) -> str:
-    """A monitor's identity (for drift: its id, as names can be reused)."""
-    return as_signal(trigger).monitor
-
-
 def monitor_label(trigger: Trigger) -> str:
     return as_signal(trigger).monitor_label
 

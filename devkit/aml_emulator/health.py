@@ -16,7 +16,6 @@ TAG_P50_MS = "emulator.p50_ms"  # median latency, milliseconds
 TAG_P99_MS = "emulator.p99_ms"  # 99th percentile latency, milliseconds
 TAG_SMOKE = "emulator.smoke"  # "fail": the model answers every request with ``fail_status``
 TAG_FAIL_STATUS = "emulator.fail_status"  # what the model container answers when failing (default 500)
-HEALTH_TAGS = (TAG_ERROR_RATE, TAG_P50_MS, TAG_P99_MS, TAG_SMOKE, TAG_FAIL_STATUS)
 
 #: z-score of the 99th percentile of a standard normal: sigma of the lognormal from (p50, p99).
 _Z99 = 2.3263478740408408

@@ -21,7 +21,12 @@ from shared.rollout.intents import Intent, Verdict
 from shared.rollout.ledger import Lease, LeaseLost, StaleRollout
 from shared.rollout.model import Cleanup, Rollout, State
 from shared.rollout.naming import EndpointNameTaken
-from shared.rollout.notifications import cleanup_failed_notification, endpoint_notification, rollout_notification
+from shared.rollout.notifications import (
+    SMOKE_FAILED,
+    cleanup_failed_notification,
+    endpoint_notification,
+    rollout_notification,
+)
 from shared.rollout.progress import bake_deadline
 from shared.rollout.progressive import ProgressiveRunner
 from shared.rollout.step import (
@@ -568,7 +573,7 @@ class RolloutEngine:
             State.FAILED,
             action.reason,
             now,
-            kind="AmlEvents.Rollout.SmokeTestFailed" if failed_smoke else "",
+            kind=SMOKE_FAILED if failed_smoke else "",
             facts={"smoke": dict(smoke)} if failed_smoke and smoke is not None else None,
         )
 
