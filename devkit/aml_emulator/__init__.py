@@ -5,6 +5,8 @@ One room per ARM area; :class:`AmlEmulator` in ``server.py`` composes them:
 - ``server.py``: lifecycle, HTTPS handling, the routing table, auth, subscription/workspace checks (and the other
   workspaces served on the same URL), paging, and the Python control API.
 - ``control.py``: the HTTP control API (``/_emulator/...``), one route per Python control method.
+- ``base.py``: ``AreaBase``, which every area inherits: the shared state and the methods one area calls on another,
+  declared once for the type checker.
 - ``state.py``: the entity records, ``ArmError``, name validation and time helpers.
 - ``rules.py``: Azure's published rules: required fields, the managed online SKU list, region-unique endpoint names.
 - ``faults.py``: fault injection (429/500 rates, scripted next failures, latency, failing deployments and jobs) and

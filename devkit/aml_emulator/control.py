@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, cast
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.state import ArmError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def _optional_float(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
-class ControlArea:
+class ControlArea(AreaBase):
     """``/_emulator/...`` (never logged, never authorized); every route calls one Python control method."""
 
     def _workspace_in(self, body: dict[str, Any]) -> AmlEmulator:

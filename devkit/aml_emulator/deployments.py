@@ -4,53 +4,19 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.rules import require_fields
-from devkit.aml_emulator.state import ArmError, ModelVersion, Operation, Resource, _iso, _now, validate_name
+from devkit.aml_emulator.state import ArmError, Resource, _iso, _now, validate_name
 
 NO_CODE_MODEL_TYPES = frozenset({"mlflow_model", "triton_model"})
 
 
-class DeploymentsArea:
+class DeploymentsArea(AreaBase):
     """``/onlineEndpoints/{endpoint}/deployments``, with the rules AML applies to each write."""
-
-    _lock: threading.RLock
-    _endpoints: dict[str, Resource]
-    _deployments: dict[str, dict[str, Resource]]
-    _models: dict[str, dict[str, ModelVersion]]
-
-    if TYPE_CHECKING:
-
-        def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response: ...
-
-        def _advance(self) -> None: ...
-
-        def _start_operation(
-            self, action: str, endpoint: str, deployment: str | None, api_version: str
-        ) -> Operation: ...
-
-        def _check_not_busy(self, endpoint: str) -> None: ...
-
-        def _lro_response(self, status: int, op: Operation, body: Any = None) -> Response: ...
-
-        def _render(self, res: Resource) -> dict[str, Any]: ...
-
-        def _get_endpoint_resource(self, name: str) -> Resource: ...
-
-        def _tracked_resource(
-            self,
-            path: str,
-            name: str,
-            kind: str,
-            body: Mapping[str, Any],
-            props: dict[str, Any],
-            created_at: float,
-            **extra: Any,
-        ) -> dict[str, Any]: ...
 
     def deployment_state(self, endpoint: str, name: str) -> dict[str, Any] | None:
         """The deployment's current ARM body (``None`` if it does not exist)."""

@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import copy
 import secrets
-import threading
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
-from devkit.aml_emulator.rules import EndpointNameRegistry, require_fields
-from devkit.aml_emulator.state import PROVIDER, ArmError, Operation, Resource, _iso, _now, validate_name
+from devkit.aml_emulator.base import AreaBase
+from devkit.aml_emulator.rules import require_fields
+from devkit.aml_emulator.state import PROVIDER, ArmError, Resource, _iso, _now, validate_name
 
 
-class EndpointsArea:
+class EndpointsArea(AreaBase):
     """``/onlineEndpoints``, with the rules AML applies to each write (deployments are in ``deployments.py``)."""
-
-    _lock: threading.RLock
-    _endpoints: dict[str, Resource]
-    _deployments: dict[str, dict[str, Resource]]
-    _keys: dict[str, tuple[str, str]]
-    workspace_name: str
-    location: str
-    names: EndpointNameRegistry
-
-    if TYPE_CHECKING:
-
-        @property
-        def workspace_id(self) -> str: ...
-
-        def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response: ...
-
-        def _advance(self) -> None: ...
-
-        def _start_operation(
-            self, action: str, endpoint: str, deployment: str | None, api_version: str
-        ) -> Operation: ...
-
-        def _check_not_busy(self, endpoint: str) -> None: ...
-
-        def _lro_response(self, status: int, op: Operation, body: Any = None) -> Response: ...
-
-        def _render(self, res: Resource) -> dict[str, Any]: ...
-
-        def _scoring_properties(self, endpoint: str) -> dict[str, str]: ...
 
     def endpoint_state(self, name: str) -> dict[str, Any] | None:
         """The endpoint's current ARM body (``None`` if it does not exist)."""

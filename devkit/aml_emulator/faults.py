@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -12,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.state import ArmError, _now
-from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID, DEVKIT_TENANT_ID, TokenIssuer
+from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID, DEVKIT_TENANT_ID
 
 STALL_APPLY_MODES = ("end", "start")
 
@@ -112,16 +112,12 @@ _FAIL_ANSWERS = {
 }
 
 
-class FaultsArea:
+class FaultsArea(AreaBase):
     """The emulator's fault controls and the check every authorized ARM request goes through."""
 
-    _lock: threading.RLock
     _faults: FaultPlan
     _rng: random.Random
-    _failing_deployments: set[str]
-    _failing_jobs: set[str]
     _rules: list[RequestRule]
-    issuer: TokenIssuer | None
 
     def inject_faults(
         self,

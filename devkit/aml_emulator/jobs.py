@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.state import PROVIDER, ArmError, ComponentVersion, Job, _iso, _now, _parse_time
 
 DEFAULT_JOB_DURATION_S = 0.5
@@ -32,27 +32,12 @@ def _io_spec(items: Mapping[str, str | Mapping[str, Any]] | Iterable[str], defau
     return {name: {"type": default_type} for name in items}
 
 
-class JobsArea:
+class JobsArea(AreaBase):
     """``/jobs`` (submit, read, cancel) and ``/components`` (read; versions are seeded)."""
 
-    _lock: threading.RLock
-    _jobs: dict[str, Job]
     _components: dict[str, dict[str, ComponentVersion]]
     _component_sequence: int
-    _failing_jobs: set[str]
     job_duration_s: float
-    url: str
-
-    if TYPE_CHECKING:
-
-        @property
-        def workspace_id(self) -> str: ...
-
-        def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response: ...
-
-        def _advance(self) -> None: ...
-
-        def _wait_until_ended(self, pending: Callable[[], list[float]], what: str, timeout_s: float) -> None: ...
 
     def set_job_duration(self, seconds: float) -> None:
         """How long new jobs stay Starting/Running before they end Completed (or Failed)."""

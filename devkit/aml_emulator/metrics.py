@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
-from devkit.aml_emulator.state import ArmError, Resource, _iso
-from devkit.aml_emulator.traffic import EmulatedClock, Sample
+from devkit.aml_emulator.base import AreaBase
+from devkit.aml_emulator.state import ArmError, _iso
+from devkit.aml_emulator.traffic import Sample
 
 NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
 AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
@@ -203,21 +203,10 @@ def metric_series(
     return series
 
 
-class MetricsArea:
+class MetricsArea(AreaBase):
     """``GET {endpoint id}/providers/Microsoft.Insights/metrics``, computed from the endpoint's samples."""
 
-    _lock: threading.RLock
-    _clock: EmulatedClock
-    location: str
     metric_lag_s: float
-
-    if TYPE_CHECKING:
-
-        def samples(self, endpoint: str, since: float | None = None, until: float | None = None) -> list[Sample]: ...
-
-        def _get_endpoint_resource(self, name: str) -> Resource: ...
-
-        def _render(self, res: Resource) -> dict[str, Any]: ...
 
     def _reset_metrics(self) -> None:
         self.metric_lag_s = 0.0

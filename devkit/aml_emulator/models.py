@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.state import PROVIDER, ArmError, ModelVersion, _iso, _now, _parse_time
 
 #: What AML reports for a model registered from an MLflow run (the SDK requires ``flavors`` to be a dict).
@@ -19,25 +19,12 @@ _DEFAULT_FLAVORS: dict[str, dict[str, Any]] = {
 }
 
 
-class ModelsArea:
+class ModelsArea(AreaBase):
     """The workspace's model registry: ``/models`` and ``/models/{name}/versions``."""
 
-    _lock: threading.RLock
-    _models: dict[str, dict[str, ModelVersion]]
     _model_containers: dict[str, dict[str, Any]]
     _model_read_lag: tuple[float, str | None]
-    subscription_id: str
     resource_group: str
-    workspace_name: str
-
-    if TYPE_CHECKING:
-
-        @property
-        def workspace_id(self) -> str: ...
-
-        def _page(self, request: Request, items: list[dict[str, Any]], page_size: int = 100) -> Response: ...
-
-        def _emit(self, event_type: str, subject: str, data: Mapping[str, Any], at: float) -> None: ...
 
     def seed_model(
         self,

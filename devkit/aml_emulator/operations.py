@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
-from devkit.aml_emulator.rules import EndpointNameRegistry
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.state import PROVIDER, ArmError, Operation, Resource, _iso, _now
 
 DEFAULT_OPERATION_DURATION_S = 0.5
@@ -25,32 +24,16 @@ DEPLOYMENT_STATES = ("Creating", "Deleting", "Scaling", "Updating", "Succeeded",
 TERMINAL_STATES = ("Succeeded", "Failed", "Canceled")
 
 
-class OperationsArea:
+class OperationsArea(AreaBase):
     """ARM's asynchronous-operation pattern for endpoint and deployment writes; state advances lazily with time."""
 
-    _lock: threading.RLock
     _operations: dict[str, Operation]
-    _endpoints: dict[str, Resource]
-    _deployments: dict[str, dict[str, Resource]]
-    _keys: dict[str, tuple[str, str]]
-    _failing_deployments: set[str]
     _scripted_outcomes: dict[tuple[str, str | None], list[str]]
     operation_duration_s: float
     #: Per-kind durations over ``operation_duration_s``: keys ``endpoint:create``, ``endpoint:update`` (a traffic
     #: update), ``deployment:create``, ``deployment:update``, ``deployment:delete``, ``endpoint:delete``.
     operation_durations: dict[str, float]
     poll_interval_s: float
-    url: str
-    subscription_id: str
-    location: str
-    names: EndpointNameRegistry
-
-    if TYPE_CHECKING:
-
-        @property
-        def workspace_id(self) -> str: ...
-
-        def _announce_ended_jobs(self) -> None: ...
 
     def set_provisioning_state(
         self, endpoint: str, deployment: str | None = None, *, state: str, seconds: float | None = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import threading
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from devkit.aml_emulator.state import Job, _iso, _now
+from devkit.aml_emulator.base import AreaBase
+from devkit.aml_emulator.state import _iso, _now
 
 EVENT_TYPE_PREFIX = "Microsoft.MachineLearningServices."
 #: What AML reports as ``runType`` for each ``jobType`` (RunCompleted / RunStatusChanged ``data.runType``).
@@ -17,20 +17,11 @@ RUN_TYPES = {"pipeline": "azureml.PipelineRun", "command": "azureml.scriptrun", 
 STEP_RUN_TYPE = "azureml.StepRun"
 
 
-class OutboxArea:
+class OutboxArea(AreaBase):
     """Events queued by model registrations and ended jobs, read with :meth:`events` or :meth:`take_events`."""
 
-    _lock: threading.RLock
     _outbox: list[dict[str, Any]]
-    _jobs: dict[str, Job]
     workspace_guid: str
-
-    if TYPE_CHECKING:
-
-        @property
-        def workspace_id(self) -> str: ...
-
-        def _advance(self) -> None: ...
 
     def events(self) -> list[dict[str, Any]]:
         """The outbox: Event Grid-schema events AML would have published so far, oldest first (kept)."""

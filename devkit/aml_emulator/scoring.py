@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.health import score_body
-from devkit.aml_emulator.state import ModelVersion, Resource
-from devkit.aml_emulator.traffic import EmulatedClock, NoRoute
-
-if TYPE_CHECKING:
-    from devkit.aml_emulator.health import Outcome
-    from devkit.identity import TokenIssuer
+from devkit.aml_emulator.state import Resource
+from devkit.aml_emulator.traffic import NoRoute
 
 #: Scoring URIs are ``{emulator url}/inference/{endpoint}/score``: the devkit certificate names only the
 #: loopback address, so the real ``{endpoint}.{region}.inference.ml.azure.com`` host is replaced by a path.
@@ -37,37 +33,12 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> R
     return Response(status, message.encode(), {"Content-Type": "text/plain; charset=utf-8", **(headers or {})})
 
 
-class ScoringArea:
+class ScoringArea(AreaBase):
     """``POST {scoringUri}`` and ``GET {swaggerUri}`` of every endpoint, answering as each deployment's health says."""
 
-    _lock: threading.RLock
-    _endpoints: dict[str, Resource]
-    _deployments: dict[str, dict[str, Resource]]
-    _keys: dict[str, tuple[str, str]]
-    _models: dict[str, dict[str, ModelVersion]]
-    _clock: EmulatedClock
-    issuer: TokenIssuer | None
-    url: str
     scoring_seed: int
     scoring_sleep_scale: float
     _scoring_count: int
-
-    if TYPE_CHECKING:
-
-        def _advance(self) -> None: ...
-
-        def _run_load(self, until: float) -> None: ...
-
-        def _route_and_record(
-            self,
-            ep: Resource,
-            header: str | None,
-            rng: random.Random,
-            *,
-            at: float,
-            bad_input: bool = False,
-            synthetic: bool = False,
-        ) -> tuple[Resource, Outcome]: ...
 
     def _reset_scoring(self) -> None:
         self.scoring_seed = 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devkit._server import Response
+from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.health import (
     Health,
     HealthError,
@@ -21,7 +21,7 @@ from devkit.aml_emulator.health import (
     model_outcome,
     unavailable_outcome,
 )
-from devkit.aml_emulator.state import ArmError, ModelVersion, Resource, _iso, _parse_time
+from devkit.aml_emulator.state import ArmError, Resource, _iso, _parse_time
 
 #: Deployment states whose container answers requests (a rolling update keeps the old instances serving).
 SERVING_STATES = frozenset({"Succeeded", "Updating"})
@@ -114,25 +114,12 @@ class NoRoute(Exception):
     """No deployment can take the request (unknown deployment in the header, or no live traffic)."""
 
 
-class TrafficArea:
+class TrafficArea(AreaBase):
     """Health per deployment, routing, the per-endpoint load generators and the samples metrics are made of."""
 
-    _lock: threading.RLock
-    _endpoints: dict[str, Resource]
-    _deployments: dict[str, dict[str, Resource]]
-    _models: dict[str, dict[str, ModelVersion]]
-    _clock: EmulatedClock
     _samples: dict[str, list[Sample]]
     _loads: dict[str, LoadGenerator]
     _health: dict[tuple[str, str], Health]
-
-    if TYPE_CHECKING:
-
-        def _get_endpoint_resource(self, name: str) -> Resource: ...
-
-        def configure_scoring(self, *, seed: int | None = None, sleep_scale: float | None = None) -> None: ...
-
-        def set_metric_lag(self, seconds: float) -> None: ...
 
     def _reset_traffic(self) -> None:
         self._clock = EmulatedClock()
