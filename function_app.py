@@ -1,12 +1,12 @@
-"""Azure Functions entry points: wiring only; the work is in handlers/ and shared/."""
+"""Azure Functions entry points: triggers only; the work is in app/ (app/wiring.py builds what it needs)."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from handlers import HANDLERS
-from shared.deps import production_deps
-from shared.dispatch import receive
+from app.handlers import HANDLERS
+from app.intake.dispatch import receive
+from app.wiring import production_deps
 
 app = func.FunctionApp()
 
@@ -23,7 +23,7 @@ def on_aml_event(event: func.EventGridEvent) -> None:
 def reconcile_rollouts(timer: func.TimerRequest) -> None:
     """Drive unfinished rollouts to completion; re-drive what a crash or a lost event left behind."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from shared.rollout.reconcile import reconcile
+    from app.rollout.run.reconcile import reconcile
 
     reconcile(production_deps())
 
@@ -32,7 +32,7 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="message", queue_name="%ROLLOUT_QUEUE%", connection="AzureWebJobsStorage")
 def follow_up_rollout(message: func.QueueMessage) -> None:
     """A follow-up check, due when an AML write should have finished: advance that endpoint now, not next tick."""
-    from shared.rollout.followup import follow_up
+    from app.rollout.run.followup import follow_up
 
     follow_up(message.get_body(), message.dequeue_count or 0, production_deps())
 
@@ -41,7 +41,7 @@ def follow_up_rollout(message: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RESYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def resync_models(timer: func.TimerRequest) -> None:
     """Roll out deploy=true models that no event announced (lost events, tags added after registration)."""
-    from shared.resync import resync
+    from app.rollout.run.resync import resync
 
     resync(production_deps())
 
@@ -50,7 +50,7 @@ def resync_models(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def purge_history(timer: func.TimerRequest) -> None:
     """Delete ledger and idempotency rows older than ROLLOUT_RETENTION_DAYS, a bounded batch per run."""
-    from shared.retention import purge_history as purge
+    from app.rollout.ledger.retention import purge_history as purge
 
     purge(production_deps())
 
@@ -60,7 +60,7 @@ def purge_history(timer: func.TimerRequest) -> None:
 def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
     """The rollout ledger as JSON, newest first; filter with ?endpoint=&model=&state=."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from shared.status import rollout_status as status
+    from app.api.status import rollout_status as status
 
     code, body = status(req.params, production_deps())
     return func.HttpResponse(body, status_code=code, mimetype="application/json")
@@ -70,7 +70,7 @@ def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="rollouts/{endpoint}/{deployment}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_control(req: func.HttpRequest) -> func.HttpResponse:
     """Operator actions on one rollout: promote, rollback, abort, retry, pause, resume (docs/operations.md)."""
-    from shared.controls import operator_action
+    from app.api.controls import operator_action
 
     route = req.route_params
     code, body = operator_action(

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from app.platform import clock
 from devkit import runner
 from devkit._server import BackgroundServer, Request, Response
-from shared import clock
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

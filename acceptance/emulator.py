@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from acceptance.target import source_of
+from app.intake.events import MODEL_REGISTERED
+from app.rollout.decide.naming import deployment_name
 from devkit._server import Request, Response
-from shared.events import MODEL_REGISTERED
-from shared.rollout.naming import deployment_name
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

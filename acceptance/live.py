@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from acceptance.target import SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
-from shared.workspace import WorkspaceRef
+from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

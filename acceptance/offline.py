@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from acceptance.emulator import ContainerSimulator, teach_model_deletion
 from acceptance.target import ModelSource, Registration, Target
+from app.intake.events import MODEL_REGISTERED
+from app.platform import clock
+from app.platform.workspace import WorkspaceRef
 from devkit import runner
 from devkit.harness import app_environment
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
-from shared import clock
-from shared.events import MODEL_REGISTERED
-from shared.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from acceptance.target import PROGRESSIVE_STATES, Target
-from shared.rollout.naming import deployment_name
+from app.rollout.decide.naming import deployment_name
 
 
 class ScenarioFailed(AssertionError):

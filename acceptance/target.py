@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.aml import arm_endpoint
-from shared.events import MODEL_REGISTERED
-from shared.workspace import WorkspaceRef
+from app.azure.aml import arm_endpoint
+from app.intake.events import MODEL_REGISTERED
+from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).parent / "models"
-#: States a rollout leaves on its own (see shared.rollout.model.State).
+#: States a rollout leaves on its own (see app.rollout.decide.model.State).
 ACTIVE_STATES = frozenset({"pending", "deploying"})
 #: ... and, for a rollout in traffic steps, the state it bakes in between them.
 PROGRESSIVE_STATES = ACTIVE_STATES | {"baking"}

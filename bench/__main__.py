@@ -99,9 +99,9 @@ def _one_rollout(app: Any, version: int, label: str, tags: dict[str, str], quiet
 
 
 def rollouts(quiet_seconds: float) -> Iterator[Row]:
+    from app.azure.tables import TableStore
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.stack import DevStack
-    from shared.store import TableStore
 
     tags = {"deploy": "true", "endpoint": "credit"}
     with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
@@ -275,9 +275,9 @@ def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any
     ``newest``; loaded in batches of 100 per partition, the way a bulk import would."""
     from collections import defaultdict
 
+    from app.rollout.decide.model import Rollout, RolloutPlan, State
+    from app.rollout.ledger.ledger import entities_of
     from devkit.stack import WORKSPACE_ID
-    from shared.rollout.ledger import entities_of
-    from shared.rollout.model import Rollout, RolloutPlan, State
 
     batches: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for n in range(count):
@@ -306,12 +306,12 @@ def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any
 def history(rows: int) -> Iterator[Row]:
     """Table transactions of an idle tick, a tick advancing a rollout, and one status page, with 0 and with
     ``rows`` finished rollouts in the ledger's history. The goal: the same counts for both."""
+    from app.azure.tables import TableStore
+    from app.rollout.ledger.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
+    from app.wiring import production_deps
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.runner import get_status
     from devkit.stack import WORKSPACE_ID, DevStack
-    from shared.deps import production_deps
-    from shared.rollout.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
-    from shared.store import TableStore
 
     def measure(action: Callable[[], Any]) -> tuple[str, str, str]:
         TableStore.operations.clear()

@@ -319,7 +319,7 @@ def model_schema(cls: type, models: ModuleType) -> Schema:
 # ---------------------------------------------------------------------- the contract
 
 
-#: Azure Monitor's metrics API, which the gates read (``shared/metrics.py``), held to the same kind of contract: the
+#: Azure Monitor's metrics API, which the gates read (``app/azure/metrics.py``), held to the same kind of contract: the
 #: msrest models of the pinned azure-mgmt-monitor 7.0.0, whose ``metrics.list`` sends api-version 2024-02-01 and
 #: deserializes ``Response`` (-> ``Metric`` -> ``TimeSeriesElement`` -> ``MetricValue``), and ``ErrorContract``
 #: for any other status. The only resource the app reads metrics of is an online endpoint.

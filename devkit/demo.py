@@ -165,7 +165,7 @@ def retry_failed_rollout(t: Timeline) -> None:
     """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
     from azure.data.tables import TableClient
 
-    from shared.rollout.ledger import partition_key
+    from app.rollout.ledger.ledger import partition_key
 
     t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
     key = partition_key(WORKSPACE_ID, "churn")
@@ -174,7 +174,7 @@ def retry_failed_rollout(t: Timeline) -> None:
     print(f"{'':8}  2. fix the cause (in Azure: the model's dependencies; here AML failed that one operation)")
     print(f"{'':8}  3. delete the rollout's row: table {table}, PartitionKey {key}, RowKey churn-v1")
     print(f"{'':8}     (Storage Explorer, or az storage entity delete --table-name {table} ...)")
-    print(f"{'':8}  4. replay its ModelRegistered event (python -m devkit.replay event.json --to <app> --key <key>)")
+    print(f"{'':8}  4. replay its ModelRegistered event (python -m tools.replay event.json --to <app> --key <key>)")
     t.app.stack.aml.wait_idle()  # the app deletes the failed deployment; let AML finish that first
     with TableClient.from_connection_string(t.app.stack.env["AzureWebJobsStorage"], table_name=table) as client:
         client.delete_entity(key, "churn-v1")
@@ -557,7 +557,7 @@ REPLAY_EXAMPLE = "tests/events/model_registered.eventgrid.camel.json"
 
 
 def attach_settings(env: dict[str, str]) -> dict[str, Any]:
-    """A local.settings.json body describing this stack, for ``python -m devkit.replay --attach FILE``."""
+    """A local.settings.json body describing this stack, for ``python -m tools.replay --attach FILE``."""
     return {"IsEncrypted": False, "Values": dict(env)}
 
 
@@ -582,7 +582,7 @@ def keep(t: Timeline, tick_s: float = KEEP_TICK_S) -> None:
         print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
         print(f"  attach file         {attach}   (the stack's settings and keys; owner-only, deleted on exit)")
         print("Replay events into it from another terminal, in the repository's folder:")
-        print(f"  .venv/bin/python -m devkit.replay --attach {attach} {REPLAY_EXAMPLE}")
+        print(f"  .venv/bin/python -m tools.replay --attach {attach} {REPLAY_EXAMPLE}")
         print("  (--attach registers the models the events name in the emulator and points the events at its")
         print("  workspace, as --offline does; --offline would start a stack of its own instead)")
         print(f"This process fires the reconciler's timer every {tick_s:g} s (Azure: each minute), printing changes.")

@@ -10,10 +10,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from app.intake import events
+from app.platform import clock
+from app.wiring import reset_production_deps
 from devkit import runner
 from devkit.stack import WORKSPACE_ID, DevStack, applied_env
-from shared import clock, events
-from shared.deps import reset_production_deps
 
 #: App settings the offline app runs with, on top of what the stack points at itself.
 APP_SETTINGS = {
@@ -140,7 +141,7 @@ def run_status_changed(
     )
 
 
-#: The tag Azure ML's model-monitoring evaluate step sets on its run when a signal breaches (see shared.monitoring).
+#: The tag Azure ML's model-monitoring evaluate step sets on its run when a signal breaches (app.retraining.signals).
 BREACH_TAG = "azureml_modelmonitor_threshold_breached"
 
 
@@ -266,7 +267,7 @@ class OfflineApp:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-        from shared.settings import get_settings
+        from app.platform.settings import get_settings
 
         client = QueueClient.from_connection_string(
             self.stack.env["AzureWebJobsStorage"],

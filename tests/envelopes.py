@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.intake.events import Envelope, envelope_from_function_event
 from devkit.runner import to_function_event
-from shared.events import Envelope, envelope_from_function_event
 
 
 def envelope(body: Mapping[str, Any]) -> Envelope:

@@ -7,13 +7,13 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from shared.deps import Deps
-from shared.errors import RetryableError
-from shared.notify import Notification, Notifier
-from shared.rollout.model import RolloutPlan
-from shared.settings import Settings
-from shared.store import Conflict, Row, TableStore
-from shared.workspace import WorkspaceRef
+from app.azure.tables import Conflict, Row, TableStore
+from app.notify.notifier import Notification, Notifier
+from app.platform.errors import RetryableError
+from app.platform.settings import Settings
+from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.model import RolloutPlan
+from app.wiring import Deps
 
 WORKSPACE_ID = (
     "/subscriptions/00000000-0000-0000-0000-00000000de71/resourceGroups/rg-devkit"
@@ -169,8 +169,8 @@ class FakeJobReader:
         return self
 
     def get_job(self, name: str) -> Any:
-        # A stand-in for shared.retrain.JobInfo: only the status is read.
-        from shared.retrain import JobInfo
+        # A stand-in for app.retraining.decide.JobInfo: only the status is read.
+        from app.retraining.decide import JobInfo
 
         self.reads.append(name)
         status = self.statuses.get(name)

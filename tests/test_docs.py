@@ -3,9 +3,9 @@
 The settings rules, each a test below:
 
 - Every setting the code reads has exactly one row in the table of ``docs/configuration.md``. "Read by the
-  code" is derived, not hand-kept: the setting-name literals in ``shared/settings.py``, the ``%NAME%`` binding
-  expressions in ``function_app.py``, and any ``os.environ`` read of a literal name in ``function_app.py``,
-  ``shared/`` or ``handlers/``.
+  code" is derived, not hand-kept: the setting-name literals in ``app/platform/settings.py``, the ``%NAME%`` binding
+  expressions in ``function_app.py``, and any ``os.environ`` read of a literal name in ``function_app.py``
+  or ``app/``.
 - Every row names a setting the code reads or the template sets (no stale rows).
 - ``local.settings.sample.json`` holds every setting the code reads, except the identity-based
   ``AzureWebJobsStorage__*`` alternatives to the connection string it sets, and the rows whose *in Azure*
@@ -47,7 +47,7 @@ README_MAX_LINES = 250
 
 
 def settings_the_code_reads() -> set[str]:
-    settings_py = ROOT / "shared" / "settings.py"
+    settings_py = ROOT / "app" / "platform" / "settings.py"
     literals = {
         node.value
         for node in ast.walk(ast.parse(settings_py.read_text()))
@@ -56,7 +56,7 @@ def settings_the_code_reads() -> set[str]:
     names = {value for value in literals if SETTING_NAME.fullmatch(value)}
     app = (ROOT / "function_app.py").read_text()
     names |= set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)%", app))
-    sources = [ROOT / "function_app.py", *(ROOT / "shared").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]
+    sources = [ROOT / "function_app.py", *(ROOT / "app").rglob("*.py")]
     for source in sources:
         names |= set(ENVIRON_READ.findall(source.read_text()))
     return names

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.wiring import reset_production_deps
 from devkit import runner
-from shared.deps import reset_production_deps
 from tests.fakes import WORKSPACE_ID
 
 ROOT = Path(__file__).parents[1]

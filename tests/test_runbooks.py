@@ -1,5 +1,5 @@
 """The runbooks in docs/operations.md work: their HTTP calls against the unchanged app served over HTTP, their
-ledger surgery against Azurite, their dead-letter replay with ``python -m devkit.replay``, and their KQL matches
+ledger surgery against Azurite, their dead-letter replay with ``python -m tools.replay``, and their KQL matches
 lines the code really writes."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import requests
 
-from devkit import replay, runner
+from app.intake.events import envelope_from_function_event, parse
+from devkit import runner
 from devkit.harness import app_environment, model_registered
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_ID, WORKSPACE_NAME, DevStack
-from shared.events import envelope_from_function_event, parse
+from tools import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ROOT / "docs" / "operations.md"
@@ -73,7 +74,7 @@ def test_every_storage_command_in_the_runbooks_signs_in_with_entra_id() -> None:
 
 def test_the_runbooks_kql_matches_lines_the_code_writes() -> None:
     """Each ``message has "..."`` literal of the runbooks is a part of a line the code really logs."""
-    engine = (ROOT / "shared" / "rollout" / "engine.py").read_text()
+    engine = (ROOT / "app" / "rollout" / "run" / "engine.py").read_text()
     transition = '"rollout %s/%s is now %s: %s"'
     assert transition in engine, "the rollout transition line changed: update the runbooks' KQL"
     rollout_line = json.loads(transition) % ("credit", "credit-v7", "live", "traffic set")

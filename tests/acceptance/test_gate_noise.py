@@ -13,9 +13,9 @@ import random
 
 from acceptance.offline import LOAD_RPM
 from acceptance.target import Target
+from app.platform.durations import parse_duration
+from app.rollout.decide.gate import GatePolicy
 from devkit.aml_emulator.health import Health, lognormal_ms
-from shared.durations import parse_duration
-from shared.rollout.gate import GatePolicy
 
 TRIALS = 50_000
 FIRST_STEP_PERCENT = 10  # the progressive scenarios' traffic_steps start at 10%

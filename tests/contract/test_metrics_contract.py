@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from app.azure.metrics import LATENCY_FILTER, REQUESTS_FILTER, TOP
 from devkit.contract import METRICS_API_VERSION, Contract, errors, metrics_contract
 from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
-from shared.metrics import LATENCY_FILTER, REQUESTS_FILTER, TOP
 from tests.contract.conftest import Exchange, Recorder
 from tests.devkit.arm_session import ArmSession
 from tests.devkit.endpoint_setup import make_endpoint
@@ -54,7 +54,7 @@ def test_every_metrics_answer_the_gates_read_holds_to_the_sdk_s_models(
     endpoint_id = f"{WORKSPACE_ID}/onlineEndpoints/ep-contract"
     window = f"{dt.datetime.fromtimestamp(start, dt.UTC):%Y-%m-%dT%H:%M:%SZ}/" \
              f"{dt.datetime.fromtimestamp(start + 600, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"  # fmt: skip
-    # What shared/metrics.py asks for, plus the unsplit forms and every latency metric.
+    # What app/azure/metrics.py asks for, plus the unsplit forms and every latency metric.
     for names, aggregation, filter_ in (
         ("RequestsPerMinute", "Total", REQUESTS_FILTER),
         ("RequestLatency_P99", "Average", LATENCY_FILTER),

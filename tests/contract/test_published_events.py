@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from devkit.runner import load_events, to_function_event
-from shared.events import (
+from app.intake.events import (
     DatasetDriftDetectedData,
     ModelDeployedData,
     ModelRegisteredData,
@@ -21,7 +20,8 @@ from shared.events import (
     envelope_from_function_event,
     parse,
 )
-from shared.workspace import WorkspaceRef
+from app.platform.workspace import WorkspaceRef
+from devkit.runner import load_events, to_function_event
 
 PUBLISHED = Path(__file__).parents[1] / "events" / "published" / "spec"
 KINDS = ("model_registered", "model_deployed", "run_completed", "run_status_changed", "dataset_drift_detected")

@@ -7,10 +7,10 @@ import time
 import pytest
 from azure.core.exceptions import ServiceResponseError
 
+from app.platform.workspace import WorkspaceRef
+from app.wiring import production_deps
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
-from shared.deps import production_deps
-from shared.workspace import WorkspaceRef
 
 pytestmark = pytest.mark.integration
 

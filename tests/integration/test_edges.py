@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 
+from app.handlers.model_registered import MODEL_READ_WINDOW
+from app.rollout.decide.naming import endpoint_name
 from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.harness import OfflineApp, app_environment, model_registered, run_completed
 from devkit.stack import DevStack
-from handlers.model_registered import MODEL_READ_WINDOW
-from shared.rollout.naming import endpoint_name
 from tests import receiver
 
 pytestmark = pytest.mark.integration

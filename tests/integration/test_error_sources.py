@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from app.platform.errors import describe_error, error_source, is_retryable, permission_problem
 from devkit.azurite import ACCOUNT_KEY
 from devkit.stack import DevStack
-from shared.errors import describe_error, error_source, is_retryable, permission_problem
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient

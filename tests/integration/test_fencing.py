@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from app.platform.workspace import WorkspaceRef
+from app.rollout.ledger.ledger import LEASE_KEY, RolloutLedger, partition_key
+from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
-from shared.deps import production_deps
-from shared.rollout.ledger import LEASE_KEY, RolloutLedger, partition_key
-from shared.workspace import WorkspaceRef
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +185,7 @@ def test_hand_edited_rows_never_stop_the_endpoints_other_rollouts(app: OfflineAp
 
 
 def test_a_row_whose_step_raises_fails_alone(app: OfflineApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.rollout import engine
+    from app.rollout.run import engine
 
     original = engine.step
 

@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from devkit import runner
-from devkit.harness import OfflineApp, model_registered
-from devkit.stack import WORKSPACE_ID, DevStack
-from shared.deps import production_deps
-from shared.idempotency import Idempotency, RecordKey
-from shared.retention import purge_history
-from shared.rollout.ledger import (
+from app.azure.tables import Row, TableStore
+from app.platform.idempotency import Idempotency, RecordKey
+from app.platform.settings import Settings
+from app.rollout.decide.model import Rollout, State
+from app.rollout.ledger.ledger import (
     ACTIVE_INDEX,
     ACTIVE_INDEX_GRACE,
     RECENT_INDEX,
@@ -23,9 +21,11 @@ from shared.rollout.ledger import (
     entities_of,
     partition_key,
 )
-from shared.rollout.model import Rollout, State
-from shared.settings import Settings
-from shared.store import Row, TableStore
+from app.rollout.ledger.retention import purge_history
+from app.wiring import production_deps
+from devkit import runner
+from devkit.harness import OfflineApp, model_registered
+from devkit.stack import WORKSPACE_ID, DevStack
 from tests.fakes import make_plan
 
 pytestmark = pytest.mark.integration
@@ -375,7 +375,7 @@ def test_a_cleanup_on_a_finished_rollout_keeps_its_logs(app: OfflineApp) -> None
 def test_a_row_read_without_its_logs_keeps_them_and_is_indexed_when_it_owes_cleanup_again(stack: DevStack) -> None:
     from dataclasses import replace
 
-    from shared.rollout.model import Cleanup
+    from app.rollout.decide.model import Cleanup
 
     store = _store(stack)
     ledger = RolloutLedger(store)
@@ -409,7 +409,7 @@ def test_a_save_of_a_row_read_without_logs_still_merges_a_duplicate_event(stack:
 
 
 def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollout_active(stack: DevStack) -> None:
-    from shared.rollout import intents as intent_rules
+    from app.rollout.decide import intents as intent_rules
 
     store = _store(stack)
     ledger = RolloutLedger(store)
@@ -431,9 +431,9 @@ def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollou
 
 
 def test_retention_deletes_the_outboxs_sent_notification_rows_once_old(app: OfflineApp) -> None:
-    from shared.notify import Notification
-    from shared.outbox import OUTBOX_PARTITION, OutboxNotifier
-    from shared.workspace import WorkspaceRef
+    from app.notify.notifier import Notification
+    from app.notify.outbox import OUTBOX_PARTITION, OutboxNotifier
+    from app.platform.workspace import WorkspaceRef
 
     table = production_deps().table("idempotency")
 

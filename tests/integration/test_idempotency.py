@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from devkit.stack import DevStack
-from shared.idempotency import (
+from app.azure.tables import Row, TableStore
+from app.platform.idempotency import (
     AlreadyDone,
     Claimed,
     Idempotency,
@@ -19,8 +19,8 @@ from shared.idempotency import (
     RecordKey,
     Status,
 )
-from shared.settings import Settings
-from shared.store import Row, TableStore
+from app.platform.settings import Settings
+from devkit.stack import DevStack
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from app.intake import events
+from app.retraining.decide import MONITOR_INPUTS, job_name
 from devkit.harness import OfflineApp, app_environment, model_registered, monitor_breach, run_status_changed
 from devkit.runner import Delivery
 from devkit.stack import DevStack
-from shared import events
-from shared.retrain import MONITOR_INPUTS, job_name
 
 pytestmark = pytest.mark.integration
 

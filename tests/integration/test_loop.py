@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from app.platform.idempotency import Idempotency, Status
+from app.platform.workspace import WorkspaceRef
+from app.retraining.decide import job_name
+from app.retraining.registration import registration_key
+from app.wiring import production_deps
 from devkit.harness import OfflineApp, app_environment, drift_detected, model_registered, run_completed
 from devkit.runner import Delivery
 from devkit.stack import DevStack
-from shared.deps import production_deps
-from shared.idempotency import Idempotency, Status
-from shared.register import registration_key
-from shared.retrain import job_name
-from shared.workspace import WorkspaceRef
 
 pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)

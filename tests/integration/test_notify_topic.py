@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.azure.credential import get_credential
+from app.notify.notifier import EventGridTopicSink, Notification, Notifier
+from app.platform.errors import RetryableError
 from devkit.stack import DevStack
-from shared.credential import get_credential
-from shared.errors import RetryableError
-from shared.notify import EventGridTopicSink, Notification, Notifier
 from tests.fakes import WORKSPACE
 
 pytestmark = pytest.mark.integration

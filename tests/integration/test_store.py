@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from app.azure.tables import Conflict, TableStore
+from app.platform.settings import Settings
+from app.rollout.decide.model import State
+from app.rollout.ledger.ledger import RolloutLedger
 from devkit.stack import WORKSPACE_ID, DevStack
-from shared.rollout.ledger import RolloutLedger
-from shared.rollout.model import State
-from shared.settings import Settings
-from shared.store import Conflict, TableStore
 from tests.fakes import make_plan
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,7 @@ def test_only_one_instance_holds_an_endpoint_lease(store: TableStore) -> None:
 def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableStore) -> None:
     from dataclasses import replace
 
-    from shared.rollout.ledger import StaleRollout
+    from app.rollout.ledger.ledger import StaleRollout
 
     ours = RolloutLedger(store)
     rollout, _ = ours.record(make_plan(), State.DEPLOYING, "e1", NOW)
@@ -137,7 +137,7 @@ def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableSto
 
 
 def test_each_lease_acquisition_gets_a_new_token_and_a_taken_lease_fences_writes(store: TableStore) -> None:
-    from shared.rollout.ledger import LeaseLost
+    from app.rollout.ledger.ledger import LeaseLost
 
     ledger = RolloutLedger(store)
     first = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-a", NOW, 60)

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from app.azure.tables import TableStore
+from app.platform.settings import Settings
 from devkit.stack import DevStack
-from shared.settings import Settings
-from shared.store import TableStore
 
 pytestmark = pytest.mark.integration
 
@@ -17,9 +17,9 @@ def test_a_recreated_table_is_reported_as_information(stack: DevStack, caplog: p
     store = TableStore.from_settings(Settings.from_env(stack.env), "storemsg", lambda: pytest.fail("no credential"))
     store.insert("p", "k", {"n": 1})
     store.client.delete_table()
-    caplog.set_level(logging.DEBUG, logger="shared.store")
+    caplog.set_level(logging.DEBUG, logger="app.azure.tables")
     assert list(store.query("PartitionKey eq 'p'")) == []
-    records = [r for r in caplog.records if r.name == "shared.store"]
+    records = [r for r in caplog.records if r.name == "app.azure.tables"]
     assert [(r.levelno, r.getMessage()) for r in records] == [
         (logging.INFO, "table storemsg did not exist (new, or deleted since); created it and carried on")
     ]

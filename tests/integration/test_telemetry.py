@@ -122,7 +122,7 @@ def otel_logs() -> Iterator[Any]:
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     handler = LoggingHandler(logger_provider=provider)
-    dispatch = logging.getLogger("shared.dispatch")
+    dispatch = logging.getLogger("app.intake.dispatch")
     dispatch.addHandler(handler)
     try:
         yield exporter
@@ -156,5 +156,5 @@ def test_an_event_that_will_be_redelivered_leaves_a_failed_span_with_the_error(
     [event_span] = telemetry.finished("aml_event")
     assert event_span.status.status_code is StatusCode.ERROR
     assert [e.attributes["exception.type"] for e in event_span.events if e.name == "exception"] == [
-        "shared.errors.RetryableError"
+        "app.platform.errors.RetryableError"
     ]

@@ -110,7 +110,7 @@ def test_an_event_in_either_schema_reaches_the_dispatcher_through_the_worker(hos
     [event] = json.loads(path.read_text(encoding="utf-8"))[:1]
     invocation = host.deliver_event("on_aml_event", event)
     assert invocation.succeeded, invocation.error
-    dispatcher_lines = [log.message for log in invocation.logs if log.category == "shared.dispatch"]
+    dispatcher_lines = [log.message for log in invocation.logs if log.category == "app.intake.dispatch"]
     assert dispatcher_lines == [
         f"id={event['id']} type={event.get('eventType') or event.get('type')} subject={event['subject']} "
         f"ignored: workspace {WORKSPACE_ID} is not in AML_ALLOWED_WORKSPACES"
@@ -123,7 +123,7 @@ def test_an_event_sent_as_a_plain_string_is_refused_by_the_worker_not_the_app(ho
     invocation = host.invoke("on_aml_event", {"event": host.protos.TypedData(string=json.dumps(event))})
     assert not invocation.succeeded
     assert "unable to decode incoming TypedData" in invocation.error
-    assert not [log for log in invocation.logs if log.category.startswith("shared.")]
+    assert not [log for log in invocation.logs if log.category.startswith("app.")]
 
 
 def test_rollout_status_answers_an_http_request_through_the_worker(host: WorkerHost) -> None:
@@ -138,6 +138,6 @@ def test_rollout_status_answers_an_http_request_through_the_worker(host: WorkerH
 def test_the_reconciler_timer_fires_through_the_worker(host: WorkerHost) -> None:
     invocation = host.fire_timer("reconcile_rollouts")
     assert invocation.succeeded, invocation.error
-    assert [log.message for log in invocation.logs if log.category == "shared.rollout.reconcile"] == [
+    assert [log.message for log in invocation.logs if log.category == "app.rollout.run.reconcile"] == [
         "reconcile: DEPLOY_MODE=plan, nothing is applied"
     ]

@@ -1,0 +1,1 @@
+"""The HTTP API: rollout status and operator controls."""

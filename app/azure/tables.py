@@ -1,0 +1,269 @@
+"""One small abstraction over Azure Tables with ETag concurrency: the ledger and idempotency records use it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from app.platform import budgets
+from app.platform.errors import EventValidationError, RetryableError, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+
+    from app.platform.settings import Settings
+    from app.platform.workspace import WorkspaceRef
+
+logger = logging.getLogger(__name__)
+
+_NOT_IN_TABLE_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def workspace_scope(workspace: WorkspaceRef) -> str:
+    """``{name}~{hash}``: a readable partition-key part unique per workspace (ids compare case-insensitively)."""
+    return f"{workspace.workspace_name}~{hashlib.sha256(workspace.key.encode()).hexdigest()[:8]}"
+
+
+def checked_key(value: str, field: str, what: str) -> str:
+    """``value`` if Azure Tables accepts it as a key; else an ``EventValidationError`` naming ``field``."""
+    if not value or _NOT_IN_TABLE_KEYS.search(value) or len(value) > 255:
+        raise EventValidationError(field, f"{value!r} is not {what}")
+    return value
+
+
+def backoff(attempt: int) -> None:
+    """A short jittered pause after an ETag conflict, so contending writers stop colliding."""
+    time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
+
+
+class Conflict(Exception):
+    """The row changed (ETag mismatch) or already exists: re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table entity: keys, user properties and the ETag it was read with."""
+
+    partition: str
+    key: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    etag: str = ""
+
+
+class TableStore:
+    """A table in the Function App's storage account. Creates the table on first use."""
+
+    #: Storage transactions by kind, process-wide (``make bench`` reports them). Every page of a query is one
+    #: transaction; a query that does not name one partition is counted as a ``scan`` (Azure reads the table).
+    operations: ClassVar[Counter[str]] = Counter()
+    #: Entities the queries and reads returned, process-wide: what a request cost in data, not in calls.
+    rows_read: ClassVar[Counter[str]] = Counter()
+
+    def __init__(self, client_factory: Callable[[], TableClient]) -> None:
+        self._client_factory = client_factory
+        self._client: TableClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, table: str, credential: Callable[[], TokenCredential]) -> TableStore:
+        """Connect the way the Functions host does: ``AzureWebJobsStorage`` as a connection string,
+        or identity-based with ``AzureWebJobsStorage__tableServiceUri`` / ``__accountName``."""
+
+        def connect() -> TableClient:
+            # SDK on first use, not at import: keeps cold start light.
+            from azure.data.tables import TableClient
+
+            # Explicit caps: azure-core's defaults (10 retries, 300 s reads) could outlast the endpoint lease.
+            limits = budgets.TABLES.client_kwargs()
+            if settings.storage_connection_string:
+                return TableClient.from_connection_string(
+                    settings.storage_connection_string, table_name=table, **limits
+                )
+            endpoint = settings.storage_table_uri or (
+                f"https://{settings.storage_account_name}.table.core.windows.net"
+                if settings.storage_account_name
+                else ""
+            )
+            if not endpoint:
+                raise SettingsError(
+                    [
+                        "AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__accountName "
+                        "(or __tableServiceUri) for identity-based access"
+                    ]
+                )
+            return TableClient(endpoint=endpoint, table_name=table, credential=credential(), **limits)
+
+        return cls(connect)
+
+    @property
+    def client(self) -> TableClient:
+        if self._client is None:
+            self._client = self._client_factory()
+            self._create_table()
+        return self._client
+
+    def _create_table(self) -> None:
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import ResourceExistsError
+
+        with contextlib.suppress(ResourceExistsError):
+            self.client.create_table()
+
+    def _retry_if_table_missing(self, call: Callable[[], Any]) -> Any:
+        """Run ``call``; if the table was deleted under us (an operator, a reset), create it and run it again."""
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            return call()
+        except HttpResponseError as err:
+            # Depending on the operation this is a ResourceNotFoundError or a bare 404 HttpResponseError.
+            if err.status_code != 404 or "TableNotFound" not in f"{getattr(err, 'error_code', '')} {err}":
+                raise
+            # Expected on first use and after an operator or a dev-kit reset deleted it: information, not a fault.
+            logger.info(
+                "table %s did not exist (new, or deleted since); created it and carried on", self.client.table_name
+            )
+            self._create_table()
+            return call()
+
+    def get(self, partition: str, key: str, *, select: list[str] | None = None) -> Row | None:
+        """The row, or None. ``select`` names the properties to read (the others are left on the server)."""
+        TableStore.operations["get"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.client.get_entity(partition, key, select=select)
+        except ResourceNotFoundError:
+            return None
+        row = _row(entity)
+        row = Row(partition, key, row.data, row.etag)  # $select leaves the keys out of the answer
+        TableStore.rows_read["get"] += 1
+        return row
+
+    def upsert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        """Insert or replace the row whatever its ETag: for rows whose every writer writes the same meaning."""
+        TableStore.operations["upsert"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": partition, "RowKey": key, **data}
+        metadata = self._retry_if_table_missing(lambda: self.client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        return Row(partition, key, dict(data), str(metadata.get("etag", "")))
+
+    def insert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
+        """Create the row; ``Conflict`` if it exists already."""
+        TableStore.operations["insert"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            metadata = self._retry_if_table_missing(
+                lambda: self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
+            )
+        except ResourceExistsError as err:
+            raise Conflict(f"{partition}/{key} exists") from err
+        return Row(partition, key, dict(data), str(metadata.get("etag", "")))
+
+    def replace(self, row: Row, data: Mapping[str, Any]) -> Row:
+        """Replace the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise."""
+        TableStore.operations["replace"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            metadata = self.client.update_entity(
+                {"PartitionKey": row.partition, "RowKey": row.key, **data},
+                mode=UpdateMode.REPLACE,
+                etag=row.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as err:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
+        return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
+
+    def delete(self, row: Row) -> None:
+        """Delete the row if it is unchanged since ``row`` was read; ``Conflict`` otherwise. Gone already is fine."""
+        TableStore.operations["delete"] += 1
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        try:
+            self.client.delete_entity(
+                row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError as err:
+            raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
+
+    def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:
+        """Every row ``filter`` matches, page by page (each page is one transaction)."""
+        continuation: dict[str, str] | None = None
+        while True:
+            rows, continuation = self.page(filter, select=select, continuation=continuation, **parameters)
+            yield from rows
+            if continuation is None:
+                return
+
+    def page(
+        self,
+        filter: str,
+        *,
+        limit: int | None = None,
+        select: list[str] | None = None,
+        continuation: dict[str, str] | None = None,
+        **parameters: Any,
+    ) -> tuple[list[Row], dict[str, str] | None]:
+        """One request: up to ``limit`` rows from ``continuation`` on, and Azure's token for the next page
+        (None at the end). Azure may answer fewer rows than ``limit`` with a token: keep following it."""
+        kind = "query" if filter.startswith("PartitionKey eq ") else "scan"
+        TableStore.operations[kind] += 1
+
+        def fetch() -> tuple[list[Row], dict[str, str] | None]:
+            pages = self.client.query_entities(
+                filter, parameters=parameters or None, results_per_page=limit, select=select
+            ).by_page(continuation_token=continuation)  # type: ignore[arg-type]  # the SDK takes its dict
+            rows = [_row(entity) for entity in next(pages, [])]
+            return rows, pages.continuation_token  # type: ignore[attr-defined]
+
+        rows, token = self._retry_if_table_missing(fetch)
+        TableStore.rows_read[kind] += len(rows)
+        return rows, token or None
+
+    def partition(self, partition: str, *, select: list[str] | None = None) -> list[Row]:
+        return list(self.query("PartitionKey eq @pk", select=select, pk=partition))
+
+    def update(
+        self, partition: str, key: str, change: Callable[[Row | None], Mapping[str, Any] | None], *, tries: int = 8
+    ) -> Row | None:
+        """Read-modify-write with ETags: ``change`` sees the current row (or None) and returns the new
+        properties, or None to leave it alone. Retried on ``Conflict``, so no update is lost."""
+        for attempt in range(tries):
+            current = self.get(partition, key)
+            data = change(current)
+            if data is None:
+                return current
+            try:
+                return self.replace(current, data) if current else self.insert(partition, key, data)
+            except Conflict:
+                logger.debug("%s/%s changed under us; re-reading", partition, key)
+                backoff(attempt)
+        raise RetryableError(f"{partition}/{key} kept changing under concurrent updates")
+
+
+def _row(entity: Any) -> Row:
+    data = {key: value for key, value in entity.items() if key not in ("PartitionKey", "RowKey")}
+    # A query with $select returns only the keys it names.
+    partition, key = entity.get("PartitionKey", ""), entity.get("RowKey", "")
+    return Row(partition, key, data, str(entity.metadata.get("etag", "")))

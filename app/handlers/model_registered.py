@@ -1,0 +1,110 @@
+"""ModelRegistered: read the model as registered, plan its rollout from its tags, record it, advance it once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from app.platform.errors import RetryableError, is_retryable
+
+if TYPE_CHECKING:
+    from app.intake.events import AmlEvent, ModelRegisteredData
+    from app.rollout.decide.model import ModelInfo, RolloutPlan, State
+    from app.wiring import Deps
+
+logger = logging.getLogger(__name__)
+
+#: How long after the event a model that cannot be read yet is read again (on Event Grid's redeliveries, at about
+#: 10 s, 40 s and 100 s) before it counts as missing: AML can send ModelRegistered before a GET finds the version.
+MODEL_READ_WINDOW = dt.timedelta(minutes=5)
+
+
+def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from app.rollout.decide.model import Reject, Skip, State
+    from app.rollout.decide.plan import plan_rollout
+    from app.rollout.run.engine import RolloutEngine
+    from app.rollout.run.factories import ledger_of
+
+    settings = deps.settings
+    model = _read_model(event, deps)
+    decision = plan_rollout(event.workspace, model, settings)
+    if isinstance(decision, Skip):
+        logger.info("%s skipped: %s", event.label, decision.reason)
+        return f"skipped: {decision.reason}"
+
+    ledger, now = ledger_of(deps), deps.clock()
+    if isinstance(decision, Reject):
+        return _record_final(
+            deps,
+            event.id,
+            decision.plan,
+            State.REJECTED,
+            f"invalid tags, nothing was written to Azure ML: {decision.reason}",
+        )
+    if not settings.records_rollouts:
+        return _record_final(
+            deps,
+            event.id,
+            decision,
+            State.PLANNED,
+            f"DEPLOY_MODE=plan: would deploy {decision.instance_count} x {decision.instance_type} "
+            f"to {decision.endpoint}/{decision.deployment} with {decision.traffic}% traffic",
+        )
+
+    rollout, created = ledger.record(decision, State.PENDING, event.id, now, reason="accepted")
+    target = f"{decision.endpoint}/{decision.deployment}"
+    if not created:
+        logger.info("%s duplicate: rollout %s is already %s", event.label, target, rollout.state.value)
+        return f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+    deadline = time.monotonic() + settings.event_budget_seconds
+    try:
+        lines = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
+    except Exception as err:
+        if not is_retryable(err):
+            raise
+        # The rollout is recorded; the reconciler drives it from here. No need to redeliver the event.
+        logger.warning("%s rollout %s recorded; first step deferred to the reconciler: %s", event.label, target, err)
+        return f"recorded rollout {target}; first step deferred to the reconciler"
+    mine = next((line for line in lines if line.startswith(f"{decision.deployment}:")), "queued")
+    return f"rollout {target}: {mine.split(': ', 1)[-1]}"
+
+
+def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
+    """The model as registered. A 404 within ``MODEL_READ_WINDOW`` of the event is read-after-write lag: retryable.
+
+    No ledger row is recorded for the tick to retry instead: the row's key (the endpoint) comes from the model's
+    own tags, which are exactly what cannot be read yet. Event Grid keeps the event and redelivers it.
+    """
+    # The Azure ML adapter on first use: it brings the SDK-facing code with it.
+    from app.azure.aml import ModelNotFound
+
+    data = event.data
+    try:
+        return deps.aml(event.workspace).get_model(data.model_name, data.model_version)
+    except ModelNotFound as err:
+        registered, now = event.envelope.time, deps.clock()
+        if registered is None or now - registered >= MODEL_READ_WINDOW:
+            waited = f"{int((now - registered).total_seconds())} s" if registered else "no event time to wait from"
+            raise ModelNotFound(f"{err} (still not readable after {waited}; not read again)") from err
+        raise RetryableError(
+            f"model {data.model_name}:{data.model_version} is not readable yet (read-after-write lag?); "
+            f"read again on redelivery until {(registered + MODEL_READ_WINDOW).isoformat()}"
+        ) from err
+
+
+def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
+    """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
+    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
+    from app.rollout.run.factories import ledger_of
+    from app.rollout.run.notifications import rollout_notification
+
+    now = deps.clock()
+    rollout, created = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
+    # Once per event: a redelivery finds the row (and the notifier skips a notification id it sent already,
+    # and keeps one a sink failed for the reconciler's tick to retry).
+    if created or event_id == rollout.event_ids[0]:
+        deps.notifier.send(rollout_notification(rollout, state, reason, status_host=deps.settings.status_host))
+    return f"{rollout.state.value}: {reason}"

@@ -1,0 +1,1 @@
+"""Intake: events parsed at the edge (either schema), the allowlist, dispatch and the single error policy."""

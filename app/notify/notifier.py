@@ -1,0 +1,316 @@
+"""Outbound notifications: CloudEvents to an Event Grid custom topic and JSON to a generic webhook.
+
+Our own event types live under the ``AmlEvents.`` namespace (see ``NOTIFICATION_TYPES``).
+A sink that fails does not stop the others; if any failed in a way a retry can fix, the
+notifier raises ``RetryableError`` after trying them all, so the triggering event is redelivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from app.platform import budgets
+from app.platform.errors import RetryableError, is_retryable, status_code_of
+from app.platform.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    import requests
+    from azure.core.credentials import TokenCredential
+    from azure.eventgrid import EventGridPublisherClient
+
+    from app.intake.events import AmlEvent, RunCompletedData, RunStatusChangedData
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "AmlEvents"
+NOTIFICATION_TYPES = (
+    "AmlEvents.Run.Failed",
+    "AmlEvents.Run.Canceled",
+    "AmlEvents.Run.StatusChanged",
+    "AmlEvents.Run.Completed",
+    "AmlEvents.Monitor.ThresholdBreached",
+    "AmlEvents.Model.Deployed",
+    "AmlEvents.Model.RegisteredFromRun",
+    "AmlEvents.Drift.Detected",
+    "AmlEvents.Retraining.Submitted",
+    "AmlEvents.Retraining.Skipped",
+    "AmlEvents.Rollout.Planned",
+    "AmlEvents.Rollout.Started",
+    "AmlEvents.Rollout.Live",
+    "AmlEvents.Rollout.Canary",
+    "AmlEvents.Rollout.Dark",
+    "AmlEvents.Rollout.Failed",
+    "AmlEvents.Rollout.Superseded",
+    "AmlEvents.Rollout.Rejected",
+    "AmlEvents.Rollout.CleanupFailed",
+    "AmlEvents.Rollout.TrafficDrift",
+    "AmlEvents.Rollout.TrafficRestored",
+    "AmlEvents.Rollout.Baking",
+    "AmlEvents.Rollout.RolledBack",
+    "AmlEvents.Rollout.Aborted",
+    "AmlEvents.Rollout.SmokeTestPassed",
+    "AmlEvents.Rollout.SmokeTestFailed",
+    "AmlEvents.Rollout.StepPromoted",
+    "AmlEvents.Rollout.GateInconclusive",
+    "AmlEvents.Rollout.Paused",
+    "AmlEvents.Rollout.Resumed",
+    "AmlEvents.Rollout.OperatorAction",
+)
+_ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One thing worth telling people about. ``type`` is one of ``NOTIFICATION_TYPES``."""
+
+    type: str
+    subject: str
+    summary: str
+    workspace: WorkspaceRef
+    source_event_id: str
+    severity: str = "info"  # info | warning | error
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def __post_init__(self) -> None:
+        if self.type not in NOTIFICATION_TYPES:
+            raise ValueError(f"unknown notification type {self.type!r}")
+
+    @classmethod
+    def about(cls, event: AmlEvent[Any], type: str, summary: str, **fields: Any) -> Notification:
+        """A notification caused by ``event`` (same workspace; subject defaults to the event's)."""
+        fields.setdefault("subject", event.envelope.subject)
+        return cls(type=type, summary=summary, workspace=event.workspace, source_event_id=event.id, **fields)
+
+    @classmethod
+    def about_run(
+        cls,
+        event: AmlEvent[RunCompletedData] | AmlEvent[RunStatusChangedData],
+        type: str,
+        verb: str,
+        severity: str = "info",
+        **facts: Any,
+    ) -> Notification:
+        """A notification about the run ``event`` names: experiment, run id and type, and its studio link."""
+        run = event.data
+        experiment = run.experiment_name or run.experiment_id
+        return cls.about(
+            event,
+            type,
+            f"Run {run.run_id} ({run.run_type or 'run'}) in experiment {experiment} {verb}",
+            severity=severity,
+            facts={
+                "experiment": experiment,
+                "experimentId": run.experiment_id,
+                "runId": run.run_id,
+                "runType": run.run_type,
+                **facts,
+            },
+            links={"run": event.workspace.studio_link(f"runs/{run.run_id}")},
+        )
+
+    @property
+    def id(self) -> str:
+        """Deterministic, so a consumer can drop the duplicate a redelivery may cause."""
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.source_event_id}|{self.type}|{self.subject}"))
+
+    def as_json(self) -> dict[str, Any]:
+        """The webhook body: ``text`` for Slack/Teams, and the structured fields for machines."""
+        return {
+            "text": self.text,
+            "type": self.type,
+            "id": self.id,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "severity": self.severity,
+            "workspace": self.workspace.arm_id,
+            "sourceEventId": self.source_event_id,
+            "summary": self.summary,
+            "facts": dict(self.facts),
+            "links": dict(self.links),
+        }
+
+    @property
+    def text(self) -> str:
+        links = " | ".join(f"{name}: {url}" for name, url in self.links.items())
+        return f"[{self.type}] {self.summary}" + (f"\n{links}" if links else "")
+
+
+class Sink(Protocol):
+    """Somewhere notifications go."""
+
+    name: str
+
+    def publish(self, notification: Notification) -> None: ...
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one attempt to publish a notification did, per sink."""
+
+    delivered: frozenset[str]  # sinks that took it
+    retryable: tuple[str, ...]  # sinks that failed in a way a retry can fix
+    failed: tuple[str, ...] = ()  # sinks that refused it for good (logged as errors)
+
+
+class Notifier:
+    """Sends each notification to every configured sink."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def send(self, notification: Notification) -> None:
+        """Publish to every sink; raise ``RetryableError`` after trying them all if any failed retryably."""
+        published = self.publish(notification)
+        if published.retryable:
+            raise RetryableError(f"notification {notification.type} failed for {', '.join(published.retryable)}")
+
+    def flush(self) -> int:
+        """Retry notifications a sink failed earlier; returns how many went out. Nothing is kept here."""
+        return 0
+
+    def publish(self, notification: Notification, skip: Collection[str] = ()) -> Published:
+        """One attempt at every sink not in ``skip``. Never raises for a sink's failure: it is logged and returned."""
+        logger.info(
+            "notify %s subject=%s source_event=%s: %s",
+            notification.type,
+            notification.subject,
+            notification.source_event_id,
+            notification.summary,
+        )
+        delivered: set[str] = set()
+        retryable: list[str] = []
+        failed: list[str] = []
+        for sink in self.sinks:
+            if sink.name in skip:
+                continue
+            try:
+                sink.publish(notification)
+                delivered.add(sink.name)
+            except Exception as err:
+                # Only the type and status: an error's text can carry the sink's URL, and a webhook URL is a secret.
+                status = status_code_of(err)
+                if is_retryable(err):
+                    logger.warning(
+                        "notification %s to %s failed (%s, status %s), will retry",
+                        notification.type,
+                        sink.name,
+                        type(err).__name__,
+                        status,
+                    )
+                    retryable.append(sink.name)
+                else:
+                    # A 4xx from a sink will not heal on retry; report it loudly and move on.
+                    logger.error(
+                        "notification %s to %s failed permanently (%s, status %s)",
+                        notification.type,
+                        sink.name,
+                        type(err).__name__,
+                        status,
+                    )
+                    failed.append(sink.name)
+        return Published(frozenset(delivered), tuple(retryable), tuple(failed))
+
+
+class EventGridTopicSink:
+    """Publishes CloudEvents 1.0 to an Event Grid custom topic (managed identity, or a key if set)."""
+
+    name = "event-grid-topic"
+
+    def __init__(self, endpoint: str, key: str, credential: Callable[[], TokenCredential]) -> None:
+        self._endpoint = endpoint
+        self._key = key
+        self._credential = credential
+        self._client: EventGridPublisherClient | None = None
+
+    def _get_client(self) -> EventGridPublisherClient:
+        if self._client is None:
+            # SDK on first use, not at import: keeps cold start light.
+            from azure.core.credentials import AzureKeyCredential
+            from azure.eventgrid import EventGridPublisherClient
+
+            credential: Any = AzureKeyCredential(self._key) if self._key else self._credential()
+            self._client = EventGridPublisherClient(
+                self._endpoint,
+                credential,
+                retry_policy=budgets.bounded_retry_policy(budgets.EVENT_GRID),
+                **budgets.EVENT_GRID.client_kwargs(),
+            )
+        return self._client
+
+    def publish(self, notification: Notification) -> None:
+        # SDK on first use, not at import: keeps cold start light.
+        from azure.core.messaging import CloudEvent
+
+        event = CloudEvent(
+            source=notification.workspace.arm_id,
+            type=notification.type,
+            subject=notification.subject,
+            id=notification.id,
+            time=notification.time,
+            data={key: value for key, value in notification.as_json().items() if key != "type"},
+        )
+        self._get_client().send([event])
+
+
+class WebhookRedirected(Exception):
+    """The webhook answered a redirect: its URL is wrong (it moved). Not followed, and not retried."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the webhook answered {status_code} (a redirect); set NOTIFY_WEBHOOK_URL to its new URL")
+        self.status_code = status_code
+
+
+class WebhookSink:
+    """POSTs the notification's JSON (Slack/Teams-compatible ``text`` plus structured fields)."""
+
+    name = "webhook"
+    #: Quick retries smooth over blips without a full Event Grid redelivery. Done here rather than with
+    #: urllib3's Retry, whose warnings print the URL's path, and a webhook URL is a secret.
+    retry_delays: tuple[float, ...] = budgets.WEBHOOK_RETRY_DELAYS
+
+    def __init__(self, url: str, timeout_seconds: float = budgets.WEBHOOK.read_timeout) -> None:
+        self._url = url
+        self._timeout = (budgets.WEBHOOK.connection_timeout, timeout_seconds)
+        self._session: requests.Session | None = None
+
+    def publish(self, notification: Notification) -> None:
+        # SDK on first use, not at import: keeps cold start light.
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        for delay in (*self.retry_delays, None):
+            try:
+                # Never follow a redirect: requests would turn a 301/302 into a GET that "succeeds" unsent.
+                response = self._session.post(
+                    self._url, json=notification.as_json(), timeout=self._timeout, allow_redirects=False
+                )
+                if 300 <= response.status_code < 400:
+                    raise WebhookRedirected(response.status_code)
+                if response.status_code not in (429, 500, 502, 503, 504) or delay is None:
+                    response.raise_for_status()
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                if delay is None:
+                    raise
+            time.sleep(delay)
+
+
+def sinks_from_settings(
+    topic_endpoint: str, topic_key: str, webhook_url: str, credential: Callable[[], TokenCredential]
+) -> list[Sink]:
+    """The sinks the settings ask for; none is fine (notifications are then only logged)."""
+    sinks: list[Sink] = []
+    if topic_endpoint:
+        sinks.append(EventGridTopicSink(topic_endpoint, topic_key, credential))
+    if webhook_url:
+        sinks.append(WebhookSink(webhook_url))
+    return sinks

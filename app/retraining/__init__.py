@@ -1,0 +1,1 @@
+"""Monitoring signals, retraining submission, and registration of a completed run's model."""

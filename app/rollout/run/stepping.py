@@ -1,0 +1,220 @@
+"""Carries out the progressive-delivery actions of ``step``: the smoke test, the gate's reads, bakes, rollbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from app.azure.scoring import choose_sample, no_sample
+from app.platform import telemetry
+from app.rollout.decide.gate import evaluate_gate, policy_from_settings
+from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.step import (
+    Action,
+    Evaluate,
+    Extend,
+    Hold,
+    Observation,
+    RollBack,
+    SetTraffic,
+    StartBake,
+    Wait,
+    failure,
+    step,
+)
+from app.rollout.run.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
+
+if TYPE_CHECKING:
+    from app.azure.aml import AmlGateway
+    from app.rollout.decide.gate import GateResult
+    from app.rollout.run.engine import RolloutEngine
+
+logger = logging.getLogger(__name__)
+
+#: The gate's outcomes as the telemetry counter names them.
+GATE_OUTCOMES = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+
+#: A gate decision leads to at most this many more decisions in one pass (evaluate → advance).
+MAX_DECISIONS = 3
+#: Less time than this left in the pass: the smoke test waits for the next one.
+MIN_SMOKE_WAIT_S = 2.0
+
+
+class ProgressiveRunner:
+    """The engine's hands for issue 11: everything between one decision of ``step`` and the next."""
+
+    def __init__(self, engine: RolloutEngine) -> None:
+        self.engine = engine
+        self.deps = engine.deps
+
+    # ----------------------------------------------------------------------------------------- before a decision
+
+    def prepare(
+        self, rollout: Rollout, action: Action, seen: Observation, gateway: AmlGateway, deadline: float
+    ) -> tuple[Rollout, Action]:
+        """Run what ``action`` needs first (the smoke test, the gate's metric reads) and decide again."""
+        for _ in range(MAX_DECISIONS):
+            if isinstance(action, SetTraffic) and action.smoke:
+                rollout, action = self._smoke(rollout, action, seen, gateway, deadline)
+                if isinstance(action, SetTraffic):
+                    return rollout, replace(action, smoke=False)
+                return rollout, action
+            if not isinstance(action, Evaluate):
+                return rollout, action
+            gate = self._evaluate(rollout, seen)
+            action = step(rollout, seen, self.deps.clock(), self.engine.policy, gate)
+        return rollout, action
+
+    def _smoke(
+        self, rollout: Rollout, action: SetTraffic, seen: Observation, gateway: AmlGateway, deadline: float
+    ) -> tuple[Rollout, Action]:
+        """One sample request to the new deployment alone; its result goes on the row before any traffic moves."""
+        plan, settings, now = rollout.plan, self.deps.settings, self.deps.clock()
+        sample = choose_sample(plan.smoke_request, None)
+        if sample is None:
+            result, source = no_sample(settings.smoke_required), ""
+        else:
+            if settings.deploy_mode == "hold":
+                return rollout, Wait("DEPLOY_MODE=hold: the smoke test waits, like every write")
+            # The smoke call fits in this invocation's budget: it waits at most what is left of it, and a call cut
+            # short by the budget (not by SMOKE_TIMEOUT_SECONDS) is no verdict: the next pass sends it again.
+            left = deadline - time.monotonic()
+            if left < MIN_SMOKE_WAIT_S:
+                return rollout, Wait("smoke test deferred to the next pass: this pass's time budget is spent")
+            result = self._tester(gateway).run(plan.endpoint, plan.deployment, sample, left)
+            source = sample.source
+            if result.skipped:
+                return rollout, Wait(result.reason)
+        record = {**result.as_dict(), "sample": source, "at": now.isoformat()}
+        rollout = self.engine.ledger.save(
+            replace(rollout, progress=replace(rollout.progress, smoke=record), reason=result.reason), now
+        )
+        if not result.passed:
+            view = seen.endpoint
+            mine = view.deployment(plan.deployment) if view else None
+            return rollout, failure(result.reason, view, mine, self.engine.policy)
+        if not result.skipped:
+            self.engine.notify(
+                rollout, rollout.state, result.reason, kind=SMOKE_PASSED, facts={"smoke": record}, occurrence="smoke"
+            )
+        return rollout, action
+
+    def _tester(self, gateway: AmlGateway) -> Any:
+        if self.deps.smoke is not None:
+            return self.deps.smoke(gateway)
+        # The scoring client on first use: most passes never smoke-test anything.
+        from app.azure.credential import get_credential
+        from app.azure.scoring import SmokeTester
+
+        return SmokeTester(gateway, get_credential(), self.deps.settings.smoke_timeout_seconds)
+
+    def _evaluate(self, rollout: Rollout, seen: Observation) -> GateResult:
+        """Read the bake window's metrics (two ARM reads) and judge the new deployment."""
+        plan, progress, now = rollout.plan, rollout.progress, self.deps.clock()
+        assert progress.bake_started_at is not None
+        view = seen.endpoint
+        stable = sorted(name for name in (view.live_traffic() if view else {}) if name != plan.deployment.lower())
+        policy, notes = policy_from_settings(self.deps.settings).tightened(plan.max_error_rate, plan.max_p99_ms)
+        window = self._metrics(plan.workspace_id).read_window(
+            f"{plan.workspace_id}/onlineEndpoints/{plan.endpoint}", progress.bake_started_at, now
+        )
+        result = evaluate_gate(window, plan.deployment, stable, policy, now, notes)
+        logger.info("rollout %s/%s gate: %s", plan.endpoint, plan.deployment, result.summary)
+        telemetry.gate_evaluated("metrics", GATE_OUTCOMES[result.outcome.value], plan.endpoint)
+        return result
+
+    def _metrics(self, workspace_id: str) -> Any:
+        from app.platform.workspace import WorkspaceRef
+
+        workspace = WorkspaceRef.from_arm_id(workspace_id)
+        if self.deps.metrics is not None:
+            return self.deps.metrics(workspace)
+        # The Azure Monitor client on first use: only a bake's end reads metrics.
+        from app.azure.credential import get_credential
+        from app.azure.metrics import MetricsReader
+
+        return MetricsReader(get_credential(), workspace.subscription_id)
+
+    # ------------------------------------------------------------------------------------------ after a decision
+
+    def stepped(self, rollout: Rollout, action: SetTraffic, now: dt.datetime) -> Rollout:
+        """A step's traffic write was sent: record the step (its bake starts when the write is seen in place)."""
+        if action.step is None:
+            return rollout
+        progress = rollout.progress
+        if action.step != progress.step:
+            progress = replace(progress, step=action.step, bake_started_at=None, extensions=0)
+        if action.gate is not None:
+            evidence = action.gate.as_dict()
+            progress = replace(progress, gate=evidence)
+            promoted = replace(rollout, progress=progress)
+            self.engine.notify(
+                promoted,
+                rollout.state,
+                f"step promoted on evidence: {action.reason}",
+                kind=STEP_PROMOTED,
+                facts={"gate": evidence, "step": action.step + 1, "share": rollout.plan.steps[action.step]},
+                occurrence=f"step{action.step}",
+            )
+        return replace(rollout, progress=progress)
+
+    def apply(
+        self, rollout: Rollout, action: StartBake | Extend | Hold | RollBack, gateway: AmlGateway, now: dt.datetime
+    ) -> Rollout:
+        ledger = self.engine.ledger
+        if isinstance(action, StartBake):
+            progress = replace(rollout.progress, step=action.step, bake_started_at=now, extensions=0)
+            baking = replace(rollout, progress=progress)
+            if rollout.state is State.BAKING:
+                return ledger.save(replace(baking, reason=action.reason), now)
+            return self.engine._transition(baking, State.BAKING, action.reason, now)
+        if isinstance(action, Extend):
+            progress = replace(rollout.progress, extensions=action.extensions, gate=action.gate.as_dict())
+            return ledger.save(replace(rollout, progress=progress, reason=action.reason), now)
+        if isinstance(action, Hold):
+            if rollout.reason == action.reason:
+                return rollout
+            evidence = action.gate.as_dict()
+            held = ledger.save(
+                replace(rollout, progress=replace(rollout.progress, gate=evidence), reason=action.reason), now
+            )
+            self.engine.notify(
+                held,
+                held.state,
+                action.reason,
+                kind=GATE_INCONCLUSIVE,
+                facts={"gate": evidence},
+                occurrence=f"hold{rollout.progress.step}",
+            )
+            return held
+        return self._roll_back(rollout, action, gateway, now)
+
+    def _roll_back(self, rollout: Rollout, action: RollBack, gateway: AmlGateway, now: dt.datetime) -> Rollout:
+        """One traffic write (fenced, recorded as an intent), then ``rolled_back`` with the evidence."""
+        plan = rollout.plan
+        self.engine._send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)
+        sent = f"PUT endpoint {plan.endpoint} {action.reason}"
+        progress = replace(rollout.progress, requested="", paused=False)
+        facts: Mapping[str, object] = {"traffic": dict(action.traffic), "mirror": dict(action.mirror)}
+        if action.gate is not None:
+            progress = replace(progress, gate=action.gate.as_dict())
+            facts = {**facts, "gate": action.gate.as_dict()}
+        logger.warning("rollout %s/%s %s", plan.endpoint, plan.deployment, action.reason)
+        return self.engine._transition(
+            replace(
+                rollout,
+                progress=progress,
+                actions=(*rollout.actions, sent),
+                attempts=0,
+                next_attempt_at=None,
+                last_error="",
+            ),
+            State.ROLLED_BACK,
+            action.reason,
+            now,
+            facts=facts,
+        )

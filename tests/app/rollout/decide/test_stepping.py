@@ -1,0 +1,249 @@
+"""Traffic steps and operator actions: every move of a baking rollout, every action in every state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from app.rollout.decide.gate import GateEvidence, GatePolicy, GateResult, Outcome
+from app.rollout.decide.stepping import (
+    ACTIONS,
+    ACTIVE,
+    ALL_STATES,
+    Applied,
+    Control,
+    Effect,
+    MoveKind,
+    Refused,
+    StepPlan,
+    apply_action,
+    bake_deadline,
+    next_move,
+    rollback_split,
+)
+
+T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+BAKE = dt.timedelta(minutes=10)
+PLAN = StepPlan((10, 50, 100), BAKE)
+POLICY = GatePolicy(max_extensions=2)
+
+
+def _gate(outcome: Outcome) -> GateResult:
+    evidence = GateEvidence(
+        T0, T0 + BAKE, T0 + BAKE, "green", ("blue",), 500, 0, 0.0, 50, 4500, 45, 1.1, True, 1, 1.5, None, 100, 40, 0, 0
+    )
+    return GateResult(outcome, (f"{outcome.value} because",), evidence)
+
+
+def test_step_plan_rules() -> None:
+    assert StepPlan.single(100).steps == (100,) and not StepPlan.single(100).gated
+    assert PLAN.final == 100 and PLAN.gated
+    for bad in ((), (50, 50), (50, 10)):
+        with pytest.raises(ValueError, match="step"):
+            StepPlan(bad)
+    with pytest.raises(ValueError, match="negative"):
+        StepPlan((10,), -BAKE)
+
+
+def test_bake_deadline_grows_by_one_bake_per_extension() -> None:
+    assert bake_deadline(T0, BAKE, 0) == T0 + BAKE
+    assert bake_deadline(T0, BAKE, 2) == T0 + 3 * BAKE
+
+
+def test_zero_bake_advances_through_every_step_without_gates() -> None:
+    plan = StepPlan((10, 50, 100))
+    moves = [next_move(plan, step, T0, T0, None, POLICY) for step in range(3)]
+    assert [(m.kind, m.step, m.traffic) for m in moves] == [
+        (MoveKind.ADVANCE, 1, 50),
+        (MoveKind.ADVANCE, 2, 100),
+        (MoveKind.DONE, 2, 100),
+    ]
+    assert all(m.gate is None for m in moves)
+
+
+def test_a_bake_waits_until_its_end() -> None:
+    move = next_move(PLAN, 0, T0, T0 + BAKE - dt.timedelta(seconds=1), None, POLICY)
+    assert (move.kind, move.wait_until, move.traffic) == (MoveKind.BAKING, T0 + BAKE, 10)
+    assert "step 1/3 at 10%" in move.reason
+
+
+def test_an_ended_bake_asks_for_the_gate_once() -> None:
+    assert next_move(PLAN, 0, T0, T0 + BAKE, None, POLICY).kind is MoveKind.EVALUATE
+
+
+@pytest.mark.parametrize(
+    ("step", "kind", "to", "traffic"),
+    [(0, MoveKind.ADVANCE, 1, 50), (1, MoveKind.ADVANCE, 2, 100), (2, MoveKind.DONE, 2, 100)],
+)
+def test_a_passed_gate_advances_and_the_final_bake_finishes(step: int, kind: MoveKind, to: int, traffic: int) -> None:
+    gate = _gate(Outcome.PASS)
+    move = next_move(PLAN, step, T0, T0 + BAKE, gate, POLICY)
+    assert (move.kind, move.step, move.traffic, move.gate) == (kind, to, traffic, gate)
+
+
+@pytest.mark.parametrize("step", [0, 1, 2])
+def test_a_failed_gate_rolls_back_with_its_evidence(step: int) -> None:
+    gate = _gate(Outcome.FAIL)
+    move = next_move(PLAN, step, T0, T0 + BAKE, gate, POLICY)
+    assert (move.kind, move.gate) == (MoveKind.ROLLBACK, gate)
+    assert "fail because" in move.reason
+
+
+def test_inconclusive_extends_then_follows_the_setting() -> None:
+    gate = _gate(Outcome.INCONCLUSIVE)
+    first = next_move(PLAN, 0, T0, T0 + BAKE, gate, POLICY)
+    assert (first.kind, first.extensions_used, first.wait_until) == (MoveKind.BAKING, 1, T0 + 2 * BAKE)
+    assert "extended (1/2)" in first.reason
+    # During the extension the bake waits, then asks for the gate again over the longer window.
+    assert next_move(PLAN, 0, T0, T0 + BAKE, None, POLICY, extensions_used=1).kind is MoveKind.BAKING
+    assert next_move(PLAN, 0, T0, T0 + 2 * BAKE, None, POLICY, extensions_used=1).kind is MoveKind.EVALUATE
+    second = next_move(PLAN, 0, T0, T0 + 2 * BAKE, gate, POLICY, extensions_used=1)
+    assert (second.kind, second.extensions_used) == (MoveKind.BAKING, 2)
+    expected = {"hold": (MoveKind.HOLD, 0), "rollback": (MoveKind.ROLLBACK, 0), "promote": (MoveKind.ADVANCE, 1)}
+    for setting, (kind, step) in expected.items():
+        policy = GatePolicy(max_extensions=2, inconclusive=setting)
+        move = next_move(PLAN, 0, T0, T0 + 3 * BAKE, gate, policy, extensions_used=2)
+        assert (move.kind, move.step) == (kind, step if kind is not MoveKind.ROLLBACK else 0), setting
+        assert f"GATE_INCONCLUSIVE={setting}" in move.reason
+
+
+def test_inconclusive_promote_at_the_final_step_finishes() -> None:
+    policy = GatePolicy(max_extensions=0, inconclusive="promote")
+    move = next_move(PLAN, 2, T0, T0 + BAKE, _gate(Outcome.INCONCLUSIVE), policy)
+    assert move.kind is MoveKind.DONE
+
+
+def test_pause_holds_even_when_the_bake_is_over() -> None:
+    move = next_move(PLAN, 1, T0, T0 + 5 * BAKE, _gate(Outcome.PASS), POLICY, paused=True)
+    assert (move.kind, move.traffic) == (MoveKind.HOLD, 50)
+
+
+def test_operator_requests_come_first() -> None:
+    promote = next_move(PLAN, 0, T0, T0, None, POLICY, paused=True, requested="promote")
+    assert (promote.kind, promote.step, promote.traffic) == (MoveKind.PROMOTE, 2, 100)
+    rollback = next_move(PLAN, 1, T0, T0, _gate(Outcome.PASS), POLICY, requested="rollback")
+    assert rollback.kind is MoveKind.ROLLBACK
+    with pytest.raises(ValueError, match="only promote and rollback"):
+        next_move(PLAN, 0, T0, T0, None, POLICY, requested="pause")
+    with pytest.raises(ValueError, match="not a step"):
+        next_move(PLAN, 3, T0, T0, None, POLICY)
+
+
+def test_rollback_split_restores_the_recorded_traffic() -> None:
+    assert rollback_split({"blue": 100}, "green") == {"blue": 100, "green": 0}
+    assert rollback_split({"blue": 70, "old": 30, "Green": 0}, "green") == {"blue": 70, "old": 30, "green": 0}
+    assert rollback_split({}, "green") == {"green": 0}  # a new endpoint: no live traffic afterwards
+
+
+# ----------------------------------------------------------------------------------------- operator actions
+
+#: (action, state) -> what happens to an unpaused rollout with nothing requested whose replaced deployment
+#: exists: the effect and the new state, or "409".
+EXPECTED: dict[str, dict[str, tuple[Effect, str] | str]] = {
+    "promote": {
+        **dict.fromkeys(("pending", "deploying", "baking"), (Effect.REQUEST_PROMOTE, "same")),
+        **dict.fromkeys(("live", "canary", "dark"), (Effect.NONE, "same")),
+    },
+    "rollback": {
+        **dict.fromkeys(("pending", "deploying", "baking"), (Effect.REQUEST_ROLLBACK, "same")),
+        **dict.fromkeys(("live", "canary", "dark", "aborted"), (Effect.REQUEST_ROLLBACK, "same")),
+        "rolled_back": (Effect.NONE, "same"),
+    },
+    "abort": {
+        **dict.fromkeys(("pending", "deploying", "baking"), (Effect.STOP, "aborted")),
+        "aborted": (Effect.NONE, "same"),
+    },
+    "retry": {
+        **dict.fromkeys(("failed", "rolled_back", "aborted"), (Effect.RESTART, "pending")),
+        **dict.fromkeys(("pending", "deploying", "baking"), (Effect.NONE, "same")),
+    },
+    "pause": dict.fromkeys(("pending", "deploying", "baking"), (Effect.PAUSE, "same")),
+    "resume": dict.fromkeys(("pending", "deploying", "baking"), (Effect.NONE, "same")),
+}
+
+
+def test_the_state_list_covers_todays_states_and_the_new_ones() -> None:
+    assert set(ALL_STATES) == {
+        "planned",
+        "pending",
+        "deploying",
+        "live",
+        "canary",
+        "dark",
+        "failed",
+        "superseded",
+        "rejected",
+        "baking",
+        "rolled_back",
+        "aborted",
+    }
+
+
+@pytest.mark.parametrize(("action", "state"), list(itertools.product(ACTIONS, ALL_STATES)))
+def test_every_action_in_every_state(action: str, state: str) -> None:
+    result = apply_action(action, Control(state))
+    expected = EXPECTED[action].get(state, "409")
+    if expected == "409":
+        assert isinstance(result, Refused) and result.status == 409
+        assert state in result.reason
+        return
+    assert isinstance(result, Applied), result
+    effect, new_state = expected
+    assert result.effect is effect
+    assert result.control.state == (state if new_state == "same" else new_state)
+
+
+@pytest.mark.parametrize(("action", "state", "paused"), list(itertools.product(ACTIONS, ALL_STATES, (False, True))))
+def test_the_same_action_twice_changes_nothing_the_second_time(action: str, state: str, paused: bool) -> None:
+    if paused and state not in ACTIVE:
+        return  # only a running rollout can be paused
+    first = apply_action(action, Control(state, paused=paused))
+    if isinstance(first, Refused):
+        assert isinstance(apply_action(action, Control(state, paused=paused)), Refused)
+        return
+    second = apply_action(action, first.control)
+    assert isinstance(second, Applied), (action, state, second)
+    assert second.effect is Effect.NONE and second.control == first.control
+
+
+def test_pause_and_resume() -> None:
+    paused = apply_action("pause", Control("baking"))
+    assert isinstance(paused, Applied) and paused.control.paused and paused.effect is Effect.PAUSE
+    resumed = apply_action("resume", paused.control)
+    assert isinstance(resumed, Applied) and not resumed.control.paused and resumed.effect is Effect.RESUME
+    assert "bake starts again" in resumed.note
+
+
+def test_promote_or_rollback_unpause_and_rollback_overrides_promote() -> None:
+    promoted = apply_action("promote", Control("baking", paused=True))
+    assert isinstance(promoted, Applied) and promoted.control == Control("baking", False, "promote")
+    rolled = apply_action("rollback", promoted.control)
+    assert isinstance(rolled, Applied) and rolled.control.requested == "rollback"
+    refused = apply_action("promote", rolled.control)
+    assert isinstance(refused, Refused) and "rollback is under way" in refused.reason
+    assert isinstance(apply_action("pause", rolled.control), Refused)
+
+
+def test_abort_clears_a_pending_request() -> None:
+    aborted = apply_action("abort", Control("baking", paused=True, requested="promote"))
+    assert isinstance(aborted, Applied) and aborted.control == Control("aborted")
+
+
+def test_rollback_after_the_end_needs_the_replaced_deployment() -> None:
+    refused = apply_action("rollback", Control("live", replaced_exists=False))
+    assert isinstance(refused, Refused) and "no longer exists" in refused.reason
+    assert isinstance(apply_action("rollback", Control("baking", replaced_exists=False)), Applied)
+
+
+def test_retry_restarts_from_the_plan() -> None:
+    retried = apply_action("retry", Control("rolled_back", requested="rollback"))
+    assert isinstance(retried, Applied) and retried.control == Control("pending")
+
+
+def test_unknown_action_or_state_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown action"):
+        apply_action("restart", Control("baking"))
+    with pytest.raises(ValueError, match="unknown state"):
+        apply_action("pause", Control("held"))

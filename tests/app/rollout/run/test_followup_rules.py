@@ -1,0 +1,56 @@
+"""Follow-up settings and messages: delays per kind, the queue name, and what a message may carry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.platform.errors import EventValidationError, SettingsError
+from app.platform.settings import Settings
+from app.rollout.run.followup import DEFAULT_DELAYS, FollowUp, visibility
+from tests.fakes import WORKSPACE_ID
+
+
+def test_the_defaults_follow_what_aml_typically_takes() -> None:
+    settings = Settings.from_env({})
+    assert settings.rollout_queue == "rollout-followups"
+    assert {kind: settings.followup_delay(kind) for kind in DEFAULT_DELAYS} == dict(DEFAULT_DELAYS)
+
+
+def test_delays_override_kind_by_kind_and_off_turns_follow_ups_off() -> None:
+    settings = Settings.from_env({"FOLLOWUP_DELAYS": "deployment=600, traffic=10"})
+    assert settings.followup_delay("deployment") == 600 and settings.followup_delay("traffic") == 10
+    assert settings.followup_delay("endpoint") == 90
+    assert Settings.from_env({"FOLLOWUP_DELAYS": "off"}).followup_delay("traffic") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FOLLOWUP_DELAYS": "deploy=300"}, "FOLLOWUP_DELAYS: 'deploy' is not one of"),
+        ({"FOLLOWUP_DELAYS": "traffic=soon"}, "FOLLOWUP_DELAYS: 'traffic=soon' is not kind=seconds"),
+        ({"FOLLOWUP_DELAYS": "deployment=700000"}, "out of range (0..604800 s, 7 days)"),
+        ({"ROLLOUT_QUEUE": "Rollout_Queue"}, "ROLLOUT_QUEUE='Rollout_Queue' is not a valid queue name"),
+        ({"ROLLOUT_QUEUE": "a--b"}, "ROLLOUT_QUEUE='a--b' is not a valid queue name"),
+    ],
+)
+def test_a_bad_setting_is_named_with_its_fix(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+    assert message in str(raised.value)
+
+
+def test_visibility_is_whole_seconds_never_early_and_at_most_seven_days() -> None:
+    assert visibility(1.2) == 2 and visibility(0) == 0 and visibility(10**9) == 7 * 24 * 3600
+
+
+def test_a_message_round_trips_and_names_the_field_it_lacks() -> None:
+    sent = FollowUp(WORKSPACE_ID, "credit", "traffic", 2)
+    assert FollowUp.parse(sent.to_json().encode()) == sent
+    with pytest.raises(EventValidationError) as bad_endpoint:
+        FollowUp.parse(json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "1x"}))
+    assert bad_endpoint.value.field == "endpoint"
+    with pytest.raises(EventValidationError) as no_workspace:
+        FollowUp.parse(json.dumps({"endpoint": "credit"}))
+    assert no_workspace.value.field == "workspaceId"
