@@ -14,7 +14,8 @@ from app.azure.tables import TableStore
 from app.notify.notifier import Notifier, sinks_from_settings
 from app.notify.outbox import OutboxNotifier
 from app.platform.clock import utc_now
-from app.platform.settings import Settings, get_settings
+from app.platform.settings import Settings
+from app.platform.settings_reader import get_settings
 from app.platform.telemetry import setup as setup_telemetry
 
 if TYPE_CHECKING:

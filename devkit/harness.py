@@ -267,7 +267,7 @@ class OfflineApp:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-        from app.platform.settings import get_settings
+        from app.platform.settings_reader import get_settings
 
         client = QueueClient.from_connection_string(
             self.stack.env["AzureWebJobsStorage"],

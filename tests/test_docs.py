@@ -47,7 +47,7 @@ README_MAX_LINES = 250
 
 
 def settings_the_code_reads() -> set[str]:
-    settings_py = ROOT / "app" / "platform" / "settings.py"
+    settings_py = ROOT / "app" / "platform" / "settings_reader.py"
     literals = {
         node.value
         for node in ast.walk(ast.parse(settings_py.read_text()))

@@ -350,7 +350,7 @@ def test_operator_roles_are_opt_in_and_scoped_to_the_app_s_own_resources() -> No
 
 def code_settings() -> set[str]:
     """Names the app reads: env-name literals in app/platform/settings.py and %NAME% in function_app.py."""
-    settings_py = ROOT / "app" / "platform" / "settings.py"
+    settings_py = ROOT / "app" / "platform" / "settings_reader.py"
     if not settings_py.exists():
         return FALLBACK_CODE_SETTINGS
     literals = {

@@ -11,7 +11,7 @@ import pytest
 
 from app.azure.tables import Row, TableStore
 from app.platform.idempotency import Idempotency, RecordKey
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from app.rollout.decide.model import Rollout, State
 from app.rollout.ledger.ledger import (
     ACTIVE_INDEX,
@@ -54,7 +54,7 @@ class CrashingStore(TableStore):
 
 
 def _store(stack: DevStack, kind: type[TableStore] = TableStore) -> Any:
-    settings = Settings.from_env(stack.env)
+    settings = settings_from_env(stack.env)
     return kind.from_settings(settings, "rollouts", lambda: pytest.fail("no credential needed"))
 
 

@@ -19,7 +19,7 @@ from app.platform.idempotency import (
     RecordKey,
     Status,
 )
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from devkit.stack import DevStack
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ class InterferingStore(TableStore):
 
 
 def _connect(stack: DevStack, kind: type[TableStore] = TableStore) -> Any:
-    settings = Settings.from_env(stack.env)
+    settings = settings_from_env(stack.env)
     return kind.from_settings(settings, "idempotencytest", lambda: pytest.fail("no credential needed"))
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from app.azure.tables import Conflict, TableStore
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from app.rollout.decide.model import State
 from app.rollout.ledger.ledger import RolloutLedger
 from devkit.stack import WORKSPACE_ID, DevStack
@@ -20,7 +20,7 @@ NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
 @pytest.fixture
 def store(stack: DevStack) -> TableStore:
-    settings = Settings.from_env(stack.env)
+    settings = settings_from_env(stack.env)
     return TableStore.from_settings(settings, "storetest", lambda: pytest.fail("no credential needed"))
 
 

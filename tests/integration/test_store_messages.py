@@ -7,14 +7,14 @@ import logging
 import pytest
 
 from app.azure.tables import TableStore
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from devkit.stack import DevStack
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_recreated_table_is_reported_as_information(stack: DevStack, caplog: pytest.LogCaptureFixture) -> None:
-    store = TableStore.from_settings(Settings.from_env(stack.env), "storemsg", lambda: pytest.fail("no credential"))
+    store = TableStore.from_settings(settings_from_env(stack.env), "storemsg", lambda: pytest.fail("no credential"))
     store.insert("p", "k", {"n": 1})
     store.client.delete_table()
     caplog.set_level(logging.DEBUG, logger="app.azure.tables")

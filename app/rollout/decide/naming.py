@@ -19,9 +19,9 @@ import hashlib
 import re
 
 from app.platform.errors import PermanentError
+from app.platform.names import MAX_LENGTH, is_valid_name
 
-MIN_LENGTH, MAX_LENGTH = 3, 32
-NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+__all__ = ["EndpointNameTaken", "deployment_name", "endpoint_name", "is_valid_name", "slug"]
 _HASH_LENGTH = 6
 _MAX_VERSION_PART = 12
 
@@ -39,11 +39,6 @@ class EndpointNameTaken(PermanentError):
             "Set the model's endpoint tag to a name of your own and register a new version"
         )
         self.endpoint = endpoint
-
-
-def is_valid_name(name: str) -> bool:
-    """Does ``name`` satisfy AML's endpoint/deployment naming rule?"""
-    return MIN_LENGTH <= len(name) <= MAX_LENGTH and bool(NAME_PATTERN.match(name))
 
 
 def slug(text: str) -> str:

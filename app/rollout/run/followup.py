@@ -9,14 +9,15 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.platform import budgets
 from app.platform.errors import EventValidationError, RetryableError, SettingsError
+from app.platform.names import is_valid_name
+from app.platform.settings import MAX_VISIBILITY_S
 from app.platform.workspace import WorkspaceRef
-from app.rollout.decide.naming import is_valid_name
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -27,19 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: What each write usually takes in Azure ML, in seconds: the follow-up is due then (FOLLOWUP_DELAYS overrides).
-#: Endpoint creation is typically 1-2 minutes, a managed deployment 5-15 minutes (VM allocation and image pull),
-#: a traffic update well under a minute. ``recheck``: a follow-up that found the operation still running looks
-#: again this much later (at most MAX_RECHECKS times; then the timer carries on).
-DEFAULT_DELAYS: Mapping[str, float] = {
-    "endpoint": 90.0,
-    "deployment": 300.0,
-    "traffic": 30.0,
-    "delete": 60.0,
-    "recheck": 30.0,
-}
-#: A queue message can stay invisible for at most 7 days (Put Message, visibilitytimeout).
-MAX_VISIBILITY_S = 7 * 24 * 3600
 MAX_RECHECKS = 5
 #: A message body is at most this long; ours are far shorter, anything longer is not ours.
 MAX_BODY = 4096
@@ -87,33 +75,6 @@ class FollowUp:
             str(raw.get("reason", ""))[:200],
             rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
         )
-
-
-def parse_delays(raw: str) -> tuple[dict[str, float], list[str]]:
-    """``FOLLOWUP_DELAYS``: ``kind=seconds`` pairs over the defaults; (delays, problems). ``off`` disables them."""
-    delays, problems = dict(DEFAULT_DELAYS), []
-    if raw.strip().lower() == "off":
-        return {}, []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        kind, _, value = item.partition("=")
-        kind = kind.strip().lower()
-        if kind not in DEFAULT_DELAYS:
-            problems.append(
-                f"FOLLOWUP_DELAYS: {kind!r} is not one of {', '.join(DEFAULT_DELAYS)} (e.g. deployment=300,traffic=30)"
-            )
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            problems.append(f"FOLLOWUP_DELAYS: {item!r} is not kind=seconds (e.g. deployment=300)")
-            continue
-        if not 0 <= seconds <= MAX_VISIBILITY_S:
-            problems.append(f"FOLLOWUP_DELAYS: {kind}={value} is out of range (0..{MAX_VISIBILITY_S} s, 7 days)")
-            continue
-        delays[kind] = seconds
-    return delays, problems
 
 
 def visibility(delay: dt.timedelta | float) -> int:

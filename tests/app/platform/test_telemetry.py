@@ -12,7 +12,7 @@ import pytest
 
 from app.platform import telemetry as telemetry_module
 from app.platform.errors import SettingsError
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from tests.conftest import Telemetry
 
 ROOT = Path(__file__).parents[3]
@@ -33,13 +33,13 @@ CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionE
     ],
 )
 def test_the_exporter_follows_the_settings(env: dict[str, str], installed: bool, expected: str) -> None:
-    assert telemetry_module.choose_exporter(Settings.from_env(env), installed) == expected
+    assert telemetry_module.choose_exporter(settings_from_env(env), installed) == expected
 
 
 def test_a_bad_console_setting_is_named_and_the_connection_string_is_never_shown() -> None:
     with pytest.raises(SettingsError, match="TELEMETRY_CONSOLE='maybe' is not a boolean"):
-        Settings.from_env({"TELEMETRY_CONSOLE": "maybe"})
-    settings = Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION})
+        settings_from_env({"TELEMETRY_CONSOLE": "maybe"})
+    settings = settings_from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION})
     assert settings.appinsights_connection_string == CONNECTION
     assert "InstrumentationKey" not in repr(settings)
 
@@ -57,8 +57,8 @@ def test_gate_evaluations_are_counted_by_gate_and_outcome(telemetry: Telemetry) 
 CONSOLE_SCRIPT = """
 from app.platform import telemetry
 from app.intake.events import Envelope
-from app.platform.settings import Settings
-settings = Settings.from_env({"TELEMETRY_CONSOLE": "true"})
+from app.platform.settings_reader import settings_from_env
+settings = settings_from_env({"TELEMETRY_CONSOLE": "true"})
 print("exporter:", telemetry.setup(settings))
 envelope = Envelope("evt-1", "ModelRegistered", "models/m:1", None, "t", "EventGrid", {})
 with telemetry.event_span(envelope) as span:
@@ -89,9 +89,9 @@ def test_importing_the_app_loads_no_opentelemetry_module() -> None:
 FAILING_SETUP_SCRIPT = """
 import logging
 from app.platform import telemetry
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 logging.basicConfig(level=logging.ERROR, format="%(message)s")
-print(telemetry.setup(Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "not-a-connection-string"})))
+print(telemetry.setup(settings_from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "not-a-connection-string"})))
 """
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from app.intake.events import RunCompletedData, RunStatusChangedData
 from app.platform.errors import SettingsError
-from app.platform.settings import Settings
+from app.platform.settings_reader import settings_from_env
 from app.retraining.registration import InvalidRunTag, JobOutput, RegisterModel, from_job_output
 from app.retraining.signals import BREACH_TAG, breach_of
 
@@ -104,10 +104,10 @@ def test_a_pipeline_without_the_output_names_the_tag_and_lists_its_outputs() -> 
 
 
 def test_notify_run_statuses_default_parse_and_errors() -> None:
-    assert Settings.from_env({}).notify_run_statuses == {"failed", "canceled"}
-    assert Settings.from_env({"NOTIFY_RUN_STATUSES": "FAILED, NotResponding"}).notify_run_statuses == {
+    assert settings_from_env({}).notify_run_statuses == {"failed", "canceled"}
+    assert settings_from_env({"NOTIFY_RUN_STATUSES": "FAILED, NotResponding"}).notify_run_statuses == {
         "failed",
         "notresponding",
     }
     with pytest.raises(SettingsError, match="NOTIFY_RUN_STATUSES: cancelled is not an Azure ML run status"):
-        Settings.from_env({"NOTIFY_RUN_STATUSES": "Failed,Cancelled"})
+        settings_from_env({"NOTIFY_RUN_STATUSES": "Failed,Cancelled"})
