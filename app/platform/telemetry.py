@@ -1,26 +1,23 @@
-"""OpenTelemetry: set up once per process, a span per event, per rollout step and per tick, and the app's metrics."""
+"""OpenTelemetry: set up once per process, a span per event and per tick, ARM request counts, the app's meter."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 # Nothing from opentelemetry is imported at module level: dispatch.py imports this module when
 # function_app is imported, and the OpenTelemetry API and SDK are loaded on first use instead (cold start).
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+    from opentelemetry.metrics import Counter
     from opentelemetry.trace import Span
 
-    from app.intake.events import Envelope
     from app.platform.settings import Settings
-    from app.rollout.decide.model import Rollout
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +33,22 @@ R = TypeVar("R")
 _lock = threading.Lock()
 #: The tracer provider ``setup`` last saw (after installing), and the exporter it chose for it.
 _state: tuple[object, str] | None = None
-_waiting_lock = threading.Lock()
-_waiting: dict[str, int] = {}
+
+
+class EventFields(Protocol):
+    """What an event span records of an event (the intake's ``Envelope`` has these)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def topic(self) -> str: ...
 
 
 def choose_exporter(settings: Settings, provider_installed: bool) -> str:
@@ -163,10 +174,10 @@ def _arm_request_metrics() -> Any:
                 "http.request.method": str(method),
                 "http.response.status_code": int(str(status) or 0),
             }
-            instruments = _instruments()
-            instruments.arm_requests.add(1, labels)
+            instruments = _arm_instruments()
+            instruments.requests.add(1, labels)
             if attributes.get("http.request.resend_count"):
-                instruments.arm_retries.add(1, labels)
+                instruments.retries.add(1, labels)
 
     return ArmRequestMetrics()
 
@@ -174,16 +185,24 @@ def _arm_request_metrics() -> Any:
 # ---- spans ------------------------------------------------------------------------------------------------
 
 
-def _tracer() -> Any:
+def tracer() -> Any:
+    """The app's tracer (the OpenTelemetry API on first use)."""
     from opentelemetry import trace
 
     return trace.get_tracer(SCOPE)
 
 
+def meter() -> Any:
+    """The app's meter (the OpenTelemetry API on first use)."""
+    from opentelemetry import metrics
+
+    return metrics.get_meter(SCOPE)
+
+
 @contextlib.contextmanager
-def event_span(envelope: Envelope) -> Iterator[Span]:
+def event_span(envelope: EventFields) -> Iterator[Span]:
     """One span per event: id, type, subject and workspace; the caller adds the outcome with ``set_outcome``."""
-    with _tracer().start_as_current_span(
+    with tracer().start_as_current_span(
         "aml_event",
         attributes={
             "aml.event.id": envelope.id,
@@ -204,7 +223,7 @@ def set_outcome(span: Span, outcome: str) -> None:
 @contextlib.contextmanager
 def tick_span() -> Iterator[Span]:
     """One span per reconciler tick; the rollout steps it takes are its children."""
-    with _tracer().start_as_current_span("reconcile_tick") as span:
+    with tracer().start_as_current_span("reconcile_tick") as span:
         yield span
 
 
@@ -225,105 +244,26 @@ def in_current_context(function: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-@contextlib.contextmanager
-def step_span(rollout: Rollout, action: object, siblings: Iterable[Rollout]) -> Iterator[Callable[[Rollout], None]]:
-    """One span per rollout step. Yields ``done(updated)``, which records the state after the step.
-
-    ``siblings`` are the endpoint's other rollouts: with the updated one they give the endpoint's waiting count.
-    """
-    plan = rollout.plan
-    with _tracer().start_as_current_span(
-        "rollout_step",
-        attributes={
-            "aml.workspace": plan.workspace_id,
-            "aml.endpoint": plan.endpoint,
-            "aml.deployment": plan.deployment,
-            "aml.model": f"{plan.model_name}:{plan.model_version}",
-            "aml.rollout.state_before": rollout.state.value,
-            "aml.rollout.action": type(action).__name__,
-            "aml.rollout.action_reason": str(getattr(action, "reason", "") or ""),
-        },
-    ) as span:
-
-        def done(updated: Rollout) -> None:
-            from app.rollout.decide.model import State
-
-            span.set_attribute("aml.rollout.state_after", updated.state.value)
-            span.set_attribute("aml.rollout.reason", updated.reason[:1000])
-            others = [r for r in siblings if r.plan.deployment != updated.plan.deployment]
-            _set_waiting(plan.endpoint, sum(1 for r in (updated, *others) if r.state is State.PENDING))
-
-        yield done
+# ---- metrics ----------------------------------------------------------------------------------------------
 
 
 # ---- metrics ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Instruments:
-    rollouts: Counter
-    time_to_live: Histogram
-    gate_evaluations: Counter
-    arm_requests: Counter
-    arm_retries: Counter
+class _ArmInstruments:
+    requests: Counter
+    retries: Counter
 
 
 @functools.cache
-def _instruments() -> _Instruments:
-    from opentelemetry import metrics
-
-    meter = metrics.get_meter(SCOPE)
-    meter.create_observable_gauge(
-        "rollouts.waiting",
-        callbacks=[_observe_waiting],
-        unit="{rollout}",
-        description="Rollouts pending on an endpoint, waiting for its write turn, by endpoint",
-    )
-    return _Instruments(
-        rollouts=meter.create_counter(
-            "rollouts", unit="{rollout}", description="Rollouts that reached a final state, by outcome and endpoint"
-        ),
-        time_to_live=meter.create_histogram(
-            "rollouts.time_to_live", unit="s", description="Seconds from a rollout's ledger row to live traffic"
-        ),
-        gate_evaluations=meter.create_counter(
-            "rollouts.gate_evaluations", unit="{evaluation}", description="Rollout gate evaluations by outcome"
-        ),
-        arm_requests=meter.create_counter(
+def _arm_instruments() -> _ArmInstruments:
+    app_meter = meter()
+    return _ArmInstruments(
+        requests=app_meter.create_counter(
             "arm.requests", unit="{request}", description="HTTP requests sent to Azure Resource Manager"
         ),
-        arm_retries=meter.create_counter(
+        retries=app_meter.create_counter(
             "arm.retries", unit="{request}", description="ARM requests that were retries of an earlier attempt"
         ),
     )
-
-
-def rollout_transitioned(rollout: Rollout, now: dt.datetime) -> None:
-    """Count a rollout reaching a final state; a rollout going live also records its time to live."""
-    from app.rollout.decide.model import State
-
-    if not rollout.state.terminal:
-        return
-    instruments = _instruments()
-    instruments.rollouts.add(1, {"outcome": rollout.state.value, "endpoint": rollout.plan.endpoint})
-    if rollout.state is State.LIVE:
-        seconds = max((now - rollout.created_at).total_seconds(), 0.0)
-        instruments.time_to_live.record(seconds, {"endpoint": rollout.plan.endpoint})
-
-
-def gate_evaluated(gate: str, outcome: str, endpoint: str) -> None:
-    """Count one gate evaluation (outcome: passed, failed, inconclusive, error). For the rollout gates."""
-    _instruments().gate_evaluations.add(1, {"gate": gate, "outcome": outcome, "endpoint": endpoint})
-
-
-def _set_waiting(endpoint: str, count: int) -> None:
-    _instruments()  # the gauge exists once anything was measured
-    with _waiting_lock:
-        _waiting[endpoint] = count
-
-
-def _observe_waiting(options: CallbackOptions) -> Iterable[Observation]:
-    from opentelemetry.metrics import Observation
-
-    with _waiting_lock:
-        return [Observation(count, {"endpoint": endpoint}) for endpoint, count in sorted(_waiting.items())]

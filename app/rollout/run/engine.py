@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from app.platform import telemetry
 from app.platform.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
@@ -42,6 +41,7 @@ from app.rollout.decide.step import (
 )
 from app.rollout.decide.stepping import bake_deadline
 from app.rollout.ledger.ledger import Lease, LeaseLost, StaleRollout
+from app.rollout.run import telemetry
 from app.rollout.run.factories import ledger_of, policy_of
 from app.rollout.run.followup import MAX_RECHECKS, FollowUp
 from app.rollout.run.notifications import (

@@ -10,7 +10,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.azure.scoring import choose_sample, no_sample
-from app.platform import telemetry
 from app.rollout.decide.gate import evaluate_gate, policy_from_settings
 from app.rollout.decide.model import Rollout, State
 from app.rollout.decide.step import (
@@ -26,6 +25,7 @@ from app.rollout.decide.step import (
     failure,
     step,
 )
+from app.rollout.run import telemetry
 from app.rollout.run.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
 
 if TYPE_CHECKING:

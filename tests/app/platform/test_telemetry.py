@@ -13,6 +13,7 @@ import pytest
 from app.platform import telemetry as telemetry_module
 from app.platform.errors import SettingsError
 from app.platform.settings_reader import settings_from_env
+from app.rollout.run import telemetry as rollout_telemetry
 from tests.conftest import Telemetry
 
 ROOT = Path(__file__).parents[3]
@@ -48,9 +49,9 @@ def test_gate_evaluations_are_counted_by_gate_and_outcome(telemetry: Telemetry) 
     # The instrument the rollout gates report to (issue 11): one point per gate, outcome and endpoint.
     key = (("endpoint", "gates-ep"), ("gate", "latency_p99"), ("outcome", "inconclusive"))
     before = telemetry.points("rollouts.gate_evaluations").get(key)
-    telemetry_module.gate_evaluated("latency_p99", "inconclusive", "gates-ep")
-    telemetry_module.gate_evaluated("latency_p99", "inconclusive", "gates-ep")
-    telemetry_module.gate_evaluated("latency_p99", "passed", "gates-ep")
+    rollout_telemetry.gate_evaluated("latency_p99", "inconclusive", "gates-ep")
+    rollout_telemetry.gate_evaluated("latency_p99", "inconclusive", "gates-ep")
+    rollout_telemetry.gate_evaluated("latency_p99", "passed", "gates-ep")
     assert telemetry.points("rollouts.gate_evaluations")[key].value == (before.value if before else 0) + 2
 
 
