@@ -7,10 +7,11 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from app.azure.tables import Conflict, Row, TableStore
+from app.azure.tables import TableStore
 from app.notify.notifier import Notification, Notifier
 from app.platform.errors import RetryableError
 from app.platform.settings import Settings
+from app.platform.tables import Conflict, Row
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import RolloutPlan
 from app.wiring import Deps

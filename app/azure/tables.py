@@ -1,65 +1,30 @@
-"""One small abstraction over Azure Tables with ETag concurrency: the ledger and idempotency records use it."""
+"""The table port (``app/platform/tables.py``) over Azure Tables, with the Functions host's connection settings."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import random
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.platform import budgets
-from app.platform.errors import EventValidationError, RetryableError, SettingsError
+from app.platform.errors import SettingsError
+from app.platform.tables import Conflict, Row, Table
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
 
     from app.platform.settings import Settings
-    from app.platform.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
 
 _NOT_IN_TABLE_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
-def workspace_scope(workspace: WorkspaceRef) -> str:
-    """``{name}~{hash}``: a readable partition-key part unique per workspace (ids compare case-insensitively)."""
-    return f"{workspace.workspace_name}~{hashlib.sha256(workspace.key.encode()).hexdigest()[:8]}"
-
-
-def checked_key(value: str, field: str, what: str) -> str:
-    """``value`` if Azure Tables accepts it as a key; else an ``EventValidationError`` naming ``field``."""
-    if not value or _NOT_IN_TABLE_KEYS.search(value) or len(value) > 255:
-        raise EventValidationError(field, f"{value!r} is not {what}")
-    return value
-
-
-def backoff(attempt: int) -> None:
-    """A short jittered pause after an ETag conflict, so contending writers stop colliding."""
-    time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
-
-
-class Conflict(Exception):
-    """The row changed (ETag mismatch) or already exists: re-read and decide again."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """A table entity: keys, user properties and the ETag it was read with."""
-
-    partition: str
-    key: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    etag: str = ""
-
-
-class TableStore:
+class TableStore(Table):
     """A table in the Function App's storage account. Creates the table on first use."""
 
     #: Storage transactions by kind, process-wide (``make bench`` reports them). Every page of a query is one
@@ -207,15 +172,6 @@ class TableStore:
         except ResourceModifiedError as err:
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
-    def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:
-        """Every row ``filter`` matches, page by page (each page is one transaction)."""
-        continuation: dict[str, str] | None = None
-        while True:
-            rows, continuation = self.page(filter, select=select, continuation=continuation, **parameters)
-            yield from rows
-            if continuation is None:
-                return
-
     def page(
         self,
         filter: str,
@@ -240,26 +196,6 @@ class TableStore:
         rows, token = self._retry_if_table_missing(fetch)
         TableStore.rows_read[kind] += len(rows)
         return rows, token or None
-
-    def partition(self, partition: str, *, select: list[str] | None = None) -> list[Row]:
-        return list(self.query("PartitionKey eq @pk", select=select, pk=partition))
-
-    def update(
-        self, partition: str, key: str, change: Callable[[Row | None], Mapping[str, Any] | None], *, tries: int = 8
-    ) -> Row | None:
-        """Read-modify-write with ETags: ``change`` sees the current row (or None) and returns the new
-        properties, or None to leave it alone. Retried on ``Conflict``, so no update is lost."""
-        for attempt in range(tries):
-            current = self.get(partition, key)
-            data = change(current)
-            if data is None:
-                return current
-            try:
-                return self.replace(current, data) if current else self.insert(partition, key, data)
-            except Conflict:
-                logger.debug("%s/%s changed under us; re-reading", partition, key)
-                backoff(attempt)
-        raise RetryableError(f"{partition}/{key} kept changing under concurrent updates")
 
 
 def _row(entity: Any) -> Row:

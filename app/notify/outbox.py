@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.azure.tables import Conflict, Row, TableStore, workspace_scope
 from app.notify.notifier import Notification, Notifier, Sink
 from app.platform.clock import as_utc, utc_now
+from app.platform.tables import Conflict, Row, Table, workspace_scope
 from app.platform.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class OutboxNotifier(Notifier):
     def __init__(
         self,
         sinks: Sequence[Sink],
-        store: Callable[[], TableStore],
+        store: Callable[[], Table],
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         super().__init__(sinks)
@@ -93,7 +93,7 @@ class OutboxNotifier(Notifier):
             sent += 1
         return sent
 
-    def _attempt(self, store: TableStore, row: Row, notification: Notification) -> bool:
+    def _attempt(self, store: Table, row: Row, notification: Notification) -> bool:
         """Publish to the sinks that have not taken it; record the outcome. True when every sink is done."""
         already = set(json.loads(str(row.data.get("SentTo") or "[]")))
         published = self.publish(notification, skip=already)

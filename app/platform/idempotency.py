@@ -3,7 +3,7 @@
 The shape follows the idempotency utility of Powertools for AWS Lambda: the record carries a status, an
 in-progress expiry (a crashed holder blocks the key only until then), the effect's result (a duplicate gets
 the first result back) and a hash of the payload (the same key with a different payload is an error, not a
-silent success). Every write is conditional on the row's ETag through ``TableStore.update``, which re-reads
+silent success). Every write is conditional on the row's ETag through ``Table.update``, which re-reads
 and decides again on a conflict.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from app.azure.tables import Row, TableStore, checked_key, workspace_scope
 from app.platform.clock import as_utc
 from app.platform.errors import PermanentError
+from app.platform.tables import Row, Table, checked_key, workspace_scope
 from app.platform.workspace import WorkspaceRef
 
 
@@ -128,7 +128,7 @@ class Idempotency:
 
     def __init__(
         self,
-        store: TableStore,
+        store: Table,
         *,
         in_progress_for: dt.timedelta,
         new_claim_id: Callable[[], str] = lambda: secrets.token_hex(16),

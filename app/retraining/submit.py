@@ -28,9 +28,9 @@ from app.retraining.decide import (
 )
 
 if TYPE_CHECKING:
-    from app.azure.tables import Row, TableStore
     from app.intake.events import AmlEvent
     from app.platform.idempotency import RecordKey
+    from app.platform.tables import Row, Table
     from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> str:
 
 
 def _find_or_submit(
-    event: AmlEvent[Any], deps: Deps, signal: RetrainSignal, decision: Submit, store: TableStore, hold: RecordKey
+    event: AmlEvent[Any], deps: Deps, signal: RetrainSignal, decision: Submit, store: Table, hold: RecordKey
 ) -> tuple[JobInfo, bool]:
     """The job named for this signal run; submitted only if AML does not have it yet."""
     gateway = deps.aml(event.workspace)

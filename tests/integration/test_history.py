@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from app.azure.tables import Row, TableStore
+from app.azure.tables import TableStore
 from app.platform.idempotency import Idempotency, RecordKey
 from app.platform.settings_reader import settings_from_env
+from app.platform.tables import Row
 from app.rollout.decide.model import Rollout, State
 from app.rollout.ledger.ledger import (
     ACTIVE_INDEX,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.azure.tables import Row, TableStore
+from app.azure.tables import TableStore
 from app.platform.idempotency import (
     AlreadyDone,
     Claimed,
@@ -20,6 +20,7 @@ from app.platform.idempotency import (
     Status,
 )
 from app.platform.settings_reader import settings_from_env
+from app.platform.tables import Row
 from devkit.stack import DevStack
 
 pytestmark = pytest.mark.integration

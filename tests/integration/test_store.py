@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from app.azure.tables import Conflict, TableStore
+from app.azure.tables import TableStore
 from app.platform.settings_reader import settings_from_env
+from app.platform.tables import Conflict
 from app.rollout.decide.model import State
 from app.rollout.ledger.ledger import RolloutLedger
 from devkit.stack import WORKSPACE_ID, DevStack

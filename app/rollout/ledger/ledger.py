@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.azure.tables import Conflict, Row, TableStore, backoff, workspace_scope
 from app.platform.clock import as_utc
 from app.platform.errors import RetryableError
+from app.platform.tables import Conflict, Row, Table, backoff, workspace_scope
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.intents import Intent
@@ -191,9 +191,9 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class RolloutLedger:
-    """Rollout rows over a ``TableStore``. Every write is conditional on the row's ETag."""
+    """Rollout rows over a ``Table``. Every write is conditional on the row's ETag."""
 
-    def __init__(self, store: TableStore) -> None:
+    def __init__(self, store: Table) -> None:
         self.store = store
         # The rows as read, by ETag: ``save`` merges a concurrent change only if it touched nothing but event ids.
         self._read: dict[str, Rollout] = {}

@@ -11,8 +11,8 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from app.azure.tables import Conflict, TableStore
 from app.platform.clock import as_utc
+from app.platform.tables import Conflict, Table
 from app.rollout.run.factories import ledger_of
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def purge_history(deps: Deps) -> list[str]:
     return lines
 
 
-def purge_idempotency(store: TableStore, cutoff: dt.datetime, *, budget: int) -> tuple[int, int]:
+def purge_idempotency(store: Table, cutoff: dt.datetime, *, budget: int) -> tuple[int, int]:
     """Delete the rows last written before ``cutoff`` whose newest date is before it too; at most ``budget``
     examined. (deleted, examined).
 
