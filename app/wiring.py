@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.azure.credential import get_credential
+from app.azure.sinks import sinks_from_settings
 from app.azure.tables import TableStore
-from app.notify.notifier import Notifier, sinks_from_settings
+from app.notify.notifier import Notifier
 from app.notify.outbox import OutboxNotifier
 from app.platform.clock import utc_now
 from app.platform.settings import Settings

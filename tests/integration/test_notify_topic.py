@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.azure.credential import get_credential
-from app.notify.notifier import EventGridTopicSink, Notification, Notifier
+from app.azure.sinks import EventGridTopicSink
+from app.notify.notifier import Notification, Notifier
 from app.platform.errors import RetryableError
 from devkit.stack import DevStack
 from tests.fakes import WORKSPACE

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.notify.notifier import Notification, Notifier, WebhookSink
+from app.azure.sinks import WebhookSink
+from app.notify.notifier import Notification, Notifier
 from app.platform.errors import RetryableError
 from tests.fakes import WORKSPACE
 from tests.receiver import Receiver, running

@@ -36,7 +36,7 @@ def test_settings_refuse_a_lease_shorter_than_the_longest_call() -> None:
 
 
 def test_the_webhook_sink_uses_the_webhook_budget() -> None:
-    from app.notify.notifier import WebhookSink
+    from app.azure.sinks import WebhookSink
 
     assert WebhookSink.retry_delays == budgets.WEBHOOK_RETRY_DELAYS
     assert budgets.WEBHOOK.attempts == len(budgets.WEBHOOK_RETRY_DELAYS) + 1
