@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from app.azure.scoring import choose_sample, no_sample
 from app.rollout.decide.gate import evaluate_gate, policy_from_settings
 from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.smoke import choose_sample, no_sample
 from app.rollout.decide.step import (
     Action,
     Evaluate,

@@ -9,17 +9,10 @@ import pytest
 import requests
 
 from app.azure.aml import AmlGateway
-from app.azure.scoring import (
-    SmokeSample,
-    SmokeTester,
-    choose_sample,
-    classify,
-    no_sample,
-    read_input_example,
-    request_from_input_example,
-)
+from app.azure.scoring import SmokeTester, read_input_example
 from app.platform.errors import RetryableError
 from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.smoke import SmokeSample, choose_sample, classify, no_sample, request_from_input_example
 from devkit.stack import DevStack
 from tests.devkit.arm_session import ArmSession
 from tests.devkit.endpoint_setup import make_endpoint
