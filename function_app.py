@@ -32,7 +32,7 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="message", queue_name="%ROLLOUT_QUEUE%", connection="AzureWebJobsStorage")
 def follow_up_rollout(message: func.QueueMessage) -> None:
     """A follow-up check, due when an AML write should have finished: advance that endpoint now, not next tick."""
-    from app.rollout.run.followup import follow_up
+    from app.rollout.run.reconcile import follow_up
 
     follow_up(message.get_body(), message.dequeue_count or 0, production_deps())
 

@@ -1,67 +1,61 @@
-"""What handlers are given: settings, notifier, clock and lazily built Azure clients."""
+"""The composition root: builds the adapters from the settings, on first use, and hands them in as ``Deps``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from app.azure.aml import AmlGateway
 from app.azure.credential import get_credential
+from app.azure.metrics import MetricsReader
+from app.azure.queue import FollowUpQueue
+from app.azure.scoring import SmokeTester
 from app.azure.sinks import sinks_from_settings
 from app.azure.tables import TableStore
 from app.notify.notifier import Notifier
 from app.notify.outbox import OutboxNotifier
-from app.platform.clock import utc_now
-from app.platform.settings import Settings
+from app.platform.budgets import arm
 from app.platform.settings_reader import get_settings
+from app.platform.tables import Table
 from app.platform.telemetry import setup as setup_telemetry
-
-if TYPE_CHECKING:
-    from app.azure.aml import AmlGateway
-    from app.platform.workspace import WorkspaceRef
-    from app.rollout.run.followup import FollowUpQueue
-
-
-@dataclass(frozen=True)
-class Deps:
-    """Handed to every handler. Factories, so nothing Azure-facing is built unless it is used."""
-
-    settings: Settings
-    notifier: Notifier
-    aml: Callable[[WorkspaceRef], AmlGateway]
-    table: Callable[[str], TableStore]
-    clock: Callable[[], dt.datetime] = utc_now
-    #: The smoke test's scoring client per workspace gateway, and the Azure Monitor reader per workspace
-    #: (issue 11). None: built on first use from the app's credential.
-    smoke: Callable[[AmlGateway], Any] | None = None
-    metrics: Callable[[WorkspaceRef], Any] | None = None
-    #: Where follow-up checks are scheduled after each AML write (issue 11 §6); None: no follow-ups, the timer
-    #: alone advances rollouts.
-    followups: Callable[[], FollowUpQueue] | None = None
+from app.platform.workspace import WorkspaceRef
+from app.ports import AzureMl, Deps, FollowUps, MetricsSource, SmokeClient
 
 
 @functools.cache
-def _aml_gateway(workspace: WorkspaceRef) -> AmlGateway:
-    # The Azure ML adapter on first use: it brings the rollout model and the SDK-facing code with it.
-    from app.azure.aml import AmlGateway
-    from app.platform.budgets import arm
-
+def _gateway(workspace: WorkspaceRef) -> AmlGateway:
     return AmlGateway(workspace, get_credential(), arm(get_settings().arm_read_timeout_seconds))
 
 
+def _aml_gateway(workspace: WorkspaceRef) -> AzureMl:
+    return _gateway(workspace)
+
+
 @functools.cache
-def _table_store(name: str) -> TableStore:
+def _table(name: str) -> TableStore:
     return TableStore.from_settings(get_settings(), name, get_credential)
 
 
-@functools.cache
-def _followup_queue() -> FollowUpQueue:
-    from app.rollout.run.followup import FollowUpQueue
+def _table_store(name: str) -> Table:
+    return _table(name)
 
+
+@functools.cache
+def _queue() -> FollowUpQueue:
     return FollowUpQueue.from_settings(get_settings(), get_credential)
+
+
+def _followup_queue() -> FollowUps:
+    return _queue()
+
+
+def _smoke_client(workspace: WorkspaceRef) -> SmokeClient:
+    # The scoring client reads the endpoint's scoring URI and keys through the workspace's gateway.
+    return SmokeTester(_gateway(workspace), get_credential(), get_settings().smoke_timeout_seconds)
+
+
+def _metrics_reader(workspace: WorkspaceRef) -> MetricsSource:
+    return MetricsReader(get_credential(), workspace.subscription_id)
 
 
 @functools.cache
@@ -83,11 +77,13 @@ def production_deps() -> Deps:
         notifier=notifier,
         aml=_aml_gateway,
         table=_table_store,
+        smoke=_smoke_client,
+        metrics=_metrics_reader,
         followups=_followup_queue if settings.followup_delays else None,
     )
 
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _aml_gateway, _table_store, _followup_queue, get_settings, get_credential):
+    for cached in (production_deps, _gateway, _table, _queue, get_settings, get_credential):
         cached.cache_clear()

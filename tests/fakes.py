@@ -13,8 +13,8 @@ from app.platform.errors import RetryableError
 from app.platform.settings import Settings
 from app.platform.tables import Conflict, Row
 from app.platform.workspace import WorkspaceRef
+from app.ports import Deps
 from app.rollout.decide.model import RolloutPlan
-from app.wiring import Deps
 
 WORKSPACE_ID = (
     "/subscriptions/00000000-0000-0000-0000-00000000de71/resourceGroups/rg-devkit"

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Progress, Rollout, State
 from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply_action
-from app.rollout.ledger.ledger import StaleRollout
-from app.rollout.run.factories import ledger_of
+from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.notifications import OPERATOR_ACTION, PAUSED, RESUMED
 
 if TYPE_CHECKING:
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

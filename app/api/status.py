@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.model import Rollout, State
-from app.rollout.ledger.ledger import RolloutLedger
-from app.rollout.run.factories import ledger_of
+from app.rollout.ledger.ledger import RolloutLedger, ledger_of
 
 if TYPE_CHECKING:
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

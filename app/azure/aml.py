@@ -17,12 +17,11 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.platform import budgets
-from app.platform.errors import PermanentError
 from app.platform.workspace import WorkspaceRef
+from app.ports import JobDetail, ModelNotFound
 from app.retraining.decide import (
     ComponentInfo,
     ComponentRef,
@@ -50,24 +49,6 @@ def arm_endpoint() -> str:
     # Not a Settings field on purpose: azure-ai-ml reads this variable from the process environment itself,
     # and the management client must follow the very same value (a second copy could disagree with it).
     return os.environ.get("AZUREML_DEV_URL_MFE") or ARM_ENDPOINT
-
-
-class ModelNotFound(PermanentError):
-    """The model version named by the event does not exist (any more)."""
-
-
-@dataclass(frozen=True)
-class JobDetail:
-    """A job as ARM reports it: its authoritative status, its type and its named outputs."""
-
-    name: str
-    status: str
-    job_type: str  # ARM ``jobType``: Pipeline, Command, Sweep, AutoML, ...
-    outputs: Mapping[str, JobOutput]
-
-    @property
-    def is_pipeline(self) -> bool:
-        return self.job_type.lower() == "pipeline"
 
 
 class AmlGateway:

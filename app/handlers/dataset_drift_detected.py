@@ -11,7 +11,7 @@ from app.retraining.submit import retrain
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, DatasetDriftDetectedData
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

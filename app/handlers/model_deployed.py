@@ -12,7 +12,7 @@ from app.platform.errors import is_retryable
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelDeployedData
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
     match = _SUBJECT.search(event.envelope.subject or "")
     name = match.group("name") if match else event.data.service_name
     # Lazy: the follow-up module brings the ledger; most events never need it.
-    from app.rollout.run.followup import active_endpoint
+    from app.rollout.run.reconcile import active_endpoint
 
     found = active_endpoint(deps, event.workspace.arm_id, name) if name else None
     if found is None:

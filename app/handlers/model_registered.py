@@ -11,8 +11,8 @@ from app.platform.errors import RetryableError, is_retryable
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelRegisteredData
+    from app.ports import Deps
     from app.rollout.decide.model import ModelInfo, RolloutPlan, State
-    from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from app.rollout.decide.model import Reject, Skip, State
     from app.rollout.decide.plan import plan_rollout
+    from app.rollout.ledger.ledger import ledger_of
     from app.rollout.run.engine import RolloutEngine
-    from app.rollout.run.factories import ledger_of
 
     settings = deps.settings
     model = _read_model(event, deps)
@@ -79,7 +79,7 @@ def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
     own tags, which are exactly what cannot be read yet. Event Grid keeps the event and redelivers it.
     """
     # The Azure ML adapter on first use: it brings the SDK-facing code with it.
-    from app.azure.aml import ModelNotFound
+    from app.ports import ModelNotFound
 
     data = event.data
     try:
@@ -98,7 +98,7 @@ def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.run.factories import ledger_of
+    from app.rollout.ledger.ledger import ledger_of
     from app.rollout.run.notifications import rollout_notification
 
     now = deps.clock()

@@ -18,8 +18,8 @@ from app.retraining.submit import retrain
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent
+    from app.ports import Deps
     from app.retraining.signals import MonitorBreach
-    from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
 

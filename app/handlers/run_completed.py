@@ -26,7 +26,7 @@ from app.retraining.signals import breach_of, parent_run_id
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, RunCompletedData
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

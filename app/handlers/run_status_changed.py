@@ -11,7 +11,7 @@ from app.retraining.signals import breach_of
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, RunStatusChangedData
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from app.platform.errors import PermanentError, SettingsError, is_retryable, per
 if TYPE_CHECKING:
     import azure.functions as func
 
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

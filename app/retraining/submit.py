@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from app.intake.events import AmlEvent
     from app.platform.idempotency import RecordKey
     from app.platform.tables import Row, Table
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

@@ -109,7 +109,7 @@ def test_a_poison_message_is_logged_and_dropped_not_retried(
 ) -> None:
     queue = app._followup_queue()
     queue.send_message(body)
-    with caplog.at_level("INFO", logger="app.rollout.run.followup"):
+    with caplog.at_level("INFO", logger="app.rollout.run.reconcile"):
         assert app.drain_followups() == 1  # handled on the first delivery: the function did not raise
     assert app.pending_followups() == 0
     assert app._followup_queue("rollout-followups-poison").get_queue_properties().approximate_message_count == 0
@@ -155,7 +155,7 @@ def test_a_model_deployed_event_advances_its_endpoint(app: OfflineApp) -> None:
 
 
 def test_a_bake_ends_on_its_follow_up_not_at_the_next_tick(stack: DevStack) -> None:
-    from app.rollout.run.followup import FollowUpQueue
+    from app.azure.queue import FollowUpQueue
 
     settings = {"GATE_METRIC_LAG": "0s", "GATE_MAX_EXTENSIONS": "0", "GATE_INCONCLUSIVE": "promote"}
     with app_environment(stack, **settings):
@@ -172,7 +172,7 @@ def test_a_bake_ends_on_its_follow_up_not_at_the_next_tick(stack: DevStack) -> N
 def test_a_follow_up_that_cannot_be_sent_never_fails_the_write(
     app: OfflineApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app.rollout.run.followup import FollowUpQueue
+    from app.azure.queue import FollowUpQueue
 
     def unavailable(self: FollowUpQueue, followup: object, delay: object) -> None:
         raise ConnectionError("queue service unreachable")

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.platform.clock import as_utc
-from app.rollout.decide.gate import GatePolicy, GateResult
+from app.platform.settings import Settings
+from app.rollout.decide.gate import GatePolicy, GateResult, policy_from_settings
 from app.rollout.decide.model import (
     APP_TAG,
     APP_TAG_VALUE,
@@ -55,6 +56,17 @@ class Policy:
     def may_change(self, endpoint: EndpointView) -> bool:
         """The app changes the endpoints it created, and those ``ADOPT_ENDPOINTS`` lists."""
         return endpoint.owned or "*" in self.adopt_endpoints or endpoint.name.lower() in self.adopt_endpoints
+
+
+def step_policy(settings: Settings) -> Policy:
+    """The step policy from the settings: timeout, what to keep after a cut-over or a failure, adoption, gates."""
+    return Policy(
+        timeout=dt.timedelta(minutes=settings.rollout_timeout_minutes),
+        keep_deployments=settings.keep_deployments,
+        keep_failed_deployments=settings.keep_failed_deployments,
+        adopt_endpoints=settings.adopt_endpoints,
+        gate=policy_from_settings(settings),
+    )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from app.platform.clock import as_utc
 from app.platform.errors import RetryableError
 from app.platform.tables import Conflict, Row, Table, backoff, workspace_scope
 from app.platform.workspace import WorkspaceRef
+from app.ports import Deps
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.intents import Intent
 from app.rollout.decide.model import Cleanup, Progress, Rollout, RolloutPlan, State
@@ -788,3 +789,8 @@ def _optional_time(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return as_utc(value)
     return as_utc(dt.datetime.fromisoformat(str(value))) if value else None
+
+
+def ledger_of(deps: Deps) -> RolloutLedger:
+    """The rollout ledger in ``ROLLOUT_TABLE``."""
+    return RolloutLedger(deps.table(deps.settings.rollout_table))

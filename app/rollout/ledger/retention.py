@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from app.platform.clock import as_utc
 from app.platform.tables import Conflict, Table
-from app.rollout.run.factories import ledger_of
+from app.rollout.ledger.ledger import ledger_of
 
 if TYPE_CHECKING:
-    from app.wiring import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

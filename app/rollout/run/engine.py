@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from app.platform.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
+from app.rollout.decide.followup import MAX_RECHECKS, FollowUp
 from app.rollout.decide.intents import Intent, Verdict
 from app.rollout.decide.model import Cleanup, Rollout, State
 from app.rollout.decide.naming import EndpointNameTaken
@@ -38,12 +39,11 @@ from app.rollout.decide.step import (
     Wait,
     cleanup_step,
     step,
+    step_policy,
 )
 from app.rollout.decide.stepping import bake_deadline
-from app.rollout.ledger.ledger import Lease, LeaseLost, StaleRollout
+from app.rollout.ledger.ledger import Lease, LeaseLost, StaleRollout, ledger_of
 from app.rollout.run import telemetry
-from app.rollout.run.factories import ledger_of, policy_of
-from app.rollout.run.followup import MAX_RECHECKS, FollowUp
 from app.rollout.run.notifications import (
     SMOKE_FAILED,
     cleanup_failed_notification,
@@ -53,10 +53,9 @@ from app.rollout.run.notifications import (
 from app.rollout.run.stepping import ProgressiveRunner
 
 if TYPE_CHECKING:
-    from app.azure.aml import AmlGateway
     from app.notify.notifier import Notification
+    from app.ports import AzureMl, Deps
     from app.rollout.decide.model import EndpointView
-    from app.wiring import Deps
 
 #: States in which a rollout waits on an AML operation (or its turn) rather than on a bake or a person.
 _WAITING_ON_AML = (State.PENDING, State.DEPLOYING)
@@ -79,7 +78,7 @@ class RolloutEngine:
         self._rollouts: dict[str, Rollout] = {}
         self._busy = False
         self.ledger = ledger_of(deps)
-        self.policy = policy_of(deps)
+        self.policy = step_policy(deps.settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = deps.settings.endpoint_lease_seconds
         self._lease: Lease | None = None
@@ -237,7 +236,7 @@ class RolloutEngine:
                 rollouts[name] = self._transition(rollout, State.SUPERSEDED, reason, self.deps.clock())
 
     def _cleanup(
-        self, rollouts: dict[str, Rollout], view: EndpointView | None, gateway: AmlGateway, wrote: bool
+        self, rollouts: dict[str, Rollout], view: EndpointView | None, gateway: AzureMl, wrote: bool
     ) -> list[str]:
         """Best-effort cleanup owed after rollouts ended: at most one delete per pass, never in a pass that wrote.
 
@@ -308,7 +307,7 @@ class RolloutEngine:
         return f"cleanup: deleting {decision.deployment} failed (attempt {attempts}), retrying after {delay}: {error}"
 
     def _judge(
-        self, view: EndpointView | None, gateway: AmlGateway, rollouts: dict[str, Rollout], due: list[Rollout]
+        self, view: EndpointView | None, gateway: AzureMl, rollouts: dict[str, Rollout], due: list[Rollout]
     ) -> tuple[Verdict | None, list[str]]:
         """Compare the observed split with the app's intents: confirm, restore after a late write, or flag drift."""
         lease, now = self._lease, self.deps.clock()
@@ -365,7 +364,7 @@ class RolloutEngine:
         self.notify_endpoint(lease.workspace_id, endpoint, "AmlEvents.Rollout.TrafficDrift", "warning", reason, flagged)
         return verdict, [f"{endpoint}: {reason}"]
 
-    def _restore(self, view: EndpointView, verdict: Verdict, gateway: AmlGateway, rollouts: dict[str, Rollout]) -> str:
+    def _restore(self, view: EndpointView, verdict: Verdict, gateway: AzureMl, rollouts: dict[str, Rollout]) -> str:
         """A superseded write of the app landed late: put the current split back (the one traffic write
         the app sends on an endpoint whose split it did not just set itself)."""
         assert verdict.current is not None and verdict.matched is not None and self._lease is not None
@@ -407,7 +406,7 @@ class RolloutEngine:
         self._lease = self.ledger.renew_lease(self._lease, self.deps.clock(), self.lease_seconds, intent)
 
     def _send_traffic(
-        self, gateway: AmlGateway, endpoint: str, by: str, traffic: Mapping[str, int], mirror: Mapping[str, int]
+        self, gateway: AzureMl, endpoint: str, by: str, traffic: Mapping[str, int], mirror: Mapping[str, int]
     ) -> None:
         """Record the split as an intent under a renewed lease, send it, then record AML's answer."""
         assert self._lease is not None
@@ -427,7 +426,7 @@ class RolloutEngine:
         assert self._lease is not None
         self._lease = self.ledger.settle_intent(self._lease, intent.seq, status, self.deps.clock())
 
-    def _apply(self, rollout: Rollout, action: Action, view: EndpointView | None, gateway: AmlGateway) -> Rollout:
+    def _apply(self, rollout: Rollout, action: Action, view: EndpointView | None, gateway: AzureMl) -> Rollout:
         plan, now = rollout.plan, self.deps.clock()
         label = f"rollout {plan.endpoint}/{plan.deployment}"
         try:
@@ -505,7 +504,7 @@ class RolloutEngine:
         ends = bake_deadline(started, dt.timedelta(seconds=rollout.plan.bake_seconds), rollout.progress.extensions)
         self.follow_up_after("bake", max(0.0, (ends - now).total_seconds()), reason=f"bake end {ends.isoformat()}")
 
-    def _write(self, action: Action, rollout: Rollout, gateway: AmlGateway, now: dt.datetime) -> str:
+    def _write(self, action: Action, rollout: Rollout, gateway: AzureMl, now: dt.datetime) -> str:
         plan = rollout.plan
         if isinstance(action, SetTraffic):
             self._send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)
@@ -559,7 +558,7 @@ class RolloutEngine:
             now,
         )
 
-    def _fail(self, rollout: Rollout, action: Fail, gateway: AmlGateway, now: dt.datetime) -> Rollout:
+    def _fail(self, rollout: Rollout, action: Fail, gateway: AzureMl, now: dt.datetime) -> Rollout:
         plan, logs = rollout.plan, ""
         if action.fetch_logs:
             try:

@@ -17,8 +17,8 @@ from app.platform.errors import is_retryable
 from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
+    from app.ports import Deps
     from app.rollout.decide.model import ModelInfo, RolloutPlan, State
-    from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def resync(deps: Deps) -> list[str]:
         logger.info("resync: RESYNC_SCHEDULE is empty, the resync is off")
         return []
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.run.factories import ledger_of
+    from app.rollout.ledger.ledger import ledger_of
 
     ledger = ledger_of(deps)
     seen = {
@@ -105,7 +105,7 @@ def _record(deps: Deps, model: ModelInfo, plan: RolloutPlan, state: State, reaso
     """Record the rollout as the ModelRegistered path does (final states notified first, as there)."""
     # The rollout engine is imported on first use: it is the largest part of the app's own import time.
     from app.rollout.decide.model import Rollout
-    from app.rollout.run.factories import ledger_of
+    from app.rollout.ledger.ledger import ledger_of
     from app.rollout.run.notifications import rollout_notification
 
     now, event_id = deps.clock(), resync_event_id(model)

@@ -7,8 +7,9 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.gate import evaluate_gate, policy_from_settings
 from app.rollout.decide.model import Rollout, State
 from app.rollout.decide.smoke import choose_sample, no_sample
@@ -29,7 +30,7 @@ from app.rollout.run import telemetry
 from app.rollout.run.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
 
 if TYPE_CHECKING:
-    from app.azure.aml import AmlGateway
+    from app.ports import AzureMl
     from app.rollout.decide.gate import GateResult
     from app.rollout.run.engine import RolloutEngine
 
@@ -54,7 +55,7 @@ class ProgressiveRunner:
     # ----------------------------------------------------------------------------------------- before a decision
 
     def prepare(
-        self, rollout: Rollout, action: Action, seen: Observation, gateway: AmlGateway, deadline: float
+        self, rollout: Rollout, action: Action, seen: Observation, gateway: AzureMl, deadline: float
     ) -> tuple[Rollout, Action]:
         """Run what ``action`` needs first (the smoke test, the gate's metric reads) and decide again."""
         for _ in range(MAX_DECISIONS):
@@ -70,7 +71,7 @@ class ProgressiveRunner:
         return rollout, action
 
     def _smoke(
-        self, rollout: Rollout, action: SetTraffic, seen: Observation, gateway: AmlGateway, deadline: float
+        self, rollout: Rollout, action: SetTraffic, seen: Observation, gateway: AzureMl, deadline: float
     ) -> tuple[Rollout, Action]:
         """One sample request to the new deployment alone; its result goes on the row before any traffic moves."""
         plan, settings, now = rollout.plan, self.deps.settings, self.deps.clock()
@@ -85,7 +86,7 @@ class ProgressiveRunner:
             left = deadline - time.monotonic()
             if left < MIN_SMOKE_WAIT_S:
                 return rollout, Wait("smoke test deferred to the next pass: this pass's time budget is spent")
-            result = self._tester(gateway).run(plan.endpoint, plan.deployment, sample, left)
+            result = self.deps.smoke(gateway.workspace).run(plan.endpoint, plan.deployment, sample, left)
             source = sample.source
             if result.skipped:
                 return rollout, Wait(result.reason)
@@ -103,15 +104,6 @@ class ProgressiveRunner:
             )
         return rollout, action
 
-    def _tester(self, gateway: AmlGateway) -> Any:
-        if self.deps.smoke is not None:
-            return self.deps.smoke(gateway)
-        # The scoring client on first use: most passes never smoke-test anything.
-        from app.azure.credential import get_credential
-        from app.azure.scoring import SmokeTester
-
-        return SmokeTester(gateway, get_credential(), self.deps.settings.smoke_timeout_seconds)
-
     def _evaluate(self, rollout: Rollout, seen: Observation) -> GateResult:
         """Read the bake window's metrics (two ARM reads) and judge the new deployment."""
         plan, progress, now = rollout.plan, rollout.progress, self.deps.clock()
@@ -119,25 +111,13 @@ class ProgressiveRunner:
         view = seen.endpoint
         stable = sorted(name for name in (view.live_traffic() if view else {}) if name != plan.deployment.lower())
         policy, notes = policy_from_settings(self.deps.settings).tightened(plan.max_error_rate, plan.max_p99_ms)
-        window = self._metrics(plan.workspace_id).read_window(
+        window = self.deps.metrics(WorkspaceRef.from_arm_id(plan.workspace_id)).read_window(
             f"{plan.workspace_id}/onlineEndpoints/{plan.endpoint}", progress.bake_started_at, now
         )
         result = evaluate_gate(window, plan.deployment, stable, policy, now, notes)
         logger.info("rollout %s/%s gate: %s", plan.endpoint, plan.deployment, result.summary)
         telemetry.gate_evaluated("metrics", GATE_OUTCOMES[result.outcome.value], plan.endpoint)
         return result
-
-    def _metrics(self, workspace_id: str) -> Any:
-        from app.platform.workspace import WorkspaceRef
-
-        workspace = WorkspaceRef.from_arm_id(workspace_id)
-        if self.deps.metrics is not None:
-            return self.deps.metrics(workspace)
-        # The Azure Monitor client on first use: only a bake's end reads metrics.
-        from app.azure.credential import get_credential
-        from app.azure.metrics import MetricsReader
-
-        return MetricsReader(get_credential(), workspace.subscription_id)
 
     # ------------------------------------------------------------------------------------------ after a decision
 
@@ -163,7 +143,7 @@ class ProgressiveRunner:
         return replace(rollout, progress=progress)
 
     def apply(
-        self, rollout: Rollout, action: StartBake | Extend | Hold | RollBack, gateway: AmlGateway, now: dt.datetime
+        self, rollout: Rollout, action: StartBake | Extend | Hold | RollBack, gateway: AzureMl, now: dt.datetime
     ) -> Rollout:
         ledger = self.engine.ledger
         if isinstance(action, StartBake):
@@ -193,7 +173,7 @@ class ProgressiveRunner:
             return held
         return self._roll_back(rollout, action, gateway, now)
 
-    def _roll_back(self, rollout: Rollout, action: RollBack, gateway: AmlGateway, now: dt.datetime) -> Rollout:
+    def _roll_back(self, rollout: Rollout, action: RollBack, gateway: AzureMl, now: dt.datetime) -> Rollout:
         """One traffic write (fenced, recorded as an intent), then ``rolled_back`` with the evidence."""
         plan = rollout.plan
         self.engine._send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)

@@ -15,7 +15,7 @@ from app.intake.events import AmlEvent, envelope_from_function_event, parse
 from app.notify.notifier import Notifier
 from app.platform.errors import EventValidationError
 from app.platform.settings import Settings
-from app.wiring import Deps
+from app.ports import Deps
 from devkit.runner import load_events, to_function_event
 from tests.envelopes import envelope
 

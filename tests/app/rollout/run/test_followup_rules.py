@@ -9,7 +9,7 @@ import pytest
 from app.platform.errors import EventValidationError, SettingsError
 from app.platform.settings import DEFAULT_DELAYS
 from app.platform.settings_reader import settings_from_env
-from app.rollout.run.followup import FollowUp, visibility
+from app.rollout.decide.followup import FollowUp, visibility
 from tests.fakes import WORKSPACE_ID
 
 

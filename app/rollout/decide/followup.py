@@ -1,0 +1,75 @@
+"""A follow-up check (pure): the Storage queue message, due when an AML write should have finished, that names
+the endpoint to advance; its parsing and its visibility delay. Sent by ``app/azure/queue.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.platform.errors import EventValidationError
+from app.platform.names import is_valid_name
+from app.platform.settings import MAX_VISIBILITY_S
+from app.platform.workspace import WorkspaceRef
+
+if TYPE_CHECKING:
+    pass
+
+logger = logging.getLogger(__name__)
+
+MAX_RECHECKS = 5
+#: A message body is at most this long; ours are far shorter, anything longer is not ours.
+MAX_BODY = 4096
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One scheduled look at an endpoint. No secrets: the workspace id, the endpoint, why, and how many rechecks."""
+
+    workspace_id: str
+    endpoint: str
+    reason: str
+    rechecks: int = 0
+
+    def to_json(self) -> str:
+        body = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
+        return json.dumps({**body, "rechecks": self.rechecks})
+
+    @classmethod
+    def parse(cls, body: bytes | str) -> FollowUp:
+        """The message as the queue delivered it; ``EventValidationError`` naming the field otherwise."""
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        if len(text) > MAX_BODY:
+            raise EventValidationError("message", f"is {len(text)} characters long; a follow-up is a short JSON object")
+        try:
+            raw = json.loads(text)
+        except ValueError as err:
+            expected = "expected {workspaceId, endpoint, reason}"
+            raise EventValidationError("message", f"is not JSON ({err}); {expected}") from err
+        if not isinstance(raw, dict):
+            raise EventValidationError("message", "is not a JSON object; expected {workspaceId, endpoint, reason}")
+        workspace_id, endpoint = raw.get("workspaceId"), raw.get("endpoint")
+        if not isinstance(workspace_id, str):
+            raise EventValidationError("workspaceId", "is missing; expected the workspace's ARM id")
+        try:
+            WorkspaceRef.from_arm_id(workspace_id)
+        except ValueError as err:
+            raise EventValidationError("workspaceId", str(err)) from err
+        if not isinstance(endpoint, str) or not is_valid_name(endpoint):
+            raise EventValidationError("endpoint", f"{endpoint!r} is not an online endpoint name")
+        rechecks = raw.get("rechecks", 0)
+        return cls(
+            workspace_id,
+            endpoint,
+            str(raw.get("reason", ""))[:200],
+            rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
+        )
+
+
+def visibility(delay: dt.timedelta | float) -> int:
+    """Seconds for the queue's visibility timeout: whole, never early, at most 7 days."""
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+    return max(0, min(MAX_VISIBILITY_S, math.ceil(seconds)))
