@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from app.api.controls import operator_action
+from app.api.status import rollout_status as status
 from app.handlers import HANDLERS
 from app.intake.dispatch import receive
+from app.rollout.ledger.retention import purge_history as purge
+from app.rollout.run.reconcile import follow_up, reconcile
+from app.rollout.run.resync import resync
 from app.wiring import production_deps
 
 app = func.FunctionApp()
@@ -22,9 +27,6 @@ def on_aml_event(event: func.EventGridEvent) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def reconcile_rollouts(timer: func.TimerRequest) -> None:
     """Drive unfinished rollouts to completion; re-drive what a crash or a lost event left behind."""
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.run.reconcile import reconcile
-
     reconcile(production_deps())
 
 
@@ -32,8 +34,6 @@ def reconcile_rollouts(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="message", queue_name="%ROLLOUT_QUEUE%", connection="AzureWebJobsStorage")
 def follow_up_rollout(message: func.QueueMessage) -> None:
     """A follow-up check, due when an AML write should have finished: advance that endpoint now, not next tick."""
-    from app.rollout.run.reconcile import follow_up
-
     follow_up(message.get_body(), message.dequeue_count or 0, production_deps())
 
 
@@ -41,8 +41,6 @@ def follow_up_rollout(message: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RESYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def resync_models(timer: func.TimerRequest) -> None:
     """Roll out deploy=true models that no event announced (lost events, tags added after registration)."""
-    from app.rollout.run.resync import resync
-
     resync(production_deps())
 
 
@@ -50,8 +48,6 @@ def resync_models(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def purge_history(timer: func.TimerRequest) -> None:
     """Delete ledger and idempotency rows older than ROLLOUT_RETENTION_DAYS, a bounded batch per run."""
-    from app.rollout.ledger.retention import purge_history as purge
-
     purge(production_deps())
 
 
@@ -59,9 +55,6 @@ def purge_history(timer: func.TimerRequest) -> None:
 @app.route(route="rollouts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
     """The rollout ledger as JSON, newest first; filter with ?endpoint=&model=&state=."""
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.api.status import rollout_status as status
-
     code, body = status(req.params, production_deps())
     return func.HttpResponse(body, status_code=code, mimetype="application/json")
 
@@ -70,8 +63,6 @@ def rollout_status(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="rollouts/{endpoint}/{deployment}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def rollout_control(req: func.HttpRequest) -> func.HttpResponse:
     """Operator actions on one rollout: promote, rollback, abort, retry, pause, resume (docs/operations.md)."""
-    from app.api.controls import operator_action
-
     route = req.route_params
     code, body = operator_action(
         route["endpoint"], route["deployment"], route["action"], req.get_body(), dict(req.headers), production_deps()

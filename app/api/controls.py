@@ -14,6 +14,7 @@ from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Progress, Rollout, State
 from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply_action
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
+from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.notifications import OPERATOR_ACTION, PAUSED, RESUMED
 
 if TYPE_CHECKING:
@@ -86,7 +87,6 @@ def operator_action(
 def _record(rollout: Rollout, action: str, decision: Applied, reason: str, caller: str, deps: Deps) -> Rollout:
     """Save the action's effect and its history entry; notify when it changed something."""
     # The rollout engine's transitions (and their notifications) are reused for abort and retry.
-    from app.rollout.run.engine import RolloutEngine
 
     now = deps.clock()
     entry = {
@@ -138,8 +138,6 @@ def _save(rollout: Rollout, progress: Progress, reason: str, deps: Deps) -> Roll
 
 def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
     """Carry the action out now when the endpoint's lease is free; otherwise the next tick does."""
-    from app.rollout.run.engine import RolloutEngine
-
     plan = rollout.plan
     try:
         lines = RolloutEngine(deps).advance(

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from app.notify.notifier import Notification
 from app.platform.errors import is_retryable
+from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.reconcile import active_endpoint
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelDeployedData
@@ -51,12 +53,10 @@ def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
     match = _SUBJECT.search(event.envelope.subject or "")
     name = match.group("name") if match else event.data.service_name
     # Lazy: the follow-up module brings the ledger; most events never need it.
-    from app.rollout.run.reconcile import active_endpoint
 
     found = active_endpoint(deps, event.workspace.arm_id, name) if name else None
     if found is None:
         return ""
-    from app.rollout.run.engine import RolloutEngine
 
     try:
         lines = RolloutEngine(deps).advance(found[0], found[1], time.monotonic() + settings.event_budget_seconds)

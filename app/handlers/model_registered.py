@@ -8,6 +8,12 @@ import time
 from typing import TYPE_CHECKING
 
 from app.platform.errors import RetryableError, is_retryable
+from app.ports import ModelNotFound
+from app.rollout.decide.model import Reject, Skip, State
+from app.rollout.decide.plan import plan_rollout
+from app.rollout.ledger.ledger import ledger_of
+from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.notifications import rollout_notification
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelRegisteredData
@@ -22,11 +28,6 @@ MODEL_READ_WINDOW = dt.timedelta(minutes=5)
 
 
 def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.decide.model import Reject, Skip, State
-    from app.rollout.decide.plan import plan_rollout
-    from app.rollout.ledger.ledger import ledger_of
-    from app.rollout.run.engine import RolloutEngine
 
     settings = deps.settings
     model = _read_model(event, deps)
@@ -78,8 +79,6 @@ def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
     No ledger row is recorded for the tick to retry instead: the row's key (the endpoint) comes from the model's
     own tags, which are exactly what cannot be read yet. Event Grid keeps the event and redelivers it.
     """
-    # The Azure ML adapter on first use: it brings the SDK-facing code with it.
-    from app.ports import ModelNotFound
 
     data = event.data
     try:
@@ -97,10 +96,6 @@ def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
 
 def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.ledger.ledger import ledger_of
-    from app.rollout.run.notifications import rollout_notification
-
     now = deps.clock()
     rollout, created = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
     # Once per event: a redelivery finds the row (and the notifier skips a notification id it sent already,

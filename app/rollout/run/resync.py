@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 
 from app.platform.errors import is_retryable
 from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.model import Reject, Rollout, Skip, State
+from app.rollout.decide.plan import plan_rollout
+from app.rollout.ledger.ledger import ledger_of
+from app.rollout.run.notifications import rollout_notification
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -40,8 +44,6 @@ def resync(deps: Deps) -> list[str]:
     if not settings.resync_schedule:
         logger.info("resync: RESYNC_SCHEDULE is empty, the resync is off")
         return []
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.ledger.ledger import ledger_of
 
     ledger = ledger_of(deps)
     seen = {
@@ -62,9 +64,6 @@ def resync(deps: Deps) -> list[str]:
 
 
 def _resync_workspace(deps: Deps, workspace: WorkspaceRef, seen: set[tuple[str, str, str]]) -> list[str]:
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.decide.model import Reject, Skip, State
-    from app.rollout.decide.plan import plan_rollout
 
     settings = deps.settings
     gateway = deps.aml(workspace)
@@ -103,11 +102,6 @@ def _resync_workspace(deps: Deps, workspace: WorkspaceRef, seen: set[tuple[str, 
 
 def _record(deps: Deps, model: ModelInfo, plan: RolloutPlan, state: State, reason: str, *, notify: bool = True) -> str:
     """Record the rollout as the ModelRegistered path does (final states notified first, as there)."""
-    # The rollout engine is imported on first use: it is the largest part of the app's own import time.
-    from app.rollout.decide.model import Rollout
-    from app.rollout.ledger.ledger import ledger_of
-    from app.rollout.run.notifications import rollout_notification
-
     now, event_id = deps.clock(), resync_event_id(model)
     if notify:
         draft = Rollout(plan=plan, state=state, created_at=now, updated_at=now, event_ids=(event_id,), reason=reason)
