@@ -16,6 +16,7 @@ from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.notifications import OPERATOR_ACTION, PAUSED, RESUMED
+from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -86,8 +87,6 @@ def operator_action(
 
 def _record(rollout: Rollout, action: str, decision: Applied, reason: str, caller: str, deps: Deps) -> Rollout:
     """Save the action's effect and its history entry; notify when it changed something."""
-    # The rollout engine's transitions (and their notifications) are reused for abort and retry.
-
     now = deps.clock()
     entry = {
         "at": now.isoformat(),
@@ -102,12 +101,13 @@ def _record(rollout: Rollout, action: str, decision: Applied, reason: str, calle
         requested=decision.control.requested or "",
         history=(*rollout.progress.history, entry)[-MAX_HISTORY:],
     )
-    effect, engine = decision.effect, RolloutEngine(deps)
+    # The engine's transitions (and their notifications) are reused for abort and retry.
+    effect, recorder = decision.effect, Recorder(deps, ledger_of(deps))
     why = f"{decision.note} (by {caller}{': ' + reason if reason else ''})"
     if effect is Effect.RESUME and progress.bake_started_at is not None:
         progress = replace(progress, bake_started_at=now, extensions=0)  # bakes do not advance while paused
     if effect is Effect.STOP:
-        return engine._transition(replace(rollout, progress=progress), State.ABORTED, why, now)
+        return recorder.transition(replace(rollout, progress=progress), State.ABORTED, why, now)
     if effect is Effect.RESTART:
         fresh = Progress(history=progress.history)
         restarted = replace(
@@ -122,13 +122,15 @@ def _record(rollout: Rollout, action: str, decision: Applied, reason: str, calle
             retries=(),
             logs="",
         )
-        return engine._transition(
+        return recorder.transition(
             restarted, State.PENDING, f"retry: {why}", now, kind=OPERATOR_ACTION, facts={"action": entry}
         )
     saved = _save(rollout, progress, why if effect is not Effect.NONE else rollout.reason, deps)
     if effect is not Effect.NONE:
         kind = {Effect.PAUSE: PAUSED, Effect.RESUME: RESUMED}.get(effect, OPERATOR_ACTION)
-        engine.notify(saved, saved.state, why, kind=kind, facts={"action": entry}, occurrence=f"{action}@{entry['at']}")
+        recorder.notify(
+            saved, saved.state, why, kind=kind, facts={"action": entry}, occurrence=f"{action}@{entry['at']}"
+        )
     return saved
 
 

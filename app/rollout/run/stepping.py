@@ -19,6 +19,7 @@ from app.rollout.decide.step import (
     Extend,
     Hold,
     Observation,
+    Policy,
     RollBack,
     SetTraffic,
     StartBake,
@@ -30,9 +31,10 @@ from app.rollout.run import telemetry
 from app.rollout.run.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
 
 if TYPE_CHECKING:
-    from app.ports import AzureMl
+    from app.ports import AzureMl, Deps
     from app.rollout.decide.gate import GateResult
-    from app.rollout.run.engine import RolloutEngine
+    from app.rollout.run.fencing import Fence
+    from app.rollout.run.records import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,13 @@ MIN_SMOKE_WAIT_S = 2.0
 
 
 class ProgressiveRunner:
-    """The engine's hands for issue 11: everything between one decision of ``step`` and the next."""
+    """Progressive delivery's effects: everything between one decision of ``step`` and the next."""
 
-    def __init__(self, engine: RolloutEngine) -> None:
-        self.engine = engine
-        self.deps = engine.deps
+    def __init__(self, deps: Deps, policy: Policy, recorder: Recorder, fence: Fence) -> None:
+        self.deps = deps
+        self.policy = policy
+        self.recorder = recorder
+        self.fence = fence
 
     # ----------------------------------------------------------------------------------------- before a decision
 
@@ -67,7 +71,7 @@ class ProgressiveRunner:
             if not isinstance(action, Evaluate):
                 return rollout, action
             gate = self._evaluate(rollout, seen)
-            action = step(rollout, seen, self.deps.clock(), self.engine.policy, gate)
+            action = step(rollout, seen, self.deps.clock(), self.policy, gate)
         return rollout, action
 
     def _smoke(
@@ -91,15 +95,15 @@ class ProgressiveRunner:
             if result.skipped:
                 return rollout, Wait(result.reason)
         record = {**result.as_dict(), "sample": source, "at": now.isoformat()}
-        rollout = self.engine.ledger.save(
+        rollout = self.recorder.save(
             replace(rollout, progress=replace(rollout.progress, smoke=record), reason=result.reason), now
         )
         if not result.passed:
             view = seen.endpoint
             mine = view.deployment(plan.deployment) if view else None
-            return rollout, failure(result.reason, view, mine, self.engine.policy)
+            return rollout, failure(result.reason, view, mine, self.policy)
         if not result.skipped:
-            self.engine.notify(
+            self.recorder.notify(
                 rollout, rollout.state, result.reason, kind=SMOKE_PASSED, facts={"smoke": record}, occurrence="smoke"
             )
         return rollout, action
@@ -132,7 +136,7 @@ class ProgressiveRunner:
             evidence = action.gate.as_dict()
             progress = replace(progress, gate=evidence)
             promoted = replace(rollout, progress=progress)
-            self.engine.notify(
+            self.recorder.notify(
                 promoted,
                 rollout.state,
                 f"step promoted on evidence: {action.reason}",
@@ -145,13 +149,13 @@ class ProgressiveRunner:
     def apply(
         self, rollout: Rollout, action: StartBake | Extend | Hold | RollBack, gateway: AzureMl, now: dt.datetime
     ) -> Rollout:
-        ledger = self.engine.ledger
+        ledger = self.recorder
         if isinstance(action, StartBake):
             progress = replace(rollout.progress, step=action.step, bake_started_at=now, extensions=0)
             baking = replace(rollout, progress=progress)
             if rollout.state is State.BAKING:
                 return ledger.save(replace(baking, reason=action.reason), now)
-            return self.engine._transition(baking, State.BAKING, action.reason, now)
+            return self.recorder.transition(baking, State.BAKING, action.reason, now)
         if isinstance(action, Extend):
             progress = replace(rollout.progress, extensions=action.extensions, gate=action.gate.as_dict())
             return ledger.save(replace(rollout, progress=progress, reason=action.reason), now)
@@ -162,7 +166,7 @@ class ProgressiveRunner:
             held = ledger.save(
                 replace(rollout, progress=replace(rollout.progress, gate=evidence), reason=action.reason), now
             )
-            self.engine.notify(
+            self.recorder.notify(
                 held,
                 held.state,
                 action.reason,
@@ -176,7 +180,7 @@ class ProgressiveRunner:
     def _roll_back(self, rollout: Rollout, action: RollBack, gateway: AzureMl, now: dt.datetime) -> Rollout:
         """One traffic write (fenced, recorded as an intent), then ``rolled_back`` with the evidence."""
         plan = rollout.plan
-        self.engine._send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)
+        self.fence.send_traffic(gateway, plan.endpoint, plan.deployment, action.traffic, action.mirror)
         sent = f"PUT endpoint {plan.endpoint} {action.reason}"
         progress = replace(rollout.progress, requested="", paused=False)
         facts: Mapping[str, object] = {"traffic": dict(action.traffic), "mirror": dict(action.mirror)}
@@ -184,7 +188,7 @@ class ProgressiveRunner:
             progress = replace(progress, gate=action.gate.as_dict())
             facts = {**facts, "gate": action.gate.as_dict()}
         logger.warning("rollout %s/%s %s", plan.endpoint, plan.deployment, action.reason)
-        return self.engine._transition(
+        return self.recorder.transition(
             replace(
                 rollout,
                 progress=progress,

@@ -1,0 +1,117 @@
+"""Cleanup owed after rollouts end: deleting surplus idle deployments of the app's own, one per pass, best effort.
+
+Its failure is reported once (a warning and an ``AmlEvents.Rollout.CleanupFailed`` notification) and retried with
+back-off; it never changes a rollout's state and never holds the endpoint's write turn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from app.platform.errors import describe_error, status_code_of
+from app.rollout.decide.model import Cleanup, Rollout
+from app.rollout.decide.step import Delete, Nothing, Policy, Wait, cleanup_step
+from app.rollout.run.notifications import cleanup_failed_notification
+from app.rollout.run.records import backoff_delay
+
+if TYPE_CHECKING:
+    from app.ports import AzureMl, Deps
+    from app.rollout.decide.model import EndpointView
+    from app.rollout.ledger.ledger import RolloutLedger
+    from app.rollout.run.fencing import Fence
+    from app.rollout.run.records import Recorder
+
+logger = logging.getLogger(__name__)
+
+
+def cleanup_due(rollouts: Iterable[Rollout], now: dt.datetime) -> bool:
+    """Is cleanup owed by any of ``rollouts`` and not backing off?"""
+    owed = [r.cleanup for r in rollouts if r.cleanup is not None]
+    return bool(owed) and all(not c.next_attempt_at or now >= c.next_attempt_at for c in owed)
+
+
+class EndpointCleanup:
+    """One pass's cleanup of an endpoint."""
+
+    def __init__(self, deps: Deps, ledger: RolloutLedger, policy: Policy, fence: Fence, recorder: Recorder) -> None:
+        self.deps = deps
+        self.ledger = ledger
+        self.policy = policy
+        self.fence = fence
+        self.recorder = recorder
+
+    def run(self, rollouts: dict[str, Rollout], view: EndpointView | None, gateway: AzureMl, wrote: bool) -> list[str]:
+        """Best-effort cleanup owed after rollouts ended: at most one delete per pass, never in a pass that wrote.
+
+        Its failure is reported once (a warning and an ``AmlEvents.Rollout.CleanupFailed`` notification) and retried
+        with back-off; it never changes a rollout's state and never holds the endpoint's write turn.
+        """
+        now = self.deps.clock()
+        owed = sorted((r for r in rollouts.values() if r.cleanup is not None), key=lambda r: r.updated_at)
+        if not owed or not cleanup_due(owed, now):
+            return []
+        if wrote:
+            return ["cleanup: next pass (a write went to this endpoint in this pass)"]
+        decision = cleanup_step(view, list(rollouts.values()), self.policy)
+        if isinstance(decision, Wait):
+            return [f"cleanup: {decision.reason}"]
+        carrier, others = owed[-1], owed[:-1]
+        for rollout in others:  # one row carries what is owed
+            rollouts[rollout.plan.deployment] = self.ledger.save(replace(rollout, cleanup=None), now)
+        if isinstance(decision, Nothing):
+            rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=None), now)
+            return []
+        assert isinstance(decision, Delete)
+        self.fence.renew()  # a delete is a write: only under a lease this instance still holds
+        try:
+            gateway.delete_deployment(carrier.plan.endpoint, decision.deployment)
+        except Exception as err:
+            return [self._failed(rollouts, carrier, decision, err, now)]
+        logger.info("endpoint %s cleanup: %s", carrier.plan.endpoint, decision.reason)
+        self.fence.followups.after("delete")
+        sent = f"DELETE deployment {decision.deployment}"
+        rollouts[carrier.plan.deployment] = self.ledger.save(
+            replace(carrier, actions=(*carrier.actions, sent), cleanup=Cleanup()), now
+        )
+        return [f"cleanup: {decision.reason}"]
+
+    def _failed(
+        self, rollouts: dict[str, Rollout], carrier: Rollout, decision: Delete, err: Exception, now: dt.datetime
+    ) -> str:
+        endpoint, owed = carrier.plan.endpoint, carrier.cleanup or Cleanup()
+        error = f"{describe_error(err)}"[:2000]
+        if status_code_of(err) == 409:
+            logger.info("endpoint %s cleanup: AML answered 409 (busy) to %s; next tick", endpoint, decision.reason)
+            return f"cleanup: waiting, AML answered 409 to DELETE {decision.deployment}"
+        attempts = owed.attempts + 1
+        if attempts >= self.deps.settings.rollout_max_attempts:
+            logger.error(
+                "endpoint %s cleanup gave up after %d attempts to delete %s; delete it by hand: %s",
+                endpoint,
+                attempts,
+                decision.deployment,
+                error,
+            )
+            rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=None), now)
+            return f"cleanup: gave up deleting {decision.deployment} after {attempts} attempts: {error}"
+        delay = backoff_delay(attempts)
+        if attempts == 1:
+            logger.warning(
+                "endpoint %s cleanup: deleting %s failed, retrying with back-off (the rollouts are unaffected): %s",
+                endpoint,
+                decision.deployment,
+                error,
+            )
+            self.recorder.send(
+                cleanup_failed_notification(carrier, decision.deployment, error, self.deps.settings.status_host),
+                f"rollout {carrier.plan.endpoint}/{carrier.plan.deployment}",
+            )
+        else:
+            logger.info("endpoint %s cleanup attempt %d failed: %s", endpoint, attempts, error)
+        owed = Cleanup(attempts=attempts, next_attempt_at=now + delay, last_error=error)
+        rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=owed), now)
+        return f"cleanup: deleting {decision.deployment} failed (attempt {attempts}), retrying after {delay}: {error}"

@@ -1,0 +1,68 @@
+"""The follow-ups a pass over an endpoint asks for: a look when each write should have finished or a bake ends,
+sent on the queue after the pass (best effort: the timer is the safety net)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from app.rollout.decide.followup import MAX_RECHECKS, FollowUp
+from app.rollout.decide.stepping import bake_deadline
+
+if TYPE_CHECKING:
+    from app.ports import Deps
+    from app.rollout.decide.model import Rollout
+
+logger = logging.getLogger(__name__)
+
+
+class FollowUpPlan:
+    """The follow-ups due after one pass, by reason; the shortest delay per reason wins."""
+
+    def __init__(self, deps: Deps, came: FollowUp | None) -> None:
+        self.deps = deps
+        #: The follow-up message this pass answers, if a follow-up (not the timer or an event) started it.
+        self.came = came
+        self.due: dict[str, float] = {}
+
+    def after(self, kind: str, seconds: float | None = None, reason: str = "") -> None:
+        """Ask for a look at this endpoint when a write of ``kind`` should have finished (or in ``seconds``)."""
+        delay = self.deps.settings.followup_delay(kind) if seconds is None else seconds
+        if delay is not None and self.deps.followups is not None:
+            key = reason or kind
+            self.due[key] = min(delay, self.due.get(key, delay))
+
+    def after_bake(self, rollout: Rollout, now: dt.datetime) -> None:
+        """A bake started or was extended: look again when it ends, not at the timer tick after that."""
+        started = rollout.progress.bake_started_at
+        if started is None or rollout.plan.bake_seconds <= 0 or self.deps.followups is None:
+            return
+        ends = bake_deadline(started, dt.timedelta(seconds=rollout.plan.bake_seconds), rollout.progress.extensions)
+        self.after("bake", max(0.0, (ends - now).total_seconds()), reason=f"bake end {ends.isoformat()}")
+
+    def send(self, workspace_id: str, endpoint: str, still_waiting: bool) -> None:
+        """Send this pass's follow-ups; best effort: a failure is logged and the timer carries on."""
+        rechecks = 0
+        came = self.came
+        # A follow-up came too early (AML still busy, or a turn still to take): look again, a bounded number of
+        # times; then the timer alone carries on.
+        if not self.due and came is not None and came.rechecks < MAX_RECHECKS and still_waiting:
+            rechecks = came.rechecks + 1
+            self.after("recheck", reason=f"recheck {rechecks}/{MAX_RECHECKS}")
+        if not self.due or self.deps.followups is None:
+            return
+        try:
+            queue = self.deps.followups()
+            for reason, delay in self.due.items():
+                queue.schedule(FollowUp(workspace_id, endpoint, reason, rechecks), delay)
+                logger.info("endpoint %s: follow-up (%s) scheduled in %.0f s", endpoint, reason, delay)
+        except Exception as err:
+            logger.warning(
+                "endpoint %s: follow-up not scheduled (%s: %s); the reconciler's timer picks it up",
+                endpoint,
+                type(err).__name__,
+                err,
+            )
+        finally:
+            self.due = {}
