@@ -59,7 +59,7 @@ def dead_letter_blob(*events: dict[str, Any]) -> list[dict[str, Any]]:
 def test_the_runbooks_have_a_table_of_contents_that_links_each_one() -> None:
     text = runbooks()
     headings = re.findall(r"^### (.+)$", text, re.MULTILINE)
-    assert len(headings) == 9, headings  # "Before you start" and the eight
+    assert len(headings) == 9, headings  # "Before you start" and the eight runbooks
     for heading in headings[1:]:
         anchor = re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
         assert f"(#{anchor})" in text.split("### Before you start")[0], f"no table-of-contents entry for {heading}"

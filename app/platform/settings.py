@@ -90,7 +90,7 @@ class Settings:
     storage_account_name: str = ""
     storage_table_uri: str = ""
     storage_queue_uri: str = ""
-    #: The queue of follow-up checks after each AML write (issue 11 §6), in the same storage account.
+    #: The queue of follow-up checks after each AML write, in the same storage account.
     rollout_queue: str = "rollout-followups"
     #: Seconds after a write of each kind (endpoint, deployment, traffic, delete, recheck) when its follow-up is
     #: due; empty: follow-ups are off and the timer alone advances rollouts.

@@ -1,4 +1,4 @@
-"""Follow-up checks (issue 11 §6): after each AML write a queue message brings the engine back when AML should be done.
+"""Follow-up checks: after each AML write a queue message brings the engine back when AML should be done.
 
 Real clients throughout: azure-storage-queue against Azurite's queue service, azure-ai-ml against the emulator.
 No timer tick is fired in these tests unless the test says so: the follow-ups alone carry the rollout.

@@ -1,4 +1,4 @@
-"""Issue 12 end to end with the real SDKs: monitoring breaches, run statuses, pipeline registration, resync."""
+"""The lifecycle end to end with the real SDKs: monitoring breaches, run statuses, pipeline registration, resync."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Progressive delivery end to end (issue 11): smoke test, steps and bakes, metric gates, rollback, operator controls.
+"""Progressive delivery end to end: smoke test, steps and bakes, metric gates, rollback, operator controls.
 
 The real SDKs against the emulator; the emulator's clock is frozen and shared with the app, so a 10-minute bake
 takes no wall time, and synthetic load makes the metrics the gate reads.
@@ -88,7 +88,7 @@ def test_a_good_canary_is_promoted_through_every_step_on_evidence(app: OfflineAp
     assert "AmlEvents.Rollout.SmokeTestPassed" in types and "AmlEvents.Rollout.Baking" in types
     promoted = [e for e in app.published() if e["type"] == "AmlEvents.Rollout.StepPromoted"]
     assert promoted[0]["data"]["facts"]["gate"]["evidence"]["newDeployment"] == "credit-v2"
-    # Each bake's verdict is counted for the operator's dashboards (issue 14's gate-evaluations metric).
+    # Each bake's verdict is counted for the operator's dashboards (the gate-evaluations metric).
     counted = telemetry.points("rollouts.gate_evaluations")[passed].value
     assert counted == (before.value if before else 0) + 3
 

@@ -11,7 +11,7 @@ learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints#
 only ``statusCodeClass`` 5xx would pass a canary whose model crashes on every request. So a request is a
 server error when its ``statusCodeClass`` is 5xx (the endpoint or the container was not serving: 502, 503,
 504) **or** its ``modelStatusCode`` is 5xx (the model raised). A 424 whose model status is 4xx (bad input) is
-the caller's error and does not count. The issue's "5xx share" means exactly this.
+the caller's error and does not count. The gate's "5xx share" means exactly this.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class State(StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"  # a newer version of the model got there first
     REJECTED = "rejected"  # invalid tags; nothing was written to Azure ML
-    BAKING = "baking"  # the new deployment has a step's traffic and is watched (issue 11)
+    BAKING = "baking"  # the new deployment has a step's traffic and is watched
     ROLLED_BACK = "rolled_back"  # traffic went back to the split recorded when it took the write turn
     ABORTED = "aborted"  # an operator stopped it where it was; no further writes
 
@@ -63,7 +63,7 @@ class RolloutPlan:
     instance_count: int
     traffic: int
     mirror: int
-    # Progressive delivery (issue 11). Defaults keep ledger rows written before these fields decodable.
+    # Progressive delivery. Defaults keep ledger rows written before these fields decodable.
     traffic_steps: tuple[int, ...] = ()  # empty: one step, straight to ``traffic``
     bake_seconds: int = 0  # 0: no bake and no gates
     smoke_request: str = ""  # inline JSON from the ``smoke_request`` tag
@@ -257,7 +257,7 @@ class Cleanup:
 
 @dataclass(frozen=True)
 class Progress:
-    """Progressive delivery on one rollout (issue 11): its step, bake, gate and smoke evidence, operator controls."""
+    """Progressive delivery on one rollout: its step, bake, gate and smoke evidence, operator controls."""
 
     step: int | None = None  # index into ``plan.steps`` of the traffic last sent; None before any
     bake_started_at: dt.datetime | None = None  # when the step's traffic was seen in place; None while it is not

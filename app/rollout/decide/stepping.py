@@ -20,19 +20,11 @@ from enum import StrEnum
 from app.rollout.decide.gate import GatePolicy, GateResult, NextAfterInconclusive, Outcome, after_inconclusive
 from app.rollout.decide.model import State
 
-
-class ProgressState(StrEnum):
-    """States issue 11 adds to ``State`` (the wiring adds these members there; values are the ledger's)."""
-
-    BAKING = "baking"  # active: the new deployment has a step's traffic and is being watched
-    ROLLED_BACK = "rolled_back"  # final: traffic went back to the recorded pre-rollout split
-    ABORTED = "aborted"  # final: an operator stopped it where it was; no further writes
-
-
-#: Every rollout state an operator action can meet: today's ``State`` plus the ones issue 11 adds.
-ALL_STATES: tuple[str, ...] = (*(s.value for s in State), *(s.value for s in ProgressState))
-ACTIVE = frozenset({State.PENDING.value, State.DEPLOYING.value, ProgressState.BAKING.value})
-ENDED_WITH_TRAFFIC = frozenset({State.LIVE.value, State.CANARY.value, State.DARK.value, ProgressState.ABORTED.value})
+#: Every rollout state an operator action can meet.
+ALL_STATES: tuple[str, ...] = tuple(state.value for state in State)
+#: The states in which a rollout is still running, and the ended ones whose new deployment kept traffic.
+ACTIVE = frozenset({State.PENDING, State.DEPLOYING, State.BAKING})
+ENDED_WITH_TRAFFIC = frozenset({State.LIVE, State.CANARY, State.DARK, State.ABORTED})
 
 
 @dataclass(frozen=True)
@@ -185,7 +177,19 @@ def rollback_split(recorded: Mapping[str, int], new_deployment: str) -> dict[str
 
 # ---------------------------------------------------------------------------------------------- operator actions
 
-ACTIONS = ("promote", "rollback", "abort", "retry", "pause", "resume")
+
+class OperatorAction(StrEnum):
+    """What an operator may ask of a rollout (``POST /api/rollouts/{endpoint}/{deployment}/{action}``)."""
+
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    ABORT = "abort"
+    RETRY = "retry"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+ACTIONS = tuple(action.value for action in OperatorAction)
 
 
 class Effect(StrEnum):
@@ -202,7 +206,7 @@ class Effect(StrEnum):
 class Control:
     """What an operator action depends on: the rollout's state, its flags, and one observation."""
 
-    state: str
+    state: str  # a ``State`` value
     paused: bool = False
     requested: str | None = None  # promote / rollback recorded and not yet carried out
     replaced_exists: bool = True  # the deployment this rollout replaced still exists (rollback has a target)
@@ -229,9 +233,11 @@ def apply_action(action: str, control: Control) -> Applied | Refused:
     """Operator ``action`` on a rollout in ``control`` (see the table in docs/rollout.md)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    if control.state not in ALL_STATES:
-        raise ValueError(f"unknown state {control.state!r}")
-    state, active = control.state, control.state in ACTIVE
+    try:
+        state = State(control.state)
+    except ValueError:
+        raise ValueError(f"unknown state {control.state!r}") from None
+    active = state in ACTIVE
 
     def applied(effect: Effect, note: str, **changes: object) -> Applied:
         return Applied(effect, replace(control, **changes), note)  # type: ignore[arg-type]
@@ -248,12 +254,12 @@ def apply_action(action: str, control: Control) -> Applied | Refused:
             return applied(
                 Effect.REQUEST_PROMOTE, "promoting: remaining bakes skipped", requested="promote", paused=False
             )
-        if state in (State.LIVE.value, State.CANARY.value, State.DARK.value):
+        if state in (State.LIVE, State.CANARY, State.DARK):
             return same(f"already at its final share ({state})")
         return Refused(f"rollout is {state}; only a running rollout can be promoted")
 
     if action == "rollback":
-        if state == ProgressState.ROLLED_BACK.value:
+        if state is State.ROLLED_BACK:
             return same("already rolled back")
         if control.requested == "rollback":
             return same("already rolling back")
@@ -275,20 +281,20 @@ def apply_action(action: str, control: Control) -> Applied | Refused:
         return Refused(f"rollout is {state}: it moved no traffic, so there is nothing to roll back")
 
     if action == "abort":
-        if state == ProgressState.ABORTED.value:
+        if state is State.ABORTED:
             return same("already aborted")
         if active:
             return applied(
                 Effect.STOP,
                 "aborted: no further writes, traffic stays as it is",
-                state=ProgressState.ABORTED.value,
+                state=State.ABORTED.value,
                 paused=False,
                 requested=None,
             )
         return Refused(f"rollout is {state}: it has already ended")
 
     if action == "retry":
-        if state in (State.FAILED.value, ProgressState.ROLLED_BACK.value, ProgressState.ABORTED.value):
+        if state in (State.FAILED, State.ROLLED_BACK, State.ABORTED):
             return applied(
                 Effect.RESTART, "retrying from the plan", state=State.PENDING.value, paused=False, requested=None
             )

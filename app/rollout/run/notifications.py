@@ -22,7 +22,7 @@ NOTIFY_ON: dict[State, tuple[str, str]] = {
     State.ROLLED_BACK: ("AmlEvents.Rollout.RolledBack", "warning"),
     State.ABORTED: ("AmlEvents.Rollout.Aborted", "warning"),
 }
-#: Progressive-delivery notifications that are not a state of their own (issue 11 §7).
+#: Progressive-delivery notifications that are not a state of their own.
 SMOKE_PASSED = "AmlEvents.Rollout.SmokeTestPassed"
 SMOKE_FAILED = "AmlEvents.Rollout.SmokeTestFailed"
 STEP_PROMOTED = "AmlEvents.Rollout.StepPromoted"

@@ -280,7 +280,7 @@ def test_time_offset_through_the_worker_object() -> None:
     assert event.envelope.time == dt.datetime(2026, 2, 9, 6, 31, 52, 773019, tzinfo=dt.UTC)
 
 
-# Issue 12 §5: the CloudEvents attribute spelled ``specVersion`` cannot be parsed (the worker drops ``type`` and
+# Unparseable shapes: the CloudEvents attribute spelled ``specVersion`` cannot be parsed (the worker drops ``type`` and
 # ``source``), so it is a permanent error naming the attribute and the fix.
 SPEC_VERSION = "derived_cloudevents_run_status_changed_specVersion.json"
 

@@ -46,7 +46,7 @@ def test_a_bad_console_setting_is_named_and_the_connection_string_is_never_shown
 
 
 def test_gate_evaluations_are_counted_by_gate_and_outcome(telemetry: Telemetry) -> None:
-    # The instrument the rollout gates report to (issue 11): one point per gate, outcome and endpoint.
+    # The instrument the rollout gates report to: one point per gate, outcome and endpoint.
     key = (("endpoint", "gates-ep"), ("gate", "latency_p99"), ("outcome", "inconclusive"))
     before = telemetry.points("rollouts.gate_evaluations").get(key)
     rollout_telemetry.gate_evaluated("latency_p99", "inconclusive", "gates-ep")

@@ -1,4 +1,4 @@
-"""The state machine's progressive-delivery rules (issue 11): steps, bakes, gates, rollback, pause, requests."""
+"""The state machine's progressive-delivery rules: steps, bakes, gates, rollback, pause, requests."""
 
 from __future__ import annotations
 
