@@ -74,7 +74,7 @@ def test_every_storage_command_in_the_runbooks_signs_in_with_entra_id() -> None:
 
 def test_the_runbooks_kql_matches_lines_the_code_writes() -> None:
     """Each ``message has "..."`` literal of the runbooks is a part of a line the code really logs."""
-    engine = (ROOT / "app" / "rollout" / "run" / "engine.py").read_text()
+    engine = (ROOT / "app" / "rollout" / "run" / "records.py").read_text()
     transition = '"rollout %s/%s is now %s: %s"'
     assert transition in engine, "the rollout transition line changed: update the runbooks' KQL"
     rollout_line = json.loads(transition) % ("credit", "credit-v7", "live", "traffic set")

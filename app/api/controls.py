@@ -142,8 +142,10 @@ def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
     """Carry the action out now when the endpoint's lease is free; otherwise the next tick does."""
     plan = rollout.plan
     try:
-        lines = RolloutEngine(deps).advance(
-            plan.workspace_id, plan.endpoint, time.monotonic() + deps.settings.event_budget_seconds
+        lines = (
+            RolloutEngine(deps)
+            .advance(plan.workspace_id, plan.endpoint, time.monotonic() + deps.settings.event_budget_seconds)
+            .lines()
         )
     except Exception as err:
         logger.warning(

@@ -59,7 +59,8 @@ def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
         return ""
 
     try:
-        lines = RolloutEngine(deps).advance(found[0], found[1], time.monotonic() + settings.event_budget_seconds)
+        deadline = time.monotonic() + settings.event_budget_seconds
+        lines = RolloutEngine(deps).advance(found[0], found[1], deadline).lines()
     except Exception as err:
         if not is_retryable(err):
             raise

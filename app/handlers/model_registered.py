@@ -14,6 +14,7 @@ from app.rollout.decide.plan import plan_rollout
 from app.rollout.ledger.ledger import ledger_of
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.notifications import rollout_notification
+from app.rollout.run.outcomes import Stepped
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelRegisteredData
@@ -62,15 +63,17 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
         return f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
     deadline = time.monotonic() + settings.event_budget_seconds
     try:
-        lines = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
+        outcome = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
     except Exception as err:
         if not is_retryable(err):
             raise
         # The rollout is recorded; the reconciler drives it from here. No need to redeliver the event.
         logger.warning("%s rollout %s recorded; first step deferred to the reconciler: %s", event.label, target, err)
         return f"recorded rollout {target}; first step deferred to the reconciler"
-    mine = next((line for line in lines if line.startswith(f"{decision.deployment}:")), "queued")
-    return f"rollout {target}: {mine.split(': ', 1)[-1]}"
+    mine = outcome.rollout(decision.deployment)
+    if isinstance(mine, Stepped):
+        return f"rollout {target}: {mine.state.value} ({mine.reason})"
+    return f"rollout {target}: {'out of time budget; next tick' if mine else 'queued'}"
 
 
 def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:

@@ -113,7 +113,7 @@ def test_the_rollout_alert_matches_the_engines_transition_line_for_failed_and_ro
 
     kql = query("rolloutsFailed")
     [where, rollout, state] = (re.compile(pattern) for pattern in KQL_REGEX.findall(kql))
-    [transition] = [fmt for fmt in engine_log_formats("app/rollout/run/engine.py") if " is now " in fmt]
+    [transition] = [fmt for fmt in engine_log_formats("app/rollout/run/records.py") if " is now " in fmt]
     assert State.FAILED.value == "failed"
     for value in ("failed", "rolled_back"):
         line = transition % ("credit", "credit-v2", value, "AML refused: 400 BadRequest")

@@ -32,6 +32,7 @@ from app.rollout.run.cleanup import EndpointCleanup, cleanup_due
 from app.rollout.run.drift import TrafficJudge
 from app.rollout.run.fencing import Fence
 from app.rollout.run.followups import FollowUpPlan
+from app.rollout.run.outcomes import Deferred, Note, Noted, PassItem, PassOutcome, Stepped
 from app.rollout.run.records import Recorder
 from app.rollout.run.stepping import ProgressiveRunner
 
@@ -58,21 +59,25 @@ class RolloutEngine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = deps.settings.endpoint_lease_seconds
 
-    def advance(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
-        """Take one step for every active rollout on the endpoint. Returns one line per rollout touched."""
+    def advance(self, workspace_id: str, endpoint: str, deadline: float) -> PassOutcome:
+        """Take one step for every active rollout on the endpoint, and say what was done."""
         now = self.deps.clock()
         lease = self.ledger.acquire_lease(workspace_id, endpoint, self.owner, now, self.lease_seconds)
         if lease is None:
-            return [f"{endpoint}: another instance is advancing this endpoint"]
+            return PassOutcome(
+                endpoint, (Noted(Note.LEASE_HELD, f"{endpoint}: another instance is advancing this endpoint"),)
+            )
         one = EndpointPass(self, lease)
         try:
-            return one.run(workspace_id, endpoint, deadline)
+            return PassOutcome(endpoint, tuple(one.run(workspace_id, endpoint, deadline)))
         except LeaseLost as err:
             logger.warning("endpoint %s: %s; no write sent, another instance carries on", endpoint, err)
-            return [f"{endpoint}: lease lost ({err}); no write sent"]
+            lost = Noted(Note.LEASE_LOST, f"{endpoint}: lease lost ({err}); no write sent")
+            return PassOutcome(endpoint, (*one.done, lost))
         except StaleRollout as err:
             logger.warning("endpoint %s: %s; decided again from a fresh observation next time", endpoint, err)
-            return [f"{endpoint}: {err}; decided again next time"]
+            stale = Noted(Note.STALE, f"{endpoint}: {err}; decided again next time")
+            return PassOutcome(endpoint, (*one.done, stale))
         finally:
             if not one.fence.lost:
                 # The observation is cached on the endpoint's row for the status API.
@@ -95,6 +100,8 @@ class EndpointPass:
         self.rollouts: dict[str, Rollout] = {}
         self.busy = False
         self.observed: dict[str, object] = {}
+        #: What the pass did so far (kept when it stops early on a lost lease or a stale row).
+        self.done: list[PassItem] = []
 
     def still_waiting(self) -> bool:
         """After this pass: is a rollout on the endpoint still waiting on AML (not on a bake or a person)?"""
@@ -102,7 +109,7 @@ class EndpointPass:
             return True
         return any(r.state in _WAITING_ON_AML and not r.progress.paused for r in self.rollouts.values())
 
-    def run(self, workspace_id: str, endpoint: str, deadline: float) -> list[str]:
+    def run(self, workspace_id: str, endpoint: str, deadline: float) -> list[PassItem]:
         rollouts = self.rollouts = {r.plan.deployment: r for r in self.ledger.endpoint_rollouts(workspace_id, endpoint)}
         now = self.deps.clock()
         due = [
@@ -122,17 +129,19 @@ class EndpointPass:
             failed = [self.recorder.failed_attempt(rollout, err, now) for rollout in due]
             if not due:
                 logger.warning("endpoint %s (a write in doubt) not observed: %s: %s", endpoint, type(err).__name__, err)
-            return [f"{r.plan.deployment}: {r.state.value} ({r.reason})" for r in failed]
+            return [Stepped.of(r) for r in failed]
         self._observed(workspace_id, endpoint, view)
         judge = TrafficJudge(self.deps, self.ledger, self.fence, self.recorder)
         verdict, lines = judge.judge(view, gateway, rollouts, due)
+        done = self.done
+        done.extend(Noted(Note.TRAFFIC, line) for line in lines)
         if verdict is not None and verdict.kind == "late":
-            return lines  # the restore was this pass's write; the rollouts decide on a fresh observation
-        wrote = self._step_each(due, view, gateway, deadline, lines)
+            return done  # the restore was this pass's write; the rollouts decide on a fresh observation
+        wrote = self._step_each(due, view, gateway, deadline)
         if time.monotonic() <= deadline and self.deps.settings.deploy_mode != "hold":
             cleanup = EndpointCleanup(self.deps, self.ledger, self.policy, self.fence, self.recorder)
-            lines.extend(cleanup.run(rollouts, view, gateway, wrote))
-        return lines
+            done.extend(Noted(Note.CLEANUP, line) for line in cleanup.run(rollouts, view, gateway, wrote))
+        return done
 
     def _observed(self, workspace_id: str, endpoint: str, view: EndpointView | None) -> None:
         """Take in the observation: the records of the deployments AML shows, whether AML is busy, the split."""
@@ -149,14 +158,12 @@ class EndpointPass:
                 "observed_at": self.deps.clock(),
             }
 
-    def _step_each(
-        self, due: list[Rollout], view: EndpointView | None, gateway: AzureMl, deadline: float, lines: list[str]
-    ) -> bool:
+    def _step_each(self, due: list[Rollout], view: EndpointView | None, gateway: AzureMl, deadline: float) -> bool:
         """One decision and one action per due rollout, the one holding the turn first. Returns whether it wrote."""
         rollouts, wrote = self.rollouts, False
         for rollout in sorted(due, key=lambda r: (r.state is not State.DEPLOYING, r.created_at)):
             if time.monotonic() > deadline:
-                lines.append(f"{rollout.plan.deployment}: out of time budget; next tick")
+                self.done.append(Deferred(rollout.plan.deployment))
                 break
             current = rollouts[rollout.plan.deployment]
             siblings = [r for name, r in rollouts.items() if name != current.plan.deployment]
@@ -166,7 +173,7 @@ class EndpointPass:
                 step_done(updated)
             wrote = wrote or bool(updated.actions != current.actions)
             rollouts[updated.plan.deployment] = updated
-            lines.append(f"{updated.plan.deployment}: {updated.state.value} ({updated.reason})")
+            self.done.append(Stepped.of(updated))
             applied = (
                 updated.actions != current.actions
                 if isinstance(action, (SetTraffic, RollBack))

@@ -57,7 +57,7 @@ def _reconcile(deps: Deps) -> list[str]:
         futures = {pool.submit(run, ws, ep, deadline): ep for run, ws, ep in advance}
         for future, endpoint in futures.items():
             try:
-                lines.extend(future.result())
+                lines.extend(future.result().lines())
             except Exception as err:
                 # One endpoint's trouble must not stop the others; the next tick tries again.
                 logger.error("reconcile: endpoint %s not advanced this tick: %s: %s", endpoint, type(err).__name__, err)
@@ -104,8 +104,10 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
             return "nothing to do: no rollout in progress on this endpoint"
-        lines = RolloutEngine(deps, followup=followup).advance(
-            endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds
+        lines = (
+            RolloutEngine(deps, followup=followup)
+            .advance(endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds)
+            .lines()
         )
     except RetryableError:
         raise  # storage or the lease table briefly unavailable: the host redelivers (bounded by maxDequeueCount)
