@@ -57,7 +57,8 @@ class FakeAzureML(StateMixin, FaultsMixin):
         self.faults: list[Fault] = []
         self.held: list[HeldWrite] = []
         self.taken_names: set[str] = set()
-        self.failing: dict[str, list[str]] = {}  # deployment name -> outcomes of its next create/update operations
+        #: (endpoint, deployment or "") -> how its next create/update operations end ("" endpoint: any endpoint).
+        self.failing: dict[tuple[str, str], list[str]] = {}
         #: Every accepted traffic write: (time, endpoint, live, mirror), as the metrics fake routes requests by it.
         self.traffic_log: list[tuple[dt.datetime, str, dict[str, int], dict[str, int]]] = []
 
@@ -131,11 +132,11 @@ class FakeAzureML(StateMixin, FaultsMixin):
             raise EndpointNameTaken(name)
         if existing is None:
             self.endpoints[name.lower()] = existing = Endpoint(name, "Creating", tags={APP_TAG: APP_TAG_VALUE})
-            existing.operation = self._operation("endpoint", "create", None)
+            existing.operation = self._operation("endpoint", "create", name)
             return
         # A re-PUT replaces the endpoint's properties: the app's body carries no traffic.
         existing.state, existing.traffic, existing.mirror = "Updating", {}, {}
-        existing.operation = self._operation("endpoint", "update", None)
+        existing.operation = self._operation("endpoint", "update", name)
 
     def _put_deployment(self, endpoint: str, name: str, model: str, tags: dict[str, str]) -> None:
         path = self._path(endpoint, name)
@@ -164,17 +165,17 @@ class FakeAzureML(StateMixin, FaultsMixin):
         existing = ep.deployments.get(name.lower())
         if existing is None:
             ep.deployments[name.lower()] = existing = Deployment(name, "Creating", model, tags)
-            existing.operation = self._operation("deployment", "create", name)
+            existing.operation = self._operation("deployment", "create", endpoint, name)
             return
         existing.state, existing.model, existing.tags = "Updating", model, tags
-        existing.operation = self._operation("deployment", "update", name)
+        existing.operation = self._operation("deployment", "update", endpoint, name)
 
     def _put_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
         ep = self._endpoint(endpoint, "PUT")
         self._check_idle(endpoint, "PUT")
         self._check_traffic(ep, traffic, mirror)
         ep.traffic, ep.mirror, ep.state = traffic, mirror, "Updating"
-        ep.operation = self._operation("endpoint", "update", None)
+        ep.operation = self._operation("endpoint", "update", ep.name)
         self.traffic_log.append((self.clock(), ep.name.lower(), dict(traffic), dict(mirror)))
 
     def _check_traffic(self, ep: Endpoint, traffic: Mapping[str, int], mirror: Mapping[str, int]) -> None:
@@ -214,7 +215,7 @@ class FakeAzureML(StateMixin, FaultsMixin):
                 method="DELETE",
                 path=self._path(endpoint, name),
             )
-        found.state, found.operation = "Deleting", self._operation("deployment", "delete", found.name)
+        found.state, found.operation = "Deleting", self._operation("deployment", "delete", endpoint, found.name)
 
     def _check_idle(self, endpoint: str, method: str) -> None:
         busy = self.busy(endpoint)
@@ -227,10 +228,12 @@ class FakeAzureML(StateMixin, FaultsMixin):
                 path=self._path(endpoint),
             )
 
-    def _operation(self, kind: str, action: str, deployment: str | None) -> Operation:
+    def _operation(self, kind: str, action: str, endpoint: str, deployment: str | None = None) -> Operation:
         outcome = "Succeeded"
-        if deployment is not None and action in {"create", "update"} and self.failing.get(deployment.lower()):
-            outcome = self.failing[deployment.lower()].pop(0)
+        for key in ((endpoint.lower(), (deployment or "").lower()), ("", (deployment or "").lower())):
+            if action in {"create", "update"} and self.failing.get(key):
+                outcome = self.failing[key].pop(0)
+                break
         ends = self.clock() + dt.timedelta(seconds=self.durations[f"{kind}:{action}"])
         return Operation(action, ends, outcome)
 

@@ -173,10 +173,16 @@ class StateMixin:
             target.logs_failed = state == "Failed"
 
     def fail_deployment(self: FakeAzureML, name: str, *, state: str = "Failed", count: int = 1) -> None:
-        """The next ``count`` create/update operations of deployment ``name`` end in ``state``."""
+        """The next ``count`` create/update operations of deployment ``name`` (on any endpoint) end in ``state``."""
+        self.end_next_operations("", name, state=state, count=count)
+
+    def end_next_operations(
+        self: FakeAzureML, endpoint: str, deployment: str | None = None, *, state: str = "Failed", count: int = 1
+    ) -> None:
+        """The next ``count`` create/update operations on the endpoint (or its deployment) end in ``state``."""
         if state not in TERMINAL:
             raise ValueError(f"an operation ends in one of {TERMINAL}, not {state!r}")
-        self.failing.setdefault(name.lower(), []).extend([state] * count)
+        self.failing.setdefault((endpoint.lower(), (deployment or "").lower()), []).extend([state] * count)
 
     def set_traffic_by_hand(
         self: FakeAzureML, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None

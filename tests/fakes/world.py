@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from handlers import HANDLERS
@@ -25,7 +26,7 @@ from shared.rollout.model import Rollout
 from shared.settings import Settings
 from tests.fakes.aml import FakeAzureML
 from tests.fakes.clock import FakeClock
-from tests.fakes.deps import WORKSPACE, WORKSPACE_ID, FakeSink, make_settings
+from tests.fakes.deps import WORKSPACE, WORKSPACE_ID, FakeSink
 from tests.fakes.monitor import FakeMetrics
 from tests.fakes.queue import FakeFollowUpQueue
 from tests.fakes.scoring import FakeSmoke
@@ -39,7 +40,10 @@ class FakeWorld:
     """Fakes wired into ``Deps`` as production wires the real adapters (``shared.deps.production_deps``)."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        self.settings = settings or make_settings(**overrides)
+        #: The production defaults (every setting unset but the allowlist and DEPLOY_MODE=apply), then ``overrides``.
+        self.settings = settings or replace(
+            Settings.from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "DEPLOY_MODE": "apply"}), **overrides
+        )
         self.clock = FakeClock()
         self.aml = FakeAzureML(self.clock, WORKSPACE)
         self.metrics = FakeMetrics(self.aml)
