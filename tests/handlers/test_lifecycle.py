@@ -13,6 +13,8 @@ from shared.errors import RetryableError
 from tests.envelopes import envelope
 from tests.fakes import FakeJobReader, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
+pytestmark = pytest.mark.fast
+
 EVENTS = Path(__file__).parents[1] / "events"
 
 

@@ -9,6 +9,8 @@ from shared.errors import SettingsError
 from shared.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_default_budgets_fit_the_default_lease_with_the_margin() -> None:
     arm = budgets.arm()

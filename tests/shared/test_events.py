@@ -16,6 +16,8 @@ from shared.events import envelope_from_function_event, parse
 from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 EVENTS = Path(__file__).parents[1] / "events"
 FIXTURES = sorted(EVENTS.glob("*.*.*.json"))
 

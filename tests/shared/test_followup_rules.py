@@ -11,6 +11,8 @@ from shared.rollout.followup import DEFAULT_DELAYS, FollowUp, visibility
 from shared.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_defaults_follow_what_aml_typically_takes() -> None:
     settings = Settings.from_env({})

@@ -10,6 +10,8 @@ from shared.monitoring import BREACH_TAG, breach_of
 from shared.register import InvalidRunTag, JobOutput, RegisterModel, from_job_output
 from shared.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 TEXT = (
     "The signal 'churn-monitor_prediction_drift' has failed due to one or more features violating metric "
     "thresholds.\nThe feature names and their corresponding computed metric values violating the threshold are \n[]"

@@ -19,6 +19,8 @@ from shared.notify import Notifier
 from shared.settings import Settings
 from tests.envelopes import envelope
 
+pytestmark = pytest.mark.fast
+
 PUBLISHED = Path(__file__).parents[1] / "events" / "published" / "sdk"
 
 PRICING_WS = ("3f2b8c1e-7a4d-4e0b-9c55-2d1e6f8a9b01", "rg-pricing", "ws-pricing-dev")

@@ -10,6 +10,8 @@ from shared.errors import RetryableError, SettingsError
 from shared.settings import Settings
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE, WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_defaults_are_safe() -> None:
     settings = Settings.from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID})

@@ -11,6 +11,8 @@ from shared.errors import SettingsError
 from shared.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 BASE = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
 
 

@@ -9,6 +9,8 @@ import pytest
 from shared.rollout import intents
 from shared.rollout.intents import Intent, judge
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
 

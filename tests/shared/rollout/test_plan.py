@@ -11,6 +11,8 @@ from shared.rollout.naming import endpoint_name
 from shared.rollout.plan import plan_rollout
 from tests.fakes import WORKSPACE, make_settings
 
+pytestmark = pytest.mark.fast
+
 CREATED = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 

@@ -7,6 +7,8 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from shared.rollout.gate import GateEvidence, GateResult, Outcome
 from shared.rollout.model import Progress, State
 from shared.rollout.step import (
@@ -22,6 +24,8 @@ from shared.rollout.step import (
     Wait,
 )
 from tests.shared.rollout.test_step import NOW, POLICY, decide, deployment, endpoint, plan, rollout
+
+pytestmark = pytest.mark.fast
 
 STEPPED = replace(plan("2", 100), traffic_steps=(10, 50, 100), bake_seconds=600)
 BEFORE = {"credit-v1": 100}
