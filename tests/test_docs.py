@@ -3,7 +3,7 @@
 The settings rules, each a test below:
 
 - Every setting the code reads has exactly one row in the table of ``docs/configuration.md``. "Read by the
-  code" is derived, not hand-kept: the setting-name literals in ``shared/settings.py``, the ``%NAME%`` binding
+  code" is derived, not hand-kept: the setting-name literals in ``app/platform/settings.py``, the ``%NAME%`` binding
   expressions in ``function_app.py``, and any ``os.environ`` read of a literal name in ``function_app.py``,
   ``shared/`` or ``handlers/``.
 - Every row names a setting the code reads or the template sets (no stale rows).

@@ -16,8 +16,8 @@ import pytest
 from acceptance.offline import LOAD_RPM
 from acceptance.target import Target
 from devkit.aml_emulator.health import Health, lognormal_ms
-from shared.durations import parse_duration
-from shared.rollout.gate import GatePolicy
+from app.platform.durations import parse_duration
+from app.rollout.decide.gate import GatePolicy
 
 pytestmark = pytest.mark.fast
 

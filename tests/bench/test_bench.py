@@ -44,7 +44,7 @@ def test_each_row_is_printed_before_the_next_measurement_starts(
 
     def rollouts(quiet_seconds: float) -> Iterator[bench.Row]:
         seen_before["rollouts"] = capsys.readouterr().out
-        logging.getLogger("shared.store").info("table rollouts did not exist (new, or deleted since); created it")
+        logging.getLogger("app.azure.tables").info("table rollouts did not exist (new, or deleted since); created it")
         yield ("idle reconciler tick", "0 ARM requests", "", "")
 
     assert _run_bench(monkeypatch, imports, rollouts) == 0
@@ -60,9 +60,9 @@ def test_a_real_warning_reaches_the_console_labelled_as_the_apps_log(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def rollouts(quiet_seconds: float) -> Iterator[bench.Row]:
-        logging.getLogger("shared.rollout.engine").warning("rollout credit/credit-v1 attempt 1 failed")
+        logging.getLogger("app.rollout.run.engine").warning("rollout credit/credit-v1 attempt 1 failed")
         yield ("idle reconciler tick", "0 ARM requests", "", "")
 
     _run_bench(monkeypatch, lambda runs: iter(()), rollouts)
     out = capsys.readouterr().out
-    assert "  (app log) WARNING shared.rollout.engine: rollout credit/credit-v1 attempt 1 failed" in out
+    assert "  (app log) WARNING app.rollout.run.engine: rollout credit/credit-v1 attempt 1 failed" in out

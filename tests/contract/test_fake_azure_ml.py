@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from devkit.stack import DevStack
-from shared.aml import AmlGateway
-from shared.errors import status_code_of
-from shared.rollout.model import EndpointView
-from shared.rollout.naming import EndpointNameTaken
+from app.azure.aml import AmlGateway
+from app.platform.errors import status_code_of
+from app.rollout.decide.model import EndpointView
+from app.rollout.decide.naming import EndpointNameTaken
 from tests.fakes import WORKSPACE, FakeAzureML, FakeClock, make_plan
 
 pytestmark = pytest.mark.integration

@@ -28,10 +28,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from shared.aml import ModelNotFound
-from shared.rollout.model import APP_TAG, APP_TAG_VALUE, EndpointView, ModelInfo, RolloutPlan
-from shared.rollout.naming import EndpointNameTaken, is_valid_name
-from shared.workspace import WorkspaceRef
+from app.ports import ModelNotFound
+from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.naming import EndpointNameTaken, is_valid_name
+from app.platform.workspace import WorkspaceRef
 from tests.fakes.aml_faults import ArmCall, Fault, FaultsMixin, HeldWrite
 from tests.fakes.aml_state import DURATIONS, Deployment, Endpoint, Operation, StateMixin
 from tests.fakes.arm import arm_error

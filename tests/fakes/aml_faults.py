@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.errors import status_code_of
-from shared.rollout.naming import EndpointNameTaken
+from app.platform.errors import status_code_of
+from app.rollout.decide.naming import EndpointNameTaken
 from tests.fakes.arm import arm_error, denied_message, no_answer
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.rollout.model import DeploymentView, EndpointView, ModelInfo
+from app.rollout.decide.model import DeploymentView, EndpointView, ModelInfo
 
 if TYPE_CHECKING:
     from tests.fakes.aml import FakeAzureML

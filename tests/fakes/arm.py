@@ -4,7 +4,7 @@ The management client maps 401, 404 and 409 to azure-core's ``ClientAuthenticati
 ``ResourceNotFoundError`` and ``ResourceExistsError`` and raises ``HttpResponseError`` (ARM error format) for
 the rest (the ``error_map`` of azure-mgmt-machinelearningservices' generated operations); no answer at all is a
 ``ServiceResponseError``. Each error carries a response whose request URL is on ARM, so the app's error policy
-(``shared.errors``) tells its source, status and code exactly as it does for the real client's errors.
+(``app.platform.errors``) tells its source, status and code exactly as it does for the real client's errors.
 """
 
 from __future__ import annotations

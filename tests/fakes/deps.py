@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.deps import Deps
-from shared.errors import RetryableError
-from shared.notify import Notification, Notifier
-from shared.rollout.model import RolloutPlan
-from shared.settings import Settings
-from shared.workspace import WorkspaceRef
+from app.ports import Deps
+from app.platform.errors import RetryableError
+from app.notify.notifier import Notification, Notifier
+from app.rollout.decide.model import RolloutPlan
+from app.platform.settings import Settings
+from app.platform.workspace import WorkspaceRef
 
 WORKSPACE_ID = (
     "/subscriptions/00000000-0000-0000-0000-00000000de71/resourceGroups/rg-devkit"
@@ -122,8 +122,8 @@ class FakeJobReader:
         return self
 
     def get_job(self, name: str) -> Any:
-        # A stand-in for shared.retrain.JobInfo: only the status is read.
-        from shared.retrain import JobInfo
+        # A stand-in for app.retraining.decide.JobInfo: only the status is read.
+        from app.retraining.decide import JobInfo
 
         self.reads.append(name)
         status = self.statuses.get(name)

@@ -2,7 +2,7 @@
 
 Each whole minute, an endpoint serves ``rpm`` requests, split by the live traffic in force at the minute's start
 (as the Azure ML fake recorded its traffic writes), plus mirrored copies. A deployment's health says how many of
-its requests fail and its P99. Points are what ``shared.metrics.MetricsReader.read_window`` returns: PT1M, stamped
+its requests fail and its P99. Points are what ``app.azure.metrics.MetricsReader.read_window`` returns: PT1M, stamped
 at the minute's start, only complete minutes, and none newer than ``lag`` (Azure Monitor's ingestion delay).
 A failing model shows as Azure ML reports it: status class 4xx (the endpoint answers 424) with model status 500.
 """
@@ -13,11 +13,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.rollout.gate import LatencyPoint, MetricWindow, RequestPoint
+from app.rollout.decide.gate import LatencyPoint, MetricWindow, RequestPoint
 from tests.fakes.arm import arm_error
 
 if TYPE_CHECKING:
-    from shared.workspace import WorkspaceRef
+    from app.platform.workspace import WorkspaceRef
     from tests.fakes.aml import FakeAzureML
 
 MINUTE = dt.timedelta(minutes=1)

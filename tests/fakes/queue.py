@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.errors import RetryableError
+from app.platform.errors import RetryableError
 
 if TYPE_CHECKING:
-    from shared.rollout.followup import FollowUp
+    from app.rollout.decide.followup import FollowUp
     from tests.fakes.clock import FakeClock
 
 

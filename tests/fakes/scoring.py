@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import RetryableError
-from shared.smoke import SmokeResult, classify
+from app.platform.errors import RetryableError
+from app.rollout.decide.smoke import SmokeResult, classify
 
 if TYPE_CHECKING:
-    from shared.smoke import SmokeSample
+    from app.rollout.decide.smoke import SmokeSample
     from tests.fakes.aml import FakeAzureML
 
 #: The status the endpoint answers for a deployment in each provisioning state (the dev kit's emulator does the

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
-from shared.errors import error_source, is_retryable, permission_problem, status_code_of
-from shared.rollout.followup import FollowUp
-from shared.store import Row
+from app.platform.errors import error_source, is_retryable, permission_problem, status_code_of
+from app.rollout.decide.followup import FollowUp
+from app.platform.tables import Row
 from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeAzureML, FakeClock, FakeFollowUpQueue, FakeMetrics, make_plan
 from tests.fakes.table import FakeTableStore
 
@@ -139,7 +139,7 @@ def test_table_queries_filter_by_keys_and_properties_in_key_order_a_page_at_a_ti
 
 
 def test_a_table_write_on_a_changed_row_is_a_conflict() -> None:
-    from shared.store import Conflict
+    from app.platform.tables import Conflict
 
     store = FakeTableStore()
     first = store.insert("p", "k", {"n": 1})

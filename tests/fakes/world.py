@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from handlers import HANDLERS
-from shared.deps import Deps
-from shared.dispatch import process
-from shared.events import MODEL_REGISTERED, Envelope
-from shared.outbox import OutboxNotifier
-from shared.rollout.ledger import RolloutLedger
-from shared.rollout.model import Rollout
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.handlers import HANDLERS
+from app.ports import Deps
+from app.intake.dispatch import process
+from app.intake.events import MODEL_REGISTERED, Envelope
+from app.notify.outbox import OutboxNotifier
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.decide.model import Rollout
+from app.platform.settings import Settings
 from tests.fakes.aml import FakeAzureML
 from tests.fakes.clock import FakeClock
 from tests.fakes.deps import WORKSPACE, WORKSPACE_ID, FakeSink
@@ -37,12 +38,12 @@ PASS_BUDGET_S = 30.0
 
 
 class FakeWorld:
-    """Fakes wired into ``Deps`` as production wires the real adapters (``shared.deps.production_deps``)."""
+    """Fakes wired into ``Deps`` as production wires the real adapters (``app.wiring.production_deps``)."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         #: The production defaults (every setting unset but the allowlist and DEPLOY_MODE=apply), then ``overrides``.
         self.settings = settings or replace(
-            Settings.from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "DEPLOY_MODE": "apply"}), **overrides
+            settings_from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "DEPLOY_MODE": "apply"}), **overrides
         )
         self.clock = FakeClock()
         self.aml = FakeAzureML(self.clock, WORKSPACE)
@@ -100,19 +101,19 @@ class FakeWorld:
 
     def advance(self, endpoint: str = "credit") -> list[str]:
         """One pass of the engine over ``endpoint`` (what a follow-up or an operator action runs)."""
-        from shared.rollout.engine import RolloutEngine
+        from app.rollout.run.engine import RolloutEngine
 
         return RolloutEngine(self.deps).advance(WORKSPACE_ID, endpoint, time.monotonic() + PASS_BUDGET_S)
 
     def tick(self) -> list[str]:
         """The reconciler's timer fires once."""
-        from shared.rollout.reconcile import reconcile
+        from app.rollout.run.reconcile import reconcile
 
         return reconcile(self.deps)
 
     def deliver_followups(self) -> int:
         """Hand the follow-up messages that are due to ``follow_up_rollout``, as the queue trigger would."""
-        from shared.rollout.followup import follow_up
+        from app.rollout.run.reconcile import follow_up
 
         due = self.queue.take_due()
         for message in due:

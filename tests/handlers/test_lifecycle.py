@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from devkit.runner import load_events
-from handlers import HANDLERS
-from shared.dispatch import process
-from shared.errors import RetryableError
+from app.handlers import HANDLERS
+from app.intake.dispatch import process
+from app.platform.errors import RetryableError
 from tests.envelopes import envelope
 from tests.fakes import FakeJobReader, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 

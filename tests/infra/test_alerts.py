@@ -105,17 +105,17 @@ def test_function_failures_count_failed_invocations_exceptions_and_permanent_fai
     assert "exceptions |" in kql
     # The dispatcher's line for an event it acknowledged after a permanent failure.
     assert '"permanently, acknowledged"' in kql
-    assert any("permanently, acknowledged" in fmt for fmt in engine_log_formats("shared/dispatch.py"))
+    assert any("permanently, acknowledged" in fmt for fmt in engine_log_formats("app/intake/dispatch.py"))
     [criterion] = rule("functionFailures")["properties"]["criteria"]["allOf"]
     assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0)
 
 
 def test_the_rollout_alert_matches_the_engines_transition_line_for_failed_and_rolled_back_only() -> None:
-    from shared.rollout.model import State
+    from app.rollout.decide.model import State
 
     kql = query("rolloutsFailed")
     [where, rollout, state] = (re.compile(pattern) for pattern in KQL_REGEX.findall(kql))
-    [transition] = [fmt for fmt in engine_log_formats("shared/rollout/engine.py") if " is now " in fmt]
+    [transition] = [fmt for fmt in engine_log_formats("app/rollout/run/engine.py") if " is now " in fmt]
     assert State.FAILED.value == "failed"
     for value in ("failed", "rolled_back"):
         line = transition % ("credit", "credit-v2", value, "AML refused: 400 BadRequest")
@@ -132,7 +132,7 @@ def test_the_rollout_alert_matches_the_engines_transition_line_for_failed_and_ro
 def test_the_heartbeat_alert_fires_when_no_reconcile_line_arrives_in_its_window() -> None:
     kql = query("reconcilerSilent")
     [literal] = re.findall(r'contains_cs "([^"]+)"', kql)
-    formats = engine_log_formats("shared/rollout/reconcile.py")
+    formats = engine_log_formats("app/rollout/run/reconcile.py")
     # Every line the reconciler writes counts as a heartbeat, the idle one included.
     assert formats and all(fmt.startswith(literal) for fmt in formats)
     assert "reconcile: 0 endpoint(s), nothing to do" in formats

@@ -58,7 +58,7 @@ OPERATOR_ROLES = Counter(
 )
 OPERATOR_RBAC = INFRA / "app/operator-rbac.bicep"
 
-# Used when shared/settings.py does not exist yet: the settings the app reads, per the design brief.
+# Used when app/platform/settings.py does not exist yet: the settings the app reads, per the design brief.
 FALLBACK_CODE_SETTINGS = {
     "AML_ALLOWED_WORKSPACES",
     "DEPLOY_MODE",
@@ -351,7 +351,7 @@ def test_operator_roles_are_opt_in_and_scoped_to_the_app_s_own_resources() -> No
 
 
 def code_settings() -> set[str]:
-    """Names the app reads: env-name literals in shared/settings.py and %NAME% in function_app.py."""
+    """Names the app reads: env-name literals in app/platform/settings.py and %NAME% in function_app.py."""
     settings_py = ROOT / "shared" / "settings.py"
     if not settings_py.exists():
         return FALLBACK_CODE_SETTINGS
@@ -361,7 +361,7 @@ def code_settings() -> set[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
     }
     names = {value for value in literals if SETTING_NAME.fullmatch(value)}
-    assert names, "no setting names found in shared/settings.py"
+    assert names, "no setting names found in app/platform/settings.py"
     app = ROOT / "function_app.py"
     if app.exists():
         names |= set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)%", app.read_text()))

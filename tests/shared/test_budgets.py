@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared import budgets
-from shared.errors import SettingsError
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.platform import budgets
+from app.platform.errors import SettingsError
+from app.platform.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
 pytestmark = pytest.mark.fast
@@ -30,15 +31,15 @@ def test_azure_cores_defaults_would_not_fit_the_lease() -> None:
 def test_settings_refuse_a_lease_shorter_than_the_longest_call() -> None:
     env = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "ENDPOINT_LEASE_SECONDS": "120", "ARM_READ_TIMEOUT_SECONDS": "60"}
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env(env)
+        settings_from_env(env)
     message = str(raised.value)
     assert "ENDPOINT_LEASE_SECONDS=120" in message and "ARM_READ_TIMEOUT_SECONDS=60" in message
-    settings = Settings.from_env({**env, "ARM_READ_TIMEOUT_SECONDS": "2"})
+    settings = settings_from_env({**env, "ARM_READ_TIMEOUT_SECONDS": "2"})
     assert (settings.endpoint_lease_seconds, settings.arm_read_timeout_seconds) == (120, 2)
 
 
 def test_the_webhook_sink_uses_the_webhook_budget() -> None:
-    from shared.notify import WebhookSink
+    from app.azure.sinks import WebhookSink
 
     assert WebhookSink.retry_delays == budgets.WEBHOOK_RETRY_DELAYS
     assert budgets.WEBHOOK.attempts == len(budgets.WEBHOOK_RETRY_DELAYS) + 1

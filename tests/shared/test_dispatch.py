@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
-from handlers import HANDLERS
-from shared import events
-from shared.dispatch import process
-from shared.errors import EventValidationError, PermanentError, RetryableError
+from app.handlers import HANDLERS
+from app.intake import events
+from app.intake.dispatch import process
+from app.platform.errors import EventValidationError, PermanentError, RetryableError
 from tests.envelopes import envelope
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 

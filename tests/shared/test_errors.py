@@ -6,7 +6,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity import CredentialUnavailableError
 
-from shared.errors import describe_error, error_source, is_retryable, permission_problem
+from app.platform.errors import describe_error, error_source, is_retryable, permission_problem
 
 pytestmark = pytest.mark.fast
 

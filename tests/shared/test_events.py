@@ -10,9 +10,9 @@ import pytest
 from azure.eventgrid import SystemEventNames
 
 from devkit.runner import load_events, to_function_event
-from shared import events
-from shared.errors import EventValidationError
-from shared.events import envelope_from_function_event, parse
+from app.intake import events
+from app.platform.errors import EventValidationError
+from app.intake.events import envelope_from_function_event, parse
 from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID
 

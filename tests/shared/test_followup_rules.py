@@ -6,25 +6,27 @@ import json
 
 import pytest
 
-from shared.errors import EventValidationError, SettingsError
-from shared.rollout.followup import DEFAULT_DELAYS, FollowUp, visibility
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.platform.errors import EventValidationError, SettingsError
+from app.platform.settings import DEFAULT_DELAYS
+from app.rollout.decide.followup import FollowUp, visibility
+from app.platform.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
 pytestmark = pytest.mark.fast
 
 
 def test_the_defaults_follow_what_aml_typically_takes() -> None:
-    settings = Settings.from_env({})
+    settings = settings_from_env({})
     assert settings.rollout_queue == "rollout-followups"
     assert {kind: settings.followup_delay(kind) for kind in DEFAULT_DELAYS} == dict(DEFAULT_DELAYS)
 
 
 def test_delays_override_kind_by_kind_and_off_turns_follow_ups_off() -> None:
-    settings = Settings.from_env({"FOLLOWUP_DELAYS": "deployment=600, traffic=10"})
+    settings = settings_from_env({"FOLLOWUP_DELAYS": "deployment=600, traffic=10"})
     assert settings.followup_delay("deployment") == 600 and settings.followup_delay("traffic") == 10
     assert settings.followup_delay("endpoint") == 90
-    assert Settings.from_env({"FOLLOWUP_DELAYS": "off"}).followup_delay("traffic") is None
+    assert settings_from_env({"FOLLOWUP_DELAYS": "off"}).followup_delay("traffic") is None
 
 
 @pytest.mark.parametrize(
@@ -39,7 +41,7 @@ def test_delays_override_kind_by_kind_and_off_turns_follow_ups_off() -> None:
 )
 def test_a_bad_setting_is_named_with_its_fix(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env(env)
+        settings_from_env(env)
     assert message in str(raised.value)
 
 

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from shared.errors import EventValidationError, PermanentError
-from shared.idempotency import (
+from app.platform.errors import EventValidationError, PermanentError
+from app.platform.idempotency import (
     AlreadyDone,
     Claimed,
     Idempotency,
@@ -19,7 +19,7 @@ from shared.idempotency import (
     payload_hash,
     record_key,
 )
-from shared.workspace import WorkspaceRef
+from app.platform.workspace import WorkspaceRef
 from tests.fakes import WORKSPACE, FakeTableStore
 
 pytestmark = pytest.mark.fast

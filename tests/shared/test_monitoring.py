@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import SettingsError
-from shared.events import RunCompletedData, RunStatusChangedData
-from shared.monitoring import BREACH_TAG, breach_of
-from shared.register import InvalidRunTag, JobOutput, RegisterModel, from_job_output
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.platform.errors import SettingsError
+from app.intake.events import RunCompletedData, RunStatusChangedData
+from app.retraining.signals import BREACH_TAG, breach_of
+from app.retraining.registration import InvalidRunTag, JobOutput, RegisterModel, from_job_output
+from app.platform.settings import Settings
 
 pytestmark = pytest.mark.fast
 
@@ -106,10 +107,10 @@ def test_a_pipeline_without_the_output_names_the_tag_and_lists_its_outputs() -> 
 
 
 def test_notify_run_statuses_default_parse_and_errors() -> None:
-    assert Settings.from_env({}).notify_run_statuses == {"failed", "canceled"}
-    assert Settings.from_env({"NOTIFY_RUN_STATUSES": "FAILED, NotResponding"}).notify_run_statuses == {
+    assert settings_from_env({}).notify_run_statuses == {"failed", "canceled"}
+    assert settings_from_env({"NOTIFY_RUN_STATUSES": "FAILED, NotResponding"}).notify_run_statuses == {
         "failed",
         "notresponding",
     }
     with pytest.raises(SettingsError, match="NOTIFY_RUN_STATUSES: cancelled is not an Azure ML run status"):
-        Settings.from_env({"NOTIFY_RUN_STATUSES": "Failed,Cancelled"})
+        settings_from_env({"NOTIFY_RUN_STATUSES": "Failed,Cancelled"})

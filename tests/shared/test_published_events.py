@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from devkit.runner import load_events, to_function_event
-from handlers import HANDLERS
-from shared import events
-from shared.deps import Deps
-from shared.dispatch import process
-from shared.errors import EventValidationError
-from shared.events import AmlEvent, envelope_from_function_event, parse
-from shared.notify import Notifier
-from shared.settings import Settings
+from app.handlers import HANDLERS
+from app.intake import events
+from app.ports import Deps
+from app.intake.dispatch import process
+from app.platform.errors import EventValidationError
+from app.intake.events import AmlEvent, envelope_from_function_event, parse
+from app.notify.notifier import Notifier
+from app.platform.settings import Settings
 from tests.envelopes import envelope
 
 pytestmark = pytest.mark.fast
@@ -275,7 +275,7 @@ def test_time_offset_in_data_times_is_kept_as_an_aware_instant() -> None:
     strict=True,
     raises=ValueError,
     reason="azure.functions 1.26's trigger converter only parses UTC times (Z, +00:00); a -07:00 eventTime "
-    "fails inside the worker before the function runs, so shared/events.py cannot recover it",
+    "fails inside the worker before the function runs, so app/intake/events.py cannot recover it",
 )
 def test_time_offset_through_the_worker_object() -> None:
     event = _through_worker("derived_eventgrid_run_status_changed_time_offset.json")

@@ -9,9 +9,9 @@ import azure.functions as func
 import pytest
 
 from devkit.runner import to_function_event
-from handlers import HANDLERS
-from shared import events
-from shared.dispatch import receive
+from app.handlers import HANDLERS
+from app.intake import events
+from app.intake.dispatch import receive
 from tests.fakes import WORKSPACE_ID, FakeNotifier, make_deps
 
 pytestmark = pytest.mark.fast

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from handlers import HANDLERS
-from shared import events
-from shared.dispatch import process
-from shared.errors import EventValidationError, PermanentError
-from shared.events import RunCompletedData
-from shared.register import (
+from app.handlers import HANDLERS
+from app.intake import events
+from app.intake.dispatch import process
+from app.platform.errors import EventValidationError, PermanentError
+from app.intake.events import RunCompletedData
+from app.retraining.registration import (
     InvalidRunTag,
     RegisterModel,
     model_tags,

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from handlers import HANDLERS
-from shared import events
-from shared.dispatch import process
-from shared.errors import EventValidationError, RetryableError
-from shared.events import DatasetDriftDetectedData, parse
-from shared.idempotency import Claimed, Idempotency
-from shared.retrain import (
+from app.handlers import HANDLERS
+from app.intake import events
+from app.intake.dispatch import process
+from app.platform.errors import EventValidationError, RetryableError
+from app.intake.events import DatasetDriftDetectedData, parse
+from app.platform.idempotency import Claimed, Idempotency
+from app.retraining.decide import (
     BELOW_THRESHOLD,
     COOLDOWN,
     NOT_CONFIGURED,

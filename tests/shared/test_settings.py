@@ -6,15 +6,16 @@ import logging
 
 import pytest
 
-from shared.errors import RetryableError, SettingsError
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.platform.errors import RetryableError, SettingsError
+from app.platform.settings import Settings
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE, WORKSPACE_ID
 
 pytestmark = pytest.mark.fast
 
 
 def test_defaults_are_safe() -> None:
-    settings = Settings.from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID})
+    settings = settings_from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID})
     assert settings.deploy_mode == "plan"
     assert not settings.applies_changes
     assert settings.default_instance_type == "Standard_DS3_v2"
@@ -25,14 +26,14 @@ def test_defaults_are_safe() -> None:
 
 
 def test_allowlist_is_case_insensitive_and_comma_separated() -> None:
-    settings = Settings.from_env({"AML_ALLOWED_WORKSPACES": f" {WORKSPACE_ID.upper()} , {OTHER_WORKSPACE_ID}"})
+    settings = settings_from_env({"AML_ALLOWED_WORKSPACES": f" {WORKSPACE_ID.upper()} , {OTHER_WORKSPACE_ID}"})
     assert settings.allows(WORKSPACE)
     assert len(settings.allowed_workspaces) == 2
 
 
 def test_empty_allowlist_fails_closed_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR):
-        settings = Settings.from_env({})
+        settings = settings_from_env({})
     assert not settings.allows(WORKSPACE)
     assert "AML_ALLOWED_WORKSPACES is empty" in caplog.text
 
@@ -50,7 +51,7 @@ def test_all_problems_are_reported_together() -> None:
         "RETRAIN_PIPELINE_COMPONENT": "justaname",
     }
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env(env)
+        settings_from_env(env)
     message = str(caught.value)
     for name in env:
         assert name in message, name
@@ -59,7 +60,7 @@ def test_all_problems_are_reported_together() -> None:
 
 
 def test_secrets_are_not_in_repr() -> None:
-    settings = Settings.from_env(
+    settings = settings_from_env(
         {
             "AML_ALLOWED_WORKSPACES": WORKSPACE_ID,
             "NOTIFY_TOPIC_KEY": "k3y",
@@ -72,7 +73,7 @@ def test_secrets_are_not_in_repr() -> None:
 
 
 def test_typed_values_are_parsed() -> None:
-    settings = Settings.from_env(
+    settings = settings_from_env(
         {
             "AML_ALLOWED_WORKSPACES": WORKSPACE_ID,
             "DEPLOY_MODE": "APPLY",
@@ -94,26 +95,26 @@ def test_typed_values_are_parsed() -> None:
 
 
 def test_the_status_host_is_the_platforms_website_hostname() -> None:
-    assert Settings.from_env({}).status_host == ""
-    settings = Settings.from_env({"WEBSITE_HOSTNAME": " fn-aml.azurewebsites.net "})
+    assert settings_from_env({}).status_host == ""
+    settings = settings_from_env({"WEBSITE_HOSTNAME": " fn-aml.azurewebsites.net "})
     assert settings.status_host == "fn-aml.azurewebsites.net"
 
 
 def test_a_plain_http_webhook_is_refused_outside_the_dev_kit() -> None:
     env = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "NOTIFY_WEBHOOK_URL": "http://hooks.example/T0/s3cret"}
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env(env)
+        settings_from_env(env)
     assert "NOTIFY_WEBHOOK_URL must be an https:// URL" in str(caught.value)
     assert "ALLOW_HTTP_WEBHOOK" in str(caught.value) and "s3cret" not in str(caught.value)
-    assert Settings.from_env({**env, "NOTIFY_WEBHOOK_URL": "https://hooks.example/T0/s3cret"}).notify_webhook_url
-    devkit = Settings.from_env({**env, "ALLOW_HTTP_WEBHOOK": "true"})
+    assert settings_from_env({**env, "NOTIFY_WEBHOOK_URL": "https://hooks.example/T0/s3cret"}).notify_webhook_url
+    devkit = settings_from_env({**env, "ALLOW_HTTP_WEBHOOK": "true"})
     assert devkit.notify_webhook_url == "http://hooks.example/T0/s3cret"
 
 
 def test_adopt_endpoints_takes_names_or_a_star_and_names_a_bad_one() -> None:
     base = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
-    assert Settings.from_env(base).adopt_endpoints == frozenset()
-    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": " Credit, fraud "}).adopt_endpoints == {"credit", "fraud"}
-    assert Settings.from_env({**base, "ADOPT_ENDPOINTS": "*"}).adopt_endpoints == {"*"}
+    assert settings_from_env(base).adopt_endpoints == frozenset()
+    assert settings_from_env({**base, "ADOPT_ENDPOINTS": " Credit, fraud "}).adopt_endpoints == {"credit", "fraud"}
+    assert settings_from_env({**base, "ADOPT_ENDPOINTS": "*"}).adopt_endpoints == {"*"}
     with pytest.raises(SettingsError, match="ADOPT_ENDPOINTS: 'credit_risk' is not an online endpoint name"):
-        Settings.from_env({**base, "ADOPT_ENDPOINTS": "credit_risk"})
+        settings_from_env({**base, "ADOPT_ENDPOINTS": "credit_risk"})

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from shared.durations import format_duration, parse_duration
-from shared.errors import SettingsError
-from shared.settings import Settings
+from app.platform.settings_reader import settings_from_env
+from app.platform.durations import format_duration, parse_duration
+from app.platform.errors import SettingsError
+from app.platform.settings import Settings
 from tests.fakes import WORKSPACE_ID
 
 pytestmark = pytest.mark.fast
@@ -17,7 +18,7 @@ BASE = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
 
 
 def test_unconfigured_app_neither_bakes_nor_requires_a_smoke_sample() -> None:
-    settings = Settings.from_env(BASE)
+    settings = settings_from_env(BASE)
     assert settings.bake_default == dt.timedelta(0)
     assert (settings.smoke_required, settings.smoke_timeout_seconds) == (False, 30.0)
     assert (settings.gate_max_error_rate, settings.gate_max_latency_ratio, settings.gate_max_p99_ms) == (1.0, 1.5, None)
@@ -26,7 +27,7 @@ def test_unconfigured_app_neither_bakes_nor_requires_a_smoke_sample() -> None:
 
 
 def test_values_are_parsed() -> None:
-    settings = Settings.from_env(
+    settings = settings_from_env(
         BASE
         | {
             "SMOKE_REQUIRED": "true",
@@ -71,7 +72,7 @@ def test_values_are_parsed() -> None:
 )
 def test_a_bad_value_is_reported_with_its_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env(BASE | {name: value})
+        settings_from_env(BASE | {name: value})
     assert len(caught.value.problems) == 1 and name in caught.value.problems[0]
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.rollout.gate import (
+from app.rollout.decide.gate import (
     GatePolicy,
     LatencyPoint,
     MetricWindow,

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from shared.rollout import intents
-from shared.rollout.intents import Intent, judge
+from app.rollout.decide import intents
+from app.rollout.decide.intents import Intent, judge
 
 pytestmark = pytest.mark.fast
 

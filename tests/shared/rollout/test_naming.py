@@ -10,7 +10,7 @@ from azure.ai.ml.entities._endpoint._endpoint_helpers import validate_endpoint_o
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.rollout.naming import deployment_name, endpoint_name, is_valid_name, slug
+from app.rollout.decide.naming import deployment_name, endpoint_name, is_valid_name, slug
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID
 
 pytestmark = pytest.mark.fast

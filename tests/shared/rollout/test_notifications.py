@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from handlers import model_registered
-from shared import events
-from shared.events import parse
-from shared.rollout.model import ModelInfo, Rollout, State
-from shared.rollout.notifications import NOTIFY_ON, rollout_notification
+from app.handlers import model_registered
+from app.intake import events
+from app.intake.events import parse
+from app.rollout.decide.model import ModelInfo, Rollout, State
+from app.rollout.run.notifications import NOTIFY_ON, rollout_notification
 from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, FakeNotifier, FakeTableStore, make_deps, make_plan, make_settings
 

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from shared.rollout.model import ModelInfo, Reject, RolloutPlan, Skip
-from shared.rollout.naming import endpoint_name
-from shared.rollout.plan import plan_rollout
+from app.rollout.decide.model import ModelInfo, Reject, RolloutPlan, Skip
+from app.rollout.decide.naming import endpoint_name
+from app.rollout.decide.plan import plan_rollout
 from tests.fakes import WORKSPACE, make_settings
 
 pytestmark = pytest.mark.fast

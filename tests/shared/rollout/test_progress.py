@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from shared.rollout.gate import GateEvidence, GatePolicy, GateResult, Outcome
-from shared.rollout.progress import (
+from app.rollout.decide.gate import GateEvidence, GatePolicy, GateResult, Outcome
+from app.rollout.decide.stepping import (
     ACTIONS,
     ACTIVE,
     ALL_STATES,

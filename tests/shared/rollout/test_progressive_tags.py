@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from shared.rollout.model import ModelInfo, Reject, RolloutPlan
-from shared.rollout.plan import plan_rollout
+from app.rollout.decide.model import ModelInfo, Reject, RolloutPlan
+from app.rollout.decide.plan import plan_rollout
 from tests.fakes import WORKSPACE, make_settings
 
 pytestmark = pytest.mark.fast

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.rollout.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, Rollout, RolloutPlan, State
-from shared.rollout.step import (
+from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, Rollout, RolloutPlan, State
+from app.rollout.decide.step import (
     CreateDeployment,
     CreateEndpoint,
     Delete,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.rollout.gate import GateEvidence, GateResult, Outcome
-from shared.rollout.model import Progress, State
-from shared.rollout.step import (
+from app.rollout.decide.gate import GateEvidence, GateResult, Outcome
+from app.rollout.decide.model import Progress, State
+from app.rollout.decide.step import (
     CreateDeployment,
     CreateEndpoint,
     Evaluate,
@@ -23,7 +23,7 @@ from shared.rollout.step import (
     StartBake,
     Wait,
 )
-from tests.shared.rollout.test_step import NOW, POLICY, decide, deployment, endpoint, plan, rollout
+from tests.app.rollout.decide.test_step import NOW, POLICY, decide, deployment, endpoint, plan, rollout
 
 pytestmark = pytest.mark.fast
 
@@ -132,7 +132,7 @@ def test_a_newer_version_waits_while_a_rollout_bakes() -> None:
 
 
 def step_with_gate(r: Any, view: Any, outcome: Outcome) -> Any:
-    from shared.rollout.step import Observation, step
+    from app.rollout.decide.step import Observation, step
 
     return step(r, Observation(view), NOW, POLICY, _gate(outcome))
 
@@ -168,7 +168,7 @@ def test_every_combination_of_progress_respects_the_invariants() -> None:
         if busy:
             view = replace(view, provisioning_state="Updating")
         siblings = (rollout(plan("7", model="fraud"), State.BAKING),) if holder else ()
-        from shared.rollout.step import Observation, step
+        from app.rollout.decide.step import Observation, step
 
         action = step(r, Observation(view, siblings), NOW, POLICY, _gate(gate) if gate else None)
         context = (state, paused, requested, share, bake, gate, busy, holder, action)

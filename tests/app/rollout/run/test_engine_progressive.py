@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.rollout.model import State
+from app.rollout.decide.model import State
 from tests.fakes import FakeWorld
 
 pytestmark = pytest.mark.fast

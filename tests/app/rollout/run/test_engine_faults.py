@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.rollout.ledger import LEASE_KEY, partition_key
-from shared.rollout.model import State
+from app.rollout.ledger.ledger import LEASE_KEY, partition_key
+from app.rollout.decide.model import State
 from tests.fakes import WORKSPACE_ID, FakeWorld
 
 pytestmark = pytest.mark.fast

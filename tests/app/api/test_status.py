@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.status import rollout_status
+from app.api.status import rollout_status
 from tests.fakes import FakeWorld
 
 pytestmark = pytest.mark.fast

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from shared.rollout.intents import ACCEPTED, new_intent
-from shared.rollout.ledger import (
+from app.rollout.decide.intents import ACCEPTED, new_intent
+from app.rollout.ledger.ledger import (
     ACTIVE_INDEX,
     LEASE_KEY,
     RECENT_INDEX,
@@ -17,8 +17,8 @@ from shared.rollout.ledger import (
     StaleRollout,
     partition_key,
 )
-from shared.rollout.model import Cleanup, State
-from shared.store import Row
+from app.rollout.decide.model import Cleanup, State
+from app.platform.tables import Row
 from tests.fakes import WORKSPACE_ID, FakeClock, FakeTableStore, make_plan
 
 pytestmark = pytest.mark.fast

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.controls import operator_action
-from shared.rollout.model import State
+from app.api.controls import operator_action
+from app.rollout.decide.model import State
 from tests.fakes import WORKSPACE_ID, FakeWorld
 
 pytestmark = pytest.mark.fast
