@@ -50,6 +50,8 @@ from tests.fakes import (
     make_settings,
 )
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 DRIFT = DatasetDriftDetectedData(
     data_drift_id="4e694bf5-712e-4e40-b06a-d2a2755212d4",
