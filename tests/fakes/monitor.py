@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.rollout.decide.gate import LatencyPoint, MetricWindow, RequestPoint
-from tests.fakes.arm import arm_error
+from tests.fakes.arm import arm_error, no_answer
 
 if TYPE_CHECKING:
     from app.platform.workspace import WorkspaceRef
     from tests.fakes.aml import FakeAzureML
 
 MINUTE = dt.timedelta(minutes=1)
+#: The ARM error code Azure Monitor answers with each status.
+_CODES = {403: "AuthorizationFailed", 429: "TooManyRequests", 503: "ServiceUnavailable"}
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,17 @@ class FakeMetrics:
         self.lag = lag
         self.health: dict[str, Health] = {}
         self.reads: list[tuple[str, dt.datetime, dt.datetime]] = []
-        self.failures: list[int] = []  # HTTP statuses the next reads answer
+        #: How the next reads fail, one entry each: an HTTP status, or None for no answer (a network error).
+        self.failures: list[int | None] = []
+        #: Every read fails with this status (None: no answer) until ``outage_until`` on the clock.
+        self.outage: tuple[int | None, dt.datetime] | None = None
 
     def __call__(self, workspace: WorkspaceRef) -> FakeMetrics:
         return self
+
+    def fail_until(self, until: dt.datetime, status: int | None = 503) -> None:
+        """Azure Monitor is out until ``until``: every read answers ``status`` (None: no answer at all)."""
+        self.outage = (status, until)
 
     def set_health(self, deployment: str, *, error_rate: float = 0.0, p99_ms: float = 60.0) -> None:
         self.health[deployment.lower()] = Health(error_rate, p99_ms)
@@ -51,9 +60,14 @@ class FakeMetrics:
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow:
         """What Azure Monitor holds for the endpoint in ``[start, end)``: two ARM reads' worth of points."""
         self.reads.append((endpoint_id, start, end))
-        if self.failures:
-            status = self.failures.pop(0)
-            raise arm_error(status, "InternalServerError", "metrics unavailable", path=f"{endpoint_id}/metrics")
+        if self.outage is not None and self.aml.clock() >= self.outage[1]:
+            self.outage = None
+        if self.failures or self.outage is not None:
+            status = self.failures.pop(0) if self.failures else self.outage[0] if self.outage else None
+            path = f"{endpoint_id}/providers/Microsoft.Insights/metrics"
+            if status is None:
+                raise no_answer("GET", path)
+            raise arm_error(status, _CODES.get(status, "InternalServerError"), "metrics unavailable", path=path)
         endpoint = endpoint_id.rsplit("/", 1)[-1].lower()
         available = self.aml.clock() - self.lag
         minute = start.replace(second=0, microsecond=0)

@@ -65,6 +65,11 @@ class FakeWorld:
             followups=lambda: self.queue,
         )
 
+    def configure(self, **changes: Any) -> None:
+        """An operator changes app settings (``DEPLOY_MODE``, say): the next invocation runs with them."""
+        self.settings = replace(self.settings, **changes)
+        self.deps = replace(self.deps, settings=self.settings)
+
     def table(self, name: str) -> FakeTableStore:
         return self.tables.setdefault(name, FakeTableStore())
 
