@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Progress, Rollout, State
-from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply_action
+from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.notifications import OPERATOR_ACTION, PAUSED, RESUMED

@@ -1,12 +1,9 @@
-"""Traffic in steps (pure): where a baking rollout goes next, and which operator action applies in which state.
+"""Traffic in steps (pure): where a baking rollout goes next.
 
-Two decisions, both tables of data → value, no I/O:
-
-- ``next_move``: (step plan, current step, when its bake started, now, gate verdict, pause flag, operator
-  request) → one ``Move``. It is level-triggered like ``step.py``: call it on every tick; it asks for a gate
-  evaluation (``EVALUATE``) only once the bake is over, so metrics are read once per bake, not per tick.
-- ``apply_action``: (operator action, the rollout's control state) → the change to record, or a 409 reason.
-  The same action twice changes nothing the second time.
+``next_move``: (step plan, current step, when its bake started, now, gate verdict, pause flag, operator request) →
+one ``Move``. It is level-triggered like ``step.py``: call it on every tick; it asks for a gate evaluation
+(``EVALUATE``) only once the bake is over, so metrics are read once per bake, not per tick. Operator actions are in
+``operator.py``.
 """
 
 from __future__ import annotations
@@ -14,17 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from app.rollout.decide.gate import GatePolicy, GateResult, NextAfterInconclusive, Outcome, after_inconclusive
-from app.rollout.decide.model import State
-
-#: Every rollout state an operator action can meet.
-ALL_STATES: tuple[str, ...] = tuple(state.value for state in State)
-#: The states in which a rollout is still running, and the ended ones whose new deployment kept traffic.
-ACTIVE = frozenset({State.PENDING, State.DEPLOYING, State.BAKING})
-ENDED_WITH_TRAFFIC = frozenset({State.LIVE, State.CANARY, State.DARK, State.ABORTED})
 
 
 @dataclass(frozen=True)
@@ -173,147 +163,3 @@ def rollback_split(recorded: Mapping[str, int], new_deployment: str) -> dict[str
     split = {name: pct for name, pct in recorded.items() if name.lower() != new_deployment.lower()}
     split[new_deployment] = 0
     return split
-
-
-# ---------------------------------------------------------------------------------------------- operator actions
-
-
-class OperatorAction(StrEnum):
-    """What an operator may ask of a rollout (``POST /api/rollouts/{endpoint}/{deployment}/{action}``)."""
-
-    PROMOTE = "promote"
-    ROLLBACK = "rollback"
-    ABORT = "abort"
-    RETRY = "retry"
-    PAUSE = "pause"
-    RESUME = "resume"
-
-
-ACTIONS = tuple(action.value for action in OperatorAction)
-
-
-class Effect(StrEnum):
-    NONE = "none"  # already so: nothing changes (the idempotent answer)
-    REQUEST_PROMOTE = "request_promote"  # recorded; carried out by the next move (one traffic write)
-    REQUEST_ROLLBACK = "request_rollback"  # recorded; carried out by the next move (one traffic write)
-    STOP = "stop"  # no further writes; traffic stays as it is
-    RESTART = "restart"  # a new attempt from the plan: state pending, attempts and extensions reset
-    PAUSE = "pause"
-    RESUME = "resume"  # the current step's bake starts again from now (bakes do not advance while paused)
-
-
-@dataclass(frozen=True)
-class Control:
-    """What an operator action depends on: the rollout's state, its flags, and one observation."""
-
-    state: str  # a ``State`` value
-    paused: bool = False
-    requested: str | None = None  # promote / rollback recorded and not yet carried out
-    replaced_exists: bool = True  # the deployment this rollout replaced still exists (rollback has a target)
-
-
-@dataclass(frozen=True)
-class Applied:
-    """202: record ``control`` (unchanged when ``effect`` is NONE) and carry out ``effect``."""
-
-    effect: Effect
-    control: Control
-    note: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    """409: the action does not apply to the rollout's current state."""
-
-    reason: str
-    status: int = 409
-
-
-def apply_action(action: str, control: Control) -> Applied | Refused:
-    """Operator ``action`` on a rollout in ``control`` (see the table in docs/rollout.md)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    try:
-        state = State(control.state)
-    except ValueError:
-        raise ValueError(f"unknown state {control.state!r}") from None
-    active = state in ACTIVE
-
-    def applied(effect: Effect, note: str, **changes: object) -> Applied:
-        return Applied(effect, replace(control, **changes), note)  # type: ignore[arg-type]
-
-    def same(note: str) -> Applied:
-        return Applied(Effect.NONE, control, note)
-
-    if action == "promote":
-        if control.requested == "rollback":
-            return Refused("a rollback is under way; it cannot be promoted")
-        if active:
-            if control.requested == "promote":
-                return same("already promoting")
-            return applied(
-                Effect.REQUEST_PROMOTE, "promoting: remaining bakes skipped", requested="promote", paused=False
-            )
-        if state in (State.LIVE, State.CANARY, State.DARK):
-            return same(f"already at its final share ({state})")
-        return Refused(f"rollout is {state}; only a running rollout can be promoted")
-
-    if action == "rollback":
-        if state is State.ROLLED_BACK:
-            return same("already rolled back")
-        if control.requested == "rollback":
-            return same("already rolling back")
-        if active:
-            return applied(
-                Effect.REQUEST_ROLLBACK,
-                "rolling back to the split before this rollout",
-                requested="rollback",
-                paused=False,
-            )
-        if state in ENDED_WITH_TRAFFIC:
-            if not control.replaced_exists:
-                return Refused(
-                    f"rollout is {state} and the deployment it replaced no longer exists: nothing to roll back to"
-                )
-            return applied(
-                Effect.REQUEST_ROLLBACK, "rolling back to the split before this rollout", requested="rollback"
-            )
-        return Refused(f"rollout is {state}: it moved no traffic, so there is nothing to roll back")
-
-    if action == "abort":
-        if state is State.ABORTED:
-            return same("already aborted")
-        if active:
-            return applied(
-                Effect.STOP,
-                "aborted: no further writes, traffic stays as it is",
-                state=State.ABORTED.value,
-                paused=False,
-                requested=None,
-            )
-        return Refused(f"rollout is {state}: it has already ended")
-
-    if action == "retry":
-        if state in (State.FAILED, State.ROLLED_BACK, State.ABORTED):
-            return applied(
-                Effect.RESTART, "retrying from the plan", state=State.PENDING.value, paused=False, requested=None
-            )
-        if active:
-            return same(f"already running ({state})")
-        return Refused(f"rollout is {state}; only a failed, rolled back or aborted rollout can be retried")
-
-    if action == "pause":
-        if not active:
-            return Refused(f"rollout is {state}; only a running rollout can be paused")
-        if control.paused:
-            return same("already paused")
-        if control.requested:
-            return Refused(f"a {control.requested} is under way; it cannot be paused")
-        return applied(Effect.PAUSE, "paused: bakes do not advance", paused=True)
-
-    # resume
-    if not active:
-        return Refused(f"rollout is {state}; only a running rollout can be resumed")
-    if not control.paused:
-        return same("not paused")
-    return applied(Effect.RESUME, "resumed: the current step's bake starts again", paused=False)
