@@ -14,12 +14,25 @@ Cleanup (deleting surplus deployments) is a separate decision, ``cleanup_step``,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from app.platform.clock import as_utc
-from app.platform.settings import Settings
-from app.rollout.decide.gate import GatePolicy, GateResult, policy_from_settings
+from app.rollout.decide.actions import (
+    Action,
+    CreateDeployment,
+    CreateEndpoint,
+    Evaluate,
+    Extend,
+    Fail,
+    Finish,
+    Hold,
+    Nothing,
+    RollBack,
+    SetTraffic,
+    StartBake,
+    Wait,
+)
+from app.rollout.decide.gate import GateResult
 from app.rollout.decide.model import (
     APP_TAG,
     APP_TAG_VALUE,
@@ -30,156 +43,14 @@ from app.rollout.decide.model import (
     RolloutPlan,
     State,
 )
+from app.rollout.decide.policy import Policy
 from app.rollout.decide.stepping import MoveKind, StepPlan, next_move, rollback_split
+from app.rollout.decide.traffic import describe, desired_traffic, retiring
+from app.rollout.decide.versions import newer_version
 
-ACTIVE_STATES = (State.PENDING, State.DEPLOYING, State.BAKING)
 TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write turn
-SUPERSEDING_STATES = (State.PENDING, State.DEPLOYING, State.BAKING, State.LIVE, State.CANARY)
-GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK)
-RETIRABLE_STATES = (State.CANARY, State.DARK)
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The settings the state machine depends on."""
-
-    timeout: dt.timedelta = dt.timedelta(minutes=60)
-    keep_deployments: int = 2
-    keep_failed_deployments: bool = False
-    #: Endpoints the app did not create that it may deploy into (lower case; ``*`` adopts every one).
-    adopt_endpoints: frozenset[str] = frozenset()
-    #: The platform's gate policy (``GATE_*``); the step uses its extensions and ``GATE_INCONCLUSIVE``.
-    gate: GatePolicy = field(default_factory=GatePolicy)
-
-    def may_change(self, endpoint: EndpointView) -> bool:
-        """The app changes the endpoints it created, and those ``ADOPT_ENDPOINTS`` lists."""
-        return endpoint.owned or "*" in self.adopt_endpoints or endpoint.name.lower() in self.adopt_endpoints
-
-
-def step_policy(settings: Settings) -> Policy:
-    """The step policy from the settings: timeout, what to keep after a cut-over or a failure, adoption, gates."""
-    return Policy(
-        timeout=dt.timedelta(minutes=settings.rollout_timeout_minutes),
-        keep_deployments=settings.keep_deployments,
-        keep_failed_deployments=settings.keep_failed_deployments,
-        adopt_endpoints=settings.adopt_endpoints,
-        gate=policy_from_settings(settings),
-    )
-
-
-@dataclass(frozen=True)
-class Wait:
-    reason: str
-
-
-@dataclass(frozen=True)
-class CreateEndpoint:
-    reason: str = "endpoint does not exist"
-
-
-@dataclass(frozen=True)
-class CreateDeployment:
-    reason: str = "deployment does not exist"
-    retry: str = ""  # "deployment": this PUT is the one retry of a Canceled deployment
-
-
-@dataclass(frozen=True)
-class SetTraffic:
-    """PUT the endpoint with this live and mirror traffic. ``retire`` names the earlier canaries and mirrors of the
-    same model whose share this write takes away (their rollouts become superseded). ``retry`` "endpoint": this PUT
-    is the one re-PUT of a Failed endpoint, traffic unchanged."""
-
-    traffic: Mapping[str, int]
-    mirror: Mapping[str, int]
-    reason: str = ""
-    retire: tuple[str, ...] = ()
-    retry: str = ""
-    step: int | None = None  # the plan step this write sets (recorded on the row); None: not a step's write
-    smoke: bool = False  # smoke-test the new deployment first; if it fails, this write is never sent
-    gate: GateResult | None = None  # the passed gate this step's promotion rests on
-
-
-@dataclass(frozen=True)
-class Finish:
-    """Mark the rollout ``state``. ``retire``: as for ``SetTraffic`` (already out of traffic)."""
-
-    state: State
-    reason: str
-    retire: tuple[str, ...] = ()
-    gate: GateResult | None = None
-
-
-@dataclass(frozen=True)
-class StartBake:
-    """The step's traffic is in place: the rollout is ``baking`` and this step's bake starts now (no write)."""
-
-    step: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Evaluate:
-    """The bake is over: read the window's metrics and decide again with the gate's result (reads only)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Extend:
-    """An inconclusive gate: bake longer (``extensions`` used after this), keeping the evidence (no write)."""
-
-    extensions: int
-    reason: str
-    gate: GateResult
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Stay at this step until an operator acts (GATE_INCONCLUSIVE=hold); the evidence is kept (no write)."""
-
-    reason: str
-    gate: GateResult
-
-
-@dataclass(frozen=True)
-class RollBack:
-    """One traffic write back to the split recorded when the rollout took its write turn, then ``rolled_back``."""
-
-    traffic: Mapping[str, int]
-    mirror: Mapping[str, int]
-    reason: str
-    gate: GateResult | None = None
-
-
-@dataclass(frozen=True)
-class Fail:
-    """Mark the rollout failed. Traffic is untouched; container logs are fetched when there is a deployment.
-    Nothing is written: the failed deployment is left to cleanup (``cleanup_step``)."""
-
-    reason: str
-    fetch_logs: bool = False
-
-
-@dataclass(frozen=True)
-class Delete:
-    """Cleanup: delete this surplus deployment of the app's own (one per pass, best effort)."""
-
-    deployment: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Nothing:
-    reason: str = "rollout is finished"
-
-
-Action = (
-    Wait | CreateEndpoint | CreateDeployment | SetTraffic | Finish | Fail | Nothing | StartBake | Evaluate | Extend
-) | (Hold | RollBack)
-CleanupAction = Delete | Wait | Nothing
-WRITE_ACTIONS = (CreateEndpoint, CreateDeployment, SetTraffic)
 
 
 @dataclass(frozen=True)
@@ -225,7 +96,7 @@ def step(
     if view is not None and not policy.may_change(view):
         return _refuse(rollout, view)
     if not mine_has_traffic and not baking:
-        newer = _newer_version(plan, view, seen.siblings)
+        newer = newer_version(plan, view, seen.siblings)
         if newer:
             return Finish(State.SUPERSEDED, f"superseded: {newer} is newer than {plan.model_version}")
     holder = next((s for s in seen.siblings if s.state in TURN_STATES and s.plan != plan), None)
@@ -296,7 +167,7 @@ def _steps(
             return SetTraffic(
                 traffic,
                 mirror,
-                _describe(traffic, mirror) + _step_label(plan, k) + note + retired,
+                describe(traffic, mirror) + _step_label(plan, k) + note + retired,
                 retire=retire,
                 step=k,
                 smoke=progress.smoke is None and not mine_has_traffic,
@@ -346,7 +217,7 @@ def _step_write(
     return SetTraffic(
         traffic,
         mirror,
-        _describe(traffic, mirror) + _step_label(plan, k) + f" ({why})" + retired,
+        describe(traffic, mirror) + _step_label(plan, k) + f" ({why})" + retired,
         retire=retire,
         step=k,
         gate=gate,
@@ -374,74 +245,7 @@ def _rollback(rollout: Rollout, view: EndpointView | None, why: str, gate: GateR
         )
     traffic = rollback_split({k.lower(): v for k, v in progress.before_traffic.items()}, mine)
     mirror = {k.lower(): v for k, v in progress.before_mirror.items() if k.lower() != mine and v}
-    return RollBack(traffic, mirror, f"rolled back: {why}; {_describe(traffic, mirror)}", gate)
-
-
-def retiring(plan: RolloutPlan, view: EndpointView, siblings: Sequence[Rollout]) -> tuple[str, ...]:
-    """The earlier canaries and mirrors of the same model on this endpoint, which ``plan``'s rollout retires.
-
-    Only the app's own deployments of an older version whose rollout ended ``canary`` or ``dark``. When every live
-    share is on such deployments (an operator promoted a canary by hand), the largest one is the stable one and
-    stays.
-    """
-    me = plan.deployment.lower()
-    names = []
-    for sibling in siblings:
-        other = sibling.plan
-        found = view.deployment(other.deployment)
-        if (
-            found is not None
-            and found.owned
-            and found.name.lower() != me
-            and other.model_name == plan.model_name
-            and sibling.state in RETIRABLE_STATES
-            and is_newer(plan.model_version, plan.model_created_at, other.model_version, other.model_created_at)
-        ):
-            names.append(found.name.lower())
-    live = view.live_traffic()
-    if live and all(name == me or name in names for name in live):
-        serving = [name for name in live if name in names]
-        if serving:
-            names.remove(max(serving, key=lambda name: (live[name], name)))
-    return tuple(sorted(names))
-
-
-def desired_traffic(
-    view: EndpointView, plan: RolloutPlan, retire: Sequence[str] = ()
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Live and mirror traffic once ``plan``'s deployment is healthy (non-zero entries only).
-
-    First the deployments in ``retire`` lose their share (it returns to the others, proportionally) and their
-    mirror. Then 100 moves everything to the new deployment (blue/green). 1-99 gives it that share and scales
-    the deployments that had traffic to the rest (canary); with nothing else live it takes 100.
-    0 leaves live traffic alone and mirrors ``plan.mirror`` percent to it.
-    """
-    me = plan.deployment.lower()
-    current = view.live_traffic()
-    gone = {name.lower() for name in retire}
-    others = {name: pct for name, pct in current.items() if name != me and name not in gone}
-    mirror = {name: pct for name, pct in view.live_mirror().items() if name != me and name not in gone}
-    if plan.traffic == 0:
-        if plan.mirror:
-            mirror = {me: plan.mirror}
-        if not gone & set(current):
-            return current, mirror
-        return (_scale(others, 100) if others else {}), mirror
-    if plan.traffic == 100 or not others:
-        return {me: 100}, mirror
-    traffic = {me: plan.traffic, **_scale(others, 100 - plan.traffic)}
-    return {name: pct for name, pct in traffic.items() if pct}, mirror
-
-
-def _scale(shares: Mapping[str, int], total: int) -> dict[str, int]:
-    """Scale ``shares`` to sum to ``total`` by the largest-remainder method (stable, deterministic)."""
-    whole = sum(shares.values())
-    exact = {name: pct * total / whole for name, pct in shares.items()}
-    scaled = {name: int(value) for name, value in exact.items()}
-    leftover = total - sum(scaled.values())
-    for name in sorted(exact, key=lambda n: (-(exact[n] - scaled[n]), n))[:leftover]:
-        scaled[name] += 1
-    return scaled
+    return RollBack(traffic, mirror, f"rolled back: {why}; {describe(traffic, mirror)}", gate)
 
 
 def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> Finish:
@@ -454,61 +258,6 @@ def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> F
         )
     note = "" if plan.traffic == 100 else f" (canary {plan.traffic}% asked, but nothing else was live)"
     return Finish(State.LIVE, f"serving 100% of traffic{note}", retire=retire)
-
-
-def cleanup_step(view: EndpointView | None, rollouts: Sequence[Rollout], policy: Policy) -> CleanupAction:
-    """Cleanup owed on an endpoint (pure): delete the next surplus deployment, wait, or nothing left to do.
-
-    Cleanup never takes the endpoint's write turn: it waits while any rollout there is pending or deploying and
-    while AML is busy with the endpoint, and it deletes one deployment per pass.
-    """
-    if view is None:
-        return Nothing("the endpoint does not exist; nothing to clean up")
-    active = next((r for r in rollouts if not r.state.terminal), None)
-    if active is not None:
-        return Wait(f"cleanup waits for rollout {active.plan.deployment} ({active.state.value})")
-    busy = view.busy_reason
-    if busy:
-        return Wait(f"cleanup waits: AML is busy: {busy}")
-    victims = surplus_deployments(view, rollouts, policy)
-    if not victims:
-        return Nothing("nothing to clean up")
-    return Delete(victims[0], f"deleting surplus deployment {victims[0]} (KEEP_DEPLOYMENTS={policy.keep_deployments})")
-
-
-def surplus_deployments(view: EndpointView, rollouts: Sequence[Rollout], policy: Policy) -> list[str]:
-    """The app's own deployments to delete, in order: superseded and failed ones first, then the oldest.
-
-    Kept: the newest ``keep_deployments`` of the app's own deployments that are not garbage (superseded, failed),
-    and, whatever their age, every deployment with live or mirror traffic, busy, of an active rollout, or failed
-    while ``keep_failed_deployments`` is set. A deployment the app did not create is never touched.
-    """
-    state_of = {r.plan.deployment.lower(): r.state for r in rollouts}
-    live, mirror = view.live_traffic(), view.live_mirror()
-    owned = sorted(
-        (d for d in view.deployments if d.owned),
-        key=lambda d: (d.tags.get("created-at", ""), d.name),
-        reverse=True,
-    )
-
-    def garbage(d: DeploymentView) -> bool:
-        return d.failed or state_of.get(d.name.lower()) in GARBAGE_STATES
-
-    def protected(d: DeploymentView) -> bool:
-        name = d.name.lower()
-        failed = d.failed or state_of.get(name) in (State.FAILED, State.ROLLED_BACK)
-        return bool(
-            live.get(name)
-            or mirror.get(name)
-            or d.busy
-            or state_of.get(name) in ACTIVE_STATES
-            or (failed and policy.keep_failed_deployments)
-        )
-
-    keep = {d.name.lower() for d in [d for d in owned if not garbage(d)][: policy.keep_deployments]}
-    victims = [d for d in owned if d.name.lower() not in keep and not protected(d)]
-    victims.sort(key=lambda d: (not garbage(d), d.tags.get("created-at", ""), d.name))
-    return [d.name for d in victims]
 
 
 def _refuse(rollout: Rollout, view: EndpointView) -> Finish | Fail:
@@ -536,56 +285,3 @@ def _fail(reason: str, view: EndpointView | None, mine: DeploymentView | None, p
     if policy.keep_failed_deployments:
         return Fail(f"{reason}; deployment {mine.name} kept (KEEP_FAILED_DEPLOYMENTS=true)", fetch_logs=True)
     return Fail(f"{reason}; cleanup deletes deployment {mine.name} once it is idle", fetch_logs=True)
-
-
-def _newer_version(plan: RolloutPlan, view: EndpointView | None, siblings: Sequence[Rollout]) -> str | None:
-    """A newer version of the same model that is live on, or headed for, this endpoint."""
-    for sibling in siblings:
-        other = sibling.plan
-        if (
-            other.model_name == plan.model_name
-            and other.deployment != plan.deployment
-            and sibling.state in SUPERSEDING_STATES
-            and other.traffic > 0
-            and is_newer(other.model_version, other.model_created_at, plan.model_version, plan.model_created_at)
-        ):
-            return f"version {other.model_version} ({sibling.state.value})"
-    for deployment in view.deployments if view else ():
-        tags = deployment.tags
-        if (
-            deployment.owned
-            and tags.get("model-name") == plan.model_name
-            and view is not None
-            and view.live_traffic().get(deployment.name.lower())
-            and is_newer(
-                tags.get("model-version", ""),
-                tags.get("model-created-at", ""),
-                plan.model_version,
-                plan.model_created_at,
-            )
-        ):
-            return f"version {tags.get('model-version')} (live on {deployment.name})"
-    return None
-
-
-def is_newer(version_a: str, created_a: str, version_b: str, created_b: str) -> bool:
-    """Is version A newer than B? Numeric when both are numbers, else by the model's creation time."""
-    if version_a.isdigit() and version_b.isdigit():
-        return int(version_a) > int(version_b)
-    time_a, time_b = _created(created_a), _created(created_b)
-    return bool(time_a and time_b and time_a > time_b)
-
-
-def _created(text: str) -> dt.datetime | None:
-    """A ``model-created-at`` value: a tag anyone can edit. A naive time (no offset, as some tools write it) is
-    read as UTC, like the ledger does; an unreadable one counts as unknown rather than stop the endpoint."""
-    try:
-        return as_utc(dt.datetime.fromisoformat(text)) if text else None
-    except ValueError:
-        return None
-
-
-def _describe(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> str:
-    live = ", ".join(f"{name}={pct}%" for name, pct in sorted(traffic.items())) or "none"
-    mirrored = ", ".join(f"{name}={pct}%" for name, pct in sorted(mirror.items()))
-    return f"traffic {live}" + (f"; mirror {mirrored}" if mirrored else "")

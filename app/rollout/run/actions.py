@@ -8,9 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.platform.errors import is_retryable, status_code_of
-from app.rollout.decide.model import Rollout, State
-from app.rollout.decide.naming import EndpointNameTaken
-from app.rollout.decide.step import (
+from app.rollout.decide.actions import (
     WRITE_ACTIONS,
     Action,
     CreateDeployment,
@@ -26,6 +24,8 @@ from app.rollout.decide.step import (
     StartBake,
     Wait,
 )
+from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.naming import EndpointNameTaken
 from app.rollout.ledger.ledger import LeaseLost, StaleRollout
 
 if TYPE_CHECKING:

@@ -13,8 +13,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.platform.errors import describe_error, status_code_of
+from app.rollout.decide.actions import Delete, Nothing, Wait
+from app.rollout.decide.cleanup import cleanup_step
 from app.rollout.decide.model import Cleanup, Rollout
-from app.rollout.decide.step import Delete, Nothing, Policy, Wait, cleanup_step
+from app.rollout.decide.policy import Policy
 from app.rollout.run.notifications import cleanup_failed_notification
 from app.rollout.run.records import backoff_delay
 

@@ -11,20 +11,11 @@ from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
+from app.rollout.decide.actions import WRITE_ACTIONS, Action, Fail, Finish, RollBack, SetTraffic, Wait
 from app.rollout.decide.model import Rollout, State
-from app.rollout.decide.step import (
-    RETIRABLE_STATES,
-    WRITE_ACTIONS,
-    Action,
-    Fail,
-    Finish,
-    Observation,
-    RollBack,
-    SetTraffic,
-    Wait,
-    step,
-    step_policy,
-)
+from app.rollout.decide.policy import step_policy
+from app.rollout.decide.step import Observation, step
+from app.rollout.decide.traffic import RETIRABLE_STATES
 from app.rollout.ledger.ledger import Lease, LeaseLost, StaleRollout, ledger_of
 from app.rollout.run import telemetry
 from app.rollout.run.actions import ActionRunner

@@ -10,8 +10,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.platform.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
+from app.rollout.decide.actions import Fail
 from app.rollout.decide.model import Cleanup, Rollout, State
-from app.rollout.decide.step import Fail
 from app.rollout.run import telemetry
 from app.rollout.run.notifications import SMOKE_FAILED, endpoint_notification, rollout_notification
 

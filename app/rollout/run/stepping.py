@@ -10,23 +10,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.actions import Action, Evaluate, Extend, Hold, RollBack, SetTraffic, StartBake, Wait
 from app.rollout.decide.gate import evaluate_gate, policy_from_settings
 from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.policy import Policy
 from app.rollout.decide.smoke import choose_sample, no_sample
-from app.rollout.decide.step import (
-    Action,
-    Evaluate,
-    Extend,
-    Hold,
-    Observation,
-    Policy,
-    RollBack,
-    SetTraffic,
-    StartBake,
-    Wait,
-    failure,
-    step,
-)
+from app.rollout.decide.step import Observation, failure, step
 from app.rollout.run import telemetry
 from app.rollout.run.notifications import GATE_INCONCLUSIVE, SMOKE_PASSED, STEP_PROMOTED
 

@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 
+from app.rollout.decide.actions import CreateDeployment, CreateEndpoint, Delete, Fail, Finish, Nothing, SetTraffic, Wait
+from app.rollout.decide.cleanup import cleanup_step, surplus_deployments
 from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, Rollout, RolloutPlan, State
-from app.rollout.decide.step import (
-    CreateDeployment,
-    CreateEndpoint,
-    Delete,
-    Fail,
-    Finish,
-    Nothing,
-    Observation,
-    Policy,
-    SetTraffic,
-    Wait,
-    cleanup_step,
-    desired_traffic,
-    is_newer,
-    retiring,
-    step,
-    surplus_deployments,
-)
+from app.rollout.decide.policy import Policy
+from app.rollout.decide.step import Observation, step
+from app.rollout.decide.traffic import desired_traffic, retiring
+from app.rollout.decide.versions import is_newer
 from tests.fakes import WORKSPACE, make_plan
 
 pytestmark = pytest.mark.fast

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.rollout.decide.gate import GateEvidence, GateResult, Outcome
-from app.rollout.decide.model import Progress, State
-from app.rollout.decide.step import (
+from app.rollout.decide.actions import (
     CreateDeployment,
     CreateEndpoint,
     Evaluate,
@@ -23,6 +21,8 @@ from app.rollout.decide.step import (
     StartBake,
     Wait,
 )
+from app.rollout.decide.gate import GateEvidence, GateResult, Outcome
+from app.rollout.decide.model import Progress, State
 from tests.app.rollout.decide.test_step import NOW, POLICY, decide, deployment, endpoint, plan, rollout
 
 pytestmark = pytest.mark.fast
