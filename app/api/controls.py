@@ -7,15 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.platform.workspace import WorkspaceRef
-from app.rollout.decide.model import Progress, Rollout, State
-from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action
+from app.rollout.decide.model import Rollout
+from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action, operated
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
-from app.rollout.run.notifications import OPERATOR_ACTION, PAUSED, RESUMED
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -27,7 +25,6 @@ logger = logging.getLogger(__name__)
 #: no name for a function key, so without Easy Auth the caller is recorded as "function key".
 PRINCIPAL_HEADER = "x-ms-client-principal-name"
 MAX_REASON = 500
-MAX_HISTORY = 50
 SAVE_ATTEMPTS = 3
 #: Actions that leave work for the engine: it is run at once for them when the endpoint's lease is free.
 ENGINE_EFFECTS = (Effect.REQUEST_PROMOTE, Effect.REQUEST_ROLLBACK, Effect.RESTART, Effect.RESUME)
@@ -95,47 +92,8 @@ def _record(rollout: Rollout, action: str, decision: Applied, reason: str, calle
         "caller": caller,
         "effect": decision.effect.value,
     }
-    progress = replace(
-        rollout.progress,
-        paused=decision.control.paused,
-        requested=decision.control.requested or "",
-        history=(*rollout.progress.history, entry)[-MAX_HISTORY:],
-    )
-    # The engine's transitions (and their notifications) are reused for abort and retry.
-    effect, recorder = decision.effect, Recorder(deps, ledger_of(deps))
     why = f"{decision.note} (by {caller}{': ' + reason if reason else ''})"
-    if effect is Effect.RESUME and progress.bake_started_at is not None:
-        progress = replace(progress, bake_started_at=now, extensions=0)  # bakes do not advance while paused
-    if effect is Effect.STOP:
-        return recorder.transition(replace(rollout, progress=progress), State.ABORTED, why, now)
-    if effect is Effect.RESTART:
-        fresh = Progress(history=progress.history)
-        restarted = replace(
-            rollout,
-            progress=fresh,
-            attempts=0,
-            next_attempt_at=None,
-            last_error="",
-            error_source="",
-            denied_since=None,
-            turn_taken_at=None,
-            retries=(),
-            logs="",
-        )
-        return recorder.transition(
-            restarted, State.PENDING, f"retry: {why}", now, kind=OPERATOR_ACTION, facts={"action": entry}
-        )
-    saved = _save(rollout, progress, why if effect is not Effect.NONE else rollout.reason, deps)
-    if effect is not Effect.NONE:
-        kind = {Effect.PAUSE: PAUSED, Effect.RESUME: RESUMED}.get(effect, OPERATOR_ACTION)
-        recorder.notify(
-            saved, saved.state, why, kind=kind, facts={"action": entry}, occurrence=f"{action}@{entry['at']}"
-        )
-    return saved
-
-
-def _save(rollout: Rollout, progress: Progress, reason: str, deps: Deps) -> Rollout:
-    return ledger_of(deps).save(replace(rollout, progress=progress, reason=reason), deps.clock())
+    return Recorder(deps, ledger_of(deps)).keep(rollout, operated(rollout, decision, entry, why, now), now)
 
 
 def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:

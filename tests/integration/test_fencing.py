@@ -185,16 +185,16 @@ def test_hand_edited_rows_never_stop_the_endpoints_other_rollouts(app: OfflineAp
 
 
 def test_a_row_whose_step_raises_fails_alone(app: OfflineApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.rollout.run import engine
+    from app.rollout.run import effects
 
-    original = engine.step
+    original = effects.transition
 
     def step_that_trips_on_v2(rollout: Any, *args: Any) -> Any:
         if rollout.plan.deployment == "credit-v2":
             raise TypeError("can't compare offset-naive and offset-aware datetimes")
         return original(rollout, *args)
 
-    monkeypatch.setattr(engine, "step", step_that_trips_on_v2)
+    monkeypatch.setattr(effects, "transition", step_that_trips_on_v2)
     # credit-v2 is recorded first, so it comes first in every pass over the endpoint.
     app.stack.aml.seed_model("credit", 2, tags=CREDIT)
     app.deliver(model_registered("credit", 2))

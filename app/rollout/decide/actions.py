@@ -104,6 +104,21 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Stuck:
+    """Nothing the app may do helps (the split to roll back to is gone, the endpoint is no longer the app's): wait for
+    an operator, and say so once, as an error."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class DropRequest:
+    """An operator's request on an ended rollout that cannot be carried out: cleared, and reported as an error."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Delete:
     """Cleanup: delete this surplus deployment of the app's own (one per pass, best effort)."""
 
@@ -118,5 +133,5 @@ class Nothing:
 
 Action = (
     Wait | CreateEndpoint | CreateDeployment | SetTraffic | Finish | Fail | Nothing | StartBake | Evaluate | Extend
-) | (Hold | RollBack)
+) | (Hold | RollBack | Stuck | DropRequest)
 WRITE_ACTIONS = (CreateEndpoint, CreateDeployment, SetTraffic)

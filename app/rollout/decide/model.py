@@ -269,6 +269,9 @@ class Progress:
     smoke: Mapping[str, Any] | None = None  # the smoke test's result (``SmokeResult.as_dict`` + sample source)
     gate: Mapping[str, Any] | None = None  # the last gate's result with its evidence (``GateResult.as_dict``)
     history: tuple[Mapping[str, Any], ...] = ()  # operator actions: time, action, reason, caller, effect
+    held: bool = False  # an inconclusive gate (GATE_INCONCLUSIVE=hold): no more reads, it waits for an operator
+    reads_failing_since: dt.datetime | None = None  # the first of an unbroken run of failed metric reads
+    retired: tuple[str, ...] = ()  # earlier canaries and mirrors this rollout's traffic writes retired
 
     def to_json(self) -> str:
         return json.dumps(
@@ -283,6 +286,9 @@ class Progress:
                 "smoke": self.smoke,
                 "gate": self.gate,
                 "history": list(self.history),
+                "held": self.held,
+                "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
+                "retired": list(self.retired),
             }
         )
 
@@ -293,6 +299,7 @@ class Progress:
         if not isinstance(data, dict):
             raise ValueError(f"Progress is not a JSON object: {text[:80]!r}")
         started, before = data.get("bakeStartedAt"), data.get("beforeTraffic")
+        failing = data.get("readsFailingSince")
         step = data.get("step")
         return cls(
             step=None if step is None else _whole(step, "step"),
@@ -305,6 +312,9 @@ class Progress:
             smoke=data.get("smoke") if isinstance(data.get("smoke"), dict) else None,
             gate=data.get("gate") if isinstance(data.get("gate"), dict) else None,
             history=tuple(h for h in data.get("history") or () if isinstance(h, dict)),
+            held=bool(data.get("held", False)),
+            reads_failing_since=dt.datetime.fromisoformat(failing) if failing else None,
+            retired=tuple(str(name) for name in data.get("retired") or ()),
         )
 
     def as_status(self, plan: RolloutPlan) -> dict[str, Any]:
@@ -320,6 +330,8 @@ class Progress:
             "smoke": self.smoke,
             "gate": self.gate,
             "history": list(self.history),
+            "held": self.held,
+            "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
         }
 
 

@@ -8,12 +8,18 @@ transition table (``table.py``). The same action twice changes nothing the secon
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from app.rollout.decide.model import State
+from app.rollout.decide.effects import Decision, Notice, Notify
+from app.rollout.decide.model import Progress, Rollout, State
+from app.rollout.decide.moves import changed
 from app.rollout.decide.table import ACTIVE, ENDED_WITH_TRAFFIC, Trigger, target
+
+#: Operator actions kept on a rollout's row (the oldest dropped first).
+MAX_HISTORY = 50
 
 
 class OperatorAction(StrEnum):
@@ -190,3 +196,40 @@ def _changed(control: Control, state: State, rule: Rule) -> Control:
         return replace(control, paused=False)
     assert rule.trigger is not None, f"{effect} changes the state: its rule names the table's row"
     return replace(control, state=target(state, rule.trigger).value, paused=False, requested=None)
+
+
+def operated(rollout: Rollout, applied: Applied, entry: Mapping[str, object], why: str, now: dt.datetime) -> Decision:
+    """The record of an operator action that applies: its history entry, its flags, its change of state, told."""
+    effect, control = applied.effect, applied.control
+    progress = replace(
+        rollout.progress,
+        paused=control.paused,
+        requested=control.requested or "",
+        history=(*rollout.progress.history, dict(entry))[-MAX_HISTORY:],
+    )
+    if effect is Effect.RESUME and progress.bake_started_at is not None:
+        progress = replace(progress, bake_started_at=now, extensions=0, held=False)  # no bake advanced while paused
+    facts = {"action": dict(entry)}
+    if effect is Effect.STOP:
+        record, notes = changed(replace(rollout, progress=progress), Trigger.ABORTED, why)
+        return Decision(record, notes, Trigger.ABORTED)
+    if effect is Effect.RESTART:
+        restarted = replace(
+            rollout,
+            progress=Progress(history=progress.history),
+            attempts=0,
+            next_attempt_at=None,
+            last_error="",
+            error_source="",
+            denied_since=None,
+            turn_taken_at=None,
+            retries=(),
+            logs="",
+        )
+        record, notes = changed(restarted, Trigger.RETRIED, f"retry: {why}", notice=Notice.OPERATOR_ACTION, facts=facts)
+        return Decision(record, notes, Trigger.RETRIED)
+    if effect is Effect.NONE:
+        return Decision(replace(rollout, progress=progress))
+    notice = {Effect.PAUSE: Notice.PAUSED, Effect.RESUME: Notice.RESUMED}.get(effect, Notice.OPERATOR_ACTION)
+    note = Notify(notice, why, facts, occurrence=f"{entry.get('action')}@{entry.get('at')}")
+    return Decision(replace(rollout, progress=progress, reason=why), (note,))

@@ -1,26 +1,27 @@
-"""The rollout state machine (pure): plan + ledger row + observed AML state → the next single action.
+"""The rollout's rules (pure): plan + ledger row + observed AML state → the next single action.
 
-Every action is one write at most, never waited on; the next observation tells how it went.
-Rules, in order: back off after transient errors; time out (counted from taking the write turn);
-give way to a newer version of the same model; wait for the endpoint's write turn (one rollout per
-endpoint writes at a time); wait while AML is busy with the endpoint (a write then would get 409);
-create the endpoint; re-PUT a Failed endpoint once; create the deployment; PUT a Canceled one again
-once; fail if it failed; hold while paused; roll back when asked; set the traffic of the current step
-(the first such write smoke-tests the new deployment before it is sent; retiring earlier canaries and
-mirrors of the same model); bake each step and act on its gate (``progress.next_move``); finish.
-Cleanup (deleting surplus deployments) is a separate decision, ``cleanup_step``, never a rollout's.
+Every action is one write at most, never waited on; the next observation tells how it went. ``transition`` turns the
+action into the next record and its effects. Rules, in order: an ended rollout does nothing but an operator's
+rollback; back off after an error; time out (counted from taking the write turn); refuse an endpoint the app may not
+change; give way to a newer version of the same model; wait for the endpoint's write turn (one rollout per endpoint
+writes at a time); hold while paused; wait while AML is busy with the endpoint (a write then would get 409); roll
+back when asked; create the endpoint; re-PUT a Failed endpoint once; create the deployment; PUT a Canceled one again
+once; fail if it failed; set the traffic of the current step (the first such write smoke-tests the new deployment
+before it is sent; retiring earlier canaries and mirrors of the same model); bake each step and act on its gate
+(``stepping.next_move``); finish. Once traffic has moved, a failure rolls back instead of failing.
+Cleanup (deleting surplus deployments) is a separate decision, ``cleanup.cleanup_step``, never a rollout's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from app.rollout.decide.actions import (
     Action,
     CreateDeployment,
     CreateEndpoint,
+    DropRequest,
     Evaluate,
     Extend,
     Fail,
@@ -30,6 +31,7 @@ from app.rollout.decide.actions import (
     RollBack,
     SetTraffic,
     StartBake,
+    Stuck,
     Wait,
 )
 from app.rollout.decide.gate import GateResult
@@ -44,21 +46,14 @@ from app.rollout.decide.model import (
     State,
 )
 from app.rollout.decide.policy import Policy
-from app.rollout.decide.stepping import MoveKind, StepPlan, next_move, rollback_split
-from app.rollout.decide.traffic import describe, desired_traffic, retiring
+from app.rollout.decide.seen import Observation
+from app.rollout.decide.stepping import MoveKind, StepPlan, next_move
+from app.rollout.decide.traffic import describe, desired_traffic, retiring, rollback_target, serves
 from app.rollout.decide.versions import newer_version
 
 TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write turn
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the step function sees. ``endpoint`` is None when the endpoint does not exist."""
-
-    endpoint: EndpointView | None
-    siblings: Sequence[Rollout] = field(default_factory=tuple)  # other rollouts on the same endpoint
 
 
 def step(
@@ -69,33 +64,18 @@ def step(
     ``gate``: the result of the metric gate, when the caller evaluated it after an ``Evaluate``.
     """
     plan, view, progress = rollout.plan, seen.endpoint, rollout.progress
-    mine = view.deployment(plan.deployment) if view else None
-    mine_has_traffic = bool(view and mine and (view.live_traffic().get(mine.name.lower())))
     if rollout.state.terminal:
-        if progress.requested == "rollback" and rollout.state in ROLLBACK_AFTER_END:
-            if view is not None and view.busy_reason:
-                return Wait(f"rollback waits: AML is busy: {view.busy_reason}")
-            return _rollback(rollout, view, "an operator asked for a rollback", None)
-        return Nothing(f"rollout is {rollout.state.value}")
-    baking = rollout.state is State.BAKING
-
+        return _after_end(rollout, view)
     if rollout.next_attempt_at and now < rollout.next_attempt_at:
         return Wait(f"backing off after an error until {rollout.next_attempt_at.isoformat()}")
-    # The rollout's own time: queueing behind other rollouts does not count (rows from before turn_taken_at
-    # existed fall back to their creation time once deploying). Bakes and pauses are bounded by their own rules.
-    started = rollout.turn_taken_at or (rollout.created_at if rollout.state is State.DEPLOYING else None)
-    if started is not None and not baking and not progress.paused and now - started > policy.timeout:
-        minutes = int(policy.timeout.total_seconds() // 60)
-        return _fail(
-            f"timed out after {minutes} minutes with the endpoint's write turn while "
-            f"{rollout.reason or rollout.state.value}",
-            view,
-            mine,
-            policy,
-        )
+    mine = view.deployment(plan.deployment) if view else None
+    moved = traffic_moved(rollout, view)
+    timed_out = _timed_out(rollout, now, policy)
+    if timed_out:
+        return _give_up(rollout, view, timed_out, policy)
     if view is not None and not policy.may_change(view):
-        return _refuse(rollout, view)
-    if not mine_has_traffic and not baking:
+        return _refuse(rollout, view, moved)
+    if not serves(rollout, view) and rollout.state is not State.BAKING:  # an in-doubt write is the intents' to undo
         newer = newer_version(plan, view, seen.siblings)
         if newer:
             return Finish(State.SUPERSEDED, f"superseded: {newer} is newer than {plan.model_version}")
@@ -106,16 +86,30 @@ def step(
         )
     if progress.paused:
         return Wait("paused by an operator: no writes and no bake until resumed")
-
     if view is None:
-        if baking:
-            return Fail(f"endpoint {plan.endpoint} no longer exists while baking")
+        if moved:
+            return _rollback(rollout, view, f"endpoint {plan.endpoint} no longer exists", None)
         return CreateEndpoint()
     busy = view.busy_reason
     if busy:
         return Wait(f"AML is busy: {busy}")
     if progress.requested == "rollback":
-        return _rollback(rollout, view, "an operator asked for a rollback", None)
+        return _rollback(rollout, view, "a rollback is under way", None)
+    return _deployment(rollout, view, seen, now, policy, gate, mine, moved)
+
+
+def _deployment(
+    rollout: Rollout,
+    view: EndpointView,
+    seen: Observation,
+    now: dt.datetime,
+    policy: Policy,
+    gate: GateResult | None,
+    mine: DeploymentView | None,
+    moved: bool,
+) -> Action:
+    """The endpoint is idle and the app's: recover it, create the deployment, then the steps."""
+    plan, progress = rollout.plan, rollout.progress
     if view.provisioning_state.lower() in FAILED_STATES:
         if "endpoint" not in rollout.retries:
             return SetTraffic(
@@ -124,10 +118,11 @@ def step(
                 f"again to recover it from {view.provisioning_state}, traffic unchanged",
                 retry="endpoint",
             )
-        return Fail(f"endpoint {view.name} is {view.provisioning_state}, also after one PUT to recover it")
+        reason = f"endpoint {view.name} is {view.provisioning_state}, also after one PUT to recover it"
+        return _give_up(rollout, view, reason, policy)
     if mine is None:
-        if baking:
-            return _rollback(rollout, view, f"deployment {plan.deployment} disappeared while baking", None)
+        if moved:
+            return _rollback(rollout, view, f"deployment {plan.deployment} disappeared", None)
         return CreateDeployment()
     if not mine.serves(plan.model_name, plan.model_version):
         return Fail(
@@ -135,12 +130,49 @@ def step(
             "it is left untouched"
         )
     if mine.failed:
-        if baking:
+        if moved:
             return _rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
         if mine.provisioning_state.lower() == "canceled" and "deployment" not in rollout.retries:
             return CreateDeployment(f"deployment {mine.name} was Canceled: PUT it again once", retry="deployment")
         return _fail(f"deployment {mine.name} ended {mine.provisioning_state}", view, mine, policy)
-    return _steps(rollout, view, seen, now, policy, gate, mine_has_traffic)
+    smoke = progress.smoke
+    if smoke is not None and not smoke.get("passed") and not moved:
+        return _fail(str(smoke.get("reason") or "smoke test failed"), view, mine, policy)
+    return _steps(rollout, view, seen, now, policy, gate, serves(rollout, view))
+
+
+def traffic_moved(rollout: Rollout, view: EndpointView | None) -> bool:
+    """May the new deployment be serving? A step's traffic was sent (or is baking), or AML shows it serving."""
+    return rollout.state is State.BAKING or rollout.progress.step is not None or serves(rollout, view)
+
+
+def _timed_out(rollout: Rollout, now: dt.datetime, policy: Policy) -> str:
+    """Why the rollout timed out, or "": the rollout's own time with the write turn (queueing behind other rollouts
+    does not count; rows from before ``turn_taken_at`` existed fall back to their creation time once deploying).
+    Bakes and pauses are bounded by their own rules."""
+    started = rollout.turn_taken_at or (rollout.created_at if rollout.state is State.DEPLOYING else None)
+    if started is None or rollout.state is State.BAKING or rollout.progress.paused or now - started <= policy.timeout:
+        return ""
+    minutes = int(policy.timeout.total_seconds() // 60)
+    doing = rollout.reason or rollout.state.value
+    return f"timed out after {minutes} minutes with the endpoint's write turn while {doing}"
+
+
+def _after_end(rollout: Rollout, view: EndpointView | None) -> Action:
+    """An ended rollout does nothing, but carry out an operator's rollback of one whose deployment kept traffic."""
+    if rollout.progress.requested != "rollback" or rollout.state not in ROLLBACK_AFTER_END:
+        return Nothing(f"rollout is {rollout.state.value}")
+    if view is not None and view.busy_reason:
+        return Wait(f"rollback waits: AML is busy: {view.busy_reason}")
+    return _rollback(rollout, view, "an operator asked for a rollback", None)
+
+
+def _give_up(rollout: Rollout, view: EndpointView | None, reason: str, policy: Policy) -> Action:
+    """No retry fixes it: fail a rollout that moved no traffic; roll back one that did (never failed while serving)."""
+    if traffic_moved(rollout, view):
+        return _rollback(rollout, view, reason, None)
+    mine = view.deployment(rollout.plan.deployment) if view else None
+    return _fail(reason, view, mine, policy)
 
 
 def _steps(
@@ -228,24 +260,29 @@ def _step_label(plan: RolloutPlan, k: int) -> str:
     return f" (step {k + 1}/{len(plan.steps)})" if len(plan.steps) > 1 else ""
 
 
-def _rollback(rollout: Rollout, view: EndpointView | None, why: str, gate: GateResult | None) -> RollBack | Finish:
-    """Back, in one write, to the split recorded when the rollout took its write turn."""
+def _rollback(rollout: Rollout, view: EndpointView | None, why: str, gate: GateResult | None) -> Action:
+    """Back, in one write, to the split before the rollout (``traffic.rollback_target``). A row that recorded no
+    split (written before the split was recorded at the first traffic move) goes back to the others it shares with."""
     plan, progress = rollout.plan, rollout.progress
-    mine = plan.deployment.lower()
-    moved = view is not None and (mine in view.live_traffic() or mine in view.live_mirror())
-    if view is None or progress.before_traffic is None or not moved:
+    if view is None or (progress.before_traffic is None and not serves(rollout, view)):
         return Finish(State.ROLLED_BACK, f"rolled back: {why}; no traffic had moved to it, nothing written", gate=gate)
-    missing = sorted(name for name, pct in progress.before_traffic.items() if pct and view.deployment(name) is None)
-    if missing:
-        return Finish(
-            rollout.state if rollout.state.terminal else State.FAILED,
-            f"cannot roll back ({why}): deployment(s) {', '.join(missing)} of the recorded split no longer exist; "
-            "traffic left as it is",
-            gate=gate,
-        )
-    traffic = rollback_split({k.lower(): v for k, v in progress.before_traffic.items()}, mine)
-    mirror = {k.lower(): v for k, v in progress.before_mirror.items() if k.lower() != mine and v}
+    before = progress.before_traffic
+    if before is None:
+        before = view.live_traffic()
+        if not any(pct for name, pct in before.items() if name != plan.deployment.lower()):
+            return _cannot_roll_back(rollout, f"{why}: no split was recorded before the rollout")
+    target = rollback_target(before, progress.before_mirror, view, plan.deployment)
+    if target is None:
+        gone = ", ".join(sorted(name for name, pct in before.items() if pct))
+        return _cannot_roll_back(rollout, f"{why}: the deployments of the split before the rollout ({gone}) are gone")
+    traffic, mirror = target
     return RollBack(traffic, mirror, f"rolled back: {why}; {describe(traffic, mirror)}", gate)
+
+
+def _cannot_roll_back(rollout: Rollout, why: str) -> Action:
+    if rollout.state.terminal:
+        return DropRequest(f"cannot roll back ({why}); traffic left as it is")
+    return Stuck(f"cannot roll back ({why}); traffic left as it is until an operator acts (abort)")
 
 
 def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> Finish:
@@ -260,24 +297,23 @@ def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> F
     return Finish(State.LIVE, f"serving 100% of traffic{note}", retire=retire)
 
 
-def _refuse(rollout: Rollout, view: EndpointView) -> Finish | Fail:
-    """An endpoint the app may not change: rejected before any write, failed (traffic untouched) after one."""
+def _refuse(rollout: Rollout, view: EndpointView, moved: bool) -> Action:
+    """An endpoint the app may not change: rejected before any write, failed (traffic untouched) after one, and
+    left to an operator once traffic moved (the app writes nothing more to it, a rollback included)."""
     reason = (
         f"endpoint {view.name} was not created by this app (it has no tag {APP_TAG}={APP_TAG_VALUE}) and is not "
         f"in ADOPT_ENDPOINTS; nothing was written to it. To deploy into it, add {view.name} to ADOPT_ENDPOINTS; "
         "otherwise set the model's endpoint tag to an endpoint of the app's own"
     )
+    if moved:
+        return Stuck(f"endpoint {view.name} is no longer the app's (no tag {APP_TAG}={APP_TAG_VALUE}, not adopted)")
     if rollout.actions:
         return Fail(reason)
     return Finish(State.REJECTED, reason)
 
 
-def failure(reason: str, view: EndpointView | None, mine: DeploymentView | None, policy: Policy) -> Fail:
-    """A ``Fail`` whose reason says what becomes of the deployment (also for a failed smoke test)."""
-    return _fail(reason, view, mine, policy)
-
-
 def _fail(reason: str, view: EndpointView | None, mine: DeploymentView | None, policy: Policy) -> Fail:
+    """A ``Fail`` whose reason says what becomes of the deployment."""
     if mine is None or view is None:
         return Fail(reason)
     if not mine.owned:

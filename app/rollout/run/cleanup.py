@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from app.platform.errors import describe_error, status_code_of
 from app.rollout.decide.actions import Delete, Nothing, Wait
 from app.rollout.decide.cleanup import cleanup_step
+from app.rollout.decide.failures import backoff_delay
 from app.rollout.decide.model import Cleanup, Rollout
 from app.rollout.decide.policy import Policy
 from app.rollout.run.notifications import cleanup_failed_notification
-from app.rollout.run.records import backoff_delay
 
 if TYPE_CHECKING:
     from app.ports import AzureMl, Deps

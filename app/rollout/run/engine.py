@@ -1,4 +1,5 @@
-"""Applies the state machine: under an endpoint lease, observe AML once, take one action per rollout, record it."""
+"""The effect loop over one endpoint: under its lease, observe AML once, run each due rollout's decisions (the
+transition function's), clean up; one write per pass at most."""
 
 from __future__ import annotations
 
@@ -11,24 +12,24 @@ from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
-from app.rollout.decide.actions import WRITE_ACTIONS, Action, Fail, Finish, RollBack, SetTraffic, Wait
+from app.rollout.decide.effects import Answer, Observe
 from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.moves import on_sibling
 from app.rollout.decide.policy import step_policy
-from app.rollout.decide.step import Observation, step
-from app.rollout.decide.traffic import RETIRABLE_STATES
+from app.rollout.decide.seen import Observation
 from app.rollout.ledger.ledger import Lease, LeaseLost, StaleRollout, ledger_of
-from app.rollout.run import telemetry
-from app.rollout.run.actions import ActionRunner
 from app.rollout.run.cleanup import EndpointCleanup, cleanup_due
 from app.rollout.run.drift import TrafficJudge
+from app.rollout.run.effects import EffectRunner
+from app.rollout.run.failing import classify
 from app.rollout.run.fencing import Fence
 from app.rollout.run.followups import FollowUpPlan
 from app.rollout.run.outcomes import Deferred, Note, Noted, PassItem, PassOutcome, Stepped
 from app.rollout.run.records import Recorder
-from app.rollout.run.stepping import ProgressiveRunner
 
 if TYPE_CHECKING:
     from app.ports import AzureMl, Deps
+    from app.rollout.decide.failures import Failure
     from app.rollout.decide.followup import FollowUp
     from app.rollout.decide.model import EndpointView
 
@@ -77,16 +78,15 @@ class RolloutEngine:
 
 
 class EndpointPass:
-    """One pass over one endpoint under its lease: observe once, judge the split, one action per due rollout,
-    then cleanup. At most one write to Azure ML per pass."""
+    """One pass over one endpoint under its lease: observe once, judge the split, run each due rollout's decisions,
+    then cleanup. The transition function decides; this carries out, one write per pass at most."""
 
     def __init__(self, engine: RolloutEngine, lease: Lease) -> None:
         deps = self.deps = engine.deps
         self.ledger, self.policy, self.recorder = engine.ledger, engine.policy, engine.recorder
         self.followups = FollowUpPlan(deps, engine.followup)
         self.fence = Fence(deps, engine.ledger, lease, self.followups)
-        self.progressive = ProgressiveRunner(deps, engine.policy, engine.recorder, self.fence)
-        self.actions = ActionRunner(deps, self.fence, engine.recorder, self.progressive)
+        self.runner = EffectRunner(deps, engine.policy, self.fence, engine.recorder)
         #: The endpoint's rollouts, updated in place as the pass goes; the follow-ups look at them afterwards.
         self.rollouts: dict[str, Rollout] = {}
         self.busy = False
@@ -115,12 +115,7 @@ class EndpointPass:
         try:
             view = gateway.observe(endpoint)
         except Exception as err:
-            # The same policy as for actions: back off and count transient errors, wait a bounded time for a
-            # missing permission, fail on permanent ones. Cleanup simply tries again next tick.
-            failed = [self.recorder.failed_attempt(rollout, err, now) for rollout in due]
-            if not due:
-                logger.warning("endpoint %s (a write in doubt) not observed: %s: %s", endpoint, type(err).__name__, err)
-            return [Stepped.of(r) for r in failed]
+            return self._unobserved(due, gateway, classify(err), deadline)
         self._observed(workspace_id, endpoint, view)
         judge = TrafficJudge(self.deps, self.ledger, self.fence, self.recorder)
         verdict, lines = judge.judge(view, gateway, rollouts, due)
@@ -129,10 +124,25 @@ class EndpointPass:
         if verdict is not None and verdict.kind == "late":
             return done  # the restore was this pass's write; the rollouts decide on a fresh observation
         wrote = self._step_each(due, view, gateway, deadline)
-        if time.monotonic() <= deadline and self.deps.settings.deploy_mode != "hold":
+        if time.monotonic() <= deadline:
             cleanup = EndpointCleanup(self.deps, self.ledger, self.policy, self.fence, self.recorder)
             done.extend(Noted(Note.CLEANUP, line) for line in cleanup.run(rollouts, view, gateway, wrote))
         return done
+
+    def _unobserved(self, due: list[Rollout], gateway: AzureMl, failure: Failure, deadline: float) -> list[PassItem]:
+        """The endpoint could not be read: each due rollout takes the failure in (its policy says what it means)."""
+        if not due:
+            logger.warning("endpoint (a write in doubt) not observed: %s", failure.error)
+        last = self.fence.lease.record.observed_traffic or {}
+        for rollout in due:
+            siblings = [r for name, r in self.rollouts.items() if name != rollout.plan.deployment]
+            seen = Observation(
+                None, siblings, observed=False, answer=Answer(Observe(), failure), last_traffic=dict(last)
+            )
+            updated, _ = self.runner.run(rollout, seen, gateway, deadline)
+            self.rollouts[updated.plan.deployment] = updated
+            self.done.append(Stepped.of(updated))
+        return self.done
 
     def _observed(self, workspace_id: str, endpoint: str, view: EndpointView | None) -> None:
         """Take in the observation: the records of the deployments AML shows, whether AML is busy, the split."""
@@ -150,60 +160,29 @@ class EndpointPass:
             }
 
     def _step_each(self, due: list[Rollout], view: EndpointView | None, gateway: AzureMl, deadline: float) -> bool:
-        """One decision and one action per due rollout, the one holding the turn first. Returns whether it wrote."""
+        """Each due rollout's decisions, the one holding the turn first. Returns whether a write went out."""
         rollouts, wrote = self.rollouts, False
+        drift = self.fence.lease.record.drift is not None
         for rollout in sorted(due, key=lambda r: (r.state is not State.DEPLOYING, r.created_at)):
             if time.monotonic() > deadline:
                 self.done.append(Deferred(rollout.plan.deployment))
                 break
             current = rollouts[rollout.plan.deployment]
             siblings = [r for name, r in rollouts.items() if name != current.plan.deployment]
-            current, action = self._decide(current, Observation(view, siblings), gateway, deadline, wrote)
-            with telemetry.step_span(current, action, siblings) as step_done:
-                updated = self.actions.apply(current, action, view, gateway)
-                step_done(updated)
-            wrote = wrote or bool(updated.actions != current.actions)
+            seen = Observation(view, siblings, drift=drift, wrote=wrote)
+            updated, sent = self.runner.run(current, seen, gateway, deadline)
+            wrote = wrote or sent
             rollouts[updated.plan.deployment] = updated
             self.done.append(Stepped.of(updated))
-            applied = (
-                updated.actions != current.actions
-                if isinstance(action, (SetTraffic, RollBack))
-                else updated.state is not current.state
-            )
-            if isinstance(action, (SetTraffic, Finish)) and action.retire and applied:
-                self._retire(action.retire, updated)
+            self._siblings(updated)
         return wrote
 
-    def _decide(
-        self, current: Rollout, seen: Observation, gateway: AzureMl, deadline: float, wrote: bool
-    ) -> tuple[Rollout, Action]:
-        """The step's action for ``current``, after the reads it needs; held back when it may not write now."""
-        try:
-            action = step(current, seen, self.deps.clock(), self.policy)
-            # Reads and the smoke test happen here, between decisions; each ends in the step's next action.
-            current, action = self.progressive.prepare(current, action, seen, gateway, deadline)
-        except (LeaseLost, StaleRollout):
-            raise
-        except Exception as err:
-            # One bad row (a hand edit, a tag the rules never met) fails its own rollout, not the endpoint.
-            logger.exception(
-                "rollout %s/%s: deciding its next step raised", current.plan.endpoint, current.plan.deployment
-            )
-            action = Fail(f"internal error while deciding the next step: {type(err).__name__}: {err}")
-        if wrote and isinstance(action, (*WRITE_ACTIONS, RollBack)):
-            action = Wait("another write went to this endpoint in this pass")
-        if isinstance(action, (SetTraffic, RollBack)) and self.fence.lease.record.drift:
-            action = Wait(
-                "traffic drifted from the app's split (changed outside the app); no traffic write until "
-                "an operator action or a new rollout on this endpoint (docs/operations.md)"
-            )
-        if self.deps.settings.deploy_mode == "hold" and isinstance(action, (*WRITE_ACTIONS, RollBack)):
-            action = Wait("DEPLOY_MODE=hold: no writes to Azure ML; the rollout resumes here when set to apply")
-        return current, action
-
-    def _retire(self, names: tuple[str, ...], by: Rollout) -> None:
-        """Mark the earlier canaries and mirrors that ``by``'s traffic write retired as superseded."""
-        for name, rollout in list(self.rollouts.items()):
-            if name.lower() in names and rollout.state in RETIRABLE_STATES:
-                reason = f"retired: version {by.plan.model_version} ({by.plan.deployment}) took over its traffic"
-                self.rollouts[name] = self.recorder.transition(rollout, State.SUPERSEDED, reason, self.deps.clock())
+    def _siblings(self, by: Rollout) -> None:
+        """The effects ``by``'s decisions had on the endpoint's other rollouts: retired, or reinstated."""
+        effects, self.runner.for_siblings = self.runner.for_siblings, []
+        now = self.deps.clock()
+        for effect in effects:
+            for name, rollout in list(self.rollouts.items()):
+                decision = on_sibling(rollout, effect, by, now)
+                if decision is not None:
+                    self.rollouts[name] = self.recorder.keep(rollout, decision, now)

@@ -8,11 +8,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.rollout.decide.followup import MAX_RECHECKS, FollowUp
-from app.rollout.decide.stepping import bake_deadline
 
 if TYPE_CHECKING:
     from app.ports import Deps
-    from app.rollout.decide.model import Rollout
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +31,12 @@ class FollowUpPlan:
             key = reason or kind
             self.due[key] = min(delay, self.due.get(key, delay))
 
-    def after_bake(self, rollout: Rollout, now: dt.datetime) -> None:
-        """A bake started or was extended: look again when it ends, not at the timer tick after that."""
-        started = rollout.progress.bake_started_at
-        if started is None or rollout.plan.bake_seconds <= 0 or self.deps.followups is None:
-            return
-        ends = bake_deadline(started, dt.timedelta(seconds=rollout.plan.bake_seconds), rollout.progress.extensions)
-        self.after("bake", max(0.0, (ends - now).total_seconds()), reason=f"bake end {ends.isoformat()}")
+    def after_at(self, kind: str, at: dt.datetime | None, now: dt.datetime) -> None:
+        """Look again when a write of ``kind`` should be done, or at ``at`` (a bake's end, not the tick after it)."""
+        if at is None:
+            self.after(kind)
+        else:
+            self.after(kind, max(0.0, (at - now).total_seconds()), reason=f"{kind} end {at.isoformat()}")
 
     def send(self, workspace_id: str, endpoint: str, still_waiting: bool) -> None:
         """Send this pass's follow-ups; best effort: a failure is logged and the timer carries on."""

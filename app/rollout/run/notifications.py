@@ -7,6 +7,7 @@ from typing import Any
 
 from app.notify.notifier import Notification
 from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.effects import Notice
 from app.rollout.decide.model import Rollout, State
 
 NOTIFY_ON: dict[State, tuple[str, str]] = {
@@ -22,14 +23,16 @@ NOTIFY_ON: dict[State, tuple[str, str]] = {
     State.ROLLED_BACK: ("AmlEvents.Rollout.RolledBack", "warning"),
     State.ABORTED: ("AmlEvents.Rollout.Aborted", "warning"),
 }
-#: Progressive-delivery notifications that are not a state of their own.
-SMOKE_PASSED = "AmlEvents.Rollout.SmokeTestPassed"
-SMOKE_FAILED = "AmlEvents.Rollout.SmokeTestFailed"
-STEP_PROMOTED = "AmlEvents.Rollout.StepPromoted"
-GATE_INCONCLUSIVE = "AmlEvents.Rollout.GateInconclusive"
-PAUSED = "AmlEvents.Rollout.Paused"
-RESUMED = "AmlEvents.Rollout.Resumed"
-OPERATOR_ACTION = "AmlEvents.Rollout.OperatorAction"
+#: Notifications that are not a state of their own (the transition function names them: ``Notice``).
+SMOKE_PASSED = Notice.SMOKE_PASSED.value
+SMOKE_FAILED = Notice.SMOKE_FAILED.value
+STEP_PROMOTED = Notice.STEP_PROMOTED.value
+GATE_INCONCLUSIVE = Notice.GATE_INCONCLUSIVE.value
+ROLLBACK_HELD = Notice.ROLLBACK_HELD.value
+STUCK = Notice.STUCK.value
+PAUSED = Notice.PAUSED.value
+RESUMED = Notice.RESUMED.value
+OPERATOR_ACTION = Notice.OPERATOR_ACTION.value
 #: Container log lines a failure notification carries (the last ones).
 LOG_LINES = 20
 

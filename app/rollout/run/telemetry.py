@@ -21,8 +21,9 @@ _waiting: dict[str, int] = {}
 
 
 @contextlib.contextmanager
-def step_span(rollout: Rollout, action: object, siblings: Iterable[Rollout]) -> Iterator[Callable[[Rollout], None]]:
-    """One span per rollout step. Yields ``done(updated)``, which records the state after the step.
+def step_span(rollout: Rollout, siblings: Iterable[Rollout]) -> Iterator[Callable[[Rollout, str, str], None]]:
+    """One span per rollout step. Yields ``done(updated, action, reason)``: the state after the step, the rules'
+    action it carried out and why.
 
     ``siblings`` are the endpoint's other rollouts: with the updated one they give the endpoint's waiting count.
     """
@@ -35,12 +36,12 @@ def step_span(rollout: Rollout, action: object, siblings: Iterable[Rollout]) -> 
             "aml.deployment": plan.deployment,
             "aml.model": f"{plan.model_name}:{plan.model_version}",
             "aml.rollout.state_before": rollout.state.value,
-            "aml.rollout.action": type(action).__name__,
-            "aml.rollout.action_reason": str(getattr(action, "reason", "") or ""),
         },
     ) as span:
 
-        def done(updated: Rollout) -> None:
+        def done(updated: Rollout, action: str, reason: str) -> None:
+            span.set_attribute("aml.rollout.action", action or "Nothing")
+            span.set_attribute("aml.rollout.action_reason", reason)
             span.set_attribute("aml.rollout.state_after", updated.state.value)
             span.set_attribute("aml.rollout.reason", updated.reason[:1000])
             others = [r for r in siblings if r.plan.deployment != updated.plan.deployment]

@@ -22,9 +22,6 @@ pytestmark = pytest.mark.fast
 INCONCLUSIVE = "AmlEvents.Rollout.GateInconclusive"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a retried rollout has no split recorded (or the split it found mid-rollout) to roll back to"
-)
 @pytest.mark.parametrize("step", [0, 1], ids=["first-step", "second-step"])
 def test_abort_then_retry_then_a_failing_gate_rolls_back_to_the_split_before_the_rollout(step: int) -> None:
     world = canary_baking()
