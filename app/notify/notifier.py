@@ -54,6 +54,8 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.SmokeTestFailed",
     "AmlEvents.Rollout.StepPromoted",
     "AmlEvents.Rollout.GateInconclusive",
+    "AmlEvents.Rollout.RollbackHeld",
+    "AmlEvents.Rollout.Stuck",
     "AmlEvents.Rollout.Paused",
     "AmlEvents.Rollout.Resumed",
     "AmlEvents.Rollout.OperatorAction",
