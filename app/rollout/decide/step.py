@@ -85,7 +85,10 @@ def step(
             f"waiting for rollout {holder.plan.deployment} ({holder.state.value}) to finish on endpoint {plan.endpoint}"
         )
     if progress.paused:
-        return Wait("paused by an operator: no writes and no bake until resumed")
+        # A pause never shields a failed deployment that may serve from its rollback.
+        if mine is None or not mine.failed or not moved or view is None or view.busy_reason:
+            return Wait("paused by an operator: no writes and no bake until resumed")
+        return _rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
     if view is None:
         if moved:
             return _rollback(rollout, view, f"endpoint {plan.endpoint} no longer exists", None)
