@@ -52,6 +52,7 @@ from app.rollout.decide.traffic import describe, desired_traffic, retiring, roll
 from app.rollout.decide.versions import newer_version
 
 TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write turn
+HELD = "held: the gate stayed inconclusive (GATE_INCONCLUSIVE=hold); an operator promotes, rolls back or aborts"
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
 
@@ -216,6 +217,11 @@ def _steps(
             k, f"baking step {k + 1}/{last + 1} at {plan.steps[k]}% for {plan.bake_seconds} s, then the gate"
         )
     assert progress.bake_started_at is not None
+    if promote:  # the final step is in place, baking or held: promoted, its gate skipped
+        finish = _finish(plan, view, retire)
+        return replace(finish, reason=finish.reason + " (promoted by an operator: the final bake skipped)")
+    if progress.held:  # GATE_INCONCLUSIVE=hold: no more reads; an operator promotes, rolls back or aborts
+        return Wait(rollout.reason or HELD)
     move = next_move(
         StepPlan(plan.steps, dt.timedelta(seconds=plan.bake_seconds)),
         k,
