@@ -76,6 +76,12 @@ class RolloutPlan:
         return self.traffic_steps or (self.traffic,)
 
     @property
+    def bakes(self) -> bool:
+        """Is each step watched before the next? Only with a bake, and only with live traffic: a dark rollout (traffic
+        0, mirrored or not) has nothing to judge, so it holds no write turn waiting for a gate it cannot pass."""
+        return self.bake_seconds > 0 and self.traffic > 0
+
+    @property
     def model_ref(self) -> str:
         return f"azureml:{self.model_name}:{self.model_version}"
 

@@ -208,7 +208,7 @@ def _steps(
                 step=k,
                 smoke=progress.smoke is None and not mine_has_traffic,
             )
-        if plan.bake_seconds <= 0 or promote:
+        if not plan.bakes or promote:
             if k == last:
                 finish = _finish(plan, view, retire)
                 return replace(finish, reason=finish.reason + " (promoted by an operator)") if promote else finish
@@ -220,6 +220,8 @@ def _steps(
     if promote:  # the final step is in place, baking or held: promoted, its gate skipped
         finish = _finish(plan, view, retire)
         return replace(finish, reason=finish.reason + " (promoted by an operator: the final bake skipped)")
+    if not plan.bakes:  # a row that started baking with nothing to judge (no live traffic)
+        return _finish(plan, view, retire)
     if progress.held:  # GATE_INCONCLUSIVE=hold: no more reads; an operator promotes, rolls back or aborts
         return Wait(rollout.reason or HELD)
     move = next_move(

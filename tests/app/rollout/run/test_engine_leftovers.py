@@ -13,7 +13,6 @@ from tests.app.rollout.run.scenes import BAKE, CREDIT, act, canary_baking, live_
 pytestmark = pytest.mark.fast
 
 
-@pytest.mark.xfail(strict=True, reason="a dark rollout bakes behind a gate it can never pass")
 def test_a_dark_rollout_has_nothing_to_bake_and_never_holds_up_the_next_version() -> None:
     world = live_v1(bake_default=dt.timedelta(minutes=10))
     world.register("credit", 2, {**CREDIT, "traffic": "0"})
