@@ -10,8 +10,9 @@ from app.rollout.decide.policy import Policy
 
 ACTIVE_STATES = (State.PENDING, State.DEPLOYING, State.BAKING)
 #: Rollouts whose deployment is of no further use once it serves nothing: deleted first, and it takes no place among
-#: the ``KEEP_DEPLOYMENTS``.
-GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK)
+#: the ``KEEP_DEPLOYMENTS`` (an aborted one that serves nothing is no rollback target either; one that serves is
+#: kept for as long as it does).
+GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED)
 CleanupAction = Delete | Wait | Nothing
 
 

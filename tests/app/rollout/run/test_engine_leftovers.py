@@ -43,9 +43,6 @@ def test_a_failed_gate_on_a_drifted_endpoint_is_recorded_and_reported_as_an_erro
     assert world.aml.traffic("credit") == {"credit-v1": 80, "credit-v2": 20}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an aborted deployment takes a KEEP_DEPLOYMENTS place and the previous one is deleted"
-)
 def test_an_abort_before_any_traffic_moved_never_costs_the_previous_deployment_its_place() -> None:
     world = live_v1()
     world.register("credit", 2, CREDIT)
