@@ -104,7 +104,7 @@ def apply(rollout: Rollout, action: Action, seen: Observation, policy: Policy, n
     if isinstance(action, RollBack):
         return _roll_back(rollout, action, seen, policy)
     if isinstance(action, Finish):
-        return _finish(rollout, action)
+        return _finish(rollout, action, seen)
     if isinstance(action, Fail):
         return _fail(rollout, action)
     if isinstance(action, Stuck):
@@ -222,6 +222,8 @@ def _roll_back(rollout: Rollout, action: RollBack, seen: Observation, policy: Po
         if action.gate.outcome is Outcome.INCONCLUSIVE:
             notes = (_inconclusive(rollout, action.reason, action.gate),)
     record = replace(rollout, progress=progress)
+    if not record.logs:  # kept on the row before cleanup deletes the deployment
+        return Decision(record, (*notes, fx.FetchLogs()))
     why = blocked(seen, policy, traffic=True)
     if why and why != ONE_WRITE:
         held = f"rollback held back: {why}; {action.reason}"
@@ -235,8 +237,12 @@ def _roll_back(rollout: Rollout, action: RollBack, seen: Observation, policy: Po
     return Decision(record, (*notes, request))
 
 
-def _finish(rollout: Rollout, action: Finish) -> Decision:
+def _finish(rollout: Rollout, action: Finish, seen: Observation) -> Decision:
     trigger = _FINISHING.get(action.state, Trigger.FINISHED)
+    view = seen.endpoint
+    exists = view is not None and view.deployment(rollout.plan.deployment) is not None
+    if action.state is State.ROLLED_BACK and exists and not rollout.logs:  # before cleanup deletes it
+        return Decision(rollout, (fx.FetchLogs(),))
     progress = replace(rollout.progress, requested="", paused=False, held=False)
     facts: dict[str, object] = {}
     if action.gate is not None:
@@ -277,10 +283,15 @@ def _stuck(rollout: Rollout, reason: str) -> Decision:
 
 
 def on_sibling(rollout: Rollout, effect: fx.Retire | fx.Reinstate, by: Rollout, now: dt.datetime) -> Decision | None:
-    """What another rollout's decision means for ``rollout``: retired (its share taken), or None."""
+    """What another rollout's decision means for ``rollout``: retired (its share taken), reinstated (a rollback gave
+    it back), or None."""
     name = rollout.plan.deployment.lower()
     if isinstance(effect, fx.Retire) and name in effect.deployments and rollout.state in RETIRABLE_STATES:
         reason = f"retired: version {by.plan.model_version} ({by.plan.deployment}) took over its traffic"
         record, notes = changed(rollout, Trigger.RETIRED, reason)
         return Decision(record, notes, Trigger.RETIRED)
+    if isinstance(effect, fx.Reinstate) and name in effect.states and rollout.state is State.SUPERSEDED:
+        reason = f"reinstated: the rollback of {by.plan.deployment} gave it its traffic back"
+        record, notes = changed(rollout, Trigger.REINSTATED, reason, wanted=effect.states[name])
+        return Decision(record, notes, Trigger.REINSTATED)
     return None

@@ -20,7 +20,7 @@ from app.rollout.decide import effects as fx
 from app.rollout.decide.effects import Answer, Decision, Notice, Notify, Purpose
 from app.rollout.decide.failure_policy import after_failure
 from app.rollout.decide.gate import GateResult, MetricWindow, evaluate_gate
-from app.rollout.decide.model import Rollout
+from app.rollout.decide.model import Rollout, State
 from app.rollout.decide.moves import apply, changed, smoked, waited
 from app.rollout.decide.policy import Policy
 from app.rollout.decide.seen import Observation
@@ -170,4 +170,13 @@ def _rolled_back(rollout: Rollout, request: fx.PutTraffic) -> Decision:
         last_error="",
     )
     record, notes = changed(record, Trigger.ROLLED_BACK, request.reason, facts=facts)
-    return Decision(record, (*notes, fx.FollowUpAfter("traffic")), Trigger.ROLLED_BACK)
+    effects: tuple[fx.Effect, ...] = (*notes, fx.FollowUpAfter("traffic"))
+    # The earlier canaries and mirrors this rollout retired, that the restored split serves again, are theirs again.
+    back = {
+        name: State.CANARY if request.traffic.get(name) else State.DARK
+        for name in progress.retired
+        if request.traffic.get(name) or request.mirror.get(name)
+    }
+    if back:
+        effects = (*effects, fx.Reinstate(back, plan.deployment))
+    return Decision(record, effects, Trigger.ROLLED_BACK)

@@ -56,7 +56,6 @@ def test_an_abort_before_any_traffic_moved_never_costs_the_previous_deployment_i
     assert "credit-v1" in world.aml.deployments("credit")  # kept for a rollback of v2
 
 
-@pytest.mark.xfail(strict=True, reason="a rolled-back deployment is deleted without its container logs")
 def test_a_rolled_back_deployment_keeps_its_container_logs() -> None:
     world = canary_baking()
     world.metrics.set_health("credit-v2", error_rate=20.0)
@@ -68,7 +67,6 @@ def test_a_rolled_back_deployment_keeps_its_container_logs() -> None:
     assert "credit-v2" not in world.aml.deployments("credit")  # cleaned up after the logs were kept
 
 
-@pytest.mark.xfail(strict=True, reason="a retired dark deployment stays superseded when a rollback restores its mirror")
 def test_a_retired_dark_deployment_is_dark_again_when_a_rollback_restores_its_mirror() -> None:
     world = live_v1()
     world.register("credit", 2, {**CREDIT, "traffic": "0", "mirror": "10"})
