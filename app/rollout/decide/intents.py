@@ -154,6 +154,15 @@ def judge(
     return Verdict("drift", now_split, observed=observed)
 
 
+def to_restore(verdict: Verdict, writes: bool) -> Intent | None:
+    """After a late write of the app's (``late``): the split to put back, in this pass's one write. None when there is
+    nothing to restore, or while writes are held (``DEPLOY_MODE=hold``): the restore waits like every write (and once
+    the late write is no longer in doubt, the split it left is reported as drift instead)."""
+    if verdict.kind != "late" or verdict.current is None or verdict.matched is None or not writes:
+        return None
+    return verdict.current
+
+
 def describe(traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None) -> str:
     live = ", ".join(f"{name}={pct}%" for name, pct in shares(traffic)) or "none"
     mirrored = ", ".join(f"{name}={pct}%" for name, pct in shares(mirror or {}))

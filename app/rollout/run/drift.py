@@ -16,6 +16,7 @@ from app.rollout.ledger.ledger import StaleRollout
 if TYPE_CHECKING:
     from app.ports import AzureMl, Deps
     from app.rollout.decide.model import EndpointView
+    from app.rollout.decide.policy import Policy
     from app.rollout.ledger.ledger import RolloutLedger
     from app.rollout.run.fencing import Fence
     from app.rollout.run.records import Recorder
@@ -31,8 +32,9 @@ def acted_since(rollout: Rollout, since: dt.datetime) -> bool:
 class TrafficJudge:
     """One pass's judgement of the endpoint's observed split."""
 
-    def __init__(self, deps: Deps, ledger: RolloutLedger, fence: Fence, recorder: Recorder) -> None:
+    def __init__(self, deps: Deps, ledger: RolloutLedger, fence: Fence, recorder: Recorder, policy: Policy) -> None:
         self.deps = deps
+        self.policy = policy
         self.ledger = ledger
         self.fence = fence
         self.recorder = recorder
@@ -53,7 +55,12 @@ class TrafficJudge:
             intents = intent_rules.with_status(lease.record.intents, verdict.matched.seq, intent_rules.LANDED)
             self.fence.update(intents=intents, drift=None)
             return verdict, []
-        if verdict.kind == "late" and verdict.matched and verdict.current:
+        if verdict.kind == "late":
+            if intent_rules.to_restore(verdict, self.policy.writes) is None:
+                logger.warning(
+                    "endpoint %s: a late write of the app's shows (%s); its restore waits", endpoint, observed
+                )
+                return verdict, [f"{endpoint}: a late write of the app's shows ({observed}); restore held back"]
             return verdict, [self._restore(view, verdict, gateway, rollouts)]
         if verdict.kind == "ours" and drift:
             logger.info("endpoint %s: traffic is back at the app's split (%s); drift cleared", endpoint, observed)

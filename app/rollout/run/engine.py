@@ -117,12 +117,12 @@ class EndpointPass:
         except Exception as err:
             return self._unobserved(due, gateway, classify(err), deadline)
         self._observed(workspace_id, endpoint, view)
-        judge = TrafficJudge(self.deps, self.ledger, self.fence, self.recorder)
+        judge = TrafficJudge(self.deps, self.ledger, self.fence, self.recorder, self.policy)
         verdict, lines = judge.judge(view, gateway, rollouts, due)
         done = self.done
         done.extend(Noted(Note.TRAFFIC, line) for line in lines)
         if verdict is not None and verdict.kind == "late":
-            return done  # the restore was this pass's write; the rollouts decide on a fresh observation
+            return done  # the restore (or its wait) is this pass's; the rollouts decide on a fresh observation
         wrote = self._step_each(due, view, gateway, deadline)
         if time.monotonic() <= deadline:
             cleanup = EndpointCleanup(self.deps, self.ledger, self.policy, self.fence, self.recorder)
