@@ -24,6 +24,8 @@ def cleanup_step(view: EndpointView | None, rollouts: Sequence[Rollout], policy:
     """
     if view is None:
         return Nothing("the endpoint does not exist; nothing to clean up")
+    if not policy.writes:
+        return Wait("cleanup waits: DEPLOY_MODE=hold, no deletes")
     active = next((r for r in rollouts if not r.state.terminal), None)
     if active is not None:
         return Wait(f"cleanup waits for rollout {active.plan.deployment} ({active.state.value})")

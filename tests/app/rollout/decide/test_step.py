@@ -204,6 +204,12 @@ def test_cleanup_waits_for_active_rollouts_and_a_busy_endpoint() -> None:
     assert clean(endpoint(deployment("3"), traffic={"credit-v3": 100})) == Nothing("nothing to clean up")
 
 
+def test_cleanup_deletes_nothing_under_the_kill_switch() -> None:
+    view = endpoint(deployment("1"), deployment("2"), deployment("3"), traffic={"credit-v3": 100})
+    held = cleanup_step(view, [rollout(plan("3"), State.LIVE)], replace(POLICY, mode="hold"))
+    assert isinstance(held, Wait) and "DEPLOY_MODE=hold" in held.reason
+
+
 def test_superseded_and_failed_deployments_are_cleaned_before_the_previous_live_one() -> None:
     view = endpoint(deployment("1"), deployment("2"), deployment("3"), traffic={"credit-v3": 100})
     superseded_v2 = rollout(plan("2"), State.SUPERSEDED)
