@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.rollout.decide.actions import Delete, Nothing, Wait
-from app.rollout.decide.model import DeploymentView, EndpointView, Rollout, State
+from app.rollout.decide.failures import ErrorKind, Failure, backoff_delay
+from app.rollout.decide.model import Cleanup, DeploymentView, EndpointView, Rollout, State
 from app.rollout.decide.policy import Policy
 
 ACTIVE_STATES = (State.PENDING, State.DEPLOYING, State.BAKING)
@@ -16,7 +19,9 @@ GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORT
 CleanupAction = Delete | Wait | Nothing
 
 
-def cleanup_step(view: EndpointView | None, rollouts: Sequence[Rollout], policy: Policy) -> CleanupAction:
+def cleanup_step(
+    view: EndpointView | None, rollouts: Sequence[Rollout], policy: Policy, *, wrote: bool = False
+) -> CleanupAction:
     """Cleanup owed on an endpoint (pure): delete the next surplus deployment, wait, or nothing left to do.
 
     Cleanup never takes the endpoint's write turn: it waits while any rollout there is pending or deploying and
@@ -26,6 +31,8 @@ def cleanup_step(view: EndpointView | None, rollouts: Sequence[Rollout], policy:
         return Nothing("the endpoint does not exist; nothing to clean up")
     if not policy.writes:
         return Wait("cleanup waits: DEPLOY_MODE=hold, no deletes")
+    if wrote:
+        return Wait("cleanup waits for the next pass: a write went to this endpoint in this pass")
     active = next((r for r in rollouts if not r.state.terminal), None)
     if active is not None:
         return Wait(f"cleanup waits for rollout {active.plan.deployment} ({active.state.value})")
@@ -71,3 +78,27 @@ def surplus_deployments(view: EndpointView, rollouts: Sequence[Rollout], policy:
     victims = [d for d in owned if d.name.lower() not in keep and not protected(d)]
     victims.sort(key=lambda d: (not garbage(d), d.tags.get("created-at", ""), d.name))
     return [d.name for d in victims]
+
+
+@dataclass(frozen=True)
+class CleanupFailure:
+    """What a refused delete means: what is still owed (None: given up), whether to report it (the first time)."""
+
+    owed: Cleanup | None
+    report: bool
+    reason: str
+
+
+def after_cleanup_failure(
+    owed: Cleanup, deployment: str, failure: Failure, policy: Policy, now: dt.datetime
+) -> CleanupFailure:
+    """A 409 is tried again next pass; anything else backs off and is reported once; after ``ROLLOUT_MAX_ATTEMPTS``
+    failed deletes in a row the app stops trying (an error in the log says to delete it by hand)."""
+    if failure.kind is ErrorKind.BUSY:
+        return CleanupFailure(owed, False, f"waiting, AML answered 409 to DELETE {deployment}")
+    attempts = owed.attempts + 1
+    if attempts >= policy.max_attempts:
+        return CleanupFailure(None, False, f"gave up deleting {deployment} after {attempts} attempts: {failure.detail}")
+    delay = backoff_delay(attempts)
+    reason = f"deleting {deployment} failed (attempt {attempts}), retrying after {delay}: {failure.detail}"
+    return CleanupFailure(Cleanup(attempts, now + delay, failure.detail), attempts == 1, reason)

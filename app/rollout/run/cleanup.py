@@ -12,16 +12,16 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from app.platform.errors import describe_error, status_code_of
 from app.rollout.decide.actions import Delete, Nothing, Wait
-from app.rollout.decide.cleanup import cleanup_step
-from app.rollout.decide.failures import backoff_delay
+from app.rollout.decide.cleanup import after_cleanup_failure, cleanup_step
 from app.rollout.decide.model import Cleanup, Rollout
 from app.rollout.decide.policy import Policy
+from app.rollout.run.failing import classify
 from app.rollout.run.notifications import cleanup_failed_notification
 
 if TYPE_CHECKING:
     from app.ports import AzureMl, Deps
+    from app.rollout.decide.failures import Failure
     from app.rollout.decide.model import EndpointView
     from app.rollout.ledger.ledger import RolloutLedger
     from app.rollout.run.fencing import Fence
@@ -56,9 +56,7 @@ class EndpointCleanup:
         owed = sorted((r for r in rollouts.values() if r.cleanup is not None), key=lambda r: r.updated_at)
         if not owed or not cleanup_due(owed, now):
             return []
-        if wrote:
-            return ["cleanup: next pass (a write went to this endpoint in this pass)"]
-        decision = cleanup_step(view, list(rollouts.values()), self.policy)
+        decision = cleanup_step(view, list(rollouts.values()), self.policy, wrote=wrote)
         if isinstance(decision, Wait):
             return [f"cleanup: {decision.reason}"]
         carrier, others = owed[-1], owed[:-1]
@@ -72,7 +70,7 @@ class EndpointCleanup:
         try:
             gateway.delete_deployment(carrier.plan.endpoint, decision.deployment)
         except Exception as err:
-            return [self._failed(rollouts, carrier, decision, err, now)]
+            return [self._failed(rollouts, carrier, decision, classify(err), now)]
         logger.info("endpoint %s cleanup: %s", carrier.plan.endpoint, decision.reason)
         self.fence.followups.after("delete")
         sent = f"DELETE deployment {decision.deployment}"
@@ -82,38 +80,23 @@ class EndpointCleanup:
         return [f"cleanup: {decision.reason}"]
 
     def _failed(
-        self, rollouts: dict[str, Rollout], carrier: Rollout, decision: Delete, err: Exception, now: dt.datetime
+        self, rollouts: dict[str, Rollout], carrier: Rollout, decision: Delete, failure: Failure, now: dt.datetime
     ) -> str:
-        endpoint, owed = carrier.plan.endpoint, carrier.cleanup or Cleanup()
-        error = f"{describe_error(err)}"[:2000]
-        if status_code_of(err) == 409:
-            logger.info("endpoint %s cleanup: AML answered 409 (busy) to %s; next tick", endpoint, decision.reason)
-            return f"cleanup: waiting, AML answered 409 to DELETE {decision.deployment}"
-        attempts = owed.attempts + 1
-        if attempts >= self.deps.settings.rollout_max_attempts:
-            logger.error(
-                "endpoint %s cleanup gave up after %d attempts to delete %s; delete it by hand: %s",
-                endpoint,
-                attempts,
-                decision.deployment,
-                error,
-            )
-            rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=None), now)
-            return f"cleanup: gave up deleting {decision.deployment} after {attempts} attempts: {error}"
-        delay = backoff_delay(attempts)
-        if attempts == 1:
-            logger.warning(
-                "endpoint %s cleanup: deleting %s failed, retrying with back-off (the rollouts are unaffected): %s",
-                endpoint,
-                decision.deployment,
-                error,
-            )
+        """Record what a refused delete means (``after_cleanup_failure``), and report it when that says so."""
+        endpoint = carrier.plan.endpoint
+        meant = after_cleanup_failure(carrier.cleanup or Cleanup(), decision.deployment, failure, self.policy, now)
+        if meant.owed is None:
+            logger.error("endpoint %s cleanup %s; delete it by hand", endpoint, meant.reason)
+        elif meant.report:
+            logger.warning("endpoint %s cleanup: %s (the rollouts are unaffected)", endpoint, meant.reason)
             self.recorder.send(
-                cleanup_failed_notification(carrier, decision.deployment, error, self.deps.settings.status_host),
+                cleanup_failed_notification(
+                    carrier, decision.deployment, failure.detail, self.deps.settings.status_host
+                ),
                 f"rollout {carrier.plan.endpoint}/{carrier.plan.deployment}",
             )
         else:
-            logger.info("endpoint %s cleanup attempt %d failed: %s", endpoint, attempts, error)
-        owed = Cleanup(attempts=attempts, next_attempt_at=now + delay, last_error=error)
-        rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=owed), now)
-        return f"cleanup: deleting {decision.deployment} failed (attempt {attempts}), retrying after {delay}: {error}"
+            logger.info("endpoint %s cleanup: %s", endpoint, meant.reason)
+        if meant.owed is not carrier.cleanup:
+            rollouts[carrier.plan.deployment] = self.ledger.save(replace(carrier, cleanup=meant.owed), now)
+        return f"cleanup: {meant.reason}"
