@@ -36,11 +36,11 @@ def _reconcile(deps: Deps) -> list[str]:
         logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
         return []
     ledger = ledger_of(deps)
-    entries = ledger.active_endpoints(deps.clock())
+    entries = ledger.active.endpoints(deps.clock())
     # An index entry outlives its endpoint's last active row briefly (see ACTIVE_INDEX_GRACE); past that,
     # one key-range read decides whether it goes, so idle endpoints stop costing anything. A row is active
     # while a rollout is in progress, cleanup is owed, or (the endpoint's ~lease row) a traffic write is in doubt.
-    entries = [entry for entry in entries if not ledger.settle(entry, deps.clock())]
+    entries = [entry for entry in entries if not ledger.active.settle(entry, deps.clock())]
     if not entries:
         # One line per tick even when idle: the "reconciler not running" alert (infra/app/alerts.bicep) counts them.
         logger.info("reconcile: 0 endpoint(s), nothing to do")
@@ -123,7 +123,7 @@ def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, 
     nothing to do). Names compare case-insensitively, as Azure ML's do.
     """
     key = WorkspaceRef.from_arm_id(workspace_id).key
-    for entry in ledger_of(deps).active_endpoints(deps.clock()):
+    for entry in ledger_of(deps).active.endpoints(deps.clock()):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep
