@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+import operator
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.azure.tables import TableStore
@@ -74,7 +76,7 @@ class ForbiddenFactory:
 
 
 class FakeTableStore(TableStore):
-    """An in-memory table with the real store's ETag rules; records every write.
+    """An in-memory table with the real store's ETag rules, filters and paging; records every write and query.
 
     ``TableStore.update`` (read, decide, conditional write, retry on ``Conflict``) is inherited unchanged.
     ``before_write``, when set, runs before each write: a test makes another writer change the row there.
@@ -85,10 +87,12 @@ class FakeTableStore(TableStore):
         self.rows: dict[tuple[str, str], Row] = {}
         self.writes: list[tuple[str, str, str]] = []
         self.before_write: Callable[[FakeTableStore, str, str], None] | None = None
+        self.queries: list[str] = []  # the filter of every page asked for
         self._etags = itertools.count(1)
 
     def get(self, partition: str, key: str, *, select: list[str] | None = None) -> Row | None:
-        return self.rows.get((partition, key))
+        row = self.rows.get((partition, key))
+        return _selected(row, select) if row is not None else None
 
     def upsert(self, partition: str, key: str, data: Mapping[str, Any]) -> Row:
         self._before_write(partition, key)
@@ -108,18 +112,44 @@ class FakeTableStore(TableStore):
         return self._put("replace", row.partition, row.key, data)
 
     def delete(self, row: Row) -> None:
+        self._before_write(row.partition, row.key)
         current = self.rows.get((row.partition, row.key))
         if current is not None and row.etag != "*" and current.etag != row.etag:
             raise Conflict(f"{row.partition}/{row.key} changed since it was read")
         self.rows.pop((row.partition, row.key), None)
         self.writes.append(("delete", row.partition, row.key))
 
-    def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:
-        assert filter.startswith("PartitionKey eq @pk"), f"FakeTableStore only answers partition queries, {filter!r}"
-        active = filter.endswith(" and Active eq true")  # the ledger's one other filter
-        for (partition, _), row in sorted(self.rows.items()):
-            if partition == parameters["pk"] and (not active or row.data.get("Active")):
-                yield row
+    def page(
+        self,
+        filter: str,
+        *,
+        limit: int | None = None,
+        select: list[str] | None = None,
+        continuation: dict[str, str] | None = None,
+        **parameters: Any,
+    ) -> tuple[list[Row], dict[str, str] | None]:
+        """One page of the rows ``filter`` matches, in key order (PartitionKey, then RowKey), as Azure answers:
+        at most 1,000 rows a page, and a continuation naming the next row's keys while more remain
+        (https://learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination)."""
+        self.queries.append(filter)
+        match = _table_filter(filter, parameters)
+        start = (continuation["PartitionKey"], continuation["RowKey"]) if continuation else ("", "")
+        rows = [row for keys, row in sorted(self.rows.items()) if keys >= start and match(row)]
+        size = min(limit or _PAGE_LIMIT, _PAGE_LIMIT)
+        page, rest = rows[:size], rows[size:]
+        token = {"PartitionKey": rest[0].partition, "RowKey": rest[0].key} if rest else None
+        return [_selected(row, select) for row in page], token
+
+    def before_writing(self, partition: str, key: str, action: Callable[[], object]) -> None:
+        """Run ``action`` (another writer's doing) just before the next write to ``partition``/``key``."""
+
+        def hook(store: FakeTableStore, written_partition: str, written_key: str) -> None:
+            if (written_partition, written_key) == (partition, key):
+                action()
+            else:
+                store.before_write = hook  # another row: keep waiting for this one
+
+        self.before_write = hook
 
     def _before_write(self, partition: str, key: str) -> None:
         hook, self.before_write = self.before_write, None  # one interference per arming
@@ -131,6 +161,65 @@ class FakeTableStore(TableStore):
         self.rows[(partition, key)] = row
         self.writes.append((op, partition, key))
         return row
+
+
+#: Azure answers at most this many rows a page
+#: (https://learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination).
+_PAGE_LIMIT = 1000
+_CLAUSE = re.compile(r"(\w+) (eq|ne|lt|le|gt|ge) (@\w+|true|false|'(?:[^']|'')*'|-?\d+)")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
+}  # fmt: skip
+
+
+def _table_filter(filter: str, parameters: Mapping[str, Any]) -> Callable[[Row], bool]:
+    """The rows a Table ``$filter`` of comparisons joined by ``and``/``or`` (``and`` binding tighter) matches.
+    A comparison with a property the row lacks matches nothing; Azure gives no valid result for a constant of
+    another type than the property's (https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities),
+    and here it matches nothing either."""
+    clauses = [[_clause(text, filter, parameters) for text in part.split(" and ")] for part in filter.split(" or ")]
+    return lambda row: any(all(clause(row) for clause in part) for part in clauses)
+
+
+def _clause(text: str, filter: str, parameters: Mapping[str, Any]) -> Callable[[Row], bool]:
+    found = _CLAUSE.fullmatch(text.strip())
+    assert found, f"FakeTableStore does not understand {text!r} in the filter {filter!r}"
+    name, op, operand = found.groups()
+    value: Any
+    if operand.startswith("@"):
+        value = parameters[operand[1:]]
+    elif operand in ("true", "false"):
+        value = operand == "true"
+    elif operand.startswith("'"):
+        value = operand[1:-1].replace("''", "'")
+    else:
+        value = int(operand)
+
+    def matches(row: Row) -> bool:
+        keys = {"PartitionKey": row.partition, "RowKey": row.key}
+        if name not in keys and name not in row.data:
+            return False
+        actual = keys[name] if name in keys else row.data[name]
+        return _kind(actual) == _kind(value) and _COMPARE[op](actual, value)
+
+    return matches
+
+
+def _kind(value: Any) -> str:
+    """The Table type a value compares as: values of different types never compare equal, nor in order."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "datetime" if isinstance(value, dt.datetime) else type(value).__name__
+
+
+def _selected(row: Row, select: list[str] | None) -> Row:
+    """``row`` with only the properties ``select`` names (the keys are always there); a property the row
+    lacks is left out (the ledger reads every selected property with a default)."""
+    if select is None:
+        return row
+    return Row(row.partition, row.key, {k: v for k, v in row.data.items() if k in select}, row.etag)
 
 
 def _no_client() -> Any:
