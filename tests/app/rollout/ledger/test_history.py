@@ -32,17 +32,22 @@ def _entries(store: FakeTableStore, partition: str = RECENT_INDEX) -> int:
 def test_retention_deletes_old_finished_rollouts_but_the_newest_per_endpoint_and_the_active(
     ledger: RolloutLedger, store: FakeTableStore
 ) -> None:
-    ledger.record(make_plan(1), State.LIVE, "c1", NOW - 200 * DAY)
-    ledger.record(make_plan(2), State.SUPERSEDED, "c2", NOW - 150 * DAY)
-    ledger.record(make_plan(3), State.FAILED, "c3", NOW - 120 * DAY)  # credit's newest finished one: kept
-    ledger.record(make_plan(4), State.PENDING, "c4", NOW - 100 * DAY)  # in progress: kept
+    # (endpoint, version, state, days since it was recorded); the model is named as the endpoint
+    recorded = [
+        ("credit", 1, State.LIVE, 200),
+        ("credit", 2, State.SUPERSEDED, 150),
+        ("credit", 3, State.FAILED, 120),  # credit's newest finished one: kept
+        ("credit", 4, State.PENDING, 100),  # in progress: kept
+        ("fraud", 1, State.LIVE, 200),
+        ("fraud", 2, State.LIVE, 5),  # recent: kept
+        ("legacy", 1, State.REJECTED, 300),  # its endpoint's only one: kept
+    ]
+    for endpoint, version, state, days in recorded:
+        ledger.record(make_plan(version, endpoint, endpoint), state, f"{endpoint}-{version}", NOW - days * DAY)
     touched, _ = ledger.record(make_plan(0), State.LIVE, "c0", NOW - 250 * DAY)
     ledger.save(touched, NOW - DAY)  # created long ago, updated yesterday: kept
     owing, _ = ledger.record(make_plan(9), State.FAILED, "c9", NOW - 300 * DAY)
     ledger.save(replace(owing, cleanup=Cleanup()), NOW - 300 * DAY)  # cleanup owed: kept
-    ledger.record(make_plan(1, "fraud", "fraud"), State.LIVE, "f1", NOW - 200 * DAY)
-    ledger.record(make_plan(2, "fraud", "fraud"), State.LIVE, "f2", NOW - 5 * DAY)
-    ledger.record(make_plan(1, "legacy", "legacy"), State.REJECTED, "l1", NOW - 300 * DAY)  # its only one
 
     purged = ledger.history.purge(CUTOFF, budget=100)
 
