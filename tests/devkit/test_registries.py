@@ -257,3 +257,27 @@ def _deploy(mgmt: MachineLearningServicesMgmtClient, endpoint: str, name: str, m
     props = models.ManagedOnlineDeployment(model=model, instance_type="Standard_DS3_v2")
     body = models.OnlineDeployment(location="eastus", properties=props, sku=models.Sku(name="Default", capacity=1))
     mgmt.online_deployments.begin_create_or_update(PROD_RG, PROD_WS, endpoint, name, body, polling=False)
+
+
+def test_registries_over_the_control_api(stack: DevStack):
+    import requests
+
+    assert stack.ca is not None
+    control = f"{stack.aml.url}/_emulator"
+
+    def call(method: str, path: str, body: object = None) -> requests.Response:
+        return requests.request(method, f"{control}{path}", json=body, verify=str(stack.ca.ca_path), timeout=5)
+
+    added = call("POST", "/registries", {"name": REGISTRY, "regions": ["eastus", "westeurope"]})
+    workspace = {"name": PROD_WS, "subscription_id": PROD_SUBSCRIPTION, "resource_group": PROD_RG}
+    prod = call("POST", "/workspaces", workspace)
+    seeded = call("POST", f"/registries/{REGISTRY}/models", {"name": "credit", "version": "1", "stage": "Staging"})
+    lag = call("PUT", f"/registries/{REGISTRY}/lag", {"reads": 1})
+    fail = call("POST", f"/registries/{REGISTRY}/imports/fail", {"count": 2, "how": "answer"})
+
+    assert [r.status_code for r in (added, prod, seeded, lag, fail)] == [201, 201, 201, 204, 204]
+    assert added.json()["regions"] == ["eastus", "westeurope"] and PROD_SUBSCRIPTION in prod.json()["id"]
+    listed = call("GET", f"/registries/{REGISTRY}/models").json()["value"]
+    assert [(m["version"], m["stage"], m["state"]) for m in listed] == [("1", "Staging", "Succeeded")]
+    assert call("GET", "/registries/reg-missing/models").status_code == 400  # as an unknown workspace: KeyError
+    assert stack.aml.registry(REGISTRY)._import_faults == ["answer", "answer"]
