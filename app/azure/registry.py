@@ -14,6 +14,10 @@ Errors, classified by the app's error policy without this module importing it: :
 subclasses are permanent (no HTTP status: acknowledged); :class:`RegistryBusy` (a copy still running) carries
 ``status_code`` 409, which it retries; azure-core's exceptions pass through unchanged (429/5xx and network errors
 retried, 403 retried while roles propagate, other 4xx permanent).
+
+Its rooms: this module (the SDK calls and the errors), ``registry_versions.py`` (the frozen types it takes and
+returns, re-exported here), ``registry_evidence.py`` (the evidence, as tags within Azure ML's limits) and
+``registry_scan.py`` (the bounded listing).
 """
 
 from __future__ import annotations
@@ -22,17 +26,24 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from app.azure.registry_evidence import (
     EvidenceTooLarge,
     PromotionEvidence,
-    RecordedEvidence,
     content_differences,
     promotion_tags,
     read_evidence,
+)
+from app.azure.registry_scan import scan_promoted
+from app.azure.registry_versions import (
+    PromotedVersions,
+    RegistryModelVersion,
+    SharedVersion,
+    WorkspaceModelRef,
+    from_arm,
+    from_asset,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +52,21 @@ if TYPE_CHECKING:
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelRegistry",
+    "PromotedVersions",
+    "PromotionEvidence",
+    "RegistryBusy",
+    "RegistryConflict",
+    "RegistryError",
+    "RegistryModelVersion",
+    "RegistryNotFound",
+    "RegistryVersionNotFound",
+    "SharedVersion",
+    "SourceModelNotFound",
+    "WorkspaceModelRef",
+]
 
 ARM_ENDPOINT = "https://management.azure.com"
 #: Pauses between reads of a version that is not readable yet (read-after-share lag): 4 reads over 7 s.
@@ -83,69 +109,6 @@ class RegistryBusy(Exception):
     """
 
     status_code = 409
-
-
-@dataclass(frozen=True)
-class WorkspaceModelRef:
-    """A model version in a workspace."""
-
-    subscription_id: str
-    resource_group: str
-    workspace_name: str
-    name: str
-    version: str
-
-    @property
-    def workspace_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.workspace_name}"
-        )
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.workspace_id}/models/{self.name}/versions/{self.version}"
-
-
-@dataclass(frozen=True)
-class RegistryModelVersion:
-    """A model version in a registry, as the registry reports it."""
-
-    registry: str
-    name: str
-    version: str
-    model_type: str
-    tags: Mapping[str, str]
-    properties: Mapping[str, str]
-    stage: str | None
-    job_name: str | None
-    created_at: datetime | None
-    evidence: RecordedEvidence | None
-
-    @property
-    def asset_id(self) -> str:
-        """What a deployment in any workspace names: ``azureml://registries/{r}/models/{n}/versions/{v}``."""
-        return f"azureml://registries/{self.registry}/models/{self.name}/versions/{self.version}"
-
-
-@dataclass(frozen=True)
-class SharedVersion:
-    """The registry version a share left; ``shared`` says whether this call copied it (False: it was there)."""
-
-    version: RegistryModelVersion
-    shared: bool
-
-
-@dataclass(frozen=True)
-class PromotedVersions:
-    """Versions created at or after a cursor, oldest first, and the cursor to pass next time.
-
-    ``complete`` is False when a bound stopped the scan; the cursor then stays where the scan is sure of.
-    """
-
-    versions: tuple[RegistryModelVersion, ...]
-    cursor: datetime | None
-    complete: bool
 
 
 class ModelRegistry:
@@ -252,9 +215,6 @@ class ModelRegistry:
         if read_evidence(existing.properties.tags or {}) is None:
             existing = self._record(existing, tags, stage, source)
         logger.info("registry %s: %s:%s %s", self.name, source.name, source.version, "shared" if shared else "found")
-        # The ARM body's conversion lives with the ARM listing that uses it too.
-        from app.azure.registry_scan import from_arm
-
         return SharedVersion(from_arm(self.name, existing), shared)
 
     def _check_same_content(self, existing: Any, model: Any, source: WorkspaceModelRef) -> None:
@@ -272,6 +232,7 @@ class ModelRegistry:
             )
 
     def _source_model(self, source: WorkspaceModelRef) -> Any:
+        # azure-core on first use, as the rest of the app does: nothing of it is needed at import.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -284,6 +245,7 @@ class ModelRegistry:
     def _share_once(self, source: WorkspaceModelRef) -> None:
         """One ``models.share``. Two endings are not failures: the version appeared meanwhile (another instance
         shared it: its content is checked next), or the copy ended but the SDK's closing read met the read lag."""
+        # SDK on first use, not at import: azure.ai.ml costs about a second and 100 MiB.
         from azure.ai.ml.exceptions import ValidationException
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -325,9 +287,6 @@ class ModelRegistry:
         Reads at most ``max_reads`` pages of at most ``max_models`` models and returns at most ``max_versions``
         versions; versions still being copied are left for a later call (``app/azure/registry_scan.py``).
         """
-        # The scan in its own module: the bounds and the cursor rule are its whole subject.
-        from app.azure.registry_scan import scan_promoted
-
         return scan_promoted(
             self.mgmt,
             self._resource_group,
@@ -340,22 +299,10 @@ class ModelRegistry:
 
     def get(self, name: str, version: str) -> RegistryModelVersion:
         """The version, read again (bounded) while the registry answers 404 (read-after-share lag)."""
-        found = self._read_until_readable(name, version, self._asset_version)
-        created = getattr(getattr(found, "creation_context", None), "created_at", None)
-        return RegistryModelVersion(
-            registry=self.name,
-            name=str(found.name),
-            version=str(found.version),
-            model_type=str(found.type),
-            tags=dict(found.tags or {}),
-            properties=dict(found.properties or {}),
-            stage=found.stage,
-            job_name=found.job_name,
-            created_at=created,
-            evidence=read_evidence(found.tags or {}),
-        )
+        return from_asset(self.name, self._read_until_readable(name, version, self._asset_version))
 
     def _asset_version(self, name: str, version: str) -> Any | None:
+        # azure-core on first use, as the rest of the app does: nothing of it is needed at import.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -364,6 +311,7 @@ class ModelRegistry:
             return None
 
     def _arm_version(self, name: str, version: str) -> Any | None:
+        # azure-core on first use, as the rest of the app does: nothing of it is needed at import.
         from azure.core.exceptions import ResourceNotFoundError
 
         try:

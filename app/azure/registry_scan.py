@@ -1,4 +1,4 @@
-"""The registry adapter's ARM listing: versions created since a cursor, oldest first, bounded; ARM answers converted.
+"""The registry adapter's ARM listing: versions created since a cursor, oldest first, bounded.
 
 Registries raise no events (docs/research/registry-events.md), so production finds promotions whose event was lost
 by polling. The ARM list of a model's versions is ordered newest first (``$orderBy=createdtime desc``, the 2023-04-01
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from app.azure.registry_versions import PromotedVersions, from_arm
+
 if TYPE_CHECKING:
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
-
-    from app.azure.registry import PromotedVersions, RegistryModelVersion
 
 NEWEST_FIRST = "createdtime desc"
 
@@ -54,8 +54,6 @@ def scan_promoted(
     max_versions: int,
 ) -> PromotedVersions:
     """Versions created at or after ``since`` (everything when None), within the bounds; see the module docstring."""
-    from app.azure.registry import PromotedVersions
-
     budget = _Budget(max_reads)
     names: list[str] = []
     containers: Any = mgmt.registry_model_containers.list(resource_group, registry)  # an ItemPaged: read by page
@@ -99,24 +97,3 @@ def _created(item: Any) -> datetime:
 
 def _state(item: Any) -> str:
     return str(getattr(item.properties, "provisioning_state", None) or "Succeeded")
-
-
-def from_arm(registry: str, found: Any) -> RegistryModelVersion:
-    """A registry version as the ARM plane answers it (azure-mgmt-machinelearningservices ``ModelVersion``)."""
-    from app.azure.registry import RegistryModelVersion
-    from app.azure.registry_evidence import read_evidence
-
-    props = found.properties
-    name = str(found.id).rstrip("/").split("/models/", 1)[1].split("/versions/", 1)[0]
-    return RegistryModelVersion(
-        registry=registry,
-        name=name,
-        version=str(found.name),
-        model_type=str(props.model_type),
-        tags=dict(props.tags or {}),
-        properties=dict(props.properties or {}),
-        stage=props.stage,
-        job_name=props.job_name,
-        created_at=getattr(found.system_data, "created_at", None),
-        evidence=read_evidence(props.tags or {}),
-    )
