@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.registries import EmulatedRegistry, RegistryModelVersion, SourceModel
-from devkit.aml_emulator.state import PROVIDER, ArmError
+from devkit.aml_emulator.registry_routes import serve
+from devkit.aml_emulator.state import ARM_AUDIENCE, PROVIDER, ArmError
 
 if TYPE_CHECKING:
     from devkit.aml_emulator.server import AmlEmulator
@@ -128,8 +129,6 @@ class RegistriesArea(AreaBase):
 
     def _audiences(self, path: str) -> tuple[str, ...]:
         """The token audiences a path accepts: discovery takes an ML or an ARM token, everything else ARM's."""
-        from devkit.aml_emulator.server import ARM_AUDIENCE
-
         return (ML_AUDIENCE, ARM_AUDIENCE) if _DISCOVERY.match(path) else (ARM_AUDIENCE,)
 
     def _route_registries(self, request: Request) -> Response | None:
@@ -156,7 +155,7 @@ class RegistriesArea(AreaBase):
                 f"The Resource '{PROVIDER}/registries/{found['registry']}' under resource group '{found['rg']}' "
                 "was not found.",
             )
-        return registry.handle(request, found["rest"] or "", dataplane=bool(found["mfe"]))
+        return serve(registry, request, found["rest"] or "", dataplane=bool(found["mfe"]))
 
     # ------------------------------------------------------------------ used by other areas
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devkit._server import Request, Response
+from devkit._server import Response
 from devkit.aml_emulator.state import PROVIDER, ArmError, ModelVersion, _now, _parse_time
 
 REGISTRY_DATAPLANE_API_VERSION = "2021-10-01-dataplanepreview"
@@ -266,14 +266,6 @@ class EmulatedRegistry:
             return self._models.get(name.lower(), {}).get(version)
 
     # ------------------------------------------------------------------ HTTP
-
-    def handle(self, request: Request, rest: str, *, dataplane: bool) -> Response:
-        """Serve ``rest`` (the path after ``/registries/{name}``) on the data plane or on ARM."""
-        from devkit.aml_emulator.registry_routes import route
-
-        with self._lock:
-            self._advance()
-            return route(self, request, rest, dataplane=dataplane)
 
     def start_import(self, body: Mapping[str, Any], api_version: str) -> Response:
         """Begin the import a POST asks for and answer it (500 when its answer is to be lost: a fault)."""

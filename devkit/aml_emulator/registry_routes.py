@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devkit._server import Request, Response
+from devkit.aml_emulator.models import _DEFAULT_FLAVORS
 from devkit.aml_emulator.registries import RegistryModelVersion
 from devkit.aml_emulator.state import PROVIDER, ArmError, _iso, _now
 
@@ -25,9 +26,17 @@ PAGE_SIZE = 100
 Handler = Callable[..., Response]
 
 
-def route(registry: EmulatedRegistry, request: Request, rest: str, *, dataplane: bool) -> Response:
-    """Dispatch ``rest`` (the path after ``/registries/{name}``) to its handler; 404 for what is not served."""
-    rest = rest.rstrip("/")
+def serve(registry: EmulatedRegistry, request: Request, rest: str, *, dataplane: bool) -> Response:
+    """Serve ``rest`` (the path after ``/registries/{name}``) on the data plane or on ARM; 404 for what is not served.
+
+    Under the registry's lock, after its imports due to end have ended.
+    """
+    with registry._lock:
+        registry._advance()
+        return _route(registry, request, rest.rstrip("/"), dataplane=dataplane)
+
+
+def _route(registry: EmulatedRegistry, request: Request, rest: str, *, dataplane: bool) -> Response:
     for method, pattern, handler, plane in _ROUTES:
         if method != request.method or (plane is not None and plane != dataplane):
             continue
@@ -141,8 +150,6 @@ def _import_result(registry: EmulatedRegistry, request: Request, *, dataplane: b
 
 def version_body(registry: EmulatedRegistry, model: RegistryModelVersion, *, dataplane: bool) -> dict[str, Any]:
     """A model version as the registry answers it (``ModelVersion``; the data plane's id is the asset id)."""
-    from devkit.aml_emulator.models import _DEFAULT_FLAVORS
-
     asset_id = f"azureml://registries/{registry.name}/models/{model.name}/versions/{model.version}"
     return {
         "id": asset_id if dataplane else f"{registry.arm_id}/models/{model.name}/versions/{model.version}",

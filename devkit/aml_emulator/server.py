@@ -42,8 +42,6 @@ from devkit.tls import DevCertificateAuthority
 
 logger = logging.getLogger(__name__)
 
-ARM_AUDIENCE = "https://management.azure.com"
-
 
 _WORKSPACE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
