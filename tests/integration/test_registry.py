@@ -20,7 +20,7 @@ from app.azure.registry import (
 )
 from app.azure.registry_evidence import GateEvidence, PromotionEvidence, SmokeEvidence
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
-from shared.errors import is_retryable
+from app.platform.errors import is_retryable
 
 if TYPE_CHECKING:
     from devkit.aml_emulator.registries import EmulatedRegistry
