@@ -19,8 +19,8 @@ from app.azure.registry import (
     WorkspaceModelRef,
 )
 from app.azure.registry_evidence import GateEvidence, PromotionEvidence, SmokeEvidence
-from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
 from app.platform.errors import is_retryable
+from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
 
 if TYPE_CHECKING:
     from devkit.aml_emulator.registries import EmulatedRegistry
