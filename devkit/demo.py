@@ -7,9 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -412,7 +410,6 @@ SCENES: list[Callable[[Timeline], None]] = [
 REQUIRES: dict[str, tuple[str, ...]] = {"retry_failed_rollout": ("failed_deployment",)}
 
 OPERATION_DURATION_S = 0.3
-KEEP_TICK_S = 5.0
 #: Azure ML's own figure: "The deployment creation can take up to 15 minutes, depending on whether the underlying
 #: environment or image is being built for the first time" (learn.microsoft.com/azure/machine-learning/
 #: how-to-deploy-online-endpoints); earlier revisions of the page said about 8-14 minutes.
@@ -498,7 +495,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="leave the stack running after the scenes, print how to reach it and replay events into it; Ctrl-C ends",
+        help="leave the stack up after the scenes, serving the app's HTTP API as `make up` does; Ctrl-C ends",
     )
     return parser
 
@@ -553,54 +550,31 @@ def _run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- --keep
 
+#: An event a user (and the test) can replay into the kept stack.
 REPLAY_EXAMPLE = "tests/events/model_registered.eventgrid.camel.json"
-
-
-def attach_settings(env: dict[str, str]) -> dict[str, Any]:
-    """A local.settings.json body describing this stack, for ``python -m devkit.replay --attach FILE``."""
-    return {"IsEncrypted": False, "Values": dict(env)}
 
 
 def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def keep(t: Timeline, tick_s: float = KEEP_TICK_S) -> None:
-    """Leave the stack up: write how to attach to it, print its URLs, fire the timer every ``tick_s`` until Ctrl-C."""
+def keep(t: Timeline) -> None:
+    """Leave the stack up and serve the app's HTTP API on it, as `make up` does; print the changes until Ctrl-C."""
+    from devkit import up
+
     stack = t.app.stack
-    folder = Path(tempfile.mkdtemp(prefix="devkit-demo-"))
-    try:
-        attach = folder / "devkit.settings.json"
-        # Owner-only: it holds the stack's throwaway keys (never printed), which a replay needs to attach.
-        fd = os.open(attach, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(attach_settings(stack.env), out, indent=2)
-        print("\n== The stack stays up (--keep); Ctrl-C stops it")
-        print(f"  ARM (AML emulator)  {stack.aml.url}   (its state: {stack.aml.url}/_emulator/state)")
-        print(f"  token endpoint      {stack.env['IDENTITY_ENDPOINT']}")
-        print(f"  Event Grid sink     {stack.sink.endpoint}   ({len(stack.sink.events)} events received so far)")
-        print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
-        print(f"  attach file         {attach}   (the stack's settings and keys; owner-only, deleted on exit)")
-        print("Replay events into it from another terminal, in the repository's folder:")
-        print(f"  .venv/bin/python -m devkit.replay --attach {attach} {REPLAY_EXAMPLE}")
-        print("  (--attach registers the models the events name in the emulator and points the events at its")
-        print("  workspace, as --offline does; --offline would start a stack of its own instead)")
-        print(f"This process fires the reconciler's timer every {tick_s:g} s (Azure: each minute), printing changes.")
-        sys.stdout.flush()
-        while True:
-            _pause(tick_s)
-            before, published = dict(t.states), len(t.app.published())
-            runner.tick()
-            t.ticks += 1
-            rows = t.app.rollouts()
-            if len(t.app.published()) > published or any(
-                before.get(r["deployment"]) != (r["state"], r["reason"]) for r in rows
-            ):
-                print(f"{t.stamp()}  tick reconcile_rollouts")
-            t.changes()
-            t.published()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    print("\n== The stack stays up (--keep); Ctrl-C stops it")
+    print(f"  ARM (AML emulator)  {stack.aml.url}   (its state: {stack.aml.url}/_emulator/state)")
+    print(f"  token endpoint      {stack.env['IDENTITY_ENDPOINT']}")
+    print(f"  Event Grid sink     {stack.sink.endpoint}   ({len(stack.sink.events)} events received so far)")
+    print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
+
+    def show() -> None:
+        t.changes()
+        t.published()
+
+    with app_environment(stack, **up.UP_SETTINGS):
+        up.serve(stack, up.DEFAULT_PORT, up.TICK_S, up.TIME_LAPSE_S, up.LOAD_RPM, _pause, show)
 
 
 if __name__ == "__main__":
