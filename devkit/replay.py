@@ -3,7 +3,7 @@
     python -m devkit.replay tests/events/run_status_changed.eventgrid.camel.json
     python -m devkit.replay --offline tests/events/model_registered.*.json   # against the local emulators
     python -m devkit.replay --to http://localhost:7071 my-event.json          # to `func start`
-    python -m devkit.replay --attach FILE my-event.json   # into `python -m devkit.demo --keep`'s running dev kit
+    python -m devkit.replay --attach .devkit/up.json my-event.json   # to the app `make up` serves
 
 A file holds a JSON array of events exactly as Event Grid delivers them, in either schema; a single
 object (as the app logs a failed event, or one element of a dead-letter blob) is accepted too. An
@@ -11,9 +11,9 @@ invocation that raises is redelivered, as Event Grid would, up to --max-deliveri
 
 In-process runs read local.settings.json "Values" as `func start` does (environment variables win).
 --offline starts the dev kit and points only what must be local at it, saying so one line per setting;
-then it runs the reconciler until the rollouts settle and prints their timeline. --attach does the same against
-a dev kit that is already running (the kept demo's, whose timer advances the rollouts), described by the file
-`python -m devkit.demo --keep` prints.
+then it runs the reconciler until the rollouts settle and prints their timeline. --attach delivers to the app a
+running dev kit serves (`make up`, or `python -m devkit.demo --keep`), through its Event Grid webhook, after
+registering the events' models in its emulator; its own timer then moves the rollouts.
 
 Exit codes: 0 every event handled; 1 a delivery failed, was rejected, was redelivered until it gave up,
 or (--offline) a rollout ended failed; 2 a bad file, setting or option (nothing was delivered).
@@ -63,9 +63,15 @@ OFFLINE_REASONS = {
 #: Settings --offline blanks: they would reach a real service.
 OFFLINE_BLANKED = {"NOTIFY_WEBHOOK_URL": "notifications must not reach your real webhook"}
 ACTIVE_STATES = ("pending", "deploying")
-#: What a --attach file must hold: where the running dev kit's emulator is, its CA, and its workspace.
+HOLD_NOTE = (
+    "DEPLOY_MODE=hold: the rollouts are recorded and wait; nothing is written to Azure ML until DEPLOY_MODE=apply "
+    "(docs/operations.md, Kill switch)"
+)
+#: What a --attach file must hold: where the running dev kit's emulator is, its CA, and its workspace ...
 ATTACH_NEEDS = ("AZUREML_DEV_URL_MFE", "REQUESTS_CA_BUNDLE", "AML_ALLOWED_WORKSPACES")
-ATTACH_HINT = "start `python -m devkit.demo --keep` and pass the file it prints (it goes away when the demo stops)"
+#: ... and the app it serves: its URL and the Event Grid system key of its webhook.
+ATTACH_HOST = ("url", "eventGridKey")
+ATTACH_HINT = "start the dev kit with `make up` (or `python -m devkit.demo --keep`) and pass the file it prints"
 
 
 class InputError(ValueError):
@@ -271,12 +277,23 @@ def offline_env(
                 f"{label}: ignoring your {name}: it would keep DefaultAzureCredential from the dev kit's tokens"
             )
     mode = user.get("DEPLOY_MODE") or env.get("DEPLOY_MODE")
-    if mode != "apply":
+    if mode in ("plan", "hold"):  # an invalid mode is reported once, by check_settings
         notes.append(
             f"{label}: DEPLOY_MODE={mode} (yours): rollouts are recorded, not applied; "
             "set DEPLOY_MODE=apply to see them deploy"
         )
     return env, notes
+
+
+def check_settings(environ: Mapping[str, str]) -> None:
+    """The app's settings as replay will run it, checked before anything is delivered (exit 2 when invalid)."""
+    from shared.errors import SettingsError
+    from shared.settings import Settings
+
+    try:
+        Settings.from_env(environ)
+    except SettingsError as err:
+        raise InputError(f"{err}; fix it in your settings file or environment (docs/configuration.md)") from None
 
 
 # ---------------------------------------------------------------------------------------------- offline
@@ -310,26 +327,32 @@ def _retarget(
 ) -> None:
     """Register the models the ModelRegistered events name (with their tags), and point the events at the dev kit."""
     for event in events:
-        data = event.get("data") or {}
+        # Data that is not an object registers nothing: the app rejects the event and says why.
+        raw = event.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = data.get("modelName") or data.get("ModelName")
         version = data.get("modelVersion") or data.get("ModelVersion")
-        if name and version is not None:
-            seed(name, str(version), dict(data.get("modelTags") or data.get("ModelTags") or {}))
+        if isinstance(name, str) and name and isinstance(version, str | int):
+            seed(name, str(version), {str(k): str(v) for k, v in _tags(event).items()})
         for key in ("topic", "source"):
             if key in event:
                 event[key] = workspace_id
 
 
-def attach_values(path: str | Path) -> dict[str, str]:
-    """The running dev kit's settings from an --attach file; ``InputError`` names the file, the problem and the fix."""
+def attach_values(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The running dev kit's settings and its app's URL and key, from an --attach file; ``InputError`` names the
+    file, the problem and the fix."""
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{path}: no such file; {ATTACH_HINT}")
     values = local_settings.read_values(file)
+    host = json.loads(file.read_text(encoding="utf-8")).get("DevKit")
+    host = host if isinstance(host, dict) else {}
     missing = [name for name in ATTACH_NEEDS if not values.get(name)]
+    missing += [f"DevKit.{name}" for name in ATTACH_HOST if not isinstance(host.get(name), str) or not host[name]]
     if missing:
         raise InputError(f"{path}: not a dev kit's settings ({', '.join(missing)} missing); {ATTACH_HINT}")
-    return values
+    return values, {name: str(host[name]) for name in ATTACH_HOST}
 
 
 def _seed_remote(values: Mapping[str, str], name: str, version: str, tags: dict[str, str]) -> None:
@@ -346,24 +369,24 @@ def _seed_remote(values: Mapping[str, str], name: str, version: str, tags: dict[
         raise InputError(f"cannot reach the dev kit's emulator at {url} ({reason}); {ATTACH_HINT}") from None
 
 
-@contextlib.contextmanager
-def _attached(events: Sequence[dict[str, Any]], path: str) -> Iterator[None]:
-    """Point the app at a dev kit that is already running, as --offline would, and register the events' models there."""
-    from devkit.stack import CONFLICTING_ENV, applied_env
-    from shared.deps import reset_production_deps
+def attach(events: list[dict[str, Any]], path: str, max_deliveries: int) -> int:
+    """Register the events' models in the running dev kit's emulator, then POST the events to its app's webhook."""
+    values, host = attach_values(path)
+    _retarget(events, values["AML_ALLOWED_WORKSPACES"], lambda *model: _seed_remote(values, *model))
+    print(f"attach: delivering to the app at {host['url']} (its Event Grid webhook)", flush=True)
+    posted = post_to_host(host["url"], events, key=host["eventGridKey"], max_deliveries=max_deliveries)
+    for item in posted:
+        print(item.line)
+    endpoints = sorted({str(tags["endpoint"]) for tags in map(_tags, events) if tags.get("endpoint")})
+    if endpoints and all(item.ok for item in posted):
+        print(f"follow the rollout: aml-rollouts watch {endpoints[0]}  (the dev kit's timer moves it)")
+    return EXIT_OK if all(item.ok for item in posted) else EXIT_FAILED
 
-    values = attach_values(path)
-    env, notes = offline_env(dict(os.environ), values, label="attach")
-    print(f"attach: delivering into the dev kit at {values['AZUREML_DEV_URL_MFE']}", flush=True)
-    for note in notes:
-        print(note)
-    with applied_env(env, unset=CONFLICTING_ENV):
-        reset_production_deps()
-        try:
-            _retarget(events, values["AML_ALLOWED_WORKSPACES"], lambda *model: _seed_remote(values, *model))
-            yield None
-        finally:
-            reset_production_deps()
+
+def _tags(event: Mapping[str, Any]) -> dict[str, Any]:
+    data = event.get("data")
+    tags = (data.get("modelTags") or data.get("ModelTags")) if isinstance(data, dict) else None
+    return tags if isinstance(tags, dict) else {}
 
 
 def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
@@ -382,6 +405,10 @@ def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
 
     app.stack.aml.wait_idle()
     rows = changes()
+    if os.environ.get("DEPLOY_MODE") == "hold" and [r for r in rows if r["state"] in ACTIVE_STATES]:
+        # Ticks would change nothing: hold writes nothing to Azure ML until the mode is apply again.
+        print(HOLD_NOTE)
+        return rows
     for tick in range(1, max_ticks + 1):
         if not [r for r in rows if r["state"] in ACTIVE_STATES]:
             return rows
@@ -415,7 +442,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--attach",
         metavar="FILE",
-        help="deliver into a dev kit that is running already: the settings file `python -m devkit.demo --keep` prints",
+        help="deliver to the app a running dev kit serves: the attach file `make up` prints (.devkit/up.json)",
     )
     parser.add_argument("--settings", metavar="FILE", help=f"settings file instead of ./{local_settings.FILE_NAME}")
     parser.add_argument("--max-deliveries", type=int, default=3, help="bounded redelivery of a raising invocation")
@@ -440,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for item in posted:
                 print(item.line)
             return EXIT_OK if all(item.ok for item in posted) else EXIT_FAILED
+        if args.attach:
+            return attach(events, args.attach, args.max_deliveries)
         # Whatever replay sets (local settings, the dev kit's) is undone when it returns.
         with _environ_restored():
             _settings(args)
@@ -467,12 +496,9 @@ def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
     with _console(level) as console:
         reset_production_deps()
         try:
-            target: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            if args.offline:
-                target = _offline(events)
-            elif args.attach:
-                target = _attached(events, args.attach)
+            target = _offline(events) if args.offline else contextlib.nullcontext()
             with target as app:
+                check_settings(os.environ)
                 deliveries = runner.deliver(events, max_attempts=args.max_deliveries)
                 failed = 0
                 for delivery in deliveries:
