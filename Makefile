@@ -11,13 +11,14 @@ PY := $(VENV)/bin/python
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
 # The interpreter's version and real path are part of the stamp: another interpreter gets a fresh venv.
 PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.executable)' 2>/dev/null)
-STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt; } | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt pyproject.toml; } | cksum | cut -d' ' -f1)
 
-.PHONY: help venv install test lint typecheck unit infra-check demo bench replay lock clean check-python check-node
+.PHONY: help venv install test lint typecheck unit infra-check demo up bench replay lock clean check-python check-node
 
 help:
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
-	@echo "make demo   - the whole flow offline against the local emulators"
+	@echo "make demo   - the whole flow offline against the local emulators (ARGS=--keep: then stay up as make up)"
+	@echo "make up     - the dev kit with the app's HTTP API on localhost, until Ctrl-C (for aml-rollouts and the runbooks)"
 	@echo "make bench  - benchmarks, printed as a table"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
@@ -40,12 +41,14 @@ check-node:
 	  echo "make: '$(NODE)' and '$(NPM)' are needed to install Azurite, the local storage emulator: install Node.js 18 or newer with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
 # A venv made by another interpreter (or half-made by a failed run) is replaced, not reused.
-$(STAMP): requirements.txt requirements-dev.txt | check-python
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | check-python
 	@if [[ -e $(VENV) && "$$(cat $(VENV)/.python 2>/dev/null)" != "$(PYTHON_ID)" ]]; then \
 	  echo "make: $(VENV) was made by another interpreter; recreating it for $(PYTHON_ID)"; rm -rf $(VENV); fi
 	@test -x $(PY) || { $(PYTHON) -m venv $(VENV) && echo '$(PYTHON_ID)' > $(VENV)/.python; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The operator CLI (aml-rollouts), editable; its dependencies are already pinned by the lock above.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 
 node_modules/.installed: package.json package-lock.json | check-node
@@ -73,7 +76,11 @@ infra-check:
 test: install lint typecheck unit infra-check
 
 demo: install
-	$(PY) -m devkit.demo
+	$(PY) -m devkit.demo $(ARGS)
+
+# The app's HTTP API on 127.0.0.1 over the dev kit; writes .devkit/up.json for aml-rollouts. Options: ARGS=--help
+up: install
+	$(PY) -m devkit.up $(ARGS)
 
 # Acceptance scenarios (acceptance/README.md). Extra flags: make acceptance ACCEPTANCE_ARGS="--only canary --keep"
 .PHONY: acceptance acceptance-live
