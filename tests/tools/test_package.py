@@ -42,7 +42,8 @@ def test_the_wheel_holds_the_cli_alone_with_its_dashboard_assets(wheel: zipfile.
     tops = {name.split("/")[0] for name in wheel.namelist()}
     assert tops == {"aml_rollouts", next(t for t in tops if t.endswith(".dist-info"))}
     names = set(wheel.namelist())
-    assert {"aml_rollouts/cli.py", "aml_rollouts/client.py", "aml_rollouts/states.py"} <= names
+    assert {"aml_rollouts/cli.py", "aml_rollouts/dashboard/server.py", "aml_rollouts/dashboard/static/app.js"} <= names
+    assert {"aml_rollouts/dashboard/static/index.html", "aml_rollouts/dashboard/static/app.css"} <= names
 
 
 def test_its_dependencies_are_small_and_the_heavy_ones_are_extras(wheel: zipfile.ZipFile) -> None:

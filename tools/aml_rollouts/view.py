@@ -105,6 +105,11 @@ def step_text(rollout: Json) -> str:
     return f"before step 1/{len(marks)}"
 
 
+def moment(text: Any) -> dt.datetime | None:
+    """An ISO 8601 time from the API (None when absent or unreadable)."""
+    return _when(text)
+
+
 def _when(text: Any) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(str(text)) if text else None
