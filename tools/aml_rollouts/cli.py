@@ -22,6 +22,7 @@ from aml_rollouts.errors import CliError, Exit
 from aml_rollouts.states import ACTIONS, STATES
 
 PROG = "aml-rollouts"
+OBSERVE_HELP = "read the traffic from Azure ML now, not as the last tick saw it (shows drift)"
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 EPILOG = (
     f"Connection: --url or {URL_ENV}, the function key in {KEY_ENV} (never a flag); --auth entra adds an Entra ID "
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50, help="rollouts per page, 1-500 (default 50)")
     listing.add_argument("--continuation", default="", help="the token the previous page printed")
     listing.add_argument("--all", action="store_true", help="follow every page to the end")
+    listing.add_argument("--observe", action="store_true", help=OBSERVE_HELP)
 
     def one(name: str, summary: str, *, deployment_required: bool = False) -> argparse.ArgumentParser:
         command = commands.add_parser(name, parents=[common], help=summary, description=summary)
@@ -95,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("deployment", metavar="DEPLOYMENT", nargs="?", help="default: the newest rollout")
         return command
 
-    one("get", "one rollout: plan, state, step, split, gate evidence, next decision, history")
+    one("get", "one rollout: plan, state, step, split, gate evidence, next decision, history").add_argument(
+        "--observe", action="store_true", help=OBSERVE_HELP
+    )
     for name, wait_help in (
         ("watch", "redraw as the rollout moves; exits when it ends"),
         ("status", "exit 0 serving, 1 ended without serving, 2 still in progress"),
@@ -127,8 +131,9 @@ Handler = Callable[[argparse.Namespace, ApiClient, Console], Exit]
 
 def cmd_list(args: argparse.Namespace, client: ApiClient, out: Console) -> Exit:
     filters = {"endpoint": args.endpoint, "model": args.model, "state": args.state}
+    query = {**filters, "observe": "true" if args.observe else ""}
     if args.all:
-        pages = list(client.pages(filters))
+        pages = list(client.pages(query))
         body = {
             "count": sum(p["count"] for p in pages),
             "rollouts": [r for p in pages for r in p["rollouts"]],
@@ -136,7 +141,7 @@ def cmd_list(args: argparse.Namespace, client: ApiClient, out: Console) -> Exit:
             "continuation": None,
         }
     else:
-        body = client.page(filters, args.limit, args.continuation)
+        body = client.page(query, args.limit, args.continuation)
     if args.output == "json":
         out.print_json(json.dumps(body))
         return Exit.OK
@@ -150,7 +155,7 @@ def cmd_list(args: argparse.Namespace, client: ApiClient, out: Console) -> Exit:
 
 
 def cmd_get(args: argparse.Namespace, client: ApiClient, out: Console) -> Exit:
-    rollout, endpoints = client.find(args.endpoint, args.deployment)
+    rollout, endpoints = client.find(args.endpoint, args.deployment, observe=args.observe)
     if args.output == "json":
         out.print_json(json.dumps({"rollout": rollout, "endpoints": endpoints}))
     else:

@@ -79,11 +79,13 @@ class ApiClient:
             if not continuation:
                 return
 
-    def find(self, endpoint: str, deployment: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def find(
+        self, endpoint: str, deployment: str | None, *, observe: bool = False
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The rollout of ``deployment`` on ``endpoint`` (its newest when no deployment is named), with the
-        endpoint's traffic entries; ``CliError`` (not found) when there is none."""
+        endpoint's traffic entries (read from Azure ML now with ``observe``); ``CliError`` when there is none."""
         endpoints: list[dict[str, Any]] = []
-        for body in self.pages({"endpoint": endpoint}):
+        for body in self.pages({"endpoint": endpoint, "observe": "true" if observe else ""}):
             endpoints.extend(body.get("endpoints") or [])
             for rollout in body["rollouts"]:
                 if deployment is None or str(rollout.get("deployment", "")).lower() == deployment.lower():

@@ -87,6 +87,14 @@ def detail(rollout: Json, endpoints: Sequence[Json]) -> RenderableType:
     grid.add_row("Steps", Text.assemble(steps_line(rollout), "   ", view.step_text(rollout)))
     observed = f"  ({split.source} {view.clock(split.at)})" if split.source == "observed" else f"  ({split.source})"
     grid.add_row("Split", Text.assemble(split.text(), (observed, "dim")))
+    entry = view.endpoint_entry(rollout, endpoints) or {}
+    if entry.get("drift"):
+        intended = view.split_of({"intendedTraffic": entry.get("intendedTraffic")}).text()
+        grid.add_row(
+            "Drift", Text(f"changed outside the app; it intends {intended} and leaves the traffic alone", "red")
+        )
+    if entry.get("observeError"):
+        grid.add_row("Observe", Text(f"not read from Azure ML now: {entry['observeError']}", "yellow"))
     gate = view.gate_of(progress.get("gate"))
     if gate is not None:
         colour = {"pass": "green", "fail": "red"}.get(gate.outcome, "yellow")
