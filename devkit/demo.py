@@ -9,11 +9,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devkit import runner
+from devkit import runner, status_table
 from devkit.harness import APP_SETTINGS, OfflineApp, app_environment, model_registered, monitor_breach
 from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
 
@@ -31,6 +31,13 @@ class Timeline:
         self.started = time.monotonic()
         self.states: dict[str, tuple[str, str]] = {}
         self.ticks = 0
+        #: A gate verdict printed with its evidence right after: other lines only point at it.
+        self.verdict = ""
+
+    def once(self, text: str) -> str:
+        if not self.verdict or self.verdict not in text:
+            return text
+        return text.replace(self.verdict, self.verdict.split(":", 1)[0] + " (evidence below)")
 
     def stamp(self) -> str:
         return f"{time.monotonic() - self.started:6.2f}s"
@@ -64,12 +71,12 @@ class Timeline:
             now = (rollout["state"], rollout["reason"])
             if self.states.get(key) != now:
                 self.states[key] = now
-                print(f"{'':8}  {rollout['endpoint']}/{key}: {rollout['state']} - {rollout['reason']}")
+                print(f"{'':8}  {rollout['endpoint']}/{key}: {rollout['state']} - {self.once(rollout['reason'])}")
 
     def published(self) -> None:
         events = self.app.published()
         for event in events[self.seen :]:
-            print(f"{'':8}  published {event['type']}: {event['data']['summary']}")
+            print(f"{'':8}  published {event['type']}: {self.once(event['data']['summary'])}")
         self.seen = len(events)
         for rollout in self.app.rollouts():
             self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
@@ -252,6 +259,11 @@ def _evidence(gate: dict[str, Any]) -> list[str]:
     ]
 
 
+def _verdict(gate: dict[str, Any]) -> str:
+    """A gate's verdict as the reasons and notifications quote it."""
+    return f"gate {gate['outcome']}: " + "; ".join(gate["reasons"])
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
@@ -263,13 +275,16 @@ def _bake(t: Timeline, endpoint: str, deployment: str, on_step: Callable[[int], 
         t.app.tick()
         t.ticks += 1
         print(f"{t.stamp()}  tick reconcile_rollouts   (emulated clock {_emulated(aml):%H:%M})")
-        t.changes()
-        t.published()
         row = t.app.rollout(deployment)
         gate = row["progress"].get("gate")
-        if gate and gate != shown:
-            shown = gate
-            for line in _evidence(gate):
+        fresh = gate if gate and gate != shown else None
+        t.verdict = _verdict(fresh) if fresh else ""
+        t.changes()
+        t.published()
+        t.verdict = ""
+        if fresh:
+            shown = fresh
+            for line in _evidence(fresh):
                 print(f"{'':8}  {line}")
         if row["state"] in ("live", "rolled_back", "failed", "aborted"):
             aml.wait_idle()
@@ -383,16 +398,14 @@ def resync(t: Timeline) -> None:
 
 
 def status(t: Timeline) -> None:
-    """The rollout ledger, as GET /api/rollouts returns it."""
-    t.section("GET /api/rollouts (the ledger, newest first)")
-    rows = t.app.rollouts()
-    print(f"{'endpoint':<9} {'deployment':<11} {'model':<10} {'state':<11} {'traffic':<8} reason")
-    for r in rows:
-        share = t.app.traffic(r["endpoint"]).get(r["deployment"], 0) if r["state"] not in NO_ENDPOINT else 0
-        print(
-            f"{r['endpoint']:<9} {r['deployment']:<11} {r['model'] + ':' + r['version']:<10} {r['state']:<11} "
-            f"{str(share) + '%':<8} {r['reason'][:70]}"
-        )
+    """The rollout ledger, as GET /api/rollouts returns it, beside the traffic each deployment has now."""
+    t.section("GET /api/rollouts (the ledger, newest first; traffic as Azure ML shows it now)")
+
+    def traffic_of(rollout: Mapping[str, Any]) -> Mapping[str, int]:
+        return t.app.traffic(rollout["endpoint"]) if rollout["state"] not in NO_ENDPOINT else {}
+
+    for line in status_table.render(t.app.rollouts(), traffic_of, status_table.terminal_width()):
+        print(line)
 
 
 SCENES: list[Callable[[Timeline], None]] = [

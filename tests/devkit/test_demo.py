@@ -116,8 +116,9 @@ def test_masked_hides_secrets_and_connection_string_keys_but_keeps_where_they_po
 
 @pytest.mark.integration
 def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_delivery(
-    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str]
+    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # the terminal's width, as the status table reads it
     environ_before = dict(os.environ)
 
     assert demo.main(["--verbose"]) == 0
@@ -180,6 +181,13 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     # the ledger at the end holds both new rollouts
     assert re.search(r"^churn +churn-v1 +churn:1 +live +100%", out, re.MULTILINE)
     assert re.search(r"^pricing +pricing-v1 +pricing:1 +planned +0%", out, re.MULTILINE)
+    # the status table: the state beside the traffic it has now, reasons whole, lines within the terminal's width
+    table = out[out.index("== GET /api/rollouts") : out.index("[status:")].splitlines()[1:]
+    assert table and all(len(line) <= 100 for line in table)
+    assert re.search(r"^loans +loans-v1 +loans:1 +live +0% +ended live at 100%; now 0%: loans-v2 100%", out, re.M)
+    # each gate verdict is printed once, with its evidence; the other lines point at it
+    assert len(re.findall(r"gate fail: server-error share", bad)) == 1
+    assert "rolled back: gate fail (evidence below)" in bad
     assert out.rstrip().endswith("Stopped everything the demo started.")
     _assert_stopped(stack)
     _assert_environ_restored(stack, environ_before)
