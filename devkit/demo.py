@@ -73,13 +73,16 @@ class Timeline:
                 self.states[key] = now
                 print(f"{'':8}  {rollout['endpoint']}/{key}: {rollout['state']} - {self.once(rollout['reason'])}")
 
-    def published(self) -> None:
+    def published(self, *, mark_states: bool = True) -> None:
+        """Print what was published since; ``mark_states``: the delivery lines said the states, take them as seen
+        (not while something else moves the rollouts: a change between the two reads would never be printed)."""
         events = self.app.published()
         for event in events[self.seen :]:
             print(f"{'':8}  published {event['type']}: {self.once(event['data']['summary'])}")
         self.seen = len(events)
-        for rollout in self.app.rollouts():
-            self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
+        if mark_states:
+            for rollout in self.app.rollouts():
+                self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
 
     def traffic(self, endpoint: str) -> None:
         print(f"{'':8}  endpoint {endpoint} traffic: {_split(self.app.traffic(endpoint))}")
@@ -584,7 +587,7 @@ def keep(t: Timeline) -> None:
 
     def show() -> None:
         t.changes()
-        t.published()
+        t.published(mark_states=False)  # the host's timer moves the rollouts meanwhile
 
     with app_environment(stack, **up.UP_SETTINGS):
         up.serve(stack, up.DEFAULT_PORT, up.TICK_S, up.TIME_LAPSE_S, up.LOAD_RPM, _pause, show)

@@ -29,7 +29,9 @@ class Ran:
     slept: list[float] = field(default_factory=list)
 
 
-def run_cli(argv: list[str], env: Mapping[str, str], *, sleep: Callable[[float], None] | None = None) -> Ran:
+def run_cli(
+    argv: list[str], env: Mapping[str, str], *, sleep: Callable[[float], None] | None = None, terminal: bool = False
+) -> Ran:
     slept: list[float] = []
     out, err = StringIO(), StringIO()
 
@@ -41,7 +43,7 @@ def run_cli(argv: list[str], env: Mapping[str, str], *, sleep: Callable[[float],
     code = cli.main(
         argv,
         env=env,
-        out=Console(file=out, width=160, color_system=None),
+        out=Console(file=out, width=160, color_system=None, force_terminal=terminal),
         err=Console(file=err, width=400, color_system=None),
         sleep=record,
     )

@@ -106,6 +106,9 @@ def test_watch_prints_each_change_and_exits_when_the_rollout_ends(host: LocalHos
     assert watched.code == Exit.OK and states[-1] == "live"
     assert len(states) == len({json.dumps(s) for s in watched.out.splitlines()})  # one line per change, no repeats
 
+    live = run_cli(["watch", "credit", "credit-v1"], env, sleep=time.sleep, terminal=True)  # redrawn in place
+    assert live.code == Exit.OK and "credit/credit-v1" in live.out and "ended" in live.out
+
     register(stack, 2, traffic="20")
     table = run_cli(["watch", "credit", "credit-v2", "--interval", "0.2"], env, sleep=time.sleep)
     assert table.code == Exit.OK
