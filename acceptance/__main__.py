@@ -81,7 +81,7 @@ def build_target(kind: str, env: Mapping[str, str]) -> Target:
     if kind == "live":
         from acceptance.live import LiveSettings, LiveTarget
 
-        return LiveTarget(LiveSettings.from_env(env))
+        return LiveTarget(Livesettings_from_env(env))
     from acceptance.offline import OfflineTarget
 
     return OfflineTarget()

@@ -173,7 +173,7 @@ def retry_failed_rollout(t: Timeline) -> None:
     """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
     from azure.data.tables import TableClient
 
-    from shared.rollout.ledger import partition_key
+    from app.rollout.ledger.ledger import partition_key
 
     t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
     key = partition_key(WORKSPACE_ID, "churn")
@@ -182,7 +182,7 @@ def retry_failed_rollout(t: Timeline) -> None:
     print(f"{'':8}  2. fix the cause (in Azure: the model's dependencies; here AML failed that one operation)")
     print(f"{'':8}  3. delete the rollout's row: table {table}, PartitionKey {key}, RowKey churn-v1")
     print(f"{'':8}     (Storage Explorer, or az storage entity delete --table-name {table} ...)")
-    print(f"{'':8}  4. replay its ModelRegistered event (python -m devkit.replay event.json --to <app> --key <key>)")
+    print(f"{'':8}  4. replay its ModelRegistered event (python -m tools.replay event.json --to <app> --key <key>)")
     t.app.stack.aml.wait_idle()  # the app deletes the failed deployment; let AML finish that first
     with TableClient.from_connection_string(t.app.stack.env["AzureWebJobsStorage"], table_name=table) as client:
         client.delete_entity(key, "churn-v1")

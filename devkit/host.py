@@ -40,7 +40,7 @@ import requests
 
 from devkit import runner
 from devkit._server import BackgroundServer, Request, Response
-from shared import clock
+from app.platform import clock
 
 if TYPE_CHECKING:
     from devkit.stack import DevStack

@@ -1,9 +1,9 @@
 """Replay Event Grid event files into the app: in-process (default), offline, or POSTed to a running Functions host.
 
-    python -m devkit.replay tests/events/run_status_changed.eventgrid.camel.json
-    python -m devkit.replay --offline tests/events/model_registered.*.json   # against the local emulators
-    python -m devkit.replay --to http://localhost:7071 my-event.json          # to `func start`
-    python -m devkit.replay --attach .devkit/up.json my-event.json   # to the app `make up` serves
+    python -m tools.replay tests/events/run_status_changed.eventgrid.camel.json
+    python -m tools.replay --offline tests/events/model_registered.*.json   # against the local emulators
+    python -m tools.replay --to http://localhost:7071 my-event.json          # to `func start`
+    python -m tools.replay --attach .devkit/up.json my-event.json   # to the app `make up` serves
 
 A file holds a JSON array of events exactly as Event Grid delivers them, in either schema; a single
 object (as the app logs a failed event, or one element of a dead-letter blob) is accepted too. An
@@ -216,11 +216,11 @@ def offline_env(
 
 def check_settings(environ: Mapping[str, str]) -> None:
     """The app's settings as replay will run it, checked before anything is delivered (exit 2 when invalid)."""
-    from shared.errors import SettingsError
-    from shared.settings import Settings
+    from app.platform.errors import SettingsError
+    from app.platform.settings import Settings
 
     try:
-        Settings.from_env(environ)
+        settings_from_env(environ)
     except SettingsError as err:
         raise InputError(f"{err}; fix it in your settings file or environment (docs/configuration.md)") from None
 
@@ -233,7 +233,7 @@ def _offline(events: Sequence[dict[str, Any]]) -> Iterator[Any]:
     """Start the local stack, point the app at it, seed the models the ModelRegistered events name (with their tags)."""
     from devkit.harness import OfflineApp
     from devkit.stack import CONFLICTING_ENV, WORKSPACE_ID, DevStack, applied_env
-    from shared.deps import reset_production_deps
+    from app.wiring import reset_production_deps
 
     print("offline: starting the dev kit (AML emulator, token endpoint, Event Grid sink, Azurite) ...", flush=True)
     with DevStack() as stack:
@@ -289,7 +289,7 @@ def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devkit.replay",
+        prog="python -m tools.replay",
         description=(__doc__ or "").split("\n\n")[0],
         epilog="Exit codes: 0 handled; 1 a delivery failed or was rejected; 2 a bad file, setting or option.",
     )
@@ -351,7 +351,7 @@ def _environ_restored() -> Iterator[None]:
 
 
 def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
-    from shared.deps import reset_production_deps
+    from app.wiring import reset_production_deps
 
     started = time.monotonic()
     level = logging.INFO if args.verbose else logging.WARNING

@@ -183,7 +183,7 @@ class _captured:
 
     def __enter__(self) -> _Capture:
         self.capture = _Capture()
-        self.logger = logging.getLogger("shared.dispatch")
+        self.logger = logging.getLogger("app.intake.dispatch")
         self.previous_level = self.logger.level
         self.logger.setLevel(logging.INFO)
         self.logger.addHandler(self.capture)

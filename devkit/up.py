@@ -3,7 +3,7 @@
 It starts the emulators and Azurite (``DevStack``), points the unchanged app at them, serves its HTTP functions
 and Event Grid webhook (``devkit.host.LocalHost``), keeps its timer and follow-up queue moving, prints the URL
 and the key, and writes both to ``.devkit/up.json`` (owner-only), where ``aml-rollouts`` and
-``python -m devkit.replay --attach`` find them. The rollouts' changes are printed as they happen.
+``python -m tools.replay --attach`` find them. The rollouts' changes are printed as they happen.
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def banner(host: LocalHost, attach: Path, *, time_lapse: float, load_rpm: float,
     if load_rpm:
         out(f"  load          {load_rpm:g} synthetic requests a minute on every endpoint, for the metric gates")
     out("Try, from another terminal in this folder:")
-    out(f"  .venv/bin/python -m devkit.replay --attach {where} {_shown(SAMPLES / 'credit-v1.json')}")
+    out(f"  .venv/bin/python -m tools.replay --attach {where} {_shown(SAMPLES / 'credit-v1.json')}")
     out("  .venv/bin/aml-rollouts watch credit")
-    out(f"  .venv/bin/python -m devkit.replay --attach {where} {_shown(SAMPLES / 'credit-v2-canary.json')}")
+    out(f"  .venv/bin/python -m tools.replay --attach {where} {_shown(SAMPLES / 'credit-v2-canary.json')}")
     out("  .venv/bin/aml-rollouts dashboard")
 
 

@@ -1,7 +1,7 @@
 """``GET /api/rollouts``: the ledger as JSON, newest first, a page at a time, filtered, next to the traffic AML shows.
 
 Paging design: every rollout has one entry in an index partition of the ledger's table whose keys are the
-inverted creation time (``shared.rollout.ledger.RECENT_INDEX``; one partition for all rollouts, one per
+inverted creation time (``app.rollout.ledger.ledger.RECENT_INDEX``; one partition for all rollouts, one per
 endpoint name for ``?endpoint=``). Azure Tables returns a partition in key order, so a page is the next
 ``limit`` entries after the previous page's last one: newest first across every workspace and endpoint,
 and the continuation is Azure's own position in that order. Creation times never change, so following the
@@ -20,14 +20,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.rollout import intents as intent_rules
-from shared.rollout.factories import ledger_of
-from shared.rollout.ledger import RolloutLedger
-from shared.rollout.model import Rollout, State
-from shared.workspace import WorkspaceRef
+from app.rollout.decide import intents as intent_rules
+from app.rollout.ledger.ledger import ledger_of
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.decide.model import Rollout, State
+from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
-    from shared.deps import Deps
+    from app.ports import Deps
 
 logger = logging.getLogger(__name__)
 

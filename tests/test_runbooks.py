@@ -1,5 +1,5 @@
 """The runbooks in docs/operations.md work: their HTTP calls against the unchanged app served over HTTP, their
-ledger surgery against Azurite, their dead-letter replay with ``python -m devkit.replay``, and their KQL matches
+ledger surgery against Azurite, their dead-letter replay with ``python -m tools.replay``, and their KQL matches
 lines the code really writes."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from devkit import replay, runner
+from tools import replay
+
+from devkit import runner
 from devkit.harness import app_environment, model_registered
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_ID, WORKSPACE_NAME, DevStack
-from shared.events import envelope_from_function_event, parse
+from app.intake.events import envelope_from_function_event, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ROOT / "docs" / "operations.md"

@@ -234,7 +234,7 @@ def test_keep_serves_the_app_as_make_up_does_and_a_replay_from_another_process_a
             seen["attach"], seen["mode"] = attach, stat.S_IMODE(attach.stat().st_mode)
             seen["url"] = re.search(r"^  URL +(\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
             seen["replay"] = subprocess.run(
-                [sys.executable, "-m", "devkit.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
+                [sys.executable, "-m", "tools.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
                 cwd=ROOT,
                 env=user_environ,
                 capture_output=True,

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from devkit import local_settings, replay
+from devkit import local_settings
+
+from tools import replay
 from devkit.stack import WORKSPACE_ID
 from tests.receiver import Receiver, running
 
@@ -135,9 +137,9 @@ def test_a_rejected_event_exits_1(isolated: Path, capsys: pytest.CaptureFixture[
 def test_redelivery_until_it_gives_up_exits_1(
     isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers
-    from shared.errors import RetryableError
-    from shared.events import RUN_COMPLETED as RUN_COMPLETED_TYPE
+    import app.handlers
+    from app.platform.errors import RetryableError
+    from app.intake.events import RUN_COMPLETED as RUN_COMPLETED_TYPE
 
     def outage(event: object, deps: object) -> str:
         raise RetryableError("storage is down")  # what a retry can fix: the dispatcher raises, the host answers 500
@@ -177,7 +179,7 @@ def _no_stack(events: object) -> Iterator[None]:
 def test_handled_events_exit_0_with_one_line_each(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.deps import reset_production_deps
+    from app.wiring import reset_production_deps
 
     monkeypatch.setenv("AML_ALLOWED_WORKSPACES", WORKSPACE_ID)
     reset_production_deps()

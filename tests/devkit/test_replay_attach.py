@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devkit import local_settings, replay
+from devkit import local_settings
+
+from tools import replay
 
 MODEL_REGISTERED = Path(__file__).parents[1] / "events" / "model_registered.eventgrid.camel.json"
 

@@ -11,8 +11,8 @@ import pytest
 
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
-from shared.deps import production_deps
-from shared.rollout.ledger import RolloutLedger, partition_key
+from app.wiring import production_deps
+from app.rollout.ledger.ledger import RolloutLedger, partition_key
 from tests.fakes import OTHER_WORKSPACE_ID
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import pytest
 
 from aml_rollouts import view
 from aml_rollouts.states import ACTIONS, STATES, Phase, phase_of, style_of
-from shared.rollout.gate import GateEvidence, GatePolicy, GateResult, Outcome
-from shared.rollout.model import Progress, Rollout, State
-from shared.rollout.progress import ACTIONS as APP_ACTIONS
+from app.rollout.decide.gate import GateEvidence, GatePolicy, GateResult, Outcome
+from app.rollout.decide.model import Progress, Rollout, State
+from app.rollout.decide.stepping import ACTIONS as APP_ACTIONS
 from tests.fakes import make_plan
 
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
