@@ -61,6 +61,9 @@ def test_keep_leaves_everything_and_prints_the_commands_to_delete_it(offline: Of
     lines: list[str] = []
     report = run_suite(offline, [blue_green], run_id="t0keep", keep=True, out=lines.append)
     assert report.exit_code == 0
+    # scenario by scenario: which one starts, then how it ended
+    assert lines[0] == f"[1/1] blue-green: {blue_green.summary} ..."
+    assert lines[1].startswith("PASS  blue-green")
     assert "acc-t0keep-bg" in offline.stack.aml.snapshot()["endpoints"]
     assert any("az ml online-endpoint delete -n acc-t0keep-bg" in line for line in lines), lines
 
