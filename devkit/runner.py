@@ -54,11 +54,44 @@ class _Capture(logging.Handler):
 
 
 @functools.cache
-def _functions() -> Mapping[str, Any]:
+def _index() -> tuple[Any, ...]:
     # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6).
     import function_app
 
-    return {str(fn.get_function_name()): fn.get_user_function() for fn in function_app.app.get_functions()}
+    return tuple(function_app.app.get_functions())
+
+
+@functools.cache
+def _functions() -> Mapping[str, Any]:
+    return {str(fn.get_function_name()): fn.get_user_function() for fn in _index()}
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """An HTTP-triggered function as the app declares it: its route template, methods and auth level."""
+
+    name: str
+    route: str  # without the host's route prefix, e.g. ``rollouts/{endpoint}/{deployment}/{action}``
+    methods: tuple[str, ...]  # upper case; empty: every method
+    auth_level: str  # anonymous | function | admin
+    call: Any  # the user function: HttpRequest -> HttpResponse
+
+
+def http_functions() -> list[HttpFunction]:
+    """Every HTTP function of ``function_app.app``, read from its trigger bindings (as the host indexes them)."""
+    from azure.functions.decorators.http import HttpTrigger
+
+    found = []
+    for fn in _index():
+        trigger = fn.get_trigger()
+        if not isinstance(trigger, HttpTrigger):
+            continue
+        name = str(fn.get_function_name())
+        methods = tuple(str(getattr(m, "value", m)).upper() for m in trigger.methods or ())
+        # The app's own default (FunctionApp(http_auth_level=...)) is FUNCTION, as is the host's.
+        level = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "function").lower()
+        found.append(HttpFunction(name, trigger.route or name, methods, level, fn.get_user_function()))
+    return found
 
 
 def function_names() -> list[str]:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.rollout.ledger.ledger import RolloutLedger, partition_key
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
@@ -280,6 +281,21 @@ def test_a_deleted_model_is_a_clear_permanent_error(app: OfflineApp) -> None:
     [delivery] = app.deliver(event)
     assert delivery.acknowledged
     assert delivery.outcome.startswith("rejected: model ghost:1 does not exist in mlw-devkit")
+
+
+def test_the_status_shows_each_endpoint_s_traffic_writes_over_time(app: OfflineApp) -> None:
+    """``endpoints[].trafficHistory``: the splits the app set, oldest first, when and for which rollout."""
+    _go_live(app, 1)
+    _go_live(app, 2, {"traffic": "20"})
+    _, body = runner.get_status({"endpoint": "credit"})
+    [endpoint] = body["endpoints"]
+    history = endpoint["trafficHistory"]
+    assert [(h["traffic"], h["by"], h["status"]) for h in history] == [
+        ({"credit-v1": 100}, "credit-v1", "accepted"),
+        ({"credit-v1": 80, "credit-v2": 20}, "credit-v2", "accepted"),
+    ]
+    times = [dt.datetime.fromisoformat(h["at"]) for h in history]
+    assert times == sorted(times)
 
 
 def test_rollout_status_filters(app: OfflineApp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -132,13 +133,46 @@ def test_a_rejected_event_exits_1(isolated: Path, capsys: pytest.CaptureFixture[
     assert not [line for line in err if "Traceback" in line]
 
 
-def test_redelivery_until_it_gives_up_exits_1(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID, DEPLOY_MODE="sometimes")
+def test_redelivery_until_it_gives_up_exits_1(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import handlers
+    from app.intake.events import RUN_COMPLETED as RUN_COMPLETED_TYPE
+    from app.platform.errors import RetryableError
+
+    def outage(event: object, deps: object) -> str:
+        raise RetryableError("storage is down")  # what a retry can fix: the dispatcher raises, the host answers 500
+
+    monkeypatch.setitem(handlers.HANDLERS, RUN_COMPLETED_TYPE, outage)  # type: ignore[index]
+    settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID)
     code, out, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_FAILED
-    assert "-> raised SettingsError: invalid app settings: DEPLOY_MODE" in out[-1]
+    assert "-> raised RetryableError: storage is down" in out[-1]
     assert out[-1].endswith("after 3 deliveries; gave up, as Event Grid would after its retries")
     assert not [line for line in err if "Traceback" in line]
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["in-process", "offline"])
+def test_an_invalid_setting_is_one_line_exit_2_and_nothing_is_delivered(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    delivered: list[object] = []
+    monkeypatch.setattr(replay.runner, "deliver", lambda *a, **k: delivered.append(a) or [])
+    if offline:
+        monkeypatch.setattr(replay, "_offline", _no_stack)
+    path = settings_file(isolated / "mine.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID, DEPLOY_MODE="yolo")
+    code, out, err = run(capsys, *(["--offline"] if offline else []), "--settings", str(path), str(RUN_COMPLETED))
+    assert code == replay.EXIT_BAD_INPUT
+    assert len(err) == 1 and err[0].startswith("replay: invalid app settings: DEPLOY_MODE='yolo'"), err
+    assert "fix it" in err[0]
+    assert not [line for line in out if "DEPLOY_MODE=yolo" in line]  # not also "recorded, not applied"
+    assert delivered == []
+
+
+@contextlib.contextmanager
+def _no_stack(events: object) -> Iterator[None]:
+    """--offline without starting a stack: the settings are checked before anything else happens."""
+    yield None
 
 
 def test_handled_events_exit_0_with_one_line_each(
@@ -328,6 +362,35 @@ def test_offline_runs_the_reconciler_until_the_rollout_settles_and_prints_the_ti
         )
         for line in out
     )
+
+
+@pytest.mark.integration
+def test_offline_an_event_whose_data_is_not_an_object_is_rejected_by_the_app_without_a_traceback(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = json.loads(MODEL_REGISTERED.read_text())[0]
+    event["data"] = ["not", "an", "object"]
+    code, out, err = run(capsys, "--offline", str(write(isolated / "list-data.json", [event])))
+    assert code == replay.EXIT_FAILED
+    assert [line for line in out if " -> " in line] == [
+        "model-registered-camel-0001-eg ModelRegistered models/credit_risk.v2:1 -> "
+        "rejected: data: must be a JSON object"
+    ]
+    assert not [line for line in out + err if "Traceback" in line]
+
+
+@pytest.mark.integration
+def test_offline_in_hold_mode_says_once_that_the_rollouts_wait_and_ticks_nothing(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks: list[bool] = []
+    monkeypatch.setattr(replay.runner, "tick", lambda past_due=False: ticks.append(past_due))
+    path = settings_file(isolated / "hold.json", DEPLOY_MODE="hold")
+    code, out, _ = run(capsys, "--offline", "--settings", str(path), str(MODEL_REGISTERED))
+    assert code == replay.EXIT_OK
+    assert ticks == []
+    assert replay.HOLD_NOTE in out
+    assert not [line for line in out if "tick " in line or "raise --max-ticks" in line]
 
 
 # ---------------------------------------------------------------------------------------------- --to a host

@@ -100,7 +100,7 @@ def test_the_kill_switch_also_holds_back_the_restore_after_a_late_write() -> Non
     world.wait_for_aml()
     world.aml.hold_next("set_traffic")  # instance A's traffic PUT for v2 stalls on the wire
     world.tick()
-    record = world.ledger.endpoint_record(WORKSPACE_ID, "credit")
+    record = world.ledger.leases.read(WORKSPACE_ID, "credit")
     assert record.until is not None
     world.clock.now = record.until
     world.clock.advance(1)  # A's lease runs out
