@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Rollout
 from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action, operated
+from app.rollout.decide.step import rollback_blocker
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.failing import classify
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ ENGINE_EFFECTS = (Effect.REQUEST_PROMOTE, Effect.REQUEST_ROLLBACK, Effect.RESTAR
 def operator_action(
     endpoint: str, deployment: str, action: str, body: bytes, headers: Mapping[str, str], deps: Deps
 ) -> tuple[int, str]:
-    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 404 unknown, 409 not applicable."""
+    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 404 unknown, 409 not applicable,
+    503 when Azure ML could not be read for it."""
     action = action.lower()
     if action not in ACTIONS:
         return 400, _error(f"action {action!r} is not one of {', '.join(ACTIONS)}")
@@ -51,11 +54,17 @@ def operator_action(
             workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
             return 409, _error(f"{endpoint}/{deployment} exists in several workspaces ({workspaces}); act in AML")
         rollout = found[0]
+        try:
+            blocked = _rollback_blocked(rollout, action, deps)
+        except Exception as err:  # the one read an action needs: a retry of the request can fix it
+            failure = classify(err)
+            logger.warning("operator %s on %s/%s: Azure ML not read: %s", action, endpoint, deployment, failure.error)
+            return 503, _error(f"could not read endpoint {endpoint} from Azure ML ({failure.detail}); try again")
         control = Control(
             state=rollout.state.value,
             paused=rollout.progress.paused,
             requested=rollout.progress.requested or None,
-            replaced_exists=_replaced_exists(rollout, action, deps),
+            rollback_blocked=blocked,
         )
         decision = apply_action(action, control)
         if not isinstance(decision, Applied):
@@ -123,15 +132,15 @@ def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
     return fresh[0] if fresh else rollout
 
 
-def _replaced_exists(rollout: Rollout, action: str, deps: Deps) -> bool:
-    """For a rollback after the rollout ended: do the deployments of the recorded split still exist? (One read.)"""
+def _rollback_blocked(rollout: Rollout, action: str, deps: Deps) -> str:
+    """For a rollback after the rollout ended: why it cannot be carried out, or "" (one read of the endpoint)."""
     if action != "rollback" or not rollout.state.terminal:
-        return True
-    before = rollout.progress.before_traffic or {}
-    if not any(before.values()):
-        return False
-    view = deps.aml(WorkspaceRef.from_arm_id(rollout.plan.workspace_id)).observe(rollout.plan.endpoint)
-    return view is not None and all(view.deployment(name) is not None for name, pct in before.items() if pct)
+        return ""
+    plan = rollout.plan
+    view = deps.aml(WorkspaceRef.from_arm_id(plan.workspace_id)).observe(plan.endpoint)
+    shown = [d.name for d in view.deployments] if view else []
+    siblings = ledger_of(deps).deployment_rollouts(plan.workspace_id, plan.endpoint, shown)
+    return rollback_blocker(rollout, view, siblings)
 
 
 def _reason(body: bytes) -> str:

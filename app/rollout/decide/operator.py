@@ -79,7 +79,10 @@ OPERATOR_RULES: Mapping[OperatorAction, Mapping[State, Rule]] = {
         (ACTIVE, Rule(Effect.REQUEST_ROLLBACK, "back to the split before the rollout (clears a pause)")),
         (
             ENDED_WITH_TRAFFIC,
-            Rule(Effect.REQUEST_ROLLBACK, "the same, if the replaced deployment still exists, else 409"),
+            Rule(
+                Effect.REQUEST_ROLLBACK,
+                "the same, unless the split it replaced is gone or a newer rollout changed the endpoint since (409)",
+            ),
         ),
         ((State.ROLLED_BACK,), Rule(Effect.NONE, "202, no change")),
         ((State.FAILED,), Rule(None, "409: it moved no traffic")),
@@ -123,7 +126,9 @@ class Control:
     state: str  # a ``State`` value
     paused: bool = False
     requested: str | None = None  # promote / rollback recorded and not yet carried out
-    replaced_exists: bool = True  # the deployment this rollout replaced still exists (rollback has a target)
+    #: Why an ended rollout cannot be rolled back ("" when it can): the split it replaced is gone, a newer rollout
+    #: changed the endpoint since (``step.rollback_blocker``).
+    rollback_blocked: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,8 @@ def _flags(verb: OperatorAction, state: State, control: Control) -> Applied | Re
         return Applied(Effect.NONE, control, "already promoting")
     if verb is OperatorAction.ROLLBACK and control.requested == "rollback" and state is not State.ROLLED_BACK:
         return Applied(Effect.NONE, control, "already rolling back")
-    if verb is OperatorAction.ROLLBACK and state in ENDED_WITH_TRAFFIC and not control.replaced_exists:
-        return Refused(f"rollout is {state} and the deployment it replaced no longer exists: nothing to roll back to")
+    if verb is OperatorAction.ROLLBACK and state in ENDED_WITH_TRAFFIC and control.rollback_blocked:
+        return Refused(f"rollout is {state} and cannot be rolled back: {control.rollback_blocked}")
     if verb is OperatorAction.PAUSE and active and control.paused:
         return Applied(Effect.NONE, control, "already paused")
     if verb is OperatorAction.PAUSE and active and control.requested:

@@ -15,6 +15,7 @@ Cleanup (deleting surplus deployments) is a separate decision, ``cleanup.cleanup
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import replace
 
 from app.rollout.decide.actions import (
@@ -48,13 +49,22 @@ from app.rollout.decide.model import (
 from app.rollout.decide.policy import Policy
 from app.rollout.decide.seen import Observation
 from app.rollout.decide.stepping import MoveKind, StepPlan, next_move
-from app.rollout.decide.traffic import describe, desired_traffic, retiring, rollback_target, serves
+from app.rollout.decide.traffic import (
+    describe,
+    desired_traffic,
+    refused_shares,
+    retiring,
+    rollback_target,
+    serves,
+)
 from app.rollout.decide.versions import newer_version
 
 TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write turn
 HELD = "held: the gate stayed inconclusive (GATE_INCONCLUSIVE=hold); an operator promotes, rolls back or aborts"
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
+#: States of a rollout that has changed (or holds the turn to change) the endpoint's traffic.
+CHANGED_THE_ENDPOINT = (State.DEPLOYING, State.BAKING, State.LIVE, State.CANARY, State.DARK, State.ABORTED)
 
 
 def step(
@@ -64,16 +74,26 @@ def step(
 
     ``gate``: the result of the metric gate, when the caller evaluated it after an ``Evaluate``.
     """
-    plan, view, progress = rollout.plan, seen.endpoint, rollout.progress
     if rollout.state.terminal:
-        return _after_end(rollout, view)
+        return _after_end(rollout, seen)
     if rollout.next_attempt_at and now < rollout.next_attempt_at:
         return Wait(f"backing off after an error until {rollout.next_attempt_at.isoformat()}")
+    action = _running(rollout, seen, now, policy, gate)
+    timed_out = _timed_out(rollout, now, policy)
+    if timed_out and isinstance(action, Wait | CreateEndpoint | CreateDeployment | SetTraffic):
+        view = seen.endpoint
+        given = _give_up(rollout, view, timed_out, policy)  # instead of writing or waiting any longer
+        if isinstance(given, RollBack) and view is not None and view.busy_reason:
+            return Wait(f"timed out; the rollback waits: AML is busy: {view.busy_reason}")
+        return given
+    return action
+
+
+def _running(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Policy, gate: GateResult | None) -> Action:
+    """A running rollout's next action, its timeout aside."""
+    plan, view, progress = rollout.plan, seen.endpoint, rollout.progress
     mine = view.deployment(plan.deployment) if view else None
     moved = traffic_moved(rollout, view)
-    timed_out = _timed_out(rollout, now, policy)
-    if timed_out:
-        return _give_up(rollout, view, timed_out, policy)
     if view is not None and not policy.may_change(view):
         return _refuse(rollout, view, moved)
     if not serves(rollout, view) and rollout.state is not State.BAKING:  # an in-doubt write is the intents' to undo
@@ -162,13 +182,40 @@ def _timed_out(rollout: Rollout, now: dt.datetime, policy: Policy) -> str:
     return f"timed out after {minutes} minutes with the endpoint's write turn while {doing}"
 
 
-def _after_end(rollout: Rollout, view: EndpointView | None) -> Action:
+def _after_end(rollout: Rollout, seen: Observation) -> Action:
     """An ended rollout does nothing, but carry out an operator's rollback of one whose deployment kept traffic."""
+    view = seen.endpoint
     if rollout.progress.requested != "rollback" or rollout.state not in ROLLBACK_AFTER_END:
         return Nothing(f"rollout is {rollout.state.value}")
+    blocked = rollback_blocker(rollout, view, seen.siblings)
+    if blocked:
+        return DropRequest(f"cannot roll back: {blocked}; traffic left as it is")
     if view is not None and view.busy_reason:
         return Wait(f"rollback waits: AML is busy: {view.busy_reason}")
     return _rollback(rollout, view, "an operator asked for a rollback", None)
+
+
+def rollback_blocker(rollout: Rollout, view: EndpointView | None, siblings: Sequence[Rollout]) -> str:
+    """Why an ended rollout cannot be rolled back, or "": a newer rollout changed the endpoint since (roll that one
+    back first: rolling this one back would silently undo it), or the split it replaced is gone."""
+    started = rollout.turn_taken_at or rollout.created_at
+    newer = [
+        other
+        for other in siblings
+        if other.plan.deployment != rollout.plan.deployment
+        and other.state in CHANGED_THE_ENDPOINT
+        and (other.turn_taken_at or other.created_at) > started
+    ]
+    if newer:
+        return (
+            f"{newer[0].plan.deployment} ({newer[0].state.value}) changed the endpoint since; roll that one back first"
+        )
+    before = {name: pct for name, pct in (rollout.progress.before_traffic or {}).items() if pct}
+    if view is None or not before:
+        return "there is no split from before it to go back to"
+    if rollback_target(before, rollout.progress.before_mirror, view, rollout.plan.deployment) is None:
+        return f"the deployments it replaced ({', '.join(sorted(before))}) are gone or failed"
+    return ""
 
 
 def _give_up(rollout: Rollout, view: EndpointView | None, reason: str, policy: Policy) -> Action:
@@ -197,6 +244,9 @@ def _steps(
     k = last if promote else min(current, last)
     if progress.bake_started_at is None or k != progress.step:
         traffic, mirror = desired_traffic(view, replace(plan, traffic=plan.steps[k]), retire)
+        refused = [name for name in refused_shares(view, traffic, mirror) if name != plan.deployment.lower()]
+        if refused:
+            return _give_up(rollout, view, f"the split needs {', '.join(refused)}, which Azure ML shows failed", policy)
         if traffic != view.live_traffic() or mirror != view.live_mirror():
             retired = f"; retiring {', '.join(retire)}" if retire else ""
             note = " (promoted by an operator: remaining bakes skipped)" if promote and k != current else ""

@@ -47,12 +47,15 @@ def desired_traffic(
 
     First the deployments in ``retire`` lose their share (it returns to the others, proportionally) and their
     mirror. Then 100 moves everything to the new deployment (blue/green). 1-99 gives it that share and scales
-    the deployments that had traffic to the rest (canary); with nothing else live it takes 100.
+    the deployments that had traffic to the rest (canary); with nothing else live it takes 100. A deployment Azure
+    ML shows failed gets no share (it refuses traffic to one): its share goes to the new deployment too.
     0 leaves live traffic alone and mirrors ``plan.mirror`` percent to it.
     """
     me = plan.deployment.lower()
     current = view.live_traffic()
     gone = {name.lower() for name in retire}
+    if plan.traffic:
+        gone |= {d.name.lower() for d in view.deployments if d.failed and d.name.lower() != me}
     others = {name: pct for name, pct in current.items() if name != me and name not in gone}
     mirror = {name: pct for name, pct in view.live_mirror().items() if name != me and name not in gone}
     if plan.traffic == 0:
@@ -84,21 +87,27 @@ def rollback_target(
     """The split a rollback writes: the split found before the rollout without the new deployment, the others scaled
     back to exactly their shares of it (a split recorded mid-rollout, after a retry, still holds the new one).
 
-    Deployments of that split that no longer exist are left out and the rest scaled up; None when none of those that
-    had traffic is left (nothing to roll back to). An empty split (a new endpoint) leaves no live traffic.
+    Deployments of that split that no longer exist, or failed, are left out and the rest scaled up; None when none of
+    those that had traffic is left (nothing to roll back to). An empty split (a new endpoint) leaves no live traffic.
     """
     me = new_deployment.lower()
     others = {name.lower(): pct for name, pct in before.items() if name.lower() != me and pct}
-    present = {name: pct for name, pct in others.items() if view.deployment(name) is not None}
+    present = {name: pct for name, pct in others.items() if _serviceable(view, name)}
     if others and not present:
         return None
     traffic = {**(scale(present, 100) if present else {}), me: 0}
     mirror = {
         name.lower(): pct
         for name, pct in before_mirror.items()
-        if name.lower() != me and pct and view.deployment(name) is not None and not traffic.get(name.lower())
+        if name.lower() != me and pct and _serviceable(view, name) and not traffic.get(name.lower())
     }
     return traffic, mirror
+
+
+def _serviceable(view: EndpointView, name: str) -> bool:
+    """Can ``name`` take traffic back? It exists and has not failed (Azure ML refuses traffic to a failed one)."""
+    found = view.deployment(name)
+    return found is not None and not found.failed
 
 
 def serves(rollout: Rollout, view: EndpointView | None) -> bool:
@@ -113,3 +122,10 @@ def describe(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> str:
     live = ", ".join(f"{name}={pct}%" for name, pct in sorted(traffic.items()) if pct) or "none"
     mirrored = ", ".join(f"{name}={pct}%" for name, pct in sorted(mirror.items()) if pct)
     return f"traffic {live}" + (f"; mirror {mirrored}" if mirrored else "")
+
+
+def refused_shares(view: EndpointView, traffic: Mapping[str, int], mirror: Mapping[str, int]) -> list[str]:
+    """The deployments a split gives a share to that Azure ML would refuse it for: gone, or not succeeded."""
+    named = {name for name, pct in (*traffic.items(), *mirror.items()) if pct}
+    found = {name: view.deployment(name) for name in named}
+    return sorted(name for name, deployment in found.items() if deployment is None or not deployment.succeeded)

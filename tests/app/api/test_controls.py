@@ -150,3 +150,28 @@ def test_an_action_is_recorded_even_when_its_endpoint_is_busy_and_carried_out_la
     baking.clock.advance(61)
     baking.tick()
     assert baking.aml.traffic("credit") == {"credit-v2": 100}
+
+
+def test_rollback_of_an_ended_rollout_is_refused_once_a_newer_rollout_changed_the_endpoint() -> None:
+    world = FakeWorld(keep_deployments=3)  # v1, the split v2 replaced, is still there
+    for version, tags in ((1, {}), (2, {}), (3, {"traffic": "20"})):
+        world.register("credit", version, {**CREDIT, **tags})
+        world.settle()
+    assert world.aml.traffic("credit") == {"credit-v2": 80, "credit-v3": 20}
+
+    status, _ = _act(world, "credit-v2", "rollback")
+    assert status == 409
+    world.settle()
+    assert world.aml.traffic("credit") == {"credit-v2": 80, "credit-v3": 20}  # v3's canary is not wiped out
+    assert _act(world, "credit-v3", "rollback")[0] == 202  # the newest one can be
+
+
+def test_an_action_that_needs_azure_ml_answers_503_when_it_cannot_be_read(world: FakeWorld) -> None:
+    for version in (1, 2):
+        world.register("credit", version, CREDIT)
+        world.settle()
+    world.aml.fail_next("observe", 503)
+
+    status, body = _act(world, "credit-v2", "rollback")
+    assert status == 503 and "error" in body
+    assert world.rollout("credit-v2").progress.requested == ""

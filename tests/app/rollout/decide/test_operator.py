@@ -104,9 +104,9 @@ def test_abort_clears_a_pending_request() -> None:
 
 
 def test_rollback_after_the_end_needs_the_replaced_deployment() -> None:
-    refused = apply_action("rollback", Control("live", replaced_exists=False))
-    assert isinstance(refused, Refused) and "no longer exists" in refused.reason
-    assert isinstance(apply_action("rollback", Control("baking", replaced_exists=False)), Applied)
+    refused = apply_action("rollback", Control("live", rollback_blocked="the deployments it replaced are gone"))
+    assert isinstance(refused, Refused) and refused.status == 409
+    assert isinstance(apply_action("rollback", Control("baking", rollback_blocked="gone")), Applied)
 
 
 def test_retry_restarts_from_the_plan() -> None:

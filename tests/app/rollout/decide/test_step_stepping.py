@@ -192,3 +192,11 @@ def test_every_combination_of_progress_respects_the_invariants() -> None:
             assert requested == "promote" or gate in (Outcome.PASS,) or (state is State.BAKING and bake), context
         checked += 1
     assert checked == 5 * 2 * 3 * 4 * 3 * 4 * 2 * 2
+
+
+def test_an_ended_rollouts_rollback_is_dropped_once_a_newer_rollout_changed_the_endpoint() -> None:
+    ended = replace(_baking(2, requested="rollback"), state=State.LIVE)
+    view = endpoint(deployment("1"), deployment("2"), deployment("3"), traffic={"credit-v2": 80, "credit-v3": 20})
+    newer = rollout(plan("3", 20), State.CANARY, turn_taken_at=NOW)
+    assert isinstance(decide(ended, view, newer), DropRequest)
+    assert isinstance(decide(ended, view), RollBack)
