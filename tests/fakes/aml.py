@@ -25,7 +25,7 @@ a traffic write held on the wire that lands after newer ones, a deployment going
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
@@ -61,6 +61,12 @@ class FakeAzureML(StateMixin, FaultsMixin):
         self.failing: dict[tuple[str, str], list[str]] = {}
         #: Every accepted traffic write: (time, endpoint, live, mirror), as the metrics fake routes requests by it.
         self.traffic_log: list[tuple[dt.datetime, str, dict[str, int], dict[str, int]]] = []
+        #: Who set each split of ``traffic_log``: "app" (an answered write), "late" (one landing late), "hand".
+        self.traffic_by: list[str] = []
+        self.writer = "app"
+        #: Runs before each write the app sends (a test checks who may write then); see ``interleave``.
+        self.write_guard: Callable[[ArmCall], None] | None = None
+        self.interleaved: list[tuple[str, Callable[[], object]]] = []
 
     def __call__(self, workspace: WorkspaceRef) -> FakeAzureML:
         if workspace.key != self.workspace.key:
@@ -177,6 +183,7 @@ class FakeAzureML(StateMixin, FaultsMixin):
         ep.traffic, ep.mirror, ep.state = traffic, mirror, "Updating"
         ep.operation = self._operation("endpoint", "update", ep.name)
         self.traffic_log.append((self.clock(), ep.name.lower(), dict(traffic), dict(mirror)))
+        self.traffic_by.append(self.writer)
 
     def _check_traffic(self, ep: Endpoint, traffic: Mapping[str, int], mirror: Mapping[str, int]) -> None:
         def refuse(message: str) -> Exception:

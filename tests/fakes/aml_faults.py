@@ -43,6 +43,7 @@ class ArmCall:
     deployment: str
     at: dt.datetime
     status: int | None = 200
+    injected: bool = False  # its answer was an injected fault, not Azure ML's rules
 
     @property
     def method(self) -> str:
@@ -96,7 +97,15 @@ class FaultsMixin:
         self.settle()
         call = ArmCall(op, endpoint, deployment, self.clock())
         self.calls.append(call)
+        if call.is_write and self.write_guard is not None:
+            self.write_guard(call)
+        hooks = [hook for hook in self.interleaved if hook[0] == op]
+        if hooks:  # the call is slow to arrive: another instance acts meanwhile, then Azure ML takes it
+            self.interleaved.remove(hooks[0])
+            hooks[0][1]()
+            self.settle()
         fault = self._take_fault(op, endpoint)
+        call.injected = fault is not None
         if fault is None:
             try:
                 if apply is not None:
@@ -162,11 +171,19 @@ class FaultsMixin:
         landed, self.held = self.held, []
         for write in landed:
             try:
+                self.writer = "late"
                 write.apply()
                 write.landed = True
             except Exception as err:  # nobody waits for this answer; the test reads it from the record
                 write.error = err
+            finally:
+                self.writer = "app"
         return landed
+
+    def interleave(self: FakeAzureML, op: str, action: Callable[[], object]) -> None:
+        """The next time the app calls ``op``, the call is slow to arrive: ``action`` runs (another instance acting
+        meanwhile, say) before Azure ML takes the call and answers it."""
+        self.interleaved.append((op, action))
 
     # ------------------------------------------------------------------------------------ the record
 

@@ -190,4 +190,8 @@ class StateMixin:
         """Someone changes the split outside the app (the portal, the CLI): Azure ML's rules apply, no call is
         recorded as the app's."""
         self.settle()
-        self._put_traffic(endpoint, dict(traffic), dict(mirror or {}))
+        self.writer = "hand"
+        try:
+            self._put_traffic(endpoint, dict(traffic), dict(mirror or {}))
+        finally:
+            self.writer = "app"

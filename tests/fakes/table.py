@@ -30,6 +30,8 @@ class FakeTableStore(Table):
         self.writes: list[tuple[str, str, str]] = []
         self.queries: list[str] = []
         self.before_write: Callable[[FakeTableStore, str, str], None] | None = None
+        #: Told of every row written (after it is), in order: a test follows what the app recorded.
+        self.watchers: list[Callable[[Row], None]] = []
         self._etags = itertools.count(1)
 
     def get(self, partition: str, key: str, *, select: list[str] | None = None) -> Row | None:
@@ -106,6 +108,8 @@ class FakeTableStore(Table):
         row = Row(partition, key, dict(data), f"etag-{next(self._etags)}")
         self.rows[(partition, key)] = row
         self.writes.append((op, partition, key))
+        for watcher in self.watchers:
+            watcher(row)
         return row
 
 

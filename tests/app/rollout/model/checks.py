@@ -1,0 +1,130 @@
+"""The invariants the model-based test holds the engine to, each a function of the harness's record: it returns the
+problems it found (none: it holds)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from app.rollout.decide.model import State
+from app.rollout.decide.traffic import scale
+from tests.app.rollout.model.harness import ENDPOINT, FOREIGN, Harness, Transition, actions_of, progress_of
+from tests.fakes import WORKSPACE_ID
+from tests.fakes.aml_faults import ArmCall
+
+#: The notification types that tell each state was entered (a failed smoke test is the failure's own).
+ENTERED = {
+    State.PLANNED: {"AmlEvents.Rollout.Planned"},
+    State.REJECTED: {"AmlEvents.Rollout.Rejected"},
+    State.DEPLOYING: {"AmlEvents.Rollout.Started"},
+    State.BAKING: {"AmlEvents.Rollout.Baking"},
+    State.LIVE: {"AmlEvents.Rollout.Live"},
+    State.CANARY: {"AmlEvents.Rollout.Canary"},
+    State.DARK: {"AmlEvents.Rollout.Dark"},
+    State.FAILED: {"AmlEvents.Rollout.Failed", "AmlEvents.Rollout.SmokeTestFailed"},
+    State.SUPERSEDED: {"AmlEvents.Rollout.Superseded"},
+    State.ROLLED_BACK: {"AmlEvents.Rollout.RolledBack"},
+    State.ABORTED: {"AmlEvents.Rollout.Aborted"},
+}
+#: Final states in which the new deployment must serve no live traffic the app set (an operator's abort may).
+NOT_SERVING = (State.FAILED, State.SUPERSEDED, State.REJECTED, State.ROLLED_BACK, State.PLANNED)
+
+
+def accepted(calls: Sequence[ArmCall]) -> list[str]:
+    """Every write the app sends is one Azure ML accepts (only injected faults refuse one)."""
+    return [f"{c.op} {c.endpoint}/{c.deployment} refused with {c.status}" for c in calls if _refused(c)]
+
+
+def _refused(call: ArmCall) -> bool:
+    return call.is_write and call.status == 400 and not call.injected
+
+
+def owned_only(calls: Sequence[ArmCall]) -> list[str]:
+    """The app writes only to endpoints it created or adopted."""
+    return [f"{c.op} sent to the foreign endpoint {c.endpoint}" for c in calls if c.is_write and c.endpoint == FOREIGN]
+
+
+def hold_writes_nothing(calls: Sequence[ArmCall], mode: str) -> list[str]:
+    """Under the kill switch the app sends no write at all."""
+    if mode != "hold":
+        return []
+    return [f"{c.op} {c.endpoint}/{c.deployment} sent with DEPLOY_MODE=hold" for c in calls if c.is_write]
+
+
+def rollbacks_exact(transitions: Sequence[Transition], harness: Harness) -> list[str]:
+    """A rollback's one write restores the split recorded before the rollout, without the new deployment."""
+    problems = []
+    shown = set(harness.world.aml.deployments(ENDPOINT))
+    for change in transitions:
+        if change.after is not State.ROLLED_BACK or change.endpoint != ENDPOINT or change.split is None:
+            continue
+        actions = actions_of(change.row)
+        if not actions or "rolled back" not in actions[-1]:
+            continue  # nothing had moved: nothing written
+        before = progress_of(change.row).before_traffic or {}
+        others = {name: pct for name, pct in before.items() if name != change.deployment and pct}
+        if not set(others) <= shown:
+            continue  # a deployment of the split is gone: the others are scaled up, checked below as a split
+        written = {name: pct for name, pct in change.split.items() if pct}
+        expected = scale(others, 100) if others else {}
+        if written != expected:
+            problems.append(f"{change.deployment} rolled back to {written}, not {expected} (recorded {before})")
+    return problems
+
+
+def no_downgrade(harness: Harness, since: int) -> list[str]:
+    """A traffic write of the app's never gives a share to a version older than one that ended live or canary."""
+    problems = []
+    rollouts = {
+        (r.plan.model_name, int(r.plan.model_version)): r for r in harness.rollouts() if r.plan.endpoint == ENDPOINT
+    }
+    log = harness.world.aml.traffic_log
+    for index, live, _ in harness.app_splits():
+        if index < since:
+            continue
+        before = next((split for _, name, split, _ in reversed(log[:index]) if name == ENDPOINT), {})
+        for name, pct in live.items():
+            if pct <= before.get(name, 0):
+                continue
+            model, _, version = name.rpartition("-v")
+            newer = [
+                r
+                for (other, v), r in rollouts.items()
+                if other == model and v > int(version) and r.state in (State.LIVE, State.CANARY)
+            ]
+            if newer:
+                problems.append(f"{name} got {pct}% while {newer[0].plan.deployment} is {newer[0].state.value}")
+    return problems
+
+
+def nothing_ended_serves(harness: Harness) -> list[str]:
+    """No rollout that ended failed, superseded, rejected or rolled back leaves its deployment serving live traffic
+    the app set (checked while the split in force is the app's own and writes are allowed)."""
+    if harness.last_setter() != "app" or harness.world.settings.deploy_mode == "hold":
+        return []
+    if harness.world.ledger.leases.read(WORKSPACE_ID, ENDPOINT).drift is not None:
+        return []
+    live = harness.world.aml.traffic(ENDPOINT)
+    return [
+        f"{r.plan.deployment} is {r.state.value} but serves {live[r.plan.deployment]}%"
+        for r in harness.rollouts()
+        if r.plan.endpoint == ENDPOINT and r.state in NOT_SERVING and live.get(r.plan.deployment)
+    ]
+
+
+def notified_once(harness: Harness) -> list[str]:
+    """Each change of state is notified exactly once (a new row's pending state is not a change)."""
+    entered: Counter[tuple[str, State]] = Counter()
+    for change in harness.transitions:
+        if change.after is not State.PENDING:
+            entered[(change.deployment, change.after)] += 1
+    received: Counter[tuple[str, str]] = Counter()
+    for notification in harness.world.sink.received:
+        received[(notification.subject.rpartition("/")[2], notification.type)] += 1
+    problems = []
+    for deployment in {key[0] for key in entered} | {key[0] for key in received}:
+        for state, kinds in ENTERED.items():
+            told = sum(received[(deployment, kind)] for kind in kinds)
+            if told != entered[(deployment, state)]:
+                problems.append(f"{deployment}: entered {state.value} {entered[(deployment, state)]}x, told {told}x")
+    return problems
