@@ -54,10 +54,12 @@ class Finish:
 
 @dataclass(frozen=True)
 class StartBake:
-    """The step's traffic is in place: the rollout is ``baking`` and this step's bake starts now (no write)."""
+    """The step's traffic is in place: the rollout is ``baking`` and this step's bake starts now (no write).
+    ``retire``: the earlier canaries and mirrors of the same model that split leaves out (as for ``SetTraffic``)."""
 
     step: int
     reason: str
+    retire: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

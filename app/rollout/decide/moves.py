@@ -191,7 +191,9 @@ def _bake(rollout: Rollout, action: StartBake, seen: Observation, now: dt.dateti
     record = first_move(replace(rollout, progress=progress, turn_taken_at=rollout.turn_taken_at or now), seen)
     record, notes = changed(record, Trigger.BAKE_STARTED, action.reason)
     ends = bake_deadline(now, dt.timedelta(seconds=rollout.plan.bake_seconds), 0)
-    return Decision(record, (*notes, fx.FollowUpAfter("bake", ends)), Trigger.BAKE_STARTED)
+    # Level-triggered: the split in place leaves them out, whether or not the write that did it was recorded.
+    retired = (fx.Retire(action.retire, rollout.plan.deployment),) if action.retire else ()
+    return Decision(record, (*notes, *retired, fx.FollowUpAfter("bake", ends)), Trigger.BAKE_STARTED)
 
 
 def _gate_held(rollout: Rollout, action: Extend | Hold, now: dt.datetime) -> Decision:

@@ -264,7 +264,7 @@ def _steps(
                 return replace(finish, reason=finish.reason + " (promoted by an operator)") if promote else finish
             return _step_write(plan, view, retire, k + 1, "no bake: steps advance without gates", None)
         return StartBake(
-            k, f"baking step {k + 1}/{last + 1} at {plan.steps[k]}% for {plan.bake_seconds} s, then the gate"
+            k, f"baking step {k + 1}/{last + 1} at {plan.steps[k]}% for {plan.bake_seconds} s, then the gate", retire
         )
     assert progress.bake_started_at is not None
     if promote:  # the final step is in place, baking or held: promoted, its gate skipped

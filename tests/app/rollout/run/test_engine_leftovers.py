@@ -79,3 +79,17 @@ def test_a_retired_dark_deployment_is_dark_again_when_a_rollback_restores_its_mi
     assert world.rollout("credit-v3").state is State.ROLLED_BACK
     assert world.aml.mirror("credit") == {"credit-v2": 10}
     assert world.rollout("credit-v2").state is State.DARK
+
+
+def test_an_earlier_canary_is_retired_even_when_the_write_that_took_its_share_went_unanswered() -> None:
+    world = live_v1()
+    world.register("credit", 2, {**CREDIT, "traffic": "20"})
+    world.settle()
+    world.register("credit", 3, {**CREDIT, "traffic_steps": "10,100", "bake": "10m"})
+    world.wait_for_aml()
+    world.aml.drop_answer("set_traffic", landed=True)  # v3's first step lands; the app never hears back
+    ticks(world, 3)
+
+    assert world.rollout("credit-v3").state is State.BAKING
+    assert world.aml.traffic("credit") == {"credit-v1": 90, "credit-v3": 10}
+    assert world.rollout("credit-v2").state is State.SUPERSEDED
