@@ -32,11 +32,13 @@ UNANSWERED = "a write got no answer in time; its outcome is observed next tick"
 
 
 def might_serve(rollout: Rollout, seen: Observation) -> bool:
-    """May the new deployment be serving? As the rules judge it, or, unobserved, as the last pass saw the split."""
-    if traffic_moved(rollout, seen.endpoint):
+    """May the new deployment be serving? As the rules judge it, as the app's own split says (a write answered but not
+    recorded, or one still in doubt), or, unobserved, as the last pass saw the split."""
+    me = rollout.plan.deployment.lower()
+    if traffic_moved(rollout, seen.endpoint) or me in seen.intended:
         return True
     last = {name.lower() for name, pct in seen.last_traffic.items() if pct}
-    return not seen.observed and rollout.plan.deployment.lower() in last
+    return not seen.observed and me in last
 
 
 def after_failure(rollout: Rollout, seen: Observation, answer: Answer, policy: Policy, now: dt.datetime) -> Decision:

@@ -154,6 +154,15 @@ def judge(
     return Verdict("drift", now_split, observed=observed)
 
 
+def intended(intents: Sequence[Intent], now: dt.datetime) -> frozenset[str]:
+    """The deployments the app's current split, or a traffic write of its still in doubt, gives a share to."""
+    splits = [intent for intent in intents if intent.in_doubt(now)]
+    now_split = current(intents)
+    if now_split is not None:
+        splits.append(now_split)
+    return frozenset(name for intent in splits for name, pct in (*intent.split[0], *intent.split[1]) if pct)
+
+
 def to_restore(verdict: Verdict, writes: bool) -> Intent | None:
     """After a late write of the app's (``late``): the split to put back, in this pass's one write. None when there is
     nothing to restore, or while writes are held (``DEPLOY_MODE=hold``): the restore waits like every write (and once

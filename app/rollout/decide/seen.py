@@ -28,3 +28,6 @@ class Observation:
     time_left: float = math.inf  # seconds left in the pass's budget (the smoke test waits at most this)
     answer: Answer | None = None
     last_traffic: Mapping[str, int] = field(default_factory=dict)
+    #: Deployments the app's own split gives a share to: its current one, and any traffic write still in doubt
+    #: (``intents.intended``). A rollout whose write was answered but not recorded still knows it may serve.
+    intended: frozenset[str] = frozenset()

@@ -133,11 +133,13 @@ class EndpointPass:
         """The endpoint could not be read: each due rollout takes the failure in (its policy says what it means)."""
         if not due:
             logger.warning("endpoint (a write in doubt) not observed: %s", failure.error)
-        last = self.fence.lease.record.observed_traffic or {}
+        record, now = self.fence.lease.record, self.deps.clock()
+        last, intended = record.observed_traffic or {}, intent_rules.intended(record.intents, now)
         for rollout in due:
             siblings = [r for name, r in self.rollouts.items() if name != rollout.plan.deployment]
+            answer = Answer(Observe(), failure)
             seen = Observation(
-                None, siblings, observed=False, answer=Answer(Observe(), failure), last_traffic=dict(last)
+                None, siblings, observed=False, answer=answer, last_traffic=dict(last), intended=intended
             )
             updated, _ = self.runner.run(rollout, seen, gateway, deadline)
             self.rollouts[updated.plan.deployment] = updated
@@ -169,7 +171,8 @@ class EndpointPass:
                 break
             current = rollouts[rollout.plan.deployment]
             siblings = [r for name, r in rollouts.items() if name != current.plan.deployment]
-            seen = Observation(view, siblings, drift=drift, wrote=wrote)
+            intended = intent_rules.intended(self.fence.lease.record.intents, self.deps.clock())
+            seen = Observation(view, siblings, drift=drift, wrote=wrote, intended=intended)
             updated, sent = self.runner.run(current, seen, gateway, deadline)
             wrote = wrote or sent
             rollouts[updated.plan.deployment] = updated

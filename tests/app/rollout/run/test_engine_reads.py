@@ -3,10 +3,15 @@ traffic has moved no failure ends the rollout ``failed`` with the new deployment
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 
 from app.rollout.decide.model import State
+from app.rollout.run.engine import RolloutEngine
 from tests.app.rollout.run.scenes import BAKE, CREDIT, STEPS, canary_baking, live_v1, ticks
+from tests.fakes import WORKSPACE_ID
 
 pytestmark = pytest.mark.fast
 
@@ -89,3 +94,28 @@ def test_a_monitoring_outage_follows_gate_inconclusive_rollback() -> None:
     assert rolled_back.state is State.ROLLED_BACK
     assert world.aml.traffic("credit") == {"credit-v1": 100}
     assert INCONCLUSIVE in world.notified_about("credit-v2")
+
+
+def test_a_rollout_whose_answered_traffic_write_was_not_recorded_is_never_failed_while_it_serves() -> None:
+    world = live_v1()
+    world.register("credit", 2, CREDIT)
+    world.wait_for_aml()
+
+    def other_instance() -> None:  # takes the endpoint over once this instance's lease runs out, and does a pass
+        record = world.ledger.leases.read(WORKSPACE_ID, "credit")
+        assert record.until is not None
+        world.clock.now = record.until + dt.timedelta(seconds=1)
+        RolloutEngine(world.deps).advance(WORKSPACE_ID, "credit", time.monotonic() + 30)
+
+    world.aml.hold_next("set_traffic")  # the other instance's traffic write stalls on the wire
+    world.aml.interleave("set_traffic", other_instance)
+    world.tick()  # this instance's write lands and is answered, but its record is refused: the row changed
+    assert world.aml.traffic("credit") == {"credit-v2": 100}
+    world.aml.fail_next("observe", 400)  # a read no retry fixes
+    world.tick()
+
+    assert world.rollout("credit-v2").state is not State.FAILED
+    world.aml.held.clear()
+    world.settle()
+    assert world.rollout("credit-v2").state is State.LIVE
+    assert world.aml.traffic("credit") == {"credit-v2": 100}
