@@ -57,15 +57,17 @@ def changed(
     wanted: State | None = None,
     notice: Notice = Notice.STATE,
     facts: Mapping[str, object] | None = None,
+    occurrence: str = "",
 ) -> tuple[Rollout, tuple[Notify, ...]]:
-    """``rollout`` after the table's row for ``trigger``; a change of state is notified (once: it happens once)."""
+    """``rollout`` after the table's row for ``trigger``; a change of state is notified (once: it happens once;
+    ``occurrence`` tells apart a state entered again without a retry, by a retirement or a reinstatement)."""
     state = target(rollout.state, trigger, wanted)
     record = replace(rollout, state=state, reason=reason)
     if state.terminal and record.cleanup is None:
         record = replace(record, cleanup=Cleanup())  # whatever it leaves behind is cleaned up after it
     if state is rollout.state and notice is Notice.STATE:
         return record, ()
-    return record, (Notify(notice, reason, dict(facts or {})),)
+    return record, (Notify(notice, reason, dict(facts or {}), occurrence),)
 
 
 def waited(rollout: Rollout, reason: str) -> Decision:
@@ -290,10 +292,12 @@ def on_sibling(rollout: Rollout, effect: fx.Retire | fx.Reinstate, by: Rollout, 
     name = rollout.plan.deployment.lower()
     if isinstance(effect, fx.Retire) and name in effect.deployments and rollout.state in RETIRABLE_STATES:
         reason = f"retired: version {by.plan.model_version} ({by.plan.deployment}) took over its traffic"
-        record, notes = changed(rollout, Trigger.RETIRED, reason)
+        record, notes = changed(rollout, Trigger.RETIRED, reason, occurrence=f"retired-by-{by.plan.deployment}")
         return Decision(record, notes, Trigger.RETIRED)
     if isinstance(effect, fx.Reinstate) and name in effect.states and rollout.state is State.SUPERSEDED:
         reason = f"reinstated: the rollback of {by.plan.deployment} gave it its traffic back"
-        record, notes = changed(rollout, Trigger.REINSTATED, reason, wanted=effect.states[name])
+        record, notes = changed(
+            rollout, Trigger.REINSTATED, reason, wanted=effect.states[name], occurrence=f"back-by-{by.plan.deployment}"
+        )
         return Decision(record, notes, Trigger.REINSTATED)
     return None

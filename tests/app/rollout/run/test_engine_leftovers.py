@@ -79,6 +79,8 @@ def test_a_retired_dark_deployment_is_dark_again_when_a_rollback_restores_its_mi
     assert world.rollout("credit-v3").state is State.ROLLED_BACK
     assert world.aml.mirror("credit") == {"credit-v2": 10}
     assert world.rollout("credit-v2").state is State.DARK
+    told = world.notified_about("credit-v2")
+    assert told.count("AmlEvents.Rollout.Dark") == 2 and told.count("AmlEvents.Rollout.Superseded") == 1
 
 
 def test_an_earlier_canary_is_retired_even_when_the_write_that_took_its_share_went_unanswered() -> None:
