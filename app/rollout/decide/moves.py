@@ -292,12 +292,18 @@ def on_sibling(rollout: Rollout, effect: fx.Retire | fx.Reinstate, by: Rollout, 
     name = rollout.plan.deployment.lower()
     if isinstance(effect, fx.Retire) and name in effect.deployments and rollout.state in RETIRABLE_STATES:
         reason = f"retired: version {by.plan.model_version} ({by.plan.deployment}) took over its traffic"
-        record, notes = changed(rollout, Trigger.RETIRED, reason, occurrence=f"retired-by-{by.plan.deployment}")
+        record, notes = changed(rollout, Trigger.RETIRED, reason, occurrence=_by(by, "retired"))
         return Decision(record, notes, Trigger.RETIRED)
     if isinstance(effect, fx.Reinstate) and name in effect.states and rollout.state is State.SUPERSEDED:
         reason = f"reinstated: the rollback of {by.plan.deployment} gave it its traffic back"
         record, notes = changed(
-            rollout, Trigger.REINSTATED, reason, wanted=effect.states[name], occurrence=f"back-by-{by.plan.deployment}"
+            rollout, Trigger.REINSTATED, reason, wanted=effect.states[name], occurrence=_by(by, "back")
         )
         return Decision(record, notes, Trigger.REINSTATED)
     return None
+
+
+def _by(rollout: Rollout, what: str) -> str:
+    """What another rollout's attempt did: each of its attempts (it may be retried) is told apart."""
+    attempt = (rollout.turn_taken_at or rollout.created_at).isoformat()
+    return f"{what}-by-{rollout.plan.deployment}@{attempt}"

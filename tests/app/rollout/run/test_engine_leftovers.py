@@ -95,3 +95,19 @@ def test_an_earlier_canary_is_retired_even_when_the_write_that_took_its_share_we
     assert world.rollout("credit-v3").state is State.BAKING
     assert world.aml.traffic("credit") == {"credit-v1": 90, "credit-v3": 10}
     assert world.rollout("credit-v2").state is State.SUPERSEDED
+
+
+def test_a_deployment_retired_again_by_a_retried_rollout_is_told_again() -> None:
+    world = live_v1()
+    world.register("credit", 2, {**CREDIT, "traffic": "0", "mirror": "10"})
+    world.settle()
+    world.metrics.set_health("credit-v3", error_rate=20.0)
+    world.register("credit", 3, {**CREDIT, "traffic_steps": "10,100", "bake": "10m"})
+    world.settle()  # v3 retires v2's mirror, fails its gate, and its rollback gives the mirror back
+    assert world.rollout("credit-v2").state is State.DARK
+    world.metrics.set_health("credit-v3")
+    assert act(world, "credit-v3", "retry")[0] == 202
+    world.settle()  # retired again
+
+    assert world.rollout("credit-v2").state is State.SUPERSEDED
+    assert world.notified_about("credit-v2").count("AmlEvents.Rollout.Superseded") == 2
