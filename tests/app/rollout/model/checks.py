@@ -4,12 +4,11 @@ problems it found (none: it holds)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.rollout.decide.model import State
 from app.rollout.decide.traffic import scale
 from tests.app.rollout.model.harness import ENDPOINT, FOREIGN, Harness, Transition, actions_of, progress_of
-from tests.fakes import WORKSPACE_ID
 from tests.fakes.aml_faults import ArmCall
 
 #: The notification types that tell each state was entered (a failed smoke test is the failure's own).
@@ -73,43 +72,41 @@ def rollbacks_exact(transitions: Sequence[Transition], harness: Harness) -> list
 
 
 def no_downgrade(harness: Harness, since: int) -> list[str]:
-    """A traffic write of the app's never gives a share to a version older than one that ended live or canary."""
+    """A traffic write of the app's never gives a share to a version older than one that ended live or canary, unless
+    the same write serves a version newer still (it retires the canary: its share goes back to the stable one)."""
     problems = []
-    rollouts = {
-        (r.plan.model_name, int(r.plan.model_version)): r for r in harness.rollouts() if r.plan.endpoint == ENDPOINT
-    }
+    ended: dict[str, list[int]] = {}
+    for r in harness.rollouts():
+        if r.plan.endpoint == ENDPOINT and r.state in (State.LIVE, State.CANARY):
+            ended.setdefault(r.plan.model_name, []).append(int(r.plan.model_version))
     log = harness.world.aml.traffic_log
     for index, live, _ in harness.app_splits():
         if index < since:
             continue
         before = next((split for _, name, split, _ in reversed(log[:index]) if name == ENDPOINT), {})
-        for name, pct in live.items():
-            if pct <= before.get(name, 0):
-                continue
+        served = {}
+        for name in live:
             model, _, version = name.rpartition("-v")
-            newer = [
-                r
-                for (other, v), r in rollouts.items()
-                if other == model and v > int(version) and r.state in (State.LIVE, State.CANARY)
-            ]
-            if newer:
-                problems.append(f"{name} got {pct}% while {newer[0].plan.deployment} is {newer[0].state.value}")
+            served[model] = max(served.get(model, 0), int(version))
+        for name, pct in live.items():
+            model, _, version = name.rpartition("-v")
+            newer = [v for v in ended.get(model, []) if v > int(version)]
+            if pct > before.get(name, 0) and newer and served[model] <= max(newer):
+                problems.append(f"{name} got {pct}% while {model}-v{max(newer)} ended live or canary")
     return problems
 
 
-def nothing_ended_serves(harness: Harness) -> list[str]:
-    """No rollout that ended failed, superseded, rejected or rolled back leaves its deployment serving live traffic
-    the app set (checked while the split in force is the app's own and writes are allowed)."""
-    if harness.last_setter() != "app" or harness.world.settings.deploy_mode == "hold":
-        return []
-    if harness.world.ledger.leases.read(WORKSPACE_ID, ENDPOINT).drift is not None:
-        return []
-    live = harness.world.aml.traffic(ENDPOINT)
-    return [
-        f"{r.plan.deployment} is {r.state.value} but serves {live[r.plan.deployment]}%"
-        for r in harness.rollouts()
-        if r.plan.endpoint == ENDPOINT and r.state in NOT_SERVING and live.get(r.plan.deployment)
-    ]
+def nothing_ended_serves(transitions: Sequence[Transition]) -> list[str]:
+    """No rollout ends failed, superseded, rejected or rolled back with its deployment serving live traffic the app set
+    (what someone set by hand, or a write of the app's landing late before it is undone, is not the app's doing)."""
+    problems = []
+    for change in transitions:
+        if change.after not in NOT_SERVING or change.endpoint != ENDPOINT or change.setter != "app":
+            continue
+        share = (change.split or {}).get(change.deployment, 0)
+        if share:
+            problems.append(f"{change.deployment} ended {change.after.value} serving {share}%")
+    return problems
 
 
 def notified_once(harness: Harness) -> list[str]:
@@ -128,3 +125,45 @@ def notified_once(harness: Harness) -> list[str]:
             if told != entered[(deployment, state)]:
                 problems.append(f"{deployment}: entered {state.value} {entered[(deployment, state)]}x, told {told}x")
     return problems
+
+
+def dark_never_bakes(harness: Harness) -> list[str]:
+    """A rollout with no live traffic (``traffic=0``) has nothing to bake: it is never ``baking``."""
+    return [
+        f"{r.plan.deployment} (traffic 0) is baking"
+        for r in harness.rollouts()
+        if r.plan.traffic == 0 and r.state is State.BAKING
+    ]
+
+
+#: Rollouts whose deployment is of no further use to a rollback once it serves nothing.
+GARBAGE = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED)
+
+
+def previous_kept(harness: Harness, calls: Sequence[ArmCall], shown: Mapping[str, str]) -> list[str]:
+    """Cleanup never deletes the deployment the newest finished rollout replaced (its rollback's target) while a
+    deployment of no further use (its rollout superseded, failed, rolled back or aborted, and it serves nothing) is
+    kept instead: garbage goes first. A target that failed in Azure ML (``shown``: the states before the rule) can
+    take no traffic back, so it may go."""
+    deletes = [c for c in calls if c.op == "delete_deployment" and c.endpoint == ENDPOINT]
+    if not deletes:
+        return []
+    rollouts = [r for r in harness.rollouts() if r.plan.endpoint == ENDPOINT]
+    ended = [r for r in rollouts if r.state in (State.LIVE, State.CANARY, State.DARK)]
+    if not ended:
+        return []
+    newest = max(ended, key=lambda r: (r.turn_taken_at or r.created_at, r.created_at))
+    states = {r.plan.deployment: r.state for r in rollouts}
+    targets = {
+        name
+        for name, pct in (newest.progress.before_traffic or {}).items()
+        if pct and states.get(name) not in GARBAGE and shown.get(name) not in ("Failed", "Canceled")
+    }
+    aml = harness.world.aml
+    serving = {**aml.traffic(ENDPOINT), **aml.mirror(ENDPOINT)}
+    garbage = [name for name in aml.deployments(ENDPOINT) if states.get(name) in GARBAGE and not serving.get(name)]
+    return [
+        f"deleted {c.deployment}, the rollback target of {newest.plan.deployment}, and kept {', '.join(garbage)}"
+        for c in deletes
+        if c.deployment in targets and garbage
+    ]

@@ -45,6 +45,7 @@ class Transition:
     after: State
     row: dict[str, Any]
     split: dict[str, int] | None  # the endpoint's last accepted split when it was written
+    setter: str = ""  # who set that split: "app", "late" (a write landing late), "hand"
 
 
 @dataclass
@@ -135,8 +136,13 @@ class Harness:
         if before is after:
             return
         aml = self.world.aml
-        splits = [split for (_, name, split, _) in aml.traffic_log if name == key[0]]
-        self.transitions.append(Transition(key[0], row.key, before, after, dict(data), splits[-1] if splits else None))
+        setters = [
+            (split, by)
+            for (_, name, split, _), by in zip(aml.traffic_log, aml.traffic_by, strict=True)
+            if name == key[0]
+        ]
+        split, by = setters[-1] if setters else (None, "")
+        self.transitions.append(Transition(key[0], row.key, before, after, dict(data), split, by))
 
     def _guard(self, call: ArmCall) -> None:
         """At most one writer per endpoint: every write goes out under a lease that is held and not expired."""

@@ -50,6 +50,10 @@ class RolloutMachine(RuleBasedStateMachine):
         super().__init__()
         self.h = Harness.build()
         self.calls_seen = self.changes_seen = self.splits_seen = self.breaches_seen = 0
+        #: The endpoint's deployments and their states as the last check saw them.
+        self.shown: dict[str, str] = {}
+        #: Deployments an operator promoted while baking: the metric reads there were then (no gate judges after).
+        self.promoted: dict[str, int] = {}
         EXPLORED.examples += 1
 
     @initialize(inconclusive=st.sampled_from(["hold", "promote", "rollback"]))
@@ -107,7 +111,11 @@ class RolloutMachine(RuleBasedStateMachine):
         """An operator acts on one rollout (the API answers 202, 404 or 409; all are fine)."""
         self._fired(f"operator_{action}")
         endpoint, deployment = data.draw(st.sampled_from(sorted(self.h.states)))
-        operator_action(endpoint, deployment, action, b"", {}, self.h.world.deps)
+        before = self.h.states.get((endpoint, deployment))
+        status, body = operator_action(endpoint, deployment, action, b"", {}, self.h.world.deps)
+        self.promoted.pop(deployment, None)  # any later action is the operator's newer word
+        if status == 202 and before is State.BAKING and json.loads(body)["effect"] == "request_promote":
+            self.promoted[deployment] = len(self.h.world.metrics.reads)
 
     @precondition(lambda self: bool(self.h.states))
     @rule(mode=st.sampled_from(["hold", "apply", "apply", "apply"]))
@@ -218,17 +226,33 @@ class RolloutMachine(RuleBasedStateMachine):
             *checks.hold_writes_nothing(calls, h.world.settings.deploy_mode),
             *checks.rollbacks_exact(changes, h),
             *checks.no_downgrade(h, self.splits_seen),
-            *checks.nothing_ended_serves(h),
+            *checks.nothing_ended_serves(changes),
             *checks.notified_once(h),
+            *checks.dark_never_bakes(h),
+            *checks.previous_kept(h, calls, self.shown),
+            *self._promote_kept(),
             *h.lease_breaches[self.breaches_seen :],
         ]
         self.calls_seen, self.changes_seen = len(h.world.aml.calls), len(h.transitions)
         self.splits_seen, self.breaches_seen = len(h.world.aml.traffic_log), len(h.lease_breaches)
+        self.shown = h.world.aml.deployments(ENDPOINT)
         for change in changes:
             EXPLORED.transitions[f"{change.before.value if change.before else 'new'} -> {change.after.value}"] += 1
         for state in {state for state in h.states.values()}:
             EXPLORED.states[state.value] += 1
         assert not problems, problems
+
+    def _promote_kept(self) -> list[str]:
+        """The operator's promote is kept: once accepted during a bake, no gate judges that rollout any more."""
+        problems = []
+        reads = len(self.h.world.metrics.reads)
+        for deployment, then in list(self.promoted.items()):
+            state = self.h.states.get((ENDPOINT, deployment))
+            if reads > then:
+                problems.append(f"{deployment} was promoted, and a gate read the metrics after that")
+            if state is not State.BAKING:
+                del self.promoted[deployment]
+        return problems
 
     def teardown(self) -> None:
         """The faults stop: within a bound every rollout comes to rest (final, or waiting for an operator, said)."""
@@ -273,6 +297,8 @@ def waits_for_people(h: Harness, rollout: Any, depth: int = 0) -> bool:
             return True
     told = {n.type for n in h.world.sink.received if n.subject.endswith(f"/{rollout.plan.deployment}")}
     progress = rollout.progress
+    if progress.requested == "promote":
+        return False  # an operator's promote is carried out, never left waiting
     if progress.paused:
         return "AmlEvents.Rollout.Paused" in told
     if progress.held:
