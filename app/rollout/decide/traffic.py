@@ -59,7 +59,7 @@ def desired_traffic(
     others = {name: pct for name, pct in current.items() if name != me and name not in gone}
     mirror = {name: pct for name, pct in view.live_mirror().items() if name != me and name not in gone}
     if plan.traffic == 0:
-        if plan.mirror:
+        if plan.mirror and not current.get(me):  # Azure ML mirrors only to a deployment with no live share
             mirror = {me: plan.mirror}
         if not gone & set(current):
             return current, mirror

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from app.rollout.decide.model import State
-from tests.app.rollout.run.scenes import BAKE, CREDIT, act, canary_baking, live_v1, ticks
+from tests.app.rollout.run.scenes import BAKE, CREDIT, GATES, act, canary_baking, live_v1, ticks
+from tests.fakes import FakeWorld
 
 pytestmark = pytest.mark.fast
 
@@ -111,3 +112,21 @@ def test_a_deployment_retired_again_by_a_retried_rollout_is_told_again() -> None
 
     assert world.rollout("credit-v2").state is State.SUPERSEDED
     assert world.notified_about("credit-v2").count("AmlEvents.Rollout.Superseded") == 2
+
+
+def test_a_dark_rollout_never_mirrors_to_a_deployment_someone_gave_live_traffic() -> None:
+    world = FakeWorld(**GATES)
+    world.register("credit", 1, {**CREDIT, "traffic": "0", "mirror": "10"})
+    for _ in range(3):  # the endpoint, then the deployment
+        world.wait_for_aml()
+        world.tick()
+        if world.aml.state("credit", "credit-v1") == "Succeeded":
+            break
+    world.wait_for_aml()
+    world.aml.set_traffic_by_hand("credit", {"credit-v1": 100})  # by hand, before the app set its mirror
+    world.wait_for_aml()
+    world.settle()
+
+    assert not [c for c in world.aml.calls_to("set_traffic") if c.status == 400]
+    assert world.rollout("credit-v1").state is State.DARK
+    assert world.aml.traffic("credit") == {"credit-v1": 100} and world.aml.mirror("credit") == {}
