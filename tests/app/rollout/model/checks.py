@@ -72,8 +72,9 @@ def rollbacks_exact(transitions: Sequence[Transition], harness: Harness) -> list
 
 
 def no_downgrade(harness: Harness, since: int) -> list[str]:
-    """A traffic write of the app's never gives a share to a version older than one that ended live or canary, unless
-    the same write serves a version newer still (it retires the canary: its share goes back to the stable one)."""
+    """A traffic write of the app's never moves share from a version that ended live or canary to an older one of
+    the same model (retiring a canary into a newer version, or sharing a retired one's share out in proportion, is
+    no downgrade)."""
     problems = []
     ended: dict[str, list[int]] = {}
     for r in harness.rollouts():
@@ -84,15 +85,18 @@ def no_downgrade(harness: Harness, since: int) -> list[str]:
         if index < since:
             continue
         before = next((split for _, name, split, _ in reversed(log[:index]) if name == ENDPOINT), {})
-        served = {}
+        served: dict[str, int] = {}
         for name in live:
             model, _, version = name.rpartition("-v")
             served[model] = max(served.get(model, 0), int(version))
         for name, pct in live.items():
             model, _, version = name.rpartition("-v")
-            newer = [v for v in ended.get(model, []) if v > int(version)]
-            if pct > before.get(name, 0) and newer and served[model] <= max(newer):
-                problems.append(f"{name} got {pct}% while {model}-v{max(newer)} ended live or canary")
+            if pct <= before.get(name, 0):
+                continue
+            for newer in (v for v in ended.get(model, []) if v > int(version) and served[model] <= v):
+                lost = live.get(f"{model}-v{newer}", 0) < before.get(f"{model}-v{newer}", 0)
+                if lost:
+                    problems.append(f"{name} got {pct}% from {model}-v{newer}, which ended live or canary")
     return problems
 
 
