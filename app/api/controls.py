@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Rollout
 from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action, operated
-from app.rollout.decide.step import rollback_blocker
+from app.rollout.decide.rollback import rollback_blocker
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.failing import classify

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from app.platform import budgets
 from app.platform.durations import parse_duration
@@ -79,19 +80,31 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
-        smoke_required=reader.boolean("SMOKE_REQUIRED", False),
-        smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
-        bake_default=reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
-        gate_max_error_rate=reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
-        gate_max_latency_ratio=reader.number("GATE_MAX_LATENCY_RATIO", 1.5, low=1.0, high=100.0),
-        gate_max_p99_ms=reader.optional_number("GATE_MAX_P99_MS", low=1.0, high=600_000.0),
-        gate_min_requests=reader.integer("GATE_MIN_REQUESTS", 100, low=1, high=10_000_000),
-        gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
-        gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
-        gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+        **_delivery(reader),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
     )
+    return _checked(settings, reader)
+
+
+def _delivery(reader: _Reader) -> dict[str, Any]:
+    """Progressive delivery's settings: the smoke test, the default bake and the metric gate."""
+    return {
+        "smoke_required": reader.boolean("SMOKE_REQUIRED", False),
+        "smoke_timeout_seconds": reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
+        "bake_default": reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
+        "gate_max_error_rate": reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
+        "gate_max_latency_ratio": reader.number("GATE_MAX_LATENCY_RATIO", 1.5, low=1.0, high=100.0),
+        "gate_max_p99_ms": reader.optional_number("GATE_MAX_P99_MS", low=1.0, high=600_000.0),
+        "gate_min_requests": reader.integer("GATE_MIN_REQUESTS", 100, low=1, high=10_000_000),
+        "gate_metric_lag": reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
+        "gate_max_extensions": reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
+        "gate_inconclusive": reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+    }
+
+
+def _checked(settings: Settings, reader: _Reader) -> Settings:
+    """Every problem at once (the retry budgets too, when the rest is sound); an empty allowlist said loudly."""
     if not reader.problems:
         reader.problems.extend(
             budgets.budget_problems(settings.endpoint_lease_seconds, settings.arm_read_timeout_seconds)

@@ -20,10 +20,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from app.platform.settings import Settings
+from typing import Any
 
 GRAIN = dt.timedelta(minutes=1)  # Azure Monitor's PT1M data points
 INCONCLUSIVE_ACTIONS = ("hold", "promote", "rollback")
@@ -215,27 +212,44 @@ def evaluate_gate(
     the errors already exceed what the whole minimum sample may hold (then FAIL: more traffic cannot help it
     pass at ``min_requests``). Latency data missing where a latency rule applies: INCONCLUSIVE. Any FAIL wins.
     """
-    counted_until = min(window.end, now - policy.metric_lag)
-    new_key, stable_keys = new.lower(), {name.lower() for name in stable}
-    used = outside = lagged = 0
+    counted = _count(window, new, stable, policy, now)
+    evidence = _evidence(window, new, stable, policy, counted, notes)
+    return _judge(new, policy, evidence)
 
-    def keep(timestamp: dt.datetime) -> bool:
-        nonlocal used, outside, lagged
+
+@dataclass
+class _Counted:
+    """What the window's points add up to for the new deployment and the stable ones."""
+
+    counted_until: dt.datetime
+    new: _Tally = field(default_factory=lambda: _Tally())
+    stable: _Tally = field(default_factory=lambda: _Tally())
+    new_latency: list[LatencyPoint] = field(default_factory=list)
+    stable_latency: list[LatencyPoint] = field(default_factory=list)
+    used: int = 0
+    outside: int = 0
+    lagged: int = 0
+
+    def keep(self, window: MetricWindow, timestamp: dt.datetime) -> bool:
+        """Does a point stamped ``timestamp`` lie wholly inside the window and end before the lag?"""
         if timestamp < window.start or timestamp + window.grain > window.end:
-            outside += 1
+            self.outside += 1
             return False
-        if timestamp + window.grain > counted_until:
-            lagged += 1
+        if timestamp + window.grain > self.counted_until:
+            self.lagged += 1
             return False
-        used += 1
+        self.used += 1
         return True
 
-    new_tally, stable_tally = _Tally(), _Tally()
+
+def _count(window: MetricWindow, new: str, stable: Sequence[str], policy: GatePolicy, now: dt.datetime) -> _Counted:
+    counted = _Counted(min(window.end, now - policy.metric_lag))
+    new_key, stable_keys = new.lower(), {name.lower() for name in stable}
     for point in window.requests:
-        if not keep(point.timestamp):
+        if not counted.keep(window, point.timestamp):
             continue
         key = point.deployment.lower()
-        tally = new_tally if key == new_key else stable_tally if key in stable_keys else None
+        tally = counted.new if key == new_key else counted.stable if key in stable_keys else None
         if tally is None:
             continue
         tally.requests += point.count
@@ -243,19 +257,28 @@ def evaluate_gate(
         tally.per_minute[slot] = tally.per_minute.get(slot, 0.0) + point.count
         if point.server_error:
             tally.errors += point.count
-    new_latency: list[LatencyPoint] = []
-    stable_latency: list[LatencyPoint] = []
     for lat in window.latency:
-        if not keep(lat.timestamp):
+        if not counted.keep(window, lat.timestamp):
             continue
         key = lat.deployment.lower()
         if key == new_key:
-            new_latency.append(lat)
+            counted.new_latency.append(lat)
         elif key in stable_keys:
-            stable_latency.append(lat)
+            counted.stable_latency.append(lat)
+    return counted
 
-    new_p99 = _weighted_p99(new_latency, new_tally.per_minute)
-    stable_p99 = _weighted_p99(stable_latency, stable_tally.per_minute)
+
+def _evidence(
+    window: MetricWindow,
+    new: str,
+    stable: Sequence[str],
+    policy: GatePolicy,
+    counted: _Counted,
+    notes: Iterable[str],
+) -> GateEvidence:
+    new_tally, stable_tally = counted.new, counted.stable
+    new_p99 = _weighted_p99(counted.new_latency, new_tally.per_minute)
+    stable_p99 = _weighted_p99(counted.stable_latency, stable_tally.per_minute)
     baseline = stable_tally.requests > 0 and stable_p99 is not None and stable_p99 > 0
     share = 100.0 * new_tally.errors / new_tally.requests if new_tally.requests else None
     ratio = new_p99 / stable_p99 if baseline and new_p99 is not None and stable_p99 else None
@@ -266,10 +289,10 @@ def evaluate_gate(
         all_notes.append(
             "the stable deployment served no requests with latency data in the window: absolute thresholds only"
         )
-    evidence = GateEvidence(
+    return GateEvidence(
         window_start=window.start,
         window_end=window.end,
-        counted_until=counted_until,
+        counted_until=counted.counted_until,
         new_deployment=new,
         stable_deployments=tuple(stable),
         new_requests=new_tally.requests,
@@ -284,41 +307,43 @@ def evaluate_gate(
         max_latency_ratio=policy.max_latency_ratio,
         max_p99_ms=policy.max_p99_ms,
         min_requests=policy.min_requests,
-        points_used=used,
-        points_outside_window=outside,
-        points_dropped_for_lag=lagged,
+        points_used=counted.used,
+        points_outside_window=counted.outside,
+        points_dropped_for_lag=counted.lagged,
         notes=tuple(all_notes),
     )
 
+
+def _judge(new: str, policy: GatePolicy, evidence: GateEvidence) -> GateResult:
+    """The rules, on the evidence: a failure wins, then an unknown, else a pass."""
     failures: list[str] = []
     unknowns: list[str] = []
+    requests, errors = evidence.new_requests, evidence.new_errors
     budget = policy.max_error_rate / 100.0 * policy.min_requests
-    if new_tally.requests < policy.min_requests:
-        if new_tally.errors > budget:
+    if requests < policy.min_requests:
+        if errors > budget:
             failures.append(
-                f"{new_tally.errors:g} server errors in {new_tally.requests:g} requests already exceed the "
+                f"{errors:g} server errors in {requests:g} requests already exceed the "
                 f"{policy.max_error_rate:g}% allowed in the minimum sample of {policy.min_requests}"
             )
         else:
-            unknowns.append(
-                f"{new} served {new_tally.requests:g} requests, fewer than GATE_MIN_REQUESTS={policy.min_requests}"
-            )
+            unknowns.append(f"{new} served {requests:g} requests, fewer than GATE_MIN_REQUESTS={policy.min_requests}")
         return _result(failures, unknowns, evidence)
 
+    share, new_p99, ratio = evidence.error_share_pct, evidence.new_p99_ms, evidence.latency_ratio
     assert share is not None  # requests >= min_requests >= 1
     if share > policy.max_error_rate:
         failures.append(
-            f"server-error share {share:.2f}% ({new_tally.errors:g}/{new_tally.requests:g}) is above "
-            f"{policy.max_error_rate:g}%"
+            f"server-error share {share:.2f}% ({errors:g}/{requests:g}) is above {policy.max_error_rate:g}%"
         )
-    needs_latency = policy.max_p99_ms is not None or baseline
+    needs_latency = policy.max_p99_ms is not None or evidence.baseline
     if needs_latency and new_p99 is None:
         unknowns.append(f"no RequestLatency_P99 data for {new} in the window")
     if new_p99 is not None and policy.max_p99_ms is not None and new_p99 > policy.max_p99_ms:
         failures.append(f"P99 {new_p99:.1f} ms is above the limit of {policy.max_p99_ms:g} ms")
     if ratio is not None and ratio > policy.max_latency_ratio:
         failures.append(
-            f"P99 {new_p99:.1f} ms is {ratio:.2f}x the stable P99 {stable_p99:.1f} ms, above "
+            f"P99 {new_p99:.1f} ms is {ratio:.2f}x the stable P99 {evidence.stable_p99_ms:.1f} ms, above "
             f"{policy.max_latency_ratio:g}x"
         )
     return _result(failures, unknowns, evidence)
@@ -361,16 +386,3 @@ def _weighted_p99(
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def policy_from_settings(settings: Settings) -> GatePolicy:
-    """The platform's gate policy, from the ``GATE_*`` settings."""
-    return GatePolicy(
-        max_error_rate=settings.gate_max_error_rate,
-        max_latency_ratio=settings.gate_max_latency_ratio,
-        max_p99_ms=settings.gate_max_p99_ms,
-        min_requests=settings.gate_min_requests,
-        metric_lag=settings.gate_metric_lag,
-        max_extensions=settings.gate_max_extensions,
-        inconclusive=settings.gate_inconclusive,
-    )

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from app.platform.settings import Settings
-from app.rollout.decide.gate import GatePolicy, policy_from_settings
+from app.rollout.decide.gate import GatePolicy
 from app.rollout.decide.model import EndpointView
 
 
@@ -52,4 +52,17 @@ def step_policy(settings: Settings) -> Policy:
         max_attempts=settings.rollout_max_attempts,
         permission_wait=dt.timedelta(minutes=settings.permission_retry_minutes),
         smoke_required=settings.smoke_required,
+    )
+
+
+def policy_from_settings(settings: Settings) -> GatePolicy:
+    """The platform's gate policy, from the ``GATE_*`` settings."""
+    return GatePolicy(
+        max_error_rate=settings.gate_max_error_rate,
+        max_latency_ratio=settings.gate_max_latency_ratio,
+        max_p99_ms=settings.gate_max_p99_ms,
+        min_requests=settings.gate_min_requests,
+        metric_lag=settings.gate_metric_lag,
+        max_extensions=settings.gate_max_extensions,
+        inconclusive=settings.gate_inconclusive,
     )

@@ -15,7 +15,6 @@ Cleanup (deleting surplus deployments) is a separate decision, ``cleanup.cleanup
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import replace
 
 from app.rollout.decide.actions import (
@@ -47,6 +46,7 @@ from app.rollout.decide.model import (
     State,
 )
 from app.rollout.decide.policy import Policy
+from app.rollout.decide.rollback import rollback, rollback_blocker
 from app.rollout.decide.seen import Observation
 from app.rollout.decide.stepping import MoveKind, StepPlan, next_move
 from app.rollout.decide.traffic import (
@@ -54,7 +54,6 @@ from app.rollout.decide.traffic import (
     desired_traffic,
     refused_shares,
     retiring,
-    rollback_target,
     serves,
 )
 from app.rollout.decide.versions import newer_version
@@ -63,8 +62,6 @@ TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write tu
 HELD = "held: the gate stayed inconclusive (GATE_INCONCLUSIVE=hold); an operator promotes, rolls back or aborts"
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
-#: States of a rollout that has changed (or holds the turn to change) the endpoint's traffic.
-CHANGED_THE_ENDPOINT = (State.DEPLOYING, State.BAKING, State.LIVE, State.CANARY, State.DARK, State.ABORTED)
 
 
 def step(
@@ -109,16 +106,16 @@ def _running(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Poli
         # A pause never shields a failed deployment that may serve from its rollback.
         if mine is None or not mine.failed or not moved or view is None or view.busy_reason:
             return Wait("paused by an operator: no writes and no bake until resumed")
-        return _rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
+        return rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
     if view is None:
         if moved:
-            return _rollback(rollout, view, f"endpoint {plan.endpoint} no longer exists", None)
+            return rollback(rollout, view, f"endpoint {plan.endpoint} no longer exists", None)
         return CreateEndpoint()
     busy = view.busy_reason
     if busy:
         return Wait(f"AML is busy: {busy}")
     if progress.requested == "rollback":
-        return _rollback(rollout, view, "a rollback is under way", None)
+        return rollback(rollout, view, "a rollback is under way", None)
     return _deployment(rollout, view, seen, now, policy, gate, mine, moved)
 
 
@@ -146,7 +143,7 @@ def _deployment(
         return _give_up(rollout, view, reason, policy)
     if mine is None:
         if moved:
-            return _rollback(rollout, view, f"deployment {plan.deployment} disappeared", None)
+            return rollback(rollout, view, f"deployment {plan.deployment} disappeared", None)
         return CreateDeployment()
     if not mine.serves(plan.model_name, plan.model_version):
         return Fail(
@@ -155,7 +152,7 @@ def _deployment(
         )
     if mine.failed:
         if moved:
-            return _rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
+            return rollback(rollout, view, f"deployment {mine.name} ended {mine.provisioning_state}", None)
         if mine.provisioning_state.lower() == "canceled" and "deployment" not in rollout.retries:
             return CreateDeployment(f"deployment {mine.name} was Canceled: PUT it again once", retry="deployment")
         return _fail(f"deployment {mine.name} ended {mine.provisioning_state}", view, mine, policy)
@@ -192,36 +189,13 @@ def _after_end(rollout: Rollout, seen: Observation) -> Action:
         return DropRequest(f"cannot roll back: {blocked}; traffic left as it is")
     if view is not None and view.busy_reason:
         return Wait(f"rollback waits: AML is busy: {view.busy_reason}")
-    return _rollback(rollout, view, "an operator asked for a rollback", None)
-
-
-def rollback_blocker(rollout: Rollout, view: EndpointView | None, siblings: Sequence[Rollout]) -> str:
-    """Why an ended rollout cannot be rolled back, or "": a newer rollout changed the endpoint since (roll that one
-    back first: rolling this one back would silently undo it), or the split it replaced is gone."""
-    started = rollout.turn_taken_at or rollout.created_at
-    newer = [
-        other
-        for other in siblings
-        if other.plan.deployment != rollout.plan.deployment
-        and other.state in CHANGED_THE_ENDPOINT
-        and (other.turn_taken_at or other.created_at) > started
-    ]
-    if newer:
-        return (
-            f"{newer[0].plan.deployment} ({newer[0].state.value}) changed the endpoint since; roll that one back first"
-        )
-    before = {name: pct for name, pct in (rollout.progress.before_traffic or {}).items() if pct}
-    if view is None or not before:
-        return "there is no split from before it to go back to"
-    if rollback_target(before, rollout.progress.before_mirror, view, rollout.plan.deployment) is None:
-        return f"the deployments it replaced ({', '.join(sorted(before))}) are gone or failed"
-    return ""
+    return rollback(rollout, view, "an operator asked for a rollback", None)
 
 
 def _give_up(rollout: Rollout, view: EndpointView | None, reason: str, policy: Policy) -> Action:
     """No retry fixes it: fail a rollout that moved no traffic; roll back one that did (never failed while serving)."""
     if traffic_moved(rollout, view):
-        return _rollback(rollout, view, reason, None)
+        return rollback(rollout, view, reason, None)
     mine = view.deployment(rollout.plan.deployment) if view else None
     return _fail(reason, view, mine, policy)
 
@@ -243,30 +217,7 @@ def _steps(
     current = progress.step if progress.step is not None else 0
     k = last if promote else min(current, last)
     if progress.bake_started_at is None or k != progress.step:
-        traffic, mirror = desired_traffic(view, replace(plan, traffic=plan.steps[k]), retire)
-        refused = [name for name in refused_shares(view, traffic, mirror) if name != plan.deployment.lower()]
-        if refused:
-            return _give_up(rollout, view, f"the split needs {', '.join(refused)}, which Azure ML shows failed", policy)
-        if traffic != view.live_traffic() or mirror != view.live_mirror():
-            retired = f"; retiring {', '.join(retire)}" if retire else ""
-            note = " (promoted by an operator: remaining bakes skipped)" if promote and k != current else ""
-            return SetTraffic(
-                traffic,
-                mirror,
-                describe(traffic, mirror) + _step_label(plan, k) + note + retired,
-                retire=retire,
-                step=k,
-                smoke=progress.smoke is None and not mine_has_traffic,
-            )
-        if not plan.bakes or promote:
-            if k == last:
-                finish = _finish(plan, view, retire)
-                return replace(finish, reason=finish.reason + " (promoted by an operator)") if promote else finish
-            return _step_write(plan, view, retire, k + 1, "no bake: steps advance without gates", None)
-        return StartBake(
-            k, f"baking step {k + 1}/{last + 1} at {plan.steps[k]}% for {plan.bake_seconds} s, then the gate", retire
-        )
-    assert progress.bake_started_at is not None
+        return _to_step(rollout, view, policy, retire, k, mine_has_traffic)
     if promote:  # the final step is in place, baking or held: promoted, its gate skipped
         finish = _finish(plan, view, retire)
         return replace(finish, reason=finish.reason + " (promoted by an operator: the final bake skipped)")
@@ -274,6 +225,53 @@ def _steps(
         return _finish(plan, view, retire)
     if progress.held:  # GATE_INCONCLUSIVE=hold: no more reads; an operator promotes, rolls back or aborts
         return Wait(rollout.reason or HELD)
+    return _after_bake(rollout, view, now, policy, gate, retire, k)
+
+
+def _to_step(
+    rollout: Rollout, view: EndpointView, policy: Policy, retire: tuple[str, ...], k: int, mine_has_traffic: bool
+) -> Action:
+    """Step ``k``'s traffic: set it, or, in place, start its bake (or move on when there is nothing to bake)."""
+    plan, progress = rollout.plan, rollout.progress
+    last, promote = len(plan.steps) - 1, progress.requested == "promote"
+    traffic, mirror = desired_traffic(view, replace(plan, traffic=plan.steps[k]), retire)
+    refused = [name for name in refused_shares(view, traffic, mirror) if name != plan.deployment.lower()]
+    if refused:
+        return _give_up(rollout, view, f"the split needs {', '.join(refused)}, which Azure ML shows failed", policy)
+    if traffic != view.live_traffic() or mirror != view.live_mirror():
+        retired = f"; retiring {', '.join(retire)}" if retire else ""
+        skipped = promote and k != (progress.step if progress.step is not None else 0)
+        note = " (promoted by an operator: remaining bakes skipped)" if skipped else ""
+        return SetTraffic(
+            traffic,
+            mirror,
+            describe(traffic, mirror) + _step_label(plan, k) + note + retired,
+            retire=retire,
+            step=k,
+            smoke=progress.smoke is None and not mine_has_traffic,
+        )
+    if not plan.bakes or promote:
+        if k == last:
+            finish = _finish(plan, view, retire)
+            return replace(finish, reason=finish.reason + " (promoted by an operator)") if promote else finish
+        return _step_write(plan, view, retire, k + 1, "no bake: steps advance without gates", None)
+    reason = f"baking step {k + 1}/{last + 1} at {plan.steps[k]}% for {plan.bake_seconds} s, then the gate"
+    return StartBake(k, reason, retire)
+
+
+def _after_bake(
+    rollout: Rollout,
+    view: EndpointView,
+    now: dt.datetime,
+    policy: Policy,
+    gate: GateResult | None,
+    retire: tuple[str, ...],
+    k: int,
+) -> Action:
+    """Step ``k`` bakes: wait for its end, ask for the gate, and act on the verdict (``stepping.next_move``)."""
+    plan, progress = rollout.plan, rollout.progress
+    assert progress.bake_started_at is not None
+    last = len(plan.steps) - 1
     move = next_move(
         StepPlan(plan.steps, dt.timedelta(seconds=plan.bake_seconds)),
         k,
@@ -284,9 +282,7 @@ def _steps(
         extensions_used=progress.extensions,
     )
     if move.kind is MoveKind.BAKING:
-        if move.gate is not None:
-            return Extend(move.extensions_used, move.reason, move.gate)
-        return Wait(move.reason)
+        return Extend(move.extensions_used, move.reason, move.gate) if move.gate is not None else Wait(move.reason)
     if move.kind is MoveKind.EVALUATE:
         return Evaluate(f"step {k + 1}/{last + 1}: {move.reason}")
     if move.kind is MoveKind.ADVANCE:
@@ -296,7 +292,7 @@ def _steps(
         finish = _finish(plan, view, retire)
         return replace(finish, reason=f"{finish.reason}; final bake passed: {move.reason}", gate=move.gate)
     if move.kind is MoveKind.ROLLBACK:
-        return _rollback(rollout, view, move.reason, move.gate)
+        return rollback(rollout, view, move.reason, move.gate)
     if move.kind is MoveKind.HOLD and move.gate is not None:
         return Hold(move.reason, move.gate)
     return Wait(move.reason)
@@ -319,31 +315,6 @@ def _step_write(
 
 def _step_label(plan: RolloutPlan, k: int) -> str:
     return f" (step {k + 1}/{len(plan.steps)})" if len(plan.steps) > 1 else ""
-
-
-def _rollback(rollout: Rollout, view: EndpointView | None, why: str, gate: GateResult | None) -> Action:
-    """Back, in one write, to the split before the rollout (``traffic.rollback_target``). A row that recorded no
-    split (written before the split was recorded at the first traffic move) goes back to the others it shares with."""
-    plan, progress = rollout.plan, rollout.progress
-    if view is None or (progress.before_traffic is None and not serves(rollout, view)):
-        return Finish(State.ROLLED_BACK, f"rolled back: {why}; no traffic had moved to it, nothing written", gate=gate)
-    before = progress.before_traffic
-    if before is None:
-        before = view.live_traffic()
-        if not any(pct for name, pct in before.items() if name != plan.deployment.lower()):
-            return _cannot_roll_back(rollout, f"{why}: no split was recorded before the rollout")
-    target = rollback_target(before, progress.before_mirror, view, plan.deployment)
-    if target is None:
-        gone = ", ".join(sorted(name for name, pct in before.items() if pct))
-        return _cannot_roll_back(rollout, f"{why}: the deployments of the split before the rollout ({gone}) are gone")
-    traffic, mirror = target
-    return RollBack(traffic, mirror, f"rolled back: {why}; {describe(traffic, mirror)}", gate)
-
-
-def _cannot_roll_back(rollout: Rollout, why: str) -> Action:
-    if rollout.state.terminal:
-        return DropRequest(f"cannot roll back ({why}); traffic left as it is")
-    return Stuck(f"cannot roll back ({why}); traffic left as it is until an operator acts (abort)")
 
 
 def _finish(plan: RolloutPlan, view: EndpointView, retire: tuple[str, ...]) -> Finish:

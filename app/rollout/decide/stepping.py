@@ -121,6 +121,18 @@ def next_move(
         return _forward(plan, step, gate.summary, gate)
     if gate.outcome is Outcome.FAIL:
         return Move(MoveKind.ROLLBACK, gate.summary, step, None, extensions_used=extensions_used, gate=gate)
+    return _inconclusive(plan, step, bake_started_at, gate, policy, extensions_used)
+
+
+def _inconclusive(
+    plan: StepPlan,
+    step: int,
+    bake_started_at: dt.datetime,
+    gate: GateResult,
+    policy: GatePolicy,
+    extensions_used: int,
+) -> Move:
+    """An inconclusive verdict: extend the bake while extensions remain, then do what ``GATE_INCONCLUSIVE`` says."""
     then = after_inconclusive(extensions_used, policy)
     if then is NextAfterInconclusive.EXTEND:
         used = extensions_used + 1

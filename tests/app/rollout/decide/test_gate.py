@@ -17,8 +17,8 @@ from app.rollout.decide.gate import (
     RequestPoint,
     after_inconclusive,
     evaluate_gate,
-    policy_from_settings,
 )
+from app.rollout.decide.policy import policy_from_settings
 from tests.fakes import make_settings
 
 pytestmark = pytest.mark.fast
