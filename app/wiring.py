@@ -9,6 +9,7 @@ from app.azure.aml import AmlGateway
 from app.azure.credential import get_credential
 from app.azure.metrics import MetricsReader
 from app.azure.queue import FollowUpQueue
+from app.azure.registry import ModelRegistry
 from app.azure.scoring import SmokeTester
 from app.azure.sinks import sinks_from_settings
 from app.azure.tables import TableStore
@@ -19,7 +20,7 @@ from app.platform.settings_reader import get_settings
 from app.platform.tables import Table
 from app.platform.telemetry import setup as setup_telemetry
 from app.platform.workspace import WorkspaceRef
-from app.ports import AzureMl, Deps, FollowUps, MetricsSource, SmokeClient
+from app.ports import AzureMl, Deps, FollowUps, MetricsSource, Registry, SmokeClient
 
 
 @functools.cache
@@ -54,6 +55,15 @@ def _smoke_client(workspace: WorkspaceRef) -> SmokeClient:
     return SmokeTester(_gateway(workspace), get_credential(), get_settings().smoke_timeout_seconds)
 
 
+@functools.cache
+def _model_registry(name: str) -> ModelRegistry:
+    return ModelRegistry(get_credential(), name)
+
+
+def _registry(name: str) -> Registry:
+    return _model_registry(name)
+
+
 def _metrics_reader(workspace: WorkspaceRef) -> MetricsSource:
     return MetricsReader(get_credential(), workspace.subscription_id)
 
@@ -80,10 +90,11 @@ def production_deps() -> Deps:
         smoke=_smoke_client,
         metrics=_metrics_reader,
         followups=_followup_queue if settings.followup_delays else None,
+        registry=_registry,
     )
 
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _gateway, _table, _queue, get_settings, get_credential):
+    for cached in (production_deps, _gateway, _table, _queue, _model_registry, get_settings, get_credential):
         cached.cache_clear()

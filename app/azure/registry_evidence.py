@@ -19,8 +19,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from app.rollout.decide.registry_model import GateEvidence, PromotionEvidence, RecordedEvidence, SmokeEvidence
+
+# The evidence types live with the promotion's decisions, which build them; re-exported for the adapter's users.
+__all__ = [
+    "CORE_KEYS",
+    "EvidenceTooLarge",
+    "GateEvidence",
+    "PromotionEvidence",
+    "RecordedEvidence",
+    "SmokeEvidence",
+    "content_differences",
+    "evidence_digest",
+    "promotion_tags",
+    "read_evidence",
+]
 
 MAX_TAGS = 50
 MAX_KEY_LENGTH = 100
@@ -32,6 +47,8 @@ ROLLOUT = f"{PREFIX}rollout"
 TIME = f"{PREFIX}time"
 SMOKE = f"{PREFIX}smoke"
 DIGEST = f"{PREFIX}digest"
+#: The staging rollout in its app's status API (only when the staging app knows its host name).
+STATUS = f"{PREFIX}status"
 GATE = f"{PREFIX}gate."
 GATES = f"{PREFIX}gates"
 #: The evidence tags every promoted version carries, whatever else must give way.
@@ -40,47 +57,6 @@ CORE_KEYS = (SOURCE_WORKSPACE, SOURCE_MODEL, ROLLOUT, TIME, SMOKE, DIGEST)
 
 class EvidenceTooLarge(ValueError):
     """The model's tags leave no room for the evidence: the message says how many tags to carry at most."""
-
-
-@dataclass(frozen=True)
-class GateEvidence:
-    """One gate's verdict and the figures it judged (e.g. ``{"p99_ms": 412.0, "error_rate": 0.2}``)."""
-
-    name: str
-    verdict: str
-    figures: Mapping[str, float | int | str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SmokeEvidence:
-    """The smoke test's result before any traffic."""
-
-    passed: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class PromotionEvidence:
-    """What the staging rollout proved, recorded on the registry version it promotes."""
-
-    source_workspace: str  # the staging workspace's ARM id
-    rollout_id: str
-    time: datetime
-    gates: tuple[GateEvidence, ...] = ()
-    smoke: SmokeEvidence | None = None
-
-
-@dataclass(frozen=True)
-class RecordedEvidence:
-    """The evidence as a registry version's tags show it (gate figures only when they fitted)."""
-
-    rollout_id: str
-    source_workspace: str
-    source_model: str
-    time: datetime | None
-    smoke: str
-    gates: Mapping[str, str]
-    digest: str
 
 
 def promotion_tags(
@@ -108,6 +84,8 @@ def promotion_tags(
         SMOKE: _smoke(evidence.smoke),
         DIGEST: evidence_digest(evidence, source_model),
     }
+    if evidence.status_link:
+        core[STATUS] = evidence.status_link
     room = MAX_TAGS - len(carried) - len(core)
     needed = min(len(evidence.gates), 1)
     if room < needed:
@@ -185,6 +163,8 @@ def evidence_digest(evidence: PromotionEvidence, source_model: str) -> str:
             for g in evidence.gates
         ],
     }
+    if evidence.status_link:  # absent when unset, so that evidence without a link keeps the digest it always had
+        document["status"] = evidence.status_link
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -203,6 +183,7 @@ def read_evidence(tags: Mapping[str, str]) -> RecordedEvidence | None:
         smoke=tags.get(SMOKE, ""),
         gates=gates,
         digest=tags.get(DIGEST, ""),
+        status_link=tags.get(STATUS, ""),
     )
 
 
