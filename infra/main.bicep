@@ -142,6 +142,32 @@ param retrainCompute string = ''
 @description('Comma-separated key=value tags every retraining job carries, for example register_model=credit,model.deploy=true, so that its completed run registers the model and the new version rolls out.')
 param retrainJobTags string = ''
 
+@description('Staging side of a promotion: the Azure ML registry that a proven model version is shared into, with its staging evidence, when its rollout ends live or canary with every gate passed and the model is tagged promote=true (or PROMOTE_ALL is true). Empty: nothing is promoted.')
+param promoteToRegistry string = ''
+
+@allowed([
+  'true'
+  'false'
+])
+@description('true promotes every proven rollout, not only models tagged promote=true.')
+param promoteAll string = 'false'
+
+@description('Production side of a promotion: comma-separated ARM ids of the staging workspaces whose AmlEvents.Model.Promoted events the app takes (the source the staging app stamps on its CloudEvents), compared case-insensitively. Empty: every such event is ignored (fail closed), and the resync skips registry versions whose evidence names another workspace.')
+param promotionSources string = ''
+
+@description('Production side of a promotion: comma-separated names of the Azure ML registries whose versions the app rolls out into its own workspace; the resync also polls them for promotions whose event was lost. Empty: no promoted version is rolled out (fail closed).')
+param promotionRegistries string = ''
+
+@allowed([
+  'true'
+  'false'
+])
+@description('true makes every rollout wait for an operator\'s approve before any live traffic, once its smoke test passed. A model may also ask for it with the tag approval=required; no tag can waive it.')
+param requireApproval string = 'false'
+
+@description('How long a rollout waits for an approval before it ends expired, with a notification: a duration such as 30m, 24h or 168h (1m..2160h).')
+param approvalTimeout string = '168h'
+
 @allowed([
   'true'
   'false'
@@ -253,6 +279,12 @@ var appSettings = {
   RETRAIN_COOLDOWN_MINUTES: retrainCooldownMinutes
   RETRAIN_COMPUTE: retrainCompute
   RETRAIN_JOB_TAGS: retrainJobTags
+  PROMOTE_TO_REGISTRY: promoteToRegistry
+  PROMOTE_ALL: promoteAll
+  PROMOTION_SOURCES: promotionSources
+  PROMOTION_REGISTRIES: promotionRegistries
+  REQUIRE_APPROVAL: requireApproval
+  APPROVAL_TIMEOUT: approvalTimeout
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {

@@ -44,6 +44,8 @@ DEFAULT_DELAYS: Mapping[str, float] = {
 }
 #: A queue message can stay invisible for at most 7 days (Put Message, visibilitytimeout).
 MAX_VISIBILITY_S = 7 * 24 * 3600
+#: How long a rollout waits for an approval before it expires (APPROVAL_TIMEOUT).
+DEFAULT_APPROVAL_TIMEOUT = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,21 @@ class Settings:
     appinsights_connection_string: str = field(default="", repr=False)
     #: Local runs: print the spans and metrics on the console.
     telemetry_console: bool = False
+    #: Promotion, staging side (docs/promotion.md): the registry proven models are shared into; empty: none.
+    promote_to_registry: str = ""
+    #: Promote every proven rollout, not only models tagged ``promote=true``.
+    promote_all: bool = False
+    #: Promotion, production side: the workspaces (keys, as ``allowed_workspaces``) whose ``AmlEvents.Model.Promoted``
+    #: events are taken; empty takes none (fail closed).
+    promotion_sources: frozenset[str] = frozenset()
+    #: The registries (lower-cased names) promoted versions are read from and rolled out; empty: none.
+    promotion_registries: frozenset[str] = frozenset()
+    #: The workspace (its key) promoted versions are rolled out into: ``PROMOTION_WORKSPACE``, else the only one
+    #: ``AML_ALLOWED_WORKSPACES`` lists.
+    promotion_workspace: str = ""
+    #: Every rollout waits for an operator's approval before live traffic (the tag ``approval=required`` asks too).
+    require_approval: bool = False
+    approval_timeout: dt.timedelta = DEFAULT_APPROVAL_TIMEOUT
 
     @property
     def applies_changes(self) -> bool:
@@ -127,6 +144,14 @@ class Settings:
     def followup_delay(self, kind: str) -> float | None:
         """Seconds until the follow-up of a write of ``kind`` is due; None when follow-ups are off."""
         return dict(self.followup_delays).get(kind)
+
+    def promotes_from(self, workspace: WorkspaceRef) -> bool:
+        """Is ``workspace`` one whose promotions this app takes (``PROMOTION_SOURCES``)? Empty allows none."""
+        return workspace.key in self.promotion_sources
+
+    def reads_registry(self, registry: str) -> bool:
+        """Is ``registry`` one this app rolls promoted versions out from (``PROMOTION_REGISTRIES``)? Empty: none."""
+        return registry.lower() in self.promotion_registries
 
     def allows(self, workspace: WorkspaceRef) -> bool:
         """Is ``workspace`` on the allowlist? Compared case-insensitively; empty allows nothing."""

@@ -8,12 +8,14 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from app.platform import budgets
 from app.platform.durations import parse_duration
 from app.platform.errors import SettingsError
 from app.platform.names import is_valid_name
 from app.platform.settings import (
+    DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_DELAYS,
     DEFAULT_NOTIFY_RUN_STATUSES,
     DEFAULT_RESYNC_MAX_MODELS,
@@ -28,6 +30,11 @@ from app.platform.workspace import WorkspaceRef
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+#: Azure ML registry names (the 2023-04-01 spec's ``registryName`` pattern, azure-rest-api-specs
+#: specification/machinelearningservices/resource-manager/.../stable/2023-04-01/registries.json).
+REGISTRY_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{2,32}")
+MIN_APPROVAL_TIMEOUT = dt.timedelta(minutes=1)
+MAX_APPROVAL_TIMEOUT = dt.timedelta(days=90)
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -91,7 +98,16 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
+        promote_to_registry=reader.registry("PROMOTE_TO_REGISTRY"),
+        promote_all=reader.boolean("PROMOTE_ALL", False),
+        promotion_sources=reader.workspaces("PROMOTION_SOURCES"),
+        promotion_registries=reader.registries("PROMOTION_REGISTRIES"),
+        require_approval=reader.boolean("REQUIRE_APPROVAL", False),
+        approval_timeout=reader.duration(
+            "APPROVAL_TIMEOUT", DEFAULT_APPROVAL_TIMEOUT, high=MAX_APPROVAL_TIMEOUT, low=MIN_APPROVAL_TIMEOUT
+        ),
     )
+    settings = replace(settings, promotion_workspace=reader.promotion_workspace(settings))
     if not reader.problems:
         reader.problems.extend(
             budgets.budget_problems(settings.endpoint_lease_seconds, settings.arm_read_timeout_seconds)
@@ -102,6 +118,11 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         logger.error(
             "AML_ALLOWED_WORKSPACES is empty: failing closed, NO workspace's events will be honoured. "
             "Set it to a comma-separated list of workspace ARM ids."
+        )
+    if settings.promotion_sources and not settings.promotion_registries:
+        logger.error(
+            "PROMOTION_SOURCES is set and PROMOTION_REGISTRIES is empty: failing closed, NO promoted version will be "
+            "rolled out. Set PROMOTION_REGISTRIES to the registries promoted versions are read from."
         )
     return settings
 
@@ -162,7 +183,9 @@ class _Reader:
             return None
         return self._ranged(name, 0.0, low, high, float, "a number")
 
-    def duration(self, name: str, default: dt.timedelta, *, high: dt.timedelta) -> dt.timedelta:
+    def duration(
+        self, name: str, default: dt.timedelta, *, high: dt.timedelta, low: dt.timedelta = dt.timedelta(0)
+    ) -> dt.timedelta:
         raw = self._raw(name)
         if not raw:
             return default
@@ -173,6 +196,9 @@ class _Reader:
             return default
         if value > high:
             self.problems.append(f"{name}={raw!r} is longer than the maximum of {high}")
+            return default
+        if value < low:
+            self.problems.append(f"{name}={raw!r} is shorter than the minimum of {low}")
             return default
         return value
 
@@ -271,6 +297,39 @@ class _Reader:
             )
             return default
         return frozenset(values)
+
+    def registry(self, name: str, raw: str | None = None) -> str:
+        value = self._raw(name) if raw is None else raw
+        if value and not REGISTRY_NAME.fullmatch(value):
+            self.problems.append(
+                f"{name}: {value!r} is not an Azure ML registry name (3-33 letters, digits, hyphens and underscores, "
+                "starting with a letter or digit)"
+            )
+            return ""
+        return value
+
+    def registries(self, name: str) -> frozenset[str]:
+        return frozenset(value.lower() for value in (self.registry(name, item) for item in self.items(name)) if value)
+
+    def promotion_workspace(self, settings: Settings) -> str:
+        """``PROMOTION_WORKSPACE`` (an allowed workspace), else the only allowed one when promotions are taken."""
+        name = "PROMOTION_WORKSPACE"
+        chosen = self.workspaces(name)
+        allowed = settings.allowed_workspaces
+        if chosen:
+            key = next(iter(chosen))
+            if len(chosen) > 1 or key not in allowed:
+                self.problems.append(
+                    f"{name}: name one workspace of AML_ALLOWED_WORKSPACES, the one promoted versions roll out into"
+                )
+                return ""
+            return key
+        if settings.promotion_registries and len(allowed) > 1:
+            self.problems.append(
+                f"{name} is empty and AML_ALLOWED_WORKSPACES lists {len(allowed)} workspaces: set it to the ARM id of "
+                "the one that PROMOTION_REGISTRIES' versions roll out into"
+            )
+        return next(iter(allowed)) if len(allowed) == 1 else ""
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()
