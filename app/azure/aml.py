@@ -174,7 +174,12 @@ class AmlGateway:
         # SDK on first use, not at import: keeps cold start light.
         from azure.mgmt.machinelearningservices import models
 
-        model_id = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        # A registry's version is referenced by its asset id, not copied into the workspace.
+        model_id = (
+            plan.model_ref
+            if plan.source is not None
+            else f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        )
         body = models.OnlineDeployment(
             location=self.location(),
             kind="Managed",

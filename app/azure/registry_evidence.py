@@ -71,10 +71,11 @@ def promotion_tags(
     The model's own tags are kept as they are (Azure accepted them on the source); any ``promotion.`` tag among them
     gives way to the evidence. Raises :class:`EvidenceTooLarge` when the carried tags leave no room for it.
     """
+    wanted = None if carry is None else {name.lower() for name in carry}  # tag keys compare case-insensitively
     carried = {
         key: value
         for key, value in model_tags.items()
-        if (carry is None or key in carry) and not key.startswith(PREFIX)
+        if (wanted is None or key.lower() in wanted) and not key.startswith(PREFIX)
     }
     core = {
         SOURCE_WORKSPACE: evidence.source_workspace,

@@ -105,7 +105,11 @@ class FakeAzureML(StateMixin, FaultsMixin):
             "model-created-at": plan.model_created_at,
             "created-at": now.isoformat(),
         }
-        model = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        model = (
+            plan.model_ref
+            if plan.source is not None
+            else f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        )
         self._call(
             "create_deployment",
             plan.endpoint,

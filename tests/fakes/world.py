@@ -30,6 +30,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.deps import WORKSPACE, WORKSPACE_ID, FakeSink
 from tests.fakes.monitor import FakeMetrics
 from tests.fakes.queue import FakeFollowUpQueue
+from tests.fakes.registry import FakeRegistry
 from tests.fakes.scoring import FakeSmoke
 from tests.fakes.table import FakeTableStore
 
@@ -54,6 +55,7 @@ class FakeWorld:
         # As production wires it: each notification id sent once, through the outbox in the idempotency table.
         self.notifier = OutboxNotifier([self.sink], lambda: self.table(self.settings.idempotency_table), self.clock)
         self.tables: dict[str, FakeTableStore] = {}
+        self.registries: dict[str, FakeRegistry] = {}
         self.deps = Deps(
             settings=self.settings,
             notifier=self.notifier,
@@ -63,10 +65,23 @@ class FakeWorld:
             smoke=self.smoke,
             metrics=self.metrics,
             followups=lambda: self.queue,
+            registry=self.registry,
         )
 
     def table(self, name: str) -> FakeTableStore:
         return self.tables.setdefault(name, FakeTableStore())
+
+    def registry(self, name: str) -> FakeRegistry:
+        """An Azure ML registry added with ``add_registry`` (or shared with another world)."""
+        return self.registries[name.lower()]
+
+    def add_registry(self, name: str, registry: FakeRegistry | None = None) -> FakeRegistry:
+        """A registry this world's app reaches; by default a new one whose shares copy this world's models."""
+        found = registry or FakeRegistry(
+            name, self.clock, lambda ref: self.aml.models.get((ref.name.lower(), ref.version))
+        )
+        self.registries[name.lower()] = found
+        return found
 
     @property
     def store(self) -> FakeTableStore:

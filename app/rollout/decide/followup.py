@@ -33,9 +33,13 @@ class FollowUp:
     endpoint: str
     reason: str
     rechecks: int = 0
+    #: A follow-up about one rollout rather than its endpoint (a promotion owed): its deployment.
+    deployment: str = ""
 
     def to_json(self) -> str:
         body = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
+        if self.deployment:
+            body["deployment"] = self.deployment
         return json.dumps({**body, "rechecks": self.rechecks})
 
     @classmethod
@@ -60,12 +64,15 @@ class FollowUp:
             raise EventValidationError("workspaceId", str(err)) from err
         if not isinstance(endpoint, str) or not is_valid_name(endpoint):
             raise EventValidationError("endpoint", f"{endpoint!r} is not an online endpoint name")
-        rechecks = raw.get("rechecks", 0)
+        rechecks, deployment = raw.get("rechecks", 0), raw.get("deployment", "")
+        if deployment and not (isinstance(deployment, str) and is_valid_name(deployment)):
+            raise EventValidationError("deployment", f"{deployment!r} is not an online deployment name")
         return cls(
             workspace_id,
             endpoint,
             str(raw.get("reason", ""))[:200],
             rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
+            str(deployment),
         )
 
 

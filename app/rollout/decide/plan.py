@@ -9,6 +9,7 @@ from app.platform.settings import Settings
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import NO_CODE_TYPES, ModelInfo, Reject, RolloutPlan, Skip
 from app.rollout.decide.naming import deployment_name, endpoint_name, is_valid_name
+from app.rollout.decide.promotion_tags import parse_promotion_tags
 from app.rollout.decide.skus import SKU_LIST_URL, VM_SIZE_PATTERN, is_managed_online_sku
 from app.rollout.decide.stepping_tags import parse_progressive_tags
 
@@ -42,6 +43,7 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
     if mirror and traffic:
         problems.append(f"tag 'mirror'={quoted(tags['mirror'])}: mirror traffic is only allowed with traffic=0")
     progressive = parse_progressive_tags(tags, traffic, settings, problems)
+    promotion = parse_promotion_tags(tags, problems)
     plan = RolloutPlan(
         workspace_id=workspace.arm_id,
         endpoint=endpoint,
@@ -59,6 +61,9 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
         smoke_request=progressive.smoke_request,
         max_error_rate=progressive.max_error_rate,
         max_p99_ms=progressive.max_p99_ms,
+        promote=promotion.promote,
+        promote_tags=promotion.carry,
+        approval_requested=promotion.approval,
     )
     return Reject(tuple(problems), plan) if problems else plan
 

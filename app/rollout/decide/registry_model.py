@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from app.platform.workspace import WorkspaceRef
 
@@ -130,3 +131,43 @@ class PromotedVersions:
     versions: tuple[RegistryModelVersion, ...]
     cursor: datetime | None
     complete: bool
+
+
+@dataclass(frozen=True)
+class PromotionSource:
+    """Where a production rollout's model was proven: the registry it is read from, and the staging rollout.
+
+    ``source_workspace`` and ``staging_rollout`` are empty for a version promoted by hand (no evidence).
+    """
+
+    registry: str
+    source_workspace: str = ""
+    staging_rollout: str = ""  # ``{endpoint}/{deployment}`` in the staging app
+    status_link: str = ""  # the staging rollout in the staging app's status API, when it recorded one
+    digest: str = ""  # of the evidence, as the registry version records it
+    promoted_at: str = ""  # ISO 8601, when the staging app promoted it
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PromotionSource:
+        """Tolerant: unknown keys are ignored; a missing registry is a ``KeyError``."""
+        return cls(
+            registry=str(data["registry"]),
+            **{key: str(data.get(key) or "") for key in _SOURCE_TEXT},
+        )
+
+
+_SOURCE_TEXT = ("source_workspace", "staging_rollout", "status_link", "digest", "promoted_at")
+
+
+def promotion_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A rollout plan's promotion and approval fields as its JSON stores them (absent in rows written before them)."""
+    tags = data.get("promote_tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(item, str) for item in tags)):
+        raise ValueError(f"promote_tags={tags!r} is not a list of tag names")
+    source = data.get("source")
+    return {
+        "promote": bool(data.get("promote", False)),
+        "promote_tags": None if tags is None else tuple(tags),
+        "approval_requested": bool(data.get("approval_requested", False)),
+        "source": PromotionSource.from_mapping(source) if isinstance(source, Mapping) else None,
+    }

@@ -10,7 +10,9 @@ from app.platform.errors import EventValidationError, RetryableError
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.followup import FollowUp
 from app.rollout.ledger.ledger import ledger_of
+from app.rollout.ledger.promotions import promotion_key
 from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.promotion import PROMOTION_REASON, promote
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -32,6 +34,11 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
         return f"dropped: {err}"
     label = f"follow-up {followup.endpoint} ({followup.reason})"
     settings = deps.settings
+    if followup.reason == PROMOTION_REASON and followup.deployment:
+        # A promotion owed: its share blocks for the whole copy, which is why it runs here and not on an event.
+        outcome = promote(deps, promotion_key(followup.workspace_id, followup.endpoint, followup.deployment))
+        logger.info("%s %s: %s", label, followup.deployment, outcome)
+        return outcome
     if not settings.records_rollouts:
         logger.info("%s: DEPLOY_MODE=plan, nothing is applied", label)
         return "dropped: DEPLOY_MODE=plan"

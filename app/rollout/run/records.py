@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from app.platform.errors import describe_error, error_source, is_retryable, permission_problem, status_code_of
 from app.rollout.decide.model import Cleanup, Rollout, State
+from app.rollout.decide.promotion import PROMOTABLE_STATES, with_gate_trail
 from app.rollout.decide.step import Fail
 from app.rollout.run import telemetry
 from app.rollout.run.notifications import SMOKE_FAILED, endpoint_notification, rollout_notification
+from app.rollout.run.promotion import announce_promotion, owe_promotion
 
 if TYPE_CHECKING:
     from app.notify.notifier import Notification
@@ -41,7 +43,7 @@ class Recorder:
         self.ledger = ledger
 
     def save(self, rollout: Rollout, now: dt.datetime) -> Rollout:
-        return self.ledger.save(rollout, now)
+        return self.ledger.save(with_gate_trail(rollout), now)
 
     def transition(
         self,
@@ -56,7 +58,12 @@ class Recorder:
         """Save ``rollout`` in ``state``, count it, log it and notify it. A terminal state owes cleanup."""
         if state.terminal and rollout.cleanup is None:
             rollout = replace(rollout, cleanup=Cleanup())  # whatever it leaves behind is cleaned up after it
-        saved = self.ledger.save(replace(rollout, state=state, reason=reason), now)
+        rollout = with_gate_trail(replace(rollout, state=state, reason=reason))
+        # A proven rollout's promotion is recorded before its transition is saved: no proven rollout goes unrecorded.
+        owed = owe_promotion(self.deps, rollout, now) if state in PROMOTABLE_STATES else None
+        saved = self.ledger.save(rollout, now)
+        if owed is not None:
+            announce_promotion(self.deps, owed)
         telemetry.rollout_transitioned(saved, now)
         logger.info("rollout %s/%s is now %s: %s", rollout.plan.endpoint, rollout.plan.deployment, state.value, reason)
         self.notify(saved, state, reason, kind=kind, facts=facts)
