@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from app.intake import admission
 from app.intake.events import AmlEvent, Envelope, envelope_from_function_event, parse, require_event_type, workspace_of
 from app.platform import telemetry
 from app.platform.clock import as_utc
@@ -66,14 +67,10 @@ def _process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) ->
     label = envelope.label
     try:
         require_event_type(envelope)
-        workspace = workspace_of(envelope)
-        if not deps.settings.allowed_workspaces:
-            outcome = "ignored: no workspace is allowed (AML_ALLOWED_WORKSPACES is empty, failing closed)"
-            logger.error("%s %s", label, outcome, extra={"outcome": outcome})
-            return outcome
-        if not deps.settings.allows(workspace):
-            outcome = f"ignored: workspace {workspace.arm_id} is not in AML_ALLOWED_WORKSPACES"
-            logger.warning("%s %s", label, outcome, extra={"outcome": outcome})
+        refused = admission.refusal(envelope, workspace_of(envelope), deps.settings)
+        if refused is not None:
+            outcome, level = refused
+            logger.log(level, "%s %s", label, outcome, extra={"outcome": outcome})
             return outcome
         handler = handlers.get(envelope.event_type)
         if handler is None:

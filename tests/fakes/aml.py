@@ -25,7 +25,7 @@ a traffic write held on the wire that lands after newer ones, a deployment going
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
@@ -59,6 +59,8 @@ class FakeAzureML(StateMixin, FaultsMixin):
         self.taken_names: set[str] = set()
         #: (endpoint, deployment or "") -> how its next create/update operations end ("" endpoint: any endpoint).
         self.failing: dict[tuple[str, str], list[str]] = {}
+        #: The registry versions a deployment may name (registry, model, version) -> the model, or None.
+        self.registry_models: Callable[[str, str, str], ModelInfo | None] = lambda *_: None
         #: Every accepted traffic write: (time, endpoint, live, mirror), as the metrics fake routes requests by it.
         self.traffic_log: list[tuple[dt.datetime, str, dict[str, int], dict[str, int]]] = []
 
@@ -71,6 +73,11 @@ class FakeAzureML(StateMixin, FaultsMixin):
 
     def location(self) -> str:
         return "eastus"
+
+    def canonical_id(self) -> str:
+        """The workspace's ARM id as ARM spells it."""
+        self._call("canonical_id", "")
+        return self.workspace.arm_id
 
     def get_model(self, name: str, version: str) -> ModelInfo:
         self._call("get_model", "", name)
@@ -160,7 +167,10 @@ class FakeAzureML(StateMixin, FaultsMixin):
             )
         name_version = model.rsplit("/models/", 1)[-1].replace("/versions/", ":")
         model_name, _, version = name_version.partition(":")
-        known = self.models.get((model_name.lower(), version))
+        if model.lower().startswith("azureml://registries/"):  # a registry's version, read from there
+            known = self.registry_models(model.split("/")[3], model_name, version)
+        else:
+            known = self.models.get((model_name.lower(), version))
         if known is None:
             raise arm_error(404, "UserError", f"Could not find model {name_version}.", method="PUT", path=path)
         if known.type not in ("mlflow_model", "triton_model"):

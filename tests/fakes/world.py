@@ -23,7 +23,7 @@ from app.notify.outbox import OutboxNotifier
 from app.platform.settings import Settings
 from app.platform.settings_reader import settings_from_env
 from app.ports import Deps
-from app.rollout.decide.model import Rollout
+from app.rollout.decide.model import ModelInfo, Rollout
 from app.rollout.ledger.ledger import RolloutLedger
 from tests.fakes.aml import FakeAzureML
 from tests.fakes.clock import FakeClock
@@ -56,6 +56,7 @@ class FakeWorld:
         self.notifier = OutboxNotifier([self.sink], lambda: self.table(self.settings.idempotency_table), self.clock)
         self.tables: dict[str, FakeTableStore] = {}
         self.registries: dict[str, FakeRegistry] = {}
+        self.aml.registry_models = self._registry_model
         self.deps = Deps(
             settings=self.settings,
             notifier=self.notifier,
@@ -74,6 +75,11 @@ class FakeWorld:
     def registry(self, name: str) -> FakeRegistry:
         """An Azure ML registry added with ``add_registry`` (or shared with another world)."""
         return self.registries[name.lower()]
+
+    def _registry_model(self, registry: str, name: str, version: str) -> ModelInfo | None:
+        found = self.registries.get(registry.lower())
+        stored = found.versions.get((name.lower(), version)) if found else None
+        return ModelInfo(name, version, stored.model_type, stored.tags) if stored else None
 
     def add_registry(self, name: str, registry: FakeRegistry | None = None) -> FakeRegistry:
         """A registry this world's app reaches; by default a new one whose shares copy this world's models."""

@@ -19,6 +19,7 @@ from app.rollout.decide.model import Reject, Rollout, Skip, State
 from app.rollout.decide.plan import plan_rollout
 from app.rollout.ledger.ledger import ledger_of
 from app.rollout.run.notifications import rollout_notification
+from app.rollout.run.registry_resync import resync_registries
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -59,6 +60,7 @@ def resync(deps: Deps) -> list[str]:
             kind = "retryable" if is_retryable(err) else "permanent"
             logger.error("resync: workspace %s not resynced (%s): %s: %s", key, kind, type(err).__name__, err)
             lines.append(f"{key}: error {type(err).__name__}")
+    lines.extend(resync_registries(deps, seen))
     logger.info("resync: %s", "; ".join(lines) or "every opted-in model is in the ledger")
     return lines
 

@@ -46,8 +46,8 @@ def _raising(err: Exception) -> Any:
     return handler
 
 
-def test_the_table_has_one_handler_per_aml_event_type() -> None:
-    assert set(HANDLERS) == set(events.AML_EVENT_TYPES)
+def test_the_table_has_one_handler_per_aml_event_type_and_one_for_promotions() -> None:
+    assert set(HANDLERS) == {*events.AML_EVENT_TYPES, events.MODEL_PROMOTED}
 
 
 def test_foreign_workspace_is_acknowledged_with_no_client_and_no_side_effect(caplog: pytest.LogCaptureFixture) -> None:
