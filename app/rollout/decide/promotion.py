@@ -132,7 +132,10 @@ def promotion_evidence(rollout: Rollout, now: dt.datetime, status_host: str = ""
         rollout_id=f"{plan.endpoint}/{plan.deployment}",
         time=now,
         gates=gates,
-        smoke=None if smoke is None else SmokeEvidence(bool(smoke.get("passed")), str(smoke.get("reason") or "")),
+        # A smoke test skipped (no sample) is recorded as not run, not as passed.
+        smoke=None
+        if smoke is None or smoke.get("skipped")
+        else SmokeEvidence(bool(smoke.get("passed")), str(smoke.get("reason") or "")),
         status_link=link,
     )
 
