@@ -1,5 +1,6 @@
 """Operator controls: ``POST /api/rollouts/{endpoint}/{deployment}/{action}`` (promote, rollback, abort, retry,
-pause, resume) recorded on the rollout's row and carried out at once when the endpoint's lease is free."""
+pause, resume) recorded on the rollout's row and carried out at once when the endpoint's lease is free; approve and
+reject are ``app/api/approvals.py``'s."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from app.api.approvals import approval_action
 from app.platform.workspace import WorkspaceRef
+from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import Progress, Rollout, State
 from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply_action
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
@@ -38,8 +41,10 @@ def operator_action(
 ) -> tuple[int, str]:
     """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 404 unknown, 409 not applicable."""
     action = action.lower()
+    if action in APPROVAL_ACTIONS:
+        return approval_action(endpoint, deployment, action, body, headers, deps)
     if action not in ACTIONS:
-        return 400, _error(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+        return 400, _error(f"action {action!r} is not one of {', '.join((*ACTIONS, *APPROVAL_ACTIONS))}")
     try:
         reason = _reason(body)
     except ValueError as err:

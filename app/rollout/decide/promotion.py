@@ -184,6 +184,8 @@ def plan_from_registry(
         status_link=evidence.status_link if evidence else "",
         digest=evidence.digest if evidence else "",
         promoted_at=evidence.time.isoformat() if evidence and evidence.time else "",
+        gates=dict(evidence.gates) if evidence else {},
+        smoke=evidence.smoke if evidence else "",
     )
     if isinstance(decision, Reject):
         return Reject(decision.problems, replace(decision.plan, source=source))
@@ -210,6 +212,10 @@ def promotion_status(plan: RolloutPlan) -> dict[str, Any] | None:
         "sourceWorkspace": source.source_workspace or None,
         "stagingRollout": source.staging_rollout or None,
         "promotedAt": source.promoted_at or None,
-        "evidenceDigest": source.digest or None,
+        "stagingEvidence": {
+            "gates": dict(source.gates),
+            "smoke": source.smoke or None,
+            "digest": source.digest or None,
+        },
         "links": links,
     }

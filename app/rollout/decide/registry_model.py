@@ -146,17 +146,21 @@ class PromotionSource:
     status_link: str = ""  # the staging rollout in the staging app's status API, when it recorded one
     digest: str = ""  # of the evidence, as the registry version records it
     promoted_at: str = ""  # ISO 8601, when the staging app promoted it
+    gates: Mapping[str, str] = field(default_factory=dict)  # the staging gates' verdicts (and figures when recorded)
+    smoke: str = ""  # the staging smoke test, as recorded
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PromotionSource:
         """Tolerant: unknown keys are ignored; a missing registry is a ``KeyError``."""
+        gates = data.get("gates")
         return cls(
             registry=str(data["registry"]),
+            gates={str(k): str(v) for k, v in gates.items()} if isinstance(gates, Mapping) else {},
             **{key: str(data.get(key) or "") for key in _SOURCE_TEXT},
         )
 
 
-_SOURCE_TEXT = ("source_workspace", "staging_rollout", "status_link", "digest", "promoted_at")
+_SOURCE_TEXT = ("source_workspace", "staging_rollout", "status_link", "digest", "promoted_at", "smoke")
 
 
 def promotion_fields(data: Mapping[str, Any]) -> dict[str, Any]:

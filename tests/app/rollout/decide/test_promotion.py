@@ -214,6 +214,8 @@ def test_the_plan_references_the_registry_version_and_remembers_where_it_was_pro
         status_link="https://func-staging/api/rollouts?endpoint=credit",
         digest="abc123",
         promoted_at=NOW.isoformat(),
+        gates={"gate1": "pass"},
+        smoke="passed",
     )
     assert RolloutPlan.from_json(decision.to_json()) == decision
 
