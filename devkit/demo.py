@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit import runner
+from devkit.demo_promotion import promotion
 from devkit.harness import APP_SETTINGS, OfflineApp, app_environment, model_registered, monitor_breach
 from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
 
@@ -406,6 +407,7 @@ SCENES: list[Callable[[Timeline], None]] = [
     *PROGRESSIVE_DELIVERY_SCENES,
     close_the_loop,
     resync,
+    promotion,
     status,
 ]
 #: What a scene needs to have run before it (``--only`` adds it).

@@ -11,10 +11,12 @@ forwarded, as Event Grid would deliver them.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.platform import clock
 from devkit.aml_emulator import PROVIDER, AmlEmulator
 from devkit.aml_emulator.registries import EmulatedRegistry
 from devkit.harness import app_environment
@@ -67,6 +69,16 @@ class Promotion:
         """Apply the production app's settings (the second workspace, taking promotions from staging)."""
         with app_environment(self.stack, **{**self.production_settings, **overrides}):
             yield
+
+    @contextlib.contextmanager
+    def emulated_time(self, workspace: AmlEmulator) -> Iterator[None]:
+        """Freeze ``workspace``'s clock and make the app read it (each emulated workspace keeps its own clock)."""
+        workspace.set_clock(None, frozen=True)
+        with clock.following(lambda: dt.datetime.fromtimestamp(workspace.clock_now(), dt.UTC)):
+            try:
+                yield
+            finally:
+                workspace.set_clock(frozen=False)
 
     def production_traffic(self, endpoint: str) -> dict[str, int]:
         """The live traffic of an endpoint in the production workspace (non-zero shares)."""

@@ -174,6 +174,17 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     assert "traffic after the automatic rollback: claims-v1=100%, exactly as before the canary" in bad
     assert "StepPromoted" not in bad
     assert re.search(r"^claims +claims-v2 +claims:2 +rolled_back +0% +rolled back: gate fail", out, re.MULTILINE)
+    # promotion: proven in staging, shared into the registry with its evidence, rolled out by production's own app
+    promoted = out[out.index("== Promotion: ranking proven in staging") : out.index("[promotion:")]
+    assert "ranking/ranking-v2: live - serving 100% of traffic; final bake passed" in promoted
+    assert "published AmlEvents.Model.Promoted: ranking:2" in promoted
+    assert re.search(r"^ +promotion\.gate\.gate2 = pass; ", promoted, re.MULTILINE)
+    assert "promotion.rollout = ranking/ranking-v2" in promoted
+    production = promoted[promoted.index("event  Promoted") :]
+    assert "of azureml://registries/reg-promo/models/ranking/versions/2: deploying" in production
+    assert "baking step 1/1 at 100% for 1800 s" in production  # production's own BAKE_DEFAULT, not staging's tag
+    assert "production ranking traffic: {'ranking-v2': 100}" in production
+    assert re.search(r"^ +source workspace /subscriptions/.+/workspaces/mlw-devkit$", production, re.MULTILINE)
     # --verbose: each scene's ARM requests, paths shortened
     assert re.search(r"^ +PUT +201  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1$", out, re.MULTILINE)
     assert re.search(r"^ +POST +200  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1/getLogs$", out, re.M)

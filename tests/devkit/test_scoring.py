@@ -189,3 +189,37 @@ def test_control_api_sets_health_over_http(stack: DevStack, arm: ArmSession) -> 
     assert bad.status_code == 400 and "percent" in bad.json()["error"]["message"]
     typo = arm.session.put(f"{control}/health/ep-ctl/blue", json={"errors": 1})
     assert typo.status_code == 400 and "errors" in typo.json()["error"]["message"]
+
+
+def test_an_endpoint_of_another_workspace_and_region_has_a_scoring_uri_of_its_own(
+    stack: DevStack, arm: ArmSession
+) -> None:
+    """Endpoint names are unique per region: the same name in a workspace of another region is another endpoint."""
+    here = make_endpoint(stack, arm, "ep-twin", {"blue": {}}, traffic={"blue": 100})
+    other = stack.aml.add_workspace("mlw-west", location="westus2")
+    there = ArmSession(stack, "https://management.azure.com")
+    there.workspace = f"{stack.aml.url}{other.workspace_id}"
+    assert (
+        there.call(
+            "PUT", "/onlineEndpoints/ep-twin", {"location": "westus2", "properties": {"authMode": "Key"}}
+        ).status_code
+        == 201
+    )
+    stack.aml.wait_idle()
+    other.seed_model("model-green", 1)
+    green = {"location": "westus2", "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_DS3_v2",
+             "model": f"{other.workspace_id}/models/model-green/versions/1"}}  # fmt: skip
+    assert there.call("PUT", "/onlineEndpoints/ep-twin/deployments/green", green).status_code == 201
+    stack.aml.wait_idle()
+    body = {"location": "westus2", "properties": {"authMode": "Key", "traffic": {"green": 100}}}
+    assert there.call("PUT", "/onlineEndpoints/ep-twin", body).status_code == 200
+    stack.aml.wait_idle()
+    uri = there.call("GET", "/onlineEndpoints/ep-twin").json()["properties"]["scoringUri"]
+    key = there.call("POST", "/onlineEndpoints/ep-twin/listKeys").json()["primaryKey"]
+
+    assert uri == f"{stack.aml.url}/inference/ep-twin.westus2/score" != here["properties"]["scoringUri"]
+    answer = _client(stack, key).post(uri, json=SAMPLE, timeout=5)
+    assert answer.status_code == 200 and answer.headers["azureml-model-deployment"] == "green"
+    assert _client(stack, key).post(here["properties"]["scoringUri"], json=SAMPLE, timeout=5).status_code == 401
+    missing = f"{stack.aml.url}/inference/ep-twin.northeurope/score"
+    assert _client(stack, key).post(missing, json=SAMPLE, timeout=5).status_code == 404

@@ -118,11 +118,7 @@ def promotion_evidence(rollout: Rollout, now: dt.datetime, status_host: str = ""
     """What the registry version records of ``rollout``: every gate (one per bake window), the smoke test, when."""
     plan = rollout.plan
     gates = tuple(
-        GateEvidence(
-            name=f"gate{number}",
-            verdict=str(entry.get("outcome")),
-            figures={key: value for key, value in entry.items() if key != "outcome" and value is not None},
-        )
+        GateEvidence(name=f"gate{number}", verdict=str(entry.get("outcome")), figures=_figures(entry))
         for number, entry in enumerate(gate_trail(rollout.progress.gates, rollout.progress.gate), start=1)
     )
     smoke = rollout.progress.smoke
@@ -138,6 +134,26 @@ def promotion_evidence(rollout: Rollout, now: dt.datetime, status_host: str = ""
         else SmokeEvidence(bool(smoke.get("passed")), str(smoke.get("reason") or "")),
         status_link=link,
     )
+
+
+def _figures(entry: Mapping[str, Any]) -> dict[str, float | int | str]:
+    """A gate's figures as evidence: its bake window as one ISO 8601 interval, and the measured values."""
+    figures: dict[str, float | int | str] = {}
+    if entry.get("windowStart") and entry.get("windowEnd"):
+        figures["window"] = f"{_second(entry['windowStart'])}/{_second(entry['windowEnd'])}"
+    for key in ("requests", "errorSharePct", "p99Ms", "stableP99Ms", "latencyRatio"):
+        value = entry.get(key)
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            figures[key] = value
+    return figures
+
+
+def _second(text: Any) -> str:
+    """An ISO 8601 time to the second, in UTC's ``Z`` form (``2026-12-07T12:03:05Z``)."""
+    try:
+        return dt.datetime.fromisoformat(str(text)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return str(text)
 
 
 # ---------------------------------------------------------------------------------------------- production side

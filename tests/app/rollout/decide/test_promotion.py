@@ -146,6 +146,7 @@ def test_the_evidence_carries_every_gate_the_smoke_test_and_the_staging_rollout(
     assert (evidence.source_workspace, evidence.rollout_id, evidence.time) == (WORKSPACE_ID, "credit/credit-v2", NOW)
     assert [(g.name, g.verdict) for g in evidence.gates] == [("gate1", "pass"), ("gate2", "pass")]
     assert evidence.gates[0].figures["p99Ms"] == 80.0 and evidence.gates[0].figures["requests"] == 600
+    assert evidence.gates[0].figures["window"] == "2026-12-07T12:00:00Z/2026-12-07T12:10:00Z"
     assert evidence.smoke is not None and evidence.smoke.passed
     assert evidence.status_link.startswith("https://func-staging.azurewebsites.net/api/rollouts?endpoint=credit")
 
