@@ -60,7 +60,8 @@ def confirm_live(
     )
     if price is None:
         out(f"  (no price known for {target.instance_type}; set ACCEPTANCE_PRICE_PER_HOUR to estimate the cost)")
-    plan = estimate(scenarios, run_id, target.instance_type, price or 0.0)
+    production = getattr(getattr(target, "settings", None), "production", None) is not None
+    plan = estimate(scenarios, run_id, target.instance_type, price or 0.0, production=production)
     for line in plan.lines:
         out(line)
     cost = f"at most about ${plan.dollars:.2f}" if price is not None else "unknown"

@@ -4,8 +4,14 @@
 (``GET /api/rollouts`` and ``POST /api/rollouts/{endpoint}/{deployment}/{action}`` behind a function key,
 ``POST /runtime/webhooks/eventgrid`` behind the Event Grid system
 key, ``POST /admin/functions/{timer}`` behind the master key when one is given), forwards what the AML emulator
-publishes to that webhook as Event Grid would, and fires the reconciler's timer on a short period. Point a
-``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
+publishes to that webhook as Event Grid would, fires the reconciler's timer on a short period and delivers the
+follow-up queue's messages as its trigger would. Point a ``LiveTarget`` at ``url`` and at the emulator's ARM URL and
+it runs unchanged.
+
+Two apps can be hosted in one process (a promotion's staging and production apps): one with the process's
+settings, the other with ``settings`` of its own, applied around each of its calls; ``APP_LOCK`` lets only one app
+run at a time, since the settings are the process's. The production app's ``events`` are the staging app's
+``AmlEvents.Model.Promoted``, as the Event Grid subscription from its topic delivers them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -23,6 +29,7 @@ import requests
 from app.platform import clock
 from devkit import runner
 from devkit._server import BackgroundServer, Request, Response
+from devkit.harness import OfflineApp, app_environment
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -33,6 +40,9 @@ from acceptance.emulator import ContainerSimulator, teach_model_deletion
 from acceptance.live import EVENT_FUNCTION
 
 logger = logging.getLogger(__name__)
+
+#: One hosted app runs at a time: the app's settings are the process's.
+APP_LOCK = threading.RLock()
 
 
 class HostedApp:
@@ -49,6 +59,8 @@ class HostedApp:
         tick_s: float = 0.3,
         forward_s: float = 0.1,
         emulated_s_per_tick: float = 0.0,
+        settings: Mapping[str, str] | None = None,
+        events: Callable[[], list[Mapping[str, Any]]] | None = None,
     ) -> None:
         self.stack = stack
         self.function_key = function_key
@@ -65,6 +77,19 @@ class HostedApp:
         self._threads: list[threading.Thread] = []
         self.deliveries: list[runner.Delivery] = []
         self.errors: list[str] = []
+        self.settings = dict(settings) if settings is not None else None
+        self._events = events or stack.aml.take_events
+        self._followups = OfflineApp(stack)
+
+    @contextlib.contextmanager
+    def _as_app(self) -> Iterator[None]:
+        """Run a call of this app: alone in the process, with its own settings if it has any."""
+        with APP_LOCK:
+            if self.settings is None:
+                yield
+                return
+            with app_environment(self.stack, **self.settings):
+                yield
 
     def __enter__(self) -> HostedApp:
         teach_model_deletion(self.stack.aml)
@@ -93,6 +118,10 @@ class HostedApp:
     # ------------------------------------------------------------------ the Functions host's HTTP surface
 
     def _handle(self, request: Request) -> Response:
+        with self._as_app():
+            return self._route(request)
+
+    def _route(self, request: Request) -> Response:
         if request.method == "GET" and request.path == "/api/rollouts":
             key = request.headers.get("x-functions-key") or request.query.get("code")
             if key != self.function_key:
@@ -138,7 +167,7 @@ class HostedApp:
         pending: list[Mapping[str, Any]] = []
         while not self._stop.wait(self.forward_s):
             try:
-                for event in self.stack.aml.take_events():
+                for event in self._events():
                     self.containers.on_event(event)
                     pending.append(event)
                 while pending:
@@ -162,7 +191,9 @@ class HostedApp:
             try:
                 if self.emulated_s_per_tick:
                     self.stack.aml.advance_clock(self.emulated_s_per_tick)
-                runner.tick()
+                with self._as_app():
+                    runner.tick()
+                    self._followups.drain_followups()  # the queue trigger's work: follow-ups, promotions
             except Exception as err:
                 logger.exception("reconciler tick failed")
                 self.errors.append(f"tick: {type(err).__name__}: {err}")

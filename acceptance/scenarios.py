@@ -6,11 +6,16 @@ with what it creates live (deployments) and how long it takes live (minutes), fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from acceptance.target import PROGRESSIVE_STATES, Target
+from acceptance.promotion import ProductionSide
+from acceptance.target import PROGRESSIVE_STATES, Target, Timeout
 from app.rollout.decide.naming import deployment_name
+
+T = TypeVar("T")
 
 
 class ScenarioFailed(AssertionError):
@@ -210,6 +215,57 @@ def rollback(t: Target, names: Names) -> None:
     )
 
 
+def promotion(t: Target, names: Names) -> None:
+    """A model proven in staging reaches production through the registry, with its staging evidence."""
+    prod = t.promotion()  # the production workspace, its app and the registry: SKIP when the target has none
+    t.track_endpoint(names.endpoint)
+    prod.track(names.model, "1")
+    # Production names its own endpoint (another workspace, maybe the same region: names are unique per region).
+    carried = {"promote": "true", "promote_tags": "deploy,instance_type,stage"}
+    rows = _go_live(t, names, "1", **carried)
+    _state(t, names, rows, "1", "live")
+    version = _await(prod, lambda: prod.registry_version(names.model, "1"), "the registry to hold the version")
+    evidence = version.evidence
+    check(evidence is not None, f"the registry version carries no promotion evidence: {dict(version.tags)}")
+    assert evidence is not None
+    staged = f"{names.endpoint}/{names.deployment('1')}"
+    check(evidence.rollout_id == staged, f"the evidence names rollout {evidence.rollout_id}, expected {staged}")
+    check(
+        evidence.source_workspace.lower() == t.workspace.arm_id.lower(),
+        f"the evidence names workspace {evidence.source_workspace}, expected {t.workspace.arm_id}",
+    )
+    row = _await(prod, lambda: _settled(prod.rollout(names.model, "1")), "production's rollout to settle")
+    check(row["state"] == "live", f"production's rollout is {row['state']!r} (reason: {row['reason']})")
+    shown: Any = row["promotion"] or {}
+    check(
+        shown.get("stagingRollout") == staged and str(shown.get("sourceWorkspace")).lower() == t.workspace.key,
+        f"production's status does not show where it was proven: {shown}",
+    )
+    endpoint = prod.endpoint(names.model)
+    traffic = prod.traffic(endpoint)
+    check(traffic == {names.deployment("1"): 100}, f"production endpoint {endpoint} traffic is {traffic}")
+    model = prod.deployment_model(endpoint, names.deployment("1"))
+    check(
+        model.lower() == version.asset_id.lower(), f"production deploys {model}, not the registry's {version.asset_id}"
+    )
+
+
+def _settled(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return row if row is not None and row["state"] not in PROGRESSIVE_STATES else None
+
+
+def _await(prod: ProductionSide, look: Callable[[], T | None], what: str) -> T:
+    """Look until ``look`` gives something, letting both apps make progress between looks."""
+    deadline = time.monotonic() + prod.timeout_s
+    while True:
+        found = look()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise Timeout(f"waited {prod.timeout_s:.0f} s for {what}")
+        prod.pass_time()
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A scenario, with what it costs live: deployments it creates (1 instance each) and expected minutes."""
@@ -221,6 +277,7 @@ class Scenario:
     minutes: int
     redelivers: bool = False  # hands the app an event itself (live: needs the Event Grid system key)
     versions: int = 2  # model versions it registers
+    production: bool = False  # needs a production side (live: ACCEPTANCE_REGISTRY and ACCEPTANCE_PROD_*)
 
     @property
     def summary(self) -> str:
@@ -238,4 +295,6 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("canary-with-gates", canary_with_gates, "gates", deployments=2, minutes=60),
     # Live: v1, v2 rolled back after one bake, v3 rolled back by the operator during its first bake.
     Scenario("rollback", rollback, "rb", deployments=3, minutes=60, versions=3),
+    # Live: staging's deployment (about 15 min), the share into the registry (a few), production's (about 15 min).
+    Scenario("promotion", promotion, "promo", deployments=2, minutes=50, versions=1, production=True),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acceptance.promotion import NOT_CONFIGURED, ProductionSide
 from app.azure.aml import arm_endpoint
 from app.intake.events import MODEL_REGISTERED
 from app.platform.workspace import WorkspaceRef
@@ -130,6 +131,7 @@ class Target(ABC):
         self.created = Created()
         self._ml: MLClient | None = None
         self._mgmt: MachineLearningServicesMgmtClient | None = None
+        self.production: ProductionSide | None = None  # the promotion scenario's, once it asked for it
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -174,6 +176,10 @@ class Target(ABC):
     def cannot_redeliver(self) -> str | None:
         """Why this target cannot hand the app an event itself (None: it can)."""
         return None
+
+    def promotion(self) -> ProductionSide:
+        """The production side of a promotion (``acceptance/promotion.py``); ``Unavailable`` when there is none."""
+        raise Unavailable(NOT_CONFIGURED)
 
     def check(self) -> None:
         """Raise ``TargetError`` naming the setting to fix if the target cannot be used (before creating anything)."""
@@ -361,7 +367,7 @@ class Target(ABC):
                 leftovers.append(f"model {name}:{version}: {type(err).__name__}: {err}")
         for name in dict.fromkeys(name for name, _ in self.created.models):
             leftovers.append(f"model {name}: some versions remain")
-        return leftovers
+        return leftovers + (self.production.cleanup() if self.production else [])
 
     def leftover_commands(self) -> list[str]:
         """Azure CLI commands that delete what this run created and has not deleted yet."""
@@ -373,7 +379,7 @@ class Target(ABC):
             "?api-version=2023-04-01'"
             for n, v in self.created.models
         ]
-        return commands
+        return commands + (self.production.leftover_commands() if self.production else [])
 
     def _settle_before(self, model: str, deadline: float) -> None:
         aborted: set[str] = set()

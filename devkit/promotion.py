@@ -104,12 +104,19 @@ def _delivered(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def set_up(stack: DevStack, *, registry: str = REGISTRY) -> Promotion:
-    """Add the production workspace and the registry (serving both regions) to ``stack``'s emulator."""
-    production = stack.aml.add_workspace(
-        PRODUCTION_WORKSPACE,
-        location=PRODUCTION_LOCATION,
-        resource_group=PRODUCTION_RESOURCE_GROUP,
-        subscription_id=PRODUCTION_SUBSCRIPTION,
-    )
-    served = stack.aml.add_registry(registry, regions=(stack.aml.location, PRODUCTION_LOCATION))
+    """Add the production workspace and the registry (serving both regions) to ``stack``'s emulator; those already
+    served (a second call on one stack) are used as they are."""
+    try:
+        production = stack.aml.add_workspace(
+            PRODUCTION_WORKSPACE,
+            location=PRODUCTION_LOCATION,
+            resource_group=PRODUCTION_RESOURCE_GROUP,
+            subscription_id=PRODUCTION_SUBSCRIPTION,
+        )
+    except ValueError:
+        production = stack.aml.workspace(PRODUCTION_WORKSPACE)
+    try:
+        served = stack.aml.add_registry(registry, regions=(stack.aml.location, PRODUCTION_LOCATION))
+    except ValueError:
+        served = stack.aml.registry(registry)
     return Promotion(stack, production, served)
