@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.intake.outcome import OutcomeKind
 from devkit import local_settings, runner
 
 WEBHOOK_PATH = "/runtime/webhooks/EventGrid"
@@ -479,7 +480,7 @@ def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
                     outcome = delivery.outcome
                     if console.credential_failed and _is_credential_text(outcome):
                         outcome = outcome.split(":", 1)[0] + ": no Azure credential (see above)"
-                    bad = not delivery.acknowledged or outcome.startswith(("failed:", "rejected:"))
+                    bad = not delivery.acknowledged or delivery.kind in (OutcomeKind.FAILED, OutcomeKind.REJECTED)
                     failed += bad
                     tries = f" after {len(delivery.attempts)} deliveries" if len(delivery.attempts) > 1 else ""
                     gave_up = "; gave up, as Event Grid would after its retries" if not delivery.acknowledged else ""

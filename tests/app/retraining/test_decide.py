@@ -13,6 +13,7 @@ from app.handlers import HANDLERS
 from app.intake import events
 from app.intake.dispatch import process
 from app.intake.events import DatasetDriftDetectedData, parse
+from app.intake.outcome import OutcomeKind
 from app.platform.errors import EventValidationError, RetryableError
 from app.platform.idempotency import Claimed, Idempotency
 from app.retraining.decide import (
@@ -287,17 +288,19 @@ def _drift_event(coefficient: float) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("settings", "coefficient", "kind"),
+    ("settings", "coefficient", "kind", "outcome_kind"),
     [
-        (make_settings(), 0.9, NOT_CONFIGURED),
-        (CONFIGURED, 0.2, BELOW_THRESHOLD),
-        (replace(CONFIGURED, deploy_mode="plan"), 0.9, PLAN_ONLY),
+        (make_settings(), 0.9, NOT_CONFIGURED, OutcomeKind.SKIPPED),
+        (CONFIGURED, 0.2, BELOW_THRESHOLD, OutcomeKind.SKIPPED),
+        (replace(CONFIGURED, deploy_mode="plan"), 0.9, PLAN_ONLY, OutcomeKind.PLANNED),
     ],
 )
-def test_skips_decided_without_io_create_no_client(settings: Any, coefficient: float, kind: str) -> None:
+def test_skips_decided_without_io_create_no_client(
+    settings: Any, coefficient: float, kind: str, outcome_kind: OutcomeKind
+) -> None:
     notifier, aml, table = FakeNotifier(), ForbiddenFactory("aml"), ForbiddenFactory("table")
     outcome = process(_drift_event(coefficient), make_deps(settings, notifier, aml, table), HANDLERS)
-    assert f"retraining skipped ({kind})" in outcome
+    assert outcome.kind is outcome_kind
     assert notifier.types == ["AmlEvents.Drift.Detected", "AmlEvents.Retraining.Skipped"]
     assert notifier.sent[1].facts["kind"] == kind
     assert notifier.sent[1].links["driftRun"].startswith("https://ml.azure.com/runs/r-1?wsid=")

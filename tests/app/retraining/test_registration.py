@@ -11,6 +11,7 @@ from app.handlers import HANDLERS
 from app.intake import events
 from app.intake.dispatch import process
 from app.intake.events import RunCompletedData
+from app.intake.outcome import OutcomeKind
 from app.platform.errors import EventValidationError, PermanentError
 from app.retraining.registration import (
     InvalidRunTag,
@@ -156,7 +157,7 @@ def test_a_bad_model_type_is_rejected_after_the_run_notification_with_no_client(
     outcome = process(
         _run_event({"register_model": "m", "model_type": "onnx"}), make_deps(None, notifier, aml, table), HANDLERS
     )
-    assert outcome.startswith("rejected: run tag 'model_type'='onnx'")
+    assert outcome.kind is OutcomeKind.REJECTED and "model_type" in outcome.text and "onnx" in outcome.text
     assert notifier.types == ["AmlEvents.Run.Completed"]
     assert (aml.calls, table.calls) == ([], [])
 
@@ -165,8 +166,8 @@ def test_plan_mode_registers_nothing() -> None:
     notifier, aml, table = FakeNotifier(), ForbiddenFactory("aml"), ForbiddenFactory("table")
     deps = make_deps(make_settings(deploy_mode="plan"), notifier, aml, table)
     outcome = process(_run_event({"register_model": "credit_risk"}), deps, HANDLERS)
-    assert outcome == (
-        "notified: run train_1 completed; DEPLOY_MODE=plan: would register "
-        "azureml://jobs/train_1/outputs/artifacts/paths/model as model credit_risk"
-    )
+    # What it would register: the run's output and the model's name.
+    assert outcome.kind is OutcomeKind.PLANNED
+    assert "azureml://jobs/train_1/outputs/artifacts/paths/model" in outcome.text and "credit_risk" in outcome.text
+    assert notifier.types == ["AmlEvents.Run.Completed"]
     assert (aml.calls, table.calls) == ([], [])
