@@ -97,10 +97,9 @@ def test_model_type_defaults_and_ignores_case(value: str, model_type: str) -> No
 def test_model_type_validation_names_tag_value_and_allowed_values(value: str) -> None:
     with pytest.raises(InvalidRunTag) as bad:
         registration_request(_run(register_model="m", model_type=value))
-    assert isinstance(bad.value, PermanentError)
-    assert str(bad.value) == (
-        f"run tag 'model_type'={value!r}: not a model type; allowed values: custom_model, mlflow_model, triton_model"
-    )
+    assert isinstance(bad.value, PermanentError) and bad.value.tag == "model_type"
+    names = ("'model_type'", repr(value), "custom_model", "mlflow_model", "triton_model")
+    assert all(name in str(bad.value) for name in names)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +118,7 @@ def test_other_bad_tags_name_the_tag(tag: str, value: str) -> None:
     with pytest.raises(InvalidRunTag) as bad:
         registration_request(_run(**tags))
     assert bad.value.tag == tag
-    assert str(bad.value).startswith(f"run tag {tag!r}={value!r}: ")
+    assert repr(tag) in str(bad.value) and repr(value) in str(bad.value)  # the tag and its value
 
 
 def test_the_registration_key_is_per_workspace_and_run() -> None:
