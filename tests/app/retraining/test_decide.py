@@ -85,9 +85,8 @@ def test_retrains_when_the_coefficient_reaches_the_threshold(
     decision = decide_retraining(replace(DRIFT, drift_coefficient=coefficient), settings, None, NOW)
     assert isinstance(decision, Submit) is retrains
     if not retrains:
-        assert decision == SkipRetraining(
-            BELOW_THRESHOLD, f"drift {coefficient:g} is below DRIFT_THRESHOLD {threshold:g}"
-        )
+        assert isinstance(decision, SkipRetraining) and decision.kind == BELOW_THRESHOLD
+        assert "DRIFT_THRESHOLD" in decision.reason  # the setting it is compared with
 
 
 def test_not_configured_is_a_skip_that_names_the_setting() -> None:
@@ -99,10 +98,9 @@ def test_not_configured_is_a_skip_that_names_the_setting() -> None:
 def test_plan_mode_says_what_it_would_submit() -> None:
     decision = decide_retraining(DRIFT, replace(CONFIGURED, deploy_mode="plan"), None, NOW)
     assert isinstance(decision, SkipRetraining) and decision.kind == PLAN_ONLY
-    assert decision.reason == (
-        f"DEPLOY_MODE=plan: would submit retrain:3 as job {job_name(DRIFT.data_drift_id, DRIFT.run_id)} "
-        "in experiment drift-retraining"
-    )
+    # What it would submit: the component and version, as which job, in which experiment.
+    names = ("retrain:3", job_name(DRIFT.data_drift_id, DRIFT.run_id), "drift-retraining")
+    assert all(name in decision.reason for name in names)
 
 
 def test_submit_carries_component_experiment_compute_and_the_deterministic_name() -> None:
@@ -126,7 +124,7 @@ def test_one_retraining_per_monitor_per_cooldown(minutes_ago: float, held: bool)
     assert (isinstance(decision, SkipRetraining) and decision.kind == COOLDOWN) is held
     if held:
         assert isinstance(decision, SkipRetraining)
-        assert "job retrain-old (drift run drift_run_0)" in decision.reason
+        assert "retrain-old" in decision.reason and "drift_run_0" in decision.reason  # the job that holds it
         assert "RETRAIN_COOLDOWN_MINUTES=360" in decision.reason
 
 
