@@ -103,7 +103,5 @@ def test_a_bad_connection_string_is_logged_and_the_app_runs_on_without_telemetry
         [sys.executable, "-c", FAILING_SETUP_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "off"
-    assert "telemetry: setting up azure-monitor failed, none is sent: ValueError: Invalid connection string" in (
-        done.stderr
-    )
+    assert "ValueError" in done.stderr  # logged at ERROR (the script shows only that level), naming the error
     assert "not-a-connection-string" not in done.stderr
