@@ -13,14 +13,20 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.executable)' 2>/dev/null)
 STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt; } | cksum | cut -d' ' -f1)
 
-.PHONY: help venv install test lint typecheck unit infra-check demo bench replay lock clean check-python check-node
+.PHONY: help venv install test test-fast lint typecheck unit infra-check demo bench replay lock clean check-python check-node
 
 help:
+	@echo "make test-fast - the fast layer, in under a minute: run it on every change (no emulators, no sockets)"
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
+	@echo "make unit   - every test: the fast layer, the emulator layer and the offline acceptance suite"
+	@echo "make lint   - ruff (lint and format check);  make typecheck - mypy;  make infra-check - the Bicep checks"
 	@echo "make demo   - the whole flow offline against the local emulators"
-	@echo "make bench  - benchmarks, printed as a table"
+	@echo "make acceptance - the end-to-end scenarios offline; ACCEPTANCE_ARGS='--only canary --keep' passes flags"
+	@echo "make acceptance-live - the same scenarios against a real workspace and app (asks first; see acceptance/README.md)"
+	@echo "make bench  - benchmarks, printed as a table; BENCH_ARGS='--only-history' passes flags (python -m bench --help)"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
+	@echo "make install - the virtualenv, the pinned Python packages and Azurite"
 	@echo "make venv   - only the virtualenv and the pinned Python packages"
 	@echo "make lock   - regenerate requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - delete the venvs, node_modules, caches and the dev kit's state"
@@ -68,6 +74,11 @@ typecheck: $(STAMP)
 unit: install
 	$(PY) -m pytest
 
+# The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
+# fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m fast -q
+
 infra-check:
 	bash infra/check.sh
 
@@ -85,7 +96,7 @@ acceptance-live: install
 	$(PY) -m acceptance --target live $(ACCEPTANCE_ARGS)
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 replay:
 	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m devkit.replay --help)" >&2; exit 2; }

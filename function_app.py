@@ -9,7 +9,8 @@ from app.api.status import rollout_status as status
 from app.handlers import HANDLERS
 from app.intake.dispatch import receive
 from app.rollout.ledger.retention import purge_history as purge
-from app.rollout.run.reconcile import follow_up, reconcile
+from app.rollout.run.followup import follow_up
+from app.rollout.run.reconcile import reconcile
 from app.rollout.run.resync import resync
 from app.wiring import production_deps
 

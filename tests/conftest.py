@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
     from devkit.stack import DevStack
     from tests.devkit.arm_session import ArmSession
+    from tests.fakes import FakeWorld
 
-pytest_plugins = ["devkit.pytest_plugin"]
+pytest_plugins = ["devkit.pytest_plugin", "tests.fast_layer"]
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -26,6 +27,14 @@ EVENTS = Path(__file__).parent / "events"
 @pytest.fixture
 def events_dir() -> Path:
     return EVENTS
+
+
+@pytest.fixture
+def world() -> FakeWorld:
+    """The app's dependencies, every one a fake, on one fake clock (``tests/fakes/world.py``)."""
+    from tests.fakes import FakeWorld
+
+    return FakeWorld()
 
 
 @pytest.fixture

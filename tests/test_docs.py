@@ -31,7 +31,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pycep import BicepParser
+
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"

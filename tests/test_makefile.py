@@ -113,3 +113,11 @@ def test_help_lists_every_target_a_reader_is_told_to_run() -> None:
     assert result.returncode == 0
     listed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("make ")}
     assert {"test", "demo", "bench", "replay", "venv", "lock", "clean"} <= listed
+    phony = {
+        target
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.startswith(".PHONY:")
+        for target in line.split()[1:]
+    }
+    named = {word for line in result.stdout.splitlines() for word in line.split()}
+    assert phony - {"help", "check-python", "check-node"} <= named, "a target is missing from make help"

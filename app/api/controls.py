@@ -47,7 +47,7 @@ def operator_action(
     caller = _caller(headers)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
-        found = ledger.find(endpoint, deployment)
+        found = ledger.recent.find(endpoint, deployment)
         if not found:
             return 404, _error(f"no rollout of deployment {deployment!r} on endpoint {endpoint!r}")
         if len(found) > 1:

@@ -11,7 +11,7 @@ from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.platform.errors import is_retryable
 from app.rollout.run.engine import RolloutEngine
-from app.rollout.run.reconcile import active_endpoint
+from app.rollout.run.followup import active_endpoint
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent, ModelDeployedData

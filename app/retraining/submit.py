@@ -13,7 +13,6 @@ from app.retraining.decide import (
     COOLDOWN,
     DRIFT,
     PLAN_ONLY,
-    JobInfo,
     RetrainSignal,
     SkipRetraining,
     Submit,
@@ -28,6 +27,7 @@ from app.retraining.decide import (
     submission_key,
     submission_payload,
 )
+from app.retraining.jobs import JobInfo
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent

@@ -7,6 +7,8 @@ import pytest
 from acceptance.__main__ import main
 from acceptance.live import REQUIRED
 
+pytestmark = pytest.mark.fast
+
 LIVE_ENV = {
     "ACCEPTANCE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
     "ACCEPTANCE_RESOURCE_GROUP": "rg-ml",

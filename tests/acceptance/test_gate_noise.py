@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from acceptance.offline import LOAD_RPM
 from acceptance.target import Target
 from app.platform.durations import parse_duration
 from app.rollout.decide.gate import GatePolicy
 from devkit.aml_emulator.health import Health, lognormal_ms
+
+pytestmark = pytest.mark.fast
 
 TRIALS = 50_000
 FIRST_STEP_PERCENT = 10  # the progressive scenarios' traffic_steps start at 10%

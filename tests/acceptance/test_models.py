@@ -12,6 +12,8 @@ import yaml
 
 from acceptance.target import MODELS, source_of
 
+pytestmark = pytest.mark.fast
+
 
 def _mlmodel(name: str) -> dict:
     return yaml.safe_load((MODELS[name].path / "MLmodel").read_text())

@@ -9,6 +9,8 @@ import pytest
 
 import bench.__main__ as bench
 
+pytestmark = pytest.mark.fast
+
 
 def _run_bench(
     monkeypatch: pytest.MonkeyPatch,

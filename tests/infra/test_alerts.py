@@ -11,6 +11,8 @@ import pytest
 
 from tests.infra.test_bicep import INFRA, ROOT, only, parse, resources, variable
 
+pytestmark = pytest.mark.fast
+
 
 def test_host_json_never_samples_out_traces_requests_or_exceptions() -> None:
     # The decision log lines ("rollout x/y is now failed: ...", "reconcile: ...") are traces; the KQL recipes in

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.infra.test_bicep import INFRA, ROOT, variable
+
+pytestmark = pytest.mark.fast
 
 
 def test_the_host_and_the_python_worker_send_opentelemetry_and_keep_every_span() -> None:

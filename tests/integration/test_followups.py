@@ -115,11 +115,11 @@ def test_a_poison_message_is_logged_and_dropped_not_retried(
 ) -> None:
     queue = app._followup_queue()
     queue.send_message(body)
-    with caplog.at_level("INFO", logger="app.rollout.run.reconcile"):
+    with caplog.at_level("INFO", logger="app.rollout.run.followup"):
         assert app.drain_followups() == 1  # handled on the first delivery: the function did not raise
     assert app.pending_followups() == 0
     assert app._followup_queue("rollout-followups-poison").get_queue_properties().approximate_message_count == 0
-    assert any(r.name == "app.rollout.run.reconcile" for r in caplog.records), caplog.text
+    assert any(r.name == "app.rollout.run.followup" for r in caplog.records), caplog.text
     assert app.rollouts() == []
 
 

@@ -12,7 +12,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from app.intake.outcome import OutcomeKind
-from app.rollout.ledger.ledger import RolloutLedger, partition_key
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit.harness import OfflineApp, app_environment, model_registered
 

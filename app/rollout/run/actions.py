@@ -49,17 +49,19 @@ class ActionRunner:
 
     def apply(self, rollout: Rollout, action: Action, view: EndpointView | None, gateway: AzureMl) -> Rollout:
         now = self.deps.clock()
-        label = f"rollout {rollout.plan.endpoint}/{rollout.plan.deployment}"
         try:
             return self._apply(rollout, action, view, gateway, now)
         except (LeaseLost, StaleRollout):
             raise  # not this rollout's failure: the pass stops and the next one decides afresh
         except EndpointNameTaken as err:
-            # Not a failure of the rollout but of its plan: the user must choose another endpoint name.
-            logger.error("%s rejected: %s", label, err)
-            return self.recorder.transition(replace(rollout, last_error=str(err)), State.REJECTED, str(err), now)
+            return self._rejected(rollout, err, now)
         except Exception as err:
             return self.recorder.failed_attempt(rollout, err, now)
+
+    def _rejected(self, rollout: Rollout, err: EndpointNameTaken, now: dt.datetime) -> Rollout:
+        # Not a failure of the rollout but of its plan: the user must choose another endpoint name.
+        logger.error("rollout %s/%s rejected: %s", rollout.plan.endpoint, rollout.plan.deployment, err)
+        return self.recorder.transition(replace(rollout, last_error=str(err)), State.REJECTED, str(err), now)
 
     def _apply(
         self, rollout: Rollout, action: Action, view: EndpointView | None, gateway: AzureMl, now: dt.datetime
@@ -94,13 +96,18 @@ class ActionRunner:
         gateway: AzureMl,
         now: dt.datetime,
     ) -> Rollout:
+        # From here on a failure is the claimed rollout's: its row changed when it took the turn.
         rollout = self._claim_turn(rollout, now, view)
         try:
             sent = self._send(action, rollout, gateway, now)
+        except (LeaseLost, StaleRollout):
+            raise
+        except EndpointNameTaken as err:
+            return self._rejected(rollout, err, now)
         except Exception as err:
-            if status_code_of(err) is not None or not is_retryable(err):
-                raise
-            return self._unanswered(rollout, err, now)
+            if status_code_of(err) is None and is_retryable(err):
+                return self._unanswered(rollout, err, now)
+            return self.recorder.failed_attempt(rollout, err, now)
         logger.info("rollout %s/%s sent %s", rollout.plan.endpoint, rollout.plan.deployment, sent)
         retry = getattr(action, "retry", "")
         if isinstance(action, SetTraffic):

@@ -15,6 +15,7 @@ from tests.envelopes import envelope
 from tests.fakes import FakeJobReader, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
 EVENTS = Path(__file__).parents[2] / "events"
+pytestmark = pytest.mark.fast
 
 
 RUN = "train_20261122_02"

@@ -16,6 +16,8 @@ from app.platform.errors import EventValidationError, PermanentError, RetryableE
 from tests.envelopes import envelope
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
+pytestmark = pytest.mark.fast
+
 
 def _envelope(event_type: str = events.RUN_STATUS_CHANGED, topic: str = WORKSPACE_ID) -> Any:
     return envelope(

@@ -17,6 +17,7 @@ from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID
 
 EVENTS = Path(__file__).parents[2] / "events"
+pytestmark = pytest.mark.fast
 FIXTURES = sorted(EVENTS.glob("*.*.*.json"))
 
 

@@ -21,6 +21,7 @@ from devkit.runner import load_events, to_function_event
 from tests.envelopes import envelope
 
 PUBLISHED = Path(__file__).parents[2] / "events" / "published" / "sdk"
+pytestmark = pytest.mark.fast
 
 PRICING_WS = ("3f2b8c1e-7a4d-4e0b-9c55-2d1e6f8a9b01", "rg-pricing", "ws-pricing-dev")
 DRIFT_WS = ("8d4e2f6a-1b3c-4d5e-8f90-a1b2c3d4e5f6", "rgDriftShapes", "wsDriftShapes")

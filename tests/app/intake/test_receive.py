@@ -15,6 +15,8 @@ from app.intake.outcome import OutcomeKind
 from devkit.runner import to_function_event
 from tests.fakes import WORKSPACE_ID, FakeNotifier, make_deps
 
+pytestmark = pytest.mark.fast
+
 # A completion notifies without an Azure ML call (a failure is re-read from Azure ML first).
 RUN_COMPLETED = {"experimentId": "e", "experimentName": "credit-train", "runId": "r1", "runType": "azureml.scriptrun"}
 

@@ -9,6 +9,8 @@ from app.platform.errors import SettingsError
 from app.platform.settings_reader import settings_from_env
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_default_budgets_fit_the_default_lease_with_the_margin() -> None:
     arm = budgets.arm()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity import CredentialUnavailableError
 
 from app.platform.errors import describe_error, error_source, is_retryable, permission_problem
+
+pytestmark = pytest.mark.fast
 
 
 def test_a_credential_that_cannot_get_a_token_is_a_retryable_identity_problem() -> None:

@@ -22,6 +22,8 @@ from app.platform.idempotency import (
 from app.platform.workspace import WorkspaceRef
 from tests.fakes import WORKSPACE, FakeTableStore
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 TTL = dt.timedelta(seconds=120)
 KEY = RecordKey("registration~ws", "run-1")
@@ -125,7 +127,9 @@ def test_an_expired_claim_for_another_payload_is_taken_over(store: FakeTableStor
     assert isinstance(records.claim(KEY, OTHER, NOW + TTL), Claimed)
 
 
-def test_an_etag_conflict_on_claim_is_retried_and_decided_on_the_fresh_row(store: FakeTableStore) -> None:
+def test_an_etag_conflict_on_claim_is_retried_and_decided_on_the_fresh_row(
+    store: FakeTableStore, slept: list[float]
+) -> None:
     records = _records(store)
     rival = Idempotency(store, in_progress_for=TTL, new_claim_id=lambda: "rival")
 
@@ -137,7 +141,7 @@ def test_an_etag_conflict_on_claim_is_retried_and_decided_on_the_fresh_row(store
     assert isinstance(outcome, InProgressElsewhere) and outcome.record.claim_id == "rival"
 
 
-def test_an_etag_conflict_on_complete_keeps_the_concurrent_change(store: FakeTableStore) -> None:
+def test_an_etag_conflict_on_complete_keeps_the_concurrent_change(store: FakeTableStore, slept: list[float]) -> None:
     records = _records(store)
     claimed = _claimed(records)
 

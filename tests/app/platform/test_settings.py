@@ -10,6 +10,8 @@ from app.platform.errors import RetryableError, SettingsError
 from app.platform.settings_reader import settings_from_env
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE, WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_defaults_are_safe() -> None:
     settings = settings_from_env({"AML_ALLOWED_WORKSPACES": WORKSPACE_ID})

@@ -11,6 +11,8 @@ from app.platform.errors import SettingsError
 from app.platform.settings_reader import settings_from_env
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 BASE = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID}
 
 

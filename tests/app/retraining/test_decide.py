@@ -21,8 +21,6 @@ from app.retraining.decide import (
     COOLDOWN,
     NOT_CONFIGURED,
     PLAN_ONLY,
-    ComponentInfo,
-    ComponentRef,
     Cooldown,
     Hold,
     SkipRetraining,
@@ -40,6 +38,7 @@ from app.retraining.decide import (
     submission_key,
     submission_payload,
 )
+from app.retraining.jobs import ComponentInfo, ComponentRef
 from tests.envelopes import envelope
 from tests.fakes import (
     WORKSPACE,
@@ -50,6 +49,8 @@ from tests.fakes import (
     make_deps,
     make_settings,
 )
+
+pytestmark = pytest.mark.fast
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 DRIFT = DatasetDriftDetectedData(

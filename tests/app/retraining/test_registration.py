@@ -25,6 +25,8 @@ from app.retraining.registration import (
 from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
 
+pytestmark = pytest.mark.fast
+
 RUN = RunCompletedData(
     experiment_id="0fa9dfaa",
     experiment_name="credit-train",

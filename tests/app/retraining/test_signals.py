@@ -10,6 +10,8 @@ from app.platform.settings_reader import settings_from_env
 from app.retraining.registration import InvalidRunTag, JobOutput, RegisterModel, from_job_output
 from app.retraining.signals import BREACH_TAG, breach_of
 
+pytestmark = pytest.mark.fast
+
 TEXT = (
     "The signal 'churn-monitor_prediction_drift' has failed due to one or more features violating metric "
     "thresholds.\nThe feature names and their corresponding computed metric values violating the threshold are \n[]"

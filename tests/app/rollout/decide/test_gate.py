@@ -21,6 +21,8 @@ from app.rollout.decide.gate import (
 )
 from tests.fakes import make_settings
 
+pytestmark = pytest.mark.fast
+
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
 END = T0 + 10 * MINUTE

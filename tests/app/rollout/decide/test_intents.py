@@ -9,6 +9,8 @@ import pytest
 from app.rollout.decide import intents
 from app.rollout.decide.intents import Intent, judge
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from app.rollout.decide.naming import deployment_name, endpoint_name, is_valid_name, slug
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 # AML model names: letters, digits, '-', '_', '.'; versions are strings (often numbers).
 MODEL_NAMES = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=255)
 VERSIONS = st.one_of(

@@ -11,6 +11,8 @@ from app.rollout.decide.naming import endpoint_name
 from app.rollout.decide.plan import plan_rollout
 from tests.fakes import WORKSPACE, make_settings
 
+pytestmark = pytest.mark.fast
+
 CREATED = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 

@@ -30,6 +30,8 @@ from app.rollout.decide.step import (
 )
 from tests.fakes import WORKSPACE, make_plan
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 POLICY = Policy()
 

@@ -7,6 +7,8 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from app.rollout.decide.gate import GateEvidence, GateResult, Outcome
 from app.rollout.decide.model import Progress, State
 from app.rollout.decide.step import (
@@ -22,6 +24,8 @@ from app.rollout.decide.step import (
     Wait,
 )
 from tests.app.rollout.decide.test_step import NOW, POLICY, decide, deployment, endpoint, plan, rollout
+
+pytestmark = pytest.mark.fast
 
 STEPPED = replace(plan("2", 100), traffic_steps=(10, 50, 100), bake_seconds=600)
 BEFORE = {"credit-v1": 100}

@@ -24,6 +24,8 @@ from app.rollout.decide.stepping import (
     rollback_split,
 )
 
+pytestmark = pytest.mark.fast
+
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 BAKE = dt.timedelta(minutes=10)
 PLAN = StepPlan((10, 50, 100), BAKE)

@@ -12,6 +12,8 @@ from app.rollout.decide.model import ModelInfo, Reject, RolloutPlan
 from app.rollout.decide.plan import plan_rollout
 from tests.fakes import WORKSPACE, make_settings
 
+pytestmark = pytest.mark.fast
+
 
 def _plan(tags: dict[str, str], **settings: object) -> RolloutPlan | Reject:
     model = ModelInfo(name="credit", version="7", type="mlflow_model", tags={"deploy": "true", **tags})

@@ -12,6 +12,8 @@ from app.platform.settings_reader import settings_from_env
 from app.rollout.decide.followup import FollowUp, visibility
 from tests.fakes import WORKSPACE_ID
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_defaults_follow_what_aml_typically_takes() -> None:
     settings = settings_from_env({})

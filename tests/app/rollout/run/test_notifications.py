@@ -15,6 +15,8 @@ from app.rollout.run.notifications import NOTIFY_ON, rollout_notification
 from tests.envelopes import envelope
 from tests.fakes import WORKSPACE, FakeNotifier, FakeTableStore, make_deps, make_plan, make_settings
 
+pytestmark = pytest.mark.fast
+
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 PLAN = make_plan("2", traffic=20)
 ROLLOUT = Rollout(plan=PLAN, state=State.CANARY, created_at=NOW, updated_at=NOW, event_ids=("evt-1",))

@@ -1,0 +1,139 @@
+"""Progressive delivery on fakes: the smoke test, steps promoted on metrics, rollback to the split it found."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from app.rollout.decide.model import State
+from tests.fakes import FakeWorld
+
+pytestmark = pytest.mark.fast
+
+CREDIT = {"deploy": "true", "endpoint": "credit"}
+SAMPLE = json.dumps({"input_data": {"columns": ["a", "b"], "data": [[1, 2]]}})
+STEPS = {"traffic_steps": "10,50,100", "bake": "10m", "smoke_request": SAMPLE}
+#: A transient failure inside a decision's preparation (the smoke request's connection, the gate's metric read) is
+#: caught by the engine's "deciding the next step raised" guard, which fails the rollout for good instead of
+#: trying again on the next pass. Found by these tests; the behaviour is left as it is until the engine is fixed.
+TRANSIENT_IN_PREPARE_FAILS = pytest.mark.xfail(
+    strict=True, reason="a transient error while preparing a decision fails the rollout instead of retrying it"
+)
+GATES = {"gate_metric_lag": dt.timedelta(0), "gate_min_requests": 100, "gate_max_extensions": 1}
+PROMOTED, ROLLED_BACK = "AmlEvents.Rollout.StepPromoted", "AmlEvents.Rollout.RolledBack"
+SMOKE_PASSED, SMOKE_FAILED = "AmlEvents.Rollout.SmokeTestPassed", "AmlEvents.Rollout.SmokeTestFailed"
+
+
+@pytest.fixture
+def world() -> FakeWorld:
+    world = FakeWorld(**GATES)
+    world.register("credit", 1, CREDIT)
+    world.settle()
+    return world
+
+
+def _splits(world: FakeWorld) -> list[dict[str, int]]:
+    """Every live split the app wrote to the endpoint, in order."""
+    return [{k: v for k, v in live.items() if v} for _, name, live, _ in world.aml.traffic_log if name == "credit"]
+
+
+def test_a_healthy_canary_is_promoted_step_by_step_on_its_metrics(world: FakeWorld) -> None:
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    world.settle()
+
+    rollout = world.rollout("credit-v2")
+    assert rollout.state is State.LIVE
+    assert _splits(world)[1:] == [
+        {"credit-v1": 90, "credit-v2": 10},
+        {"credit-v1": 50, "credit-v2": 50},
+        {"credit-v2": 100},
+    ]
+    assert rollout.progress.smoke is not None and rollout.progress.smoke["passed"]
+    assert rollout.progress.gate is not None and rollout.progress.gate["outcome"] == "pass"
+    notified = world.notified_about("credit-v2")
+    assert notified.count(PROMOTED) == 2 and SMOKE_PASSED in notified and notified[-1] == "AmlEvents.Rollout.Live"
+    assert len(world.smoke.requests) == 1
+    assert len(world.metrics.reads) == 3  # one window per bake, the last step's too
+
+
+@pytest.mark.parametrize(
+    "health", [{"error_rate": 20.0}, {"p99_ms": 900.0}], ids=["server-errors", "latency-against-the-stable-p99"]
+)
+def test_a_canary_that_breaches_its_gate_is_rolled_back_to_the_split_it_found(
+    world: FakeWorld, health: dict[str, float]
+) -> None:
+    world.metrics.set_health("credit-v2", **health)
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    world.settle()
+
+    rollout = world.rollout("credit-v2")
+    assert rollout.state is State.ROLLED_BACK
+    assert world.aml.traffic("credit") == {"credit-v1": 100}
+    assert rollout.progress.gate is not None and rollout.progress.gate["outcome"] == "fail"
+    assert _splits(world)[1:] == [{"credit-v1": 90, "credit-v2": 10}, {"credit-v1": 100}]  # never past the 1st step
+    assert ROLLED_BACK in world.notified_about("credit-v2")
+    assert "credit-v2" not in world.aml.deployments("credit")  # cleaned up
+
+
+def test_a_failing_smoke_test_fails_the_rollout_before_any_traffic_reaches_it(world: FakeWorld) -> None:
+    world.smoke.answer("credit-v2", 500, b'{"error": "boom"}')
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    world.settle()
+
+    rollout = world.rollout("credit-v2")
+    assert rollout.state is State.FAILED
+    assert rollout.progress.smoke is not None and rollout.progress.smoke["status"] == 500
+    assert all("credit-v2" not in split for split in _splits(world))
+    assert world.aml.traffic("credit") == {"credit-v1": 100}
+    assert SMOKE_FAILED in world.notified_about("credit-v2")
+
+
+@TRANSIENT_IN_PREPARE_FAILS
+def test_a_smoke_test_that_cannot_connect_is_tried_again_not_failed(world: FakeWorld) -> None:
+    world.smoke.answer("credit-v2", None, connects=False)
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    world.wait_for_aml()
+    world.tick()
+    assert world.rollout("credit-v2").state is State.DEPLOYING
+
+    del world.smoke.answers["credit-v2"]  # the network is back
+    world.settle()
+    assert world.rollout("credit-v2").state is State.LIVE
+    assert len(world.smoke.requests) >= 2
+
+
+def test_too_little_traffic_extends_the_bake_then_holds_at_the_step() -> None:
+    world = FakeWorld(**GATES)
+    world.metrics.rpm = 20  # two requests a minute on the 10% step: never enough to judge
+    world.register("credit", 1, CREDIT)
+    world.settle()
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    for _ in range(40):
+        world.tick()
+        world.clock.advance(60)
+        world.wait_for_aml()
+
+    rollout = world.rollout("credit-v2")
+    assert rollout.state is State.BAKING and rollout.progress.extensions == 1
+    assert rollout.progress.gate is not None and rollout.progress.gate["outcome"] == "inconclusive"
+    assert world.aml.traffic("credit") == {"credit-v1": 90, "credit-v2": 10}
+    assert world.notified_about("credit-v2").count("AmlEvents.Rollout.GateInconclusive") == 1
+
+
+@TRANSIENT_IN_PREPARE_FAILS
+def test_a_metrics_read_that_fails_is_retried_and_judges_nothing_meanwhile(world: FakeWorld) -> None:
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    world.wait_for_aml()
+    world.tick()  # smoke passed, the first step's traffic is written
+    world.wait_for_aml()
+    world.tick()  # the step is seen in place: its bake starts
+    world.metrics.failures = [503]
+    world.clock.advance(11 * 60)
+    world.tick()
+    assert world.rollout("credit-v2").state is State.BAKING
+    assert world.aml.traffic("credit") == {"credit-v1": 90, "credit-v2": 10}
+
+    world.settle()
+    assert world.rollout("credit-v2").state is State.LIVE
