@@ -15,6 +15,8 @@ from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.timer import TimerRequest
 
+from app.intake.outcome import OutcomeKind
+
 logger = logging.getLogger(__name__)
 
 EVENT_FUNCTION = "on_aml_event"
@@ -27,13 +29,19 @@ FOLLOWUP_FUNCTION = "follow_up_rollout"
 
 @dataclass
 class Delivery:
-    """What happened to one event: each attempt's outcome, and whether it was finally acknowledged."""
+    """What happened to one event: each attempt's outcome, and whether it was finally acknowledged.
+
+    ``kind`` is the dispatcher's kind of outcome for the acknowledged attempt; ``errors`` what each raising attempt
+    raised (the host would have answered 500, and Event Grid redelivered).
+    """
 
     event_id: str
     event_type: str
     subject: str
     attempts: list[str] = field(default_factory=list)
     acknowledged: bool = False
+    kind: OutcomeKind | None = None
+    errors: list[Exception] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -41,16 +49,19 @@ class Delivery:
 
 
 class _Capture(logging.Handler):
-    """Collects the dispatcher's one-line outcome for the event being delivered."""
+    """Collects the dispatcher's one-line outcome, and its kind, for the event being delivered."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.outcomes: list[str] = []
+        self.kinds: list[OutcomeKind | None] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         outcome = getattr(record, "outcome", None)
         if outcome is not None:
             self.outcomes.append(str(outcome))
+            kind = getattr(record, "outcome_kind", None)
+            self.kinds.append(OutcomeKind(kind) if kind is not None else None)
 
 
 @functools.cache
@@ -126,8 +137,10 @@ def deliver(events: Iterable[Mapping[str, Any]], *, max_attempts: int = 3) -> li
                     function(to_function_event(body))
                 except Exception as err:  # the host would answer 500; Event Grid redelivers
                     delivery.attempts.append(f"raised {type(err).__name__}: {err}")
+                    delivery.errors.append(err)
                     continue
             delivery.attempts.append(capture.outcomes[-1] if capture.outcomes else "acknowledged")
+            delivery.kind = capture.kinds[-1] if capture.kinds else None
             delivery.acknowledged = True
             break
         deliveries.append(delivery)

@@ -74,7 +74,7 @@ def test_a_scenario_fails_when_the_app_does_not_deploy(stack: DevStack) -> None:
         result = run_scenario(target, blue_green, "t0plan")
         target.cleanup()
     assert result.outcome == "FAIL"
-    assert "is 'planned', expected 'live'" in result.detail
+    assert "'planned'" in result.detail and "'live'" in result.detail  # the state seen, and the one expected
 
 
 def test_a_broken_model_fails_its_deployment_offline_as_it_would_live(offline: OfflineTarget) -> None:
