@@ -139,8 +139,8 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     assert "published AmlEvents.Rollout.Failed" in failed
     # the recovery: the documented retry brings it live
     retry = out[out.index("The operator retries churn v1") : out.index("DEPLOY_MODE=plan (the azd default)")]
-    assert "delete the rollout's row: table rollouts, PartitionKey mlw-devkit~" in retry
-    assert "(replayed by the operator)" in retry
+    assert "aml-rollouts retry churn churn-v1" in retry and "POST /api/rollouts/churn/churn-v1/retry" in retry
+    assert "POST retry -> 202: restart" in retry  # the operator API restarted it from its plan
     assert "churn/churn-v1: live - serving 100% of traffic" in retry
     assert "endpoint churn traffic: churn-v1=100%" in retry
     # plan mode: what would be deployed, nothing written
