@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from acceptance.promotion import ProductionSide
 from acceptance.target import PROGRESSIVE_STATES, Target, Timeout
 from app.rollout.decide.naming import deployment_name
+from app.rollout.decide.registry_model import RegistryModelVersion
 
 T = TypeVar("T")
 
@@ -224,9 +225,8 @@ def promotion(t: Target, names: Names) -> None:
     carried = {"promote": "true", "promote_tags": "deploy,instance_type,stage"}
     rows = _go_live(t, names, "1", **carried)
     _state(t, names, rows, "1", "live")
-    version = _await(prod, lambda: prod.registry_version(names.model, "1"), "the registry to hold the version")
+    version = _await(prod, lambda: _evidenced(prod.registry_version(names.model, "1")), "the version's evidence")
     evidence = version.evidence
-    check(evidence is not None, f"the registry version carries no promotion evidence: {dict(version.tags)}")
     assert evidence is not None
     staged = f"{names.endpoint}/{names.deployment('1')}"
     check(evidence.rollout_id == staged, f"the evidence names rollout {evidence.rollout_id}, expected {staged}")
@@ -248,6 +248,11 @@ def promotion(t: Target, names: Names) -> None:
     check(
         model.lower() == version.asset_id.lower(), f"production deploys {model}, not the registry's {version.asset_id}"
     )
+
+
+def _evidenced(version: RegistryModelVersion | None) -> RegistryModelVersion | None:
+    """The version once its promotion evidence is written (the copy lands first, the tags just after)."""
+    return version if version is not None and version.evidence is not None else None
 
 
 def _settled(row: dict[str, Any] | None) -> dict[str, Any] | None:

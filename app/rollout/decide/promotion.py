@@ -159,18 +159,23 @@ def _second(text: Any) -> str:
 # ---------------------------------------------------------------------------------------------- production side
 
 
+#: What a registry version must carry to be rolled out: the staging app's evidence (or the same tags set by hand).
+NO_EVIDENCE = "it carries no promotion evidence (promotion.rollout, promotion.source_workspace tags)"
+
+
 def registry_version_refusal(version: RegistryModelVersion, settings: Settings) -> str | None:
     """Why a registry version is not rolled out by this app; None when it may be (its tags still decide how).
 
-    The registry must be one of ``PROMOTION_REGISTRIES``. A version the staging app promoted carries its evidence,
-    whose source workspace must be one of ``PROMOTION_SOURCES``; a version promoted by hand carries none, and is
-    taken like a registered model: when tagged ``deploy=true``.
+    The registry must be one of ``PROMOTION_REGISTRIES``, and the version must carry promotion evidence whose source
+    workspace is one of ``PROMOTION_SOURCES``: the staging app writes it when it promotes; a team that promotes by
+    hand writes those tags itself (docs/promotion.md). A version without evidence is not rolled out: it may be one
+    whose copy has just landed and whose evidence is still being written.
     """
     if not settings.reads_registry(version.registry):
         return f"registry {version.registry} is not in PROMOTION_REGISTRIES"
     evidence = version.evidence
     if evidence is None:
-        return None
+        return NO_EVIDENCE
     try:
         source = WorkspaceRef.from_arm_id(evidence.source_workspace)
     except ValueError:

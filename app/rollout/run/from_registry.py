@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import PermanentError
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Reject, Rollout, RolloutPlan, Skip, State
@@ -55,9 +56,9 @@ def decide(deps: Deps, version: RegistryModelVersion, target: WorkspaceRef) -> R
 
 def record(
     deps: Deps, decision: RolloutPlan | Reject, event_id: str, *, pending_reason: str = "accepted"
-) -> tuple[Rollout, bool, str]:
+) -> tuple[Rollout, bool, Outcome]:
     """Record the rollout as a registered model's is recorded: rejected or planned rollouts end where they start
-    (notified once per event), others are pending for the engine. (row, whether it is new, a one-line account)."""
+    (notified once per event), others are pending for the engine. (row, whether it is new, what was done)."""
     settings, now = deps.settings, deps.clock()
     plan = decision.plan if isinstance(decision, Reject) else decision
     if isinstance(decision, Reject):
@@ -75,6 +76,10 @@ def record(
     if state.terminal and (created or event_id == rollout.event_ids[0]):
         deps.notifier.send(rollout_notification(rollout, state, reason, status_host=settings.status_host))
     if not created:
-        return rollout, False, f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+        text = f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+        return rollout, False, Outcome(OutcomeKind.DUPLICATE, text)
     logger.info("rollout %s of %s recorded as %s", target, plan.model_ref, state.value)
-    return rollout, True, f"{state.value}: {reason}" if state.terminal else f"recorded rollout {target}"
+    if state.terminal:
+        kind = OutcomeKind.REJECTED if state is State.REJECTED else OutcomeKind.PLANNED
+        return rollout, True, Outcome(kind, f"{state.value}: {reason}")
+    return rollout, True, Outcome(OutcomeKind.DEFERRED, f"recorded rollout {target}")

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import is_retryable
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.followup import FollowUp
@@ -79,27 +80,29 @@ def announce_promotion(deps: Deps, record: PromotionRecord) -> None:
     _send_followup(deps, record, 0.0)
 
 
-def promote(deps: Deps, key: str) -> str:
+def promote(deps: Deps, key: str) -> Outcome:
     """Carry out one owed promotion, if its turn has come. Never raises: what a retry can fix is retried later."""
     records, now = promotions_of(deps), deps.clock()
     record = records.claim(key, now)
     if record is None:
-        return "nothing to do: the promotion is done, held by another invocation, or not due yet"
+        return Outcome(
+            OutcomeKind.DROPPED, "nothing to do: the promotion is done, held by another invocation, or not due yet"
+        )
     label = f"promotion of {record.endpoint}/{record.deployment} into registry {record.registry}"
     if deps.settings.deploy_mode != "apply":
         records.postpone(record, now + HOLD_RECHECK, f"DEPLOY_MODE={deps.settings.deploy_mode}", attempt=False)
         logger.info("%s waits: DEPLOY_MODE=%s", label, deps.settings.deploy_mode)
-        return f"waiting: DEPLOY_MODE={deps.settings.deploy_mode}"
+        return Outcome(OutcomeKind.DEFERRED, f"waiting: DEPLOY_MODE={deps.settings.deploy_mode}")
     rollout = _rollout(deps, record)
     if rollout is not None and not rollout.state.terminal:
         # Recorded just before its transition to live is saved (or that save failed and is tried again).
         records.postpone(record, now + NOT_YET, f"its rollout is still {rollout.state.value}", attempt=False)
-        return f"waiting: the rollout is still {rollout.state.value}"
+        return Outcome(OutcomeKind.DEFERRED, f"waiting: the rollout is still {rollout.state.value}")
     refusal = "its rollout is no longer in the ledger" if rollout is None else promotion_refusal(rollout, deps.settings)
     if rollout is None or refusal is not None:
         records.finish(record, PromotionStatus.DROPPED, error=str(refusal))
         logger.warning("%s dropped: %s", label, refusal)
-        return f"dropped: {refusal}"
+        return Outcome(OutcomeKind.DROPPED, f"dropped: {refusal}")
     plan = rollout.plan
     evidence = promotion_evidence(rollout, now, deps.settings.status_host)
     source = WorkspaceModelRef.of(WorkspaceRef.from_arm_id(plan.workspace_id), plan.model_name, plan.model_version)
@@ -110,7 +113,7 @@ def promote(deps: Deps, key: str) -> str:
         return _failed(deps, records, record, rollout, err)
     records.finish(record, PromotionStatus.PROMOTED, asset_id=shared.version.asset_id)
     logger.info("%s done: %s (%s)", label, shared.version.asset_id, "copied" if shared.shared else "was there")
-    return f"promoted: {shared.version.asset_id}"
+    return Outcome(OutcomeKind.HANDLED, f"promoted: {shared.version.asset_id}")
 
 
 def sweep(deps: Deps, deadline: float) -> list[str]:
@@ -137,7 +140,9 @@ def _rollout(deps: Deps, record: PromotionRecord) -> Rollout | None:
     return decode_rollout(row) if row is not None else None
 
 
-def _failed(deps: Deps, records: PromotionRecords, record: PromotionRecord, rollout: Rollout, err: Exception) -> str:
+def _failed(
+    deps: Deps, records: PromotionRecords, record: PromotionRecord, rollout: Rollout, err: Exception
+) -> Outcome:
     """A retry can fix it: owed again after a back-off (a follow-up then). Else, or too often: failed, notified."""
     label = f"promotion of {record.endpoint}/{record.deployment} into registry {record.registry}"
     error, attempts = f"{type(err).__name__}: {err}"[:2000], record.attempts + 1
@@ -146,14 +151,14 @@ def _failed(deps: Deps, records: PromotionRecords, record: PromotionRecord, roll
         records.postpone(record, deps.clock() + delay, error)
         logger.warning("%s attempt %d failed, retried after %s: %s", label, attempts, delay, error)
         _send_followup(deps, record, delay.total_seconds())
-        return f"retrying after {delay}: {error}"
+        return Outcome(OutcomeKind.DEFERRED, f"retrying after {delay}: {error}")
     records.finish(record, PromotionStatus.FAILED, error=error)
     logger.error("%s failed after %d attempt(s): %s", label, attempts, error)
     try:
         deps.notifier.send(promotion_failed_notification(rollout, record.registry, error, attempts))
     except Exception as notify_err:
         logger.error("%s: its failure notification was not sent: %s", label, notify_err)
-    return f"failed: {error}"
+    return Outcome(OutcomeKind.FAILED, f"failed: {error}")
 
 
 def _send_followup(deps: Deps, record: PromotionRecord, delay_s: float) -> None:

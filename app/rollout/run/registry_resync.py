@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CURSOR_PARTITION = "registry-cursor"
+#: How long a version without evidence is listed again (its staging app may still be writing it): a share's tagging
+#: follows its copy within minutes.
+EVIDENCE_GRACE = dt.timedelta(hours=1)
 STARTED_BY_RESYNC = "started by resync: no promotion event announced this registry version (lost?)"
 
 
@@ -62,9 +65,23 @@ def _poll(deps: Deps, registry: str, target: WorkspaceRef, seen: set[tuple[str, 
     lines = [_take(deps, version, target, seen) for version in _newest_of_each_model(listed.versions)]
     if not listed.complete:
         logger.warning("resync: registry %s has more to read than RESYNC_MAX_MODELS=%d; next run", registry, bound)
-    if listed.cursor is not None and listed.cursor != since:
-        _save_cursor(cursors, registry, listed.cursor)
+    cursor = _held_back(listed.cursor, listed.versions, deps.clock())
+    if cursor is not None and cursor != since:
+        _save_cursor(cursors, registry, cursor)
     return [line for line in lines if line]
+
+
+def _held_back(
+    cursor: dt.datetime | None, versions: tuple[RegistryModelVersion, ...], now: dt.datetime
+) -> dt.datetime | None:
+    """The cursor, kept at the oldest recent version without evidence: a staging app writes its evidence just after
+    the copy lands, so such a version is listed again until ``EVIDENCE_GRACE`` has passed."""
+    waiting = [
+        v.created_at
+        for v in versions
+        if v.evidence is None and v.created_at is not None and now - v.created_at < EVIDENCE_GRACE
+    ]
+    return min([*waiting, cursor]) if waiting and cursor is not None else cursor
 
 
 def _newest_of_each_model(versions: tuple[RegistryModelVersion, ...]) -> list[RegistryModelVersion]:

@@ -13,6 +13,7 @@ import pytest
 from app.handlers import HANDLERS
 from app.intake.dispatch import process
 from app.intake.events import MODEL_PROMOTED, Envelope
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import RetryableError
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import State
@@ -59,7 +60,7 @@ def _promote(world: FakeWorld, version: int, tags: dict[str, str] | None = None)
 
 def _deliver(
     world: FakeWorld, version: int, *, registry: str = REGISTRY, source: str = STAGING_ID, event_id: str = ""
-) -> str:
+) -> Outcome:
     """AmlEvents.Model.Promoted as the staging app publishes it (a CloudEvent), through the dispatcher."""
     data: dict[str, Any] = {
         "summary": "promoted",
@@ -84,7 +85,7 @@ def test_a_promoted_version_rolls_out_here_from_the_registry(world: FakeWorld) -
     world.settle()
 
     rollout = world.rollout("credit-v2")
-    assert rollout.state is State.LIVE and outcome.startswith("rollout credit/credit-v2")
+    assert rollout.state is State.LIVE and outcome.kind is OutcomeKind.HANDLED
     assert rollout.plan.workspace_id == WORKSPACE_ID
     assert rollout.plan.source is not None and rollout.plan.source.staging_rollout == "credit/credit-v2"
     assert world.aml.endpoints["credit"].deployments["credit-v2"].model == ASSET.format(2)  # not a copy
@@ -114,7 +115,7 @@ def test_productions_own_settings_and_gates_apply(world: FakeWorld) -> None:
 
     outcome = _deliver(world, 2)
 
-    assert outcome.startswith("rejected") and "instance_count" in outcome
+    assert outcome.kind is OutcomeKind.REJECTED and "instance_count" in outcome.text
     assert world.rollout("credit-v2").state is State.REJECTED and not world.aml.endpoints
 
 
@@ -123,7 +124,7 @@ def test_a_registry_that_is_not_listed_is_refused_without_a_read(world: FakeWorl
 
     outcome = _deliver(world, 2, registry="reg-other")
 
-    assert outcome.startswith("ignored") and "PROMOTION_REGISTRIES" in outcome
+    assert outcome.kind is OutcomeKind.IGNORED and "PROMOTION_REGISTRIES" in outcome.text
     assert other.calls == [] and world.rollouts() == []
 
 
@@ -136,7 +137,7 @@ def test_a_source_that_is_not_listed_is_refused(world: FakeWorld, sources: froze
 
     outcome = _deliver(world, 2)
 
-    assert outcome.startswith("ignored") and "PROMOTION_SOURCES" in outcome
+    assert outcome.kind is OutcomeKind.IGNORED and "PROMOTION_SOURCES" in outcome.text
     assert world.registry(REGISTRY).calls == [] and world.rollouts() == []
 
 
@@ -148,7 +149,7 @@ def test_the_registry_decides_not_the_event(world: FakeWorld) -> None:
 
     outcome = _deliver(world, 2)  # the event comes from a listed source; the registry says otherwise
 
-    assert outcome.startswith("ignored") and "PROMOTION_SOURCES" in outcome and world.rollouts() == []
+    assert outcome.kind is OutcomeKind.IGNORED and "PROMOTION_SOURCES" in outcome.text and world.rollouts() == []
 
 
 def test_a_version_that_lags_the_share_is_read_again_on_redelivery(world: FakeWorld) -> None:
@@ -159,7 +160,7 @@ def test_a_version_that_lags_the_share_is_read_again_on_redelivery(world: FakeWo
         _deliver(world, 2, event_id="evt-lag")
     outcome = _deliver(world, 2, event_id="evt-lag")  # Event Grid's redelivery
 
-    assert outcome.startswith("rollout credit/credit-v2")
+    assert outcome.kind is OutcomeKind.HANDLED and world.rollout("credit-v2").plan.source is not None
 
 
 def test_a_version_never_readable_is_given_up_after_the_read_window(world: FakeWorld) -> None:
@@ -170,10 +171,10 @@ def test_a_version_never_readable_is_given_up_after_the_read_window(world: FakeW
 
     outcome = _deliver_at(world, 2, envelope_time)
 
-    assert outcome.startswith("rejected") and world.rollouts() == []
+    assert outcome.kind is OutcomeKind.REJECTED and world.rollouts() == []
 
 
-def _deliver_at(world: FakeWorld, version: int, sent: dt.datetime) -> str:
+def _deliver_at(world: FakeWorld, version: int, sent: dt.datetime) -> Outcome:
     envelope = Envelope(
         id="evt-old",
         event_type=MODEL_PROMOTED,
@@ -194,7 +195,7 @@ def test_duplicate_delivery_rolls_out_once(world: FakeWorld) -> None:
     other = _deliver(world, 2, event_id="evt-2")
     world.settle()
 
-    assert first.startswith("rollout") and again.startswith("duplicate") and other.startswith("duplicate")
+    assert (first.kind, again.kind, other.kind) == (OutcomeKind.HANDLED, OutcomeKind.DUPLICATE, OutcomeKind.DUPLICATE)
     assert [r.plan.deployment for r in world.rollouts()] == ["credit-v2"]
     assert [c.op for c in world.aml.calls].count("create_deployment") == 1
 
@@ -228,8 +229,9 @@ def _seen(world: FakeWorld) -> set[tuple[str, str, str]]:
 def test_the_resync_skips_what_is_in_the_ledger_and_what_is_not_for_this_app(world: FakeWorld) -> None:
     _promote(world, 2)
     _deliver(world, 2)
-    world.registry(REGISTRY).seed("fraud", 1, {"deploy": "true"})  # promoted by hand: taken
-    world.registry(REGISTRY).seed("churn", 1, {})  # shared by hand, not opted in: skipped
+    hand = PromotionEvidence(STAGING_ID, "by hand", dt.datetime(2026, 11, 22, tzinfo=dt.UTC))
+    world.registry(REGISTRY).seed("fraud", 1, {}, evidence=hand)  # promoted by hand, its evidence written: taken
+    world.registry(REGISTRY).seed("churn", 1, {"deploy": "true"})  # shared by hand, no evidence: not taken
 
     lines = resync_registries(world.deps, _seen(world))
 
@@ -254,3 +256,25 @@ def test_a_production_rollback_leaves_the_registry_version_untouched(world: Fake
     assert world.aml.traffic("credit") == {"credit-v1": 100}
     assert world.registry(REGISTRY).versions == before and before[("credit", "2")].tags == tags
     assert [c[0] for c in world.registry(REGISTRY).calls] == ["get"]  # read once, never written
+
+
+def test_a_version_read_before_its_evidence_is_read_again_on_redelivery(world: FakeWorld) -> None:
+    world.registry(REGISTRY).seed("credit", 2, CREDIT)  # the copy landed; the staging app has not tagged it yet
+
+    with pytest.raises(RetryableError):
+        _deliver(world, 2, event_id="evt-early")
+    _promote(world, 2)  # the evidence is written
+    outcome = _deliver(world, 2, event_id="evt-early")
+
+    assert outcome.kind is OutcomeKind.HANDLED and world.rollout("credit-v2").plan.source is not None
+
+
+def test_the_resync_lists_a_recent_version_without_evidence_again(world: FakeWorld) -> None:
+    world.registry(REGISTRY).seed("credit", 2, CREDIT)  # copied, not tagged yet
+    assert resync_registries(world.deps, _seen(world)) == []
+
+    _promote(world, 2)  # the evidence lands on the same version
+    world.clock.advance(60)
+    lines = resync_registries(world.deps, _seen(world))
+
+    assert [line.split(":")[0] for line in lines] == [f"{REGISTRY}/credit"]

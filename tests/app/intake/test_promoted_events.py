@@ -12,6 +12,7 @@ import pytest
 from app.handlers import HANDLERS
 from app.intake.dispatch import process, receive
 from app.intake.events import MODEL_PROMOTED, MODEL_REGISTERED, Envelope, ModelPromotedData, parse
+from app.intake.outcome import OutcomeKind
 from app.platform.errors import EventValidationError
 from app.platform.workspace import WorkspaceRef
 from devkit import runner
@@ -59,7 +60,7 @@ def test_the_cloud_event_as_the_staging_app_publishes_it_reaches_the_handler_thr
 
     outcome = receive(runner.to_function_event(json.loads(json.dumps(body))), lambda: deps, HANDLERS)
 
-    assert outcome.startswith("ignored") and "PROMOTION_SOURCES" in outcome  # parsed, then refused: fail closed
+    assert outcome.kind is OutcomeKind.IGNORED and "PROMOTION_SOURCES" in outcome.text  # parsed, then refused
 
 
 def test_a_promotion_from_an_allowed_workspace_not_listed_as_a_source_is_refused(
@@ -69,7 +70,7 @@ def test_a_promotion_from_an_allowed_workspace_not_listed_as_a_source_is_refused
     with caplog.at_level(logging.WARNING):
         outcome = process(_envelope(topic=WORKSPACE_ID), deps, HANDLERS)
 
-    assert outcome.startswith("ignored") and "PROMOTION_SOURCES" in outcome
+    assert outcome.kind is OutcomeKind.IGNORED and "PROMOTION_SOURCES" in outcome.text
     assert isinstance(deps.aml, ForbiddenFactory) and deps.aml.calls == []
 
 
@@ -79,5 +80,5 @@ def test_a_promotion_source_is_not_an_allowed_workspace_for_azure_mls_events() -
 
     outcome = process(envelope, make_deps(settings=settings), HANDLERS)
 
-    assert outcome.startswith("ignored") and "AML_ALLOWED_WORKSPACES" in outcome
+    assert outcome.kind is OutcomeKind.IGNORED and "AML_ALLOWED_WORKSPACES" in outcome.text
     assert WORKSPACE.key in settings.allowed_workspaces

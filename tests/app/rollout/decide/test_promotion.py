@@ -12,6 +12,7 @@ import pytest
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import Progress, Reject, Rollout, RolloutPlan, Skip, State
 from app.rollout.decide.promotion import (
+    NO_EVIDENCE,
     failed_gates,
     plan_from_registry,
     promotion_evidence,
@@ -185,7 +186,11 @@ PRODUCTION = make_settings(
 
 def test_production_takes_a_version_promoted_from_a_listed_workspace_into_a_listed_registry() -> None:
     assert registry_version_refusal(_version({}), PRODUCTION) is None
-    assert registry_version_refusal(_version({"deploy": "true"}, evidence=False), PRODUCTION) is None  # by hand
+
+
+def test_a_version_without_evidence_is_not_taken_whatever_its_tags() -> None:
+    """Shared by hand without the evidence tags, or a staging app's copy whose evidence is still being written."""
+    assert registry_version_refusal(_version({"deploy": "true"}, evidence=False), PRODUCTION) == NO_EVIDENCE
 
 
 @pytest.mark.parametrize(
@@ -231,10 +236,9 @@ def test_the_plan_applies_productions_own_settings() -> None:
     assert isinstance(decision, RolloutPlan) and decision.bake_seconds == 1800
 
 
-def test_a_version_promoted_by_hand_needs_the_opt_in_tag() -> None:
-    assert isinstance(plan_from_registry(PROD, _version({}, evidence=False), PRODUCTION), Skip)
-    planned = plan_from_registry(PROD, _version({"deploy": "true"}, evidence=False), PRODUCTION)
-    assert isinstance(planned, RolloutPlan) and planned.source == PromotionSource(registry="reg-prod")
+def test_the_evidence_stands_in_for_the_opt_in_but_an_explicit_deploy_false_keeps_it_out() -> None:
+    assert isinstance(plan_from_registry(PROD, _version({}), PRODUCTION), RolloutPlan)
+    assert isinstance(plan_from_registry(PROD, _version({"deploy": "false"}), PRODUCTION), Skip)
 
 
 def test_the_status_shows_the_source_workspace_and_the_staging_rollout_with_links() -> None:
