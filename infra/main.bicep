@@ -142,8 +142,8 @@ param retrainCompute string = ''
 @description('Comma-separated key=value tags every retraining job carries, for example register_model=credit,model.deploy=true, so that its completed run registers the model and the new version rolls out.')
 param retrainJobTags string = ''
 
-@description('Staging side of a promotion: the Azure ML registry that a proven model version is shared into, with its staging evidence, when its rollout ends live or canary with every gate passed and the model is tagged promote=true (or PROMOTE_ALL is true). Empty: nothing is promoted.')
-param promoteToRegistry string = ''
+@description('Staging side of a promotion: ARM id of the Azure ML registry proven models are shared into (/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/registries/{name}); its name becomes PROMOTE_TO_REGISTRY, and the postdeploy hook grants the app its role there. Empty: nothing is promoted.')
+param promoteToRegistryId string = ''
 
 @allowed([
   'true'
@@ -155,8 +155,8 @@ param promoteAll string = 'false'
 @description('Production side of a promotion: comma-separated ARM ids of the staging workspaces whose AmlEvents.Model.Promoted events the app takes (the source the staging app stamps on its CloudEvents), compared case-insensitively. Empty: every such event is ignored (fail closed), and the resync skips registry versions whose evidence names another workspace.')
 param promotionSources string = ''
 
-@description('Production side of a promotion: comma-separated names of the Azure ML registries whose versions the app rolls out into its own workspace; the resync also polls them for promotions whose event was lost. Empty: no promoted version is rolled out (fail closed).')
-param promotionRegistries string = ''
+@description('Production side of a promotion: ARM id of the Azure ML registry whose versions the app rolls out; its name becomes PROMOTION_REGISTRIES, and the postdeploy hook grants the app read access there. Empty: no promoted version is rolled out.')
+param promotionRegistryId string = ''
 
 @allowed([
   'true'
@@ -279,10 +279,10 @@ var appSettings = {
   RETRAIN_COOLDOWN_MINUTES: retrainCooldownMinutes
   RETRAIN_COMPUTE: retrainCompute
   RETRAIN_JOB_TAGS: retrainJobTags
-  PROMOTE_TO_REGISTRY: promoteToRegistry
+  PROMOTE_TO_REGISTRY: empty(promoteToRegistryId) ? '' : last(split(promoteToRegistryId, '/'))
   PROMOTE_ALL: promoteAll
   PROMOTION_SOURCES: promotionSources
-  PROMOTION_REGISTRIES: promotionRegistries
+  PROMOTION_REGISTRIES: empty(promotionRegistryId) ? '' : last(split(promotionRegistryId, '/'))
   REQUIRE_APPROVAL: requireApproval
   APPROVAL_TIMEOUT: approvalTimeout
 }
@@ -433,5 +433,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output NOTIFY_TOPIC_ENDPOINT string = notifyTopicEnabled ? notifyTopic.outputs.endpoint : ''
+// A production environment subscribes to a staging environment's topic with it (PROMOTION_SOURCE_TOPIC_ID).
+output NOTIFY_TOPIC_ID string = notifyTopicEnabled ? notifyTopic.outputs.id : ''
 output ALERT_ACTION_GROUP_IDS string = join(alerts.outputs.actionGroupIds, ',')
 output ALERT_EMAIL_SET bool = !empty(alertEmail)
