@@ -59,6 +59,13 @@ param adoptEndpoints string = ''
 @description('true rejects a rollout whose model has no sample request (no smoke_request tag and no readable MLflow input example); false skips the smoke test then, and the rollout\'s reason says so.')
 param smokeRequired string = 'false'
 
+@allowed([
+  'true'
+  'false'
+])
+@description('true refuses every model tag key that is not a tag of the contract; false refuses only keys that look like a misspelled tag (trafic, bake_time) and lets users\' own keys pass.')
+param strictTags string = 'false'
+
 @description('Seconds the smoke request may take before the smoke test fails (1..300).')
 param smokeTimeoutSeconds string = '30'
 
@@ -220,6 +227,7 @@ var appSettings = {
   ADOPT_ENDPOINTS: adoptEndpoints
   SMOKE_REQUIRED: smokeRequired
   SMOKE_TIMEOUT_SECONDS: smokeTimeoutSeconds
+  STRICT_TAGS: strictTags
   BAKE_DEFAULT: bakeDefault
   GATE_MAX_ERROR_RATE: gateMaxErrorRate
   GATE_MAX_LATENCY_RATIO: gateMaxLatencyRatio

@@ -99,6 +99,8 @@ class Settings:
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
     smoke_required: bool = False
+    #: Refuse every model tag key that is not a tag of the contract (else only keys close to one).
+    strict_tags: bool = False
     smoke_timeout_seconds: float = 30.0
     bake_default: dt.timedelta = dt.timedelta(0)
     gate_max_error_rate: float = 1.0

@@ -80,6 +80,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
         smoke_required=reader.boolean("SMOKE_REQUIRED", False),
+        strict_tags=reader.boolean("STRICT_TAGS", False),
         smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
         bake_default=reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
         gate_max_error_rate=reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
