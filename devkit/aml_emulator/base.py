@@ -111,3 +111,6 @@ class AreaBase:
 
         # MetricsArea (metrics.py).
         def set_metric_lag(self, seconds: float) -> None: ...
+
+        # MonitorOutageArea (monitor_outage.py).
+        def _monitor_outage_answer(self, request: Request) -> Response | None: ...
