@@ -78,8 +78,11 @@ param gateMaxErrorRate string = '1'
 @description('Largest ratio of the new deployment\'s P99 latency to the stable deployment\'s that passes the gate (1..100).')
 param gateMaxLatencyRatio string = '1.5'
 
-@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit.')
+@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit while a stable deployment gives a baseline; without one (a new endpoint, or the final step at 100%), 4000 ms, 80% of Azure ML\'s default scoring timeout.')
 param gateMaxP99Ms string = ''
+
+@description('The answers the gate counts as the new deployment\'s failures: comma-separated status classes (4xx, 5xx) and codes (400..599), matched against the endpoint\'s status and, behind a 424, the model\'s status.')
+param gateErrorStatusCodes string = '5xx,408,429'
 
 @description('Fewest requests the new deployment must serve in a bake window for the gate to judge it; fewer make the result inconclusive (1..10000000).')
 param gateMinRequests string = '100'
@@ -232,6 +235,7 @@ var appSettings = {
   GATE_MAX_ERROR_RATE: gateMaxErrorRate
   GATE_MAX_LATENCY_RATIO: gateMaxLatencyRatio
   GATE_MAX_P99_MS: gateMaxP99Ms
+  GATE_ERROR_STATUS_CODES: gateErrorStatusCodes
   GATE_MIN_REQUESTS: gateMinRequests
   GATE_METRIC_LAG: gateMetricLag
   GATE_MAX_EXTENSIONS: gateMaxExtensions

@@ -15,6 +15,7 @@ from app.platform.errors import SettingsError
 from app.platform.names import is_valid_name
 from app.platform.settings import (
     DEFAULT_DELAYS,
+    DEFAULT_ERROR_STATUS_CODES,
     DEFAULT_NOTIFY_RUN_STATUSES,
     DEFAULT_RESYNC_MAX_MODELS,
     DEPLOY_MODES,
@@ -28,6 +29,8 @@ from app.platform.workspace import WorkspaceRef
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+#: An HTTP error status class (4xx, 5xx) or code (400-599).
+STATUS_CODE = re.compile(r"[45](?:xx|[0-9]{2})")
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -90,6 +93,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
         gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
         gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+        gate_error_status_codes=reader.status_codes("GATE_ERROR_STATUS_CODES", DEFAULT_ERROR_STATUS_CODES),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
     )
@@ -269,6 +273,19 @@ class _Reader:
                 f"{name}: {', '.join(unknown)} is not an Azure ML run status (use e.g. Failed,Canceled; known: "
                 "NotStarted, Starting, Provisioning, Preparing, Queued, Running, Finalizing, CancelRequested, "
                 "Completed, Failed, Canceled, NotResponding, Paused, Unknown)"
+            )
+            return default
+        return frozenset(values)
+
+    def status_codes(self, name: str, default: frozenset[str]) -> frozenset[str]:
+        values = {item.lower() for item in self.items(name)}
+        if not values:
+            return default
+        bad = sorted(v for v in values if not STATUS_CODE.fullmatch(v))
+        if bad:
+            self.problems.append(
+                f"{name}: {', '.join(bad)} is not an HTTP error status class or code (use classes 4xx and 5xx and "
+                "codes 400-599, comma-separated, e.g. 5xx,408,429)"
             )
             return default
         return frozenset(values)
