@@ -101,6 +101,9 @@ class Settings:
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
+    #: App Service authentication is on (``WEBSITE_AUTH_ENABLED``, set by the platform): only then is the
+    #: ``X-MS-CLIENT-PRINCIPAL`` header the platform's, not the caller's (app/api/caller.py).
+    easy_auth_enabled: bool = False
     smoke_required: bool = False
     #: Refuse every model tag key that is not a tag of the contract (else only keys close to one).
     strict_tags: bool = False

@@ -82,6 +82,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
+        # The platform writes "True"; read it as the Functions host does (bool.TryParse: anything else is off).
+        easy_auth_enabled=reader.text("WEBSITE_AUTH_ENABLED", "").lower() == "true",
         smoke_required=reader.boolean("SMOKE_REQUIRED", False),
         strict_tags=reader.boolean("STRICT_TAGS", False),
         smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
