@@ -109,8 +109,11 @@ class MonitorOutageArea(AreaBase):
             ).response()
         code, message = _ANSWERS[outage.status]
         response = ArmError(outage.status, code, f"{message} (injected by the devkit)").response()
-        if outage.status in (429, 503):
+        if outage.status in (429, 503) and outage.retry_after_s >= 1:
             response.headers["Retry-After"] = f"{outage.retry_after_s:g}"
+        elif outage.status in (429, 503):
+            # Under a second: the dev kit's millisecond form (azure-core honours it), so tests wait no real seconds.
+            response.headers["retry-after-ms"] = str(max(1, round(outage.retry_after_s * 1000)))
         return response
 
     def _monitor_outage_control(self, method: str, route: str, body: dict[str, Any]) -> Response | None:

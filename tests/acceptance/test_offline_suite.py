@@ -17,18 +17,29 @@ from devkit.stack import DevStack
 pytestmark = pytest.mark.integration
 
 
+#: What ``make acceptance`` may take offline, stack start included: CI runs it on every push. Measured on a shared
+#: 2-core machine (load 9-17): the first eight scenarios 33-48 s, the four where features meet 14-19 s (while they
+#: fail as expected), the stack's start about 10 s.
+SUITE_LIMIT_S = 90
+
+
 def test_make_acceptance_runs_every_scenario_offline_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     code = main([])
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
-    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] in (["PASS"], ["FAIL"], ["ERROR"])}
+    outcomes = ("PASS", "FAIL", "ERROR", "XFAIL", "XPASS")
+    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] and line.split()[0] in outcomes}
     assert code == 0, out
     assert sorted(lines) == sorted(s.name for s in SCENARIOS), out
-    assert all(line.startswith("PASS") and line.split()[2].endswith("s") for line in lines.values()), out
+    # A scenario waiting for a fix must fail (XFAIL); every other one must pass.
+    expected = {s.name: "XFAIL" if s.xfail else "PASS" for s in SCENARIOS}
+    assert {name: line.split()[0] for name, line in lines.items()} == expected, out
+    assert all(line.split()[2].endswith("s") for line in lines.values()), out
     assert "cleanup: removed every endpoint and model version this run created" in out
-    assert f"{len(SCENARIOS)}/{len(SCENARIOS)} passed on offline" in out
-    assert elapsed < 60, f"the offline suite took {elapsed:.0f} s; CI runs it on every push"
+    passing = sum(1 for s in SCENARIOS if not s.xfail)
+    assert f"{passing}/{len(SCENARIOS)} passed" in out
+    assert elapsed < SUITE_LIMIT_S, f"the offline suite took {elapsed:.0f} s; CI runs it on every push"
 
 
 class _InterruptedTarget(OfflineTarget):
