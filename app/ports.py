@@ -18,7 +18,7 @@ from app.platform.errors import PermanentError
 from app.platform.settings import Settings
 from app.platform.tables import Table
 from app.platform.workspace import WorkspaceRef
-from app.retraining.decide import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest
+from app.retraining.jobs import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest
 from app.retraining.registration import JobOutput, RegisterModel
 from app.rollout.decide.followup import FollowUp
 from app.rollout.decide.gate import MetricWindow

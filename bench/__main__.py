@@ -307,7 +307,8 @@ def history(rows: int) -> Iterator[Row]:
     """Table transactions of an idle tick, a tick advancing a rollout, and one status page, with 0 and with
     ``rows`` finished rollouts in the ledger's history. The goal: the same counts for both."""
     from app.azure.tables import TableStore
-    from app.rollout.ledger.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
+    from app.rollout.ledger.indexes import ACTIVE_INDEX_GRACE
+    from app.rollout.ledger.ledger import RolloutLedger
     from app.wiring import production_deps
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.runner import get_status
@@ -357,8 +358,8 @@ def history(rows: int) -> Iterator[Row]:
             yield ((f"tick advancing a rollout, {label}", *measure(app.tick)))
             settle()
             ledger = RolloutLedger(store)
-            for entry in ledger.active_endpoints(now):
-                ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
+            for entry in ledger.active.endpoints(now):
+                ledger.active.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
             yield ((f"idle reconciler tick, {label}", *measure(app.tick)))
             pages: list[Any] = []
             figure = measure(lambda: pages.append(get_status({})[1]))  # noqa: B023 - called at once

@@ -165,7 +165,7 @@ def retry_failed_rollout(t: Timeline) -> None:
     """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
     from azure.data.tables import TableClient
 
-    from app.rollout.ledger.ledger import partition_key
+    from app.rollout.ledger.rows import partition_key
 
     t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
     key = partition_key(WORKSPACE_ID, "churn")

@@ -192,6 +192,7 @@ class DevStack:
             raise RuntimeError("DevStack is not started")
         env = {
             "AZUREML_DEV_URL_MFE": self.aml.url,
+            **self.aml.cloud_env(),  # azure-ai-ml finds the emulated registries (devkit/aml_emulator/discovery.py)
             "REQUESTS_CA_BUNDLE": str(self.ca.ca_path),
             **self.identity.env,
             **self.sink.env,

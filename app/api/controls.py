@@ -46,7 +46,7 @@ def operator_action(
     caller = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
-        found = ledger.find(endpoint, deployment)
+        found = ledger.recent.find(endpoint, deployment)
         if not found:
             return 404, _error(f"no rollout of deployment {deployment!r} on endpoint {endpoint!r}")
         if len(found) > 1:

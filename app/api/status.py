@@ -1,7 +1,7 @@
 """``GET /api/rollouts``: the ledger as JSON, newest first, a page at a time, filtered, next to the traffic AML shows.
 
 Paging design: every rollout has one entry in an index partition of the ledger's table whose keys are the
-inverted creation time (``app.rollout.ledger.ledger.RECENT_INDEX``; one partition for all rollouts, one per
+inverted creation time (``app.rollout.ledger.indexes.RECENT_INDEX``; one partition for all rollouts, one per
 endpoint name for ``?endpoint=``). Azure Tables returns a partition in key order, so a page is the next
 ``limit`` entries after the previous page's last one: newest first across every workspace and endpoint,
 and the continuation is Azure's own position in that order. Creation times never change, so following the
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.model import Rollout, State
-from app.rollout.ledger.ledger import RolloutLedger, ledger_of
+from app.rollout.ledger.leases import EndpointLeases
+from app.rollout.ledger.ledger import ledger_of
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -62,8 +63,8 @@ def rollout_status(params: Mapping[str, str], deps: Deps) -> tuple[int, str]:
     except _BadParameter as err:
         return _error(str(err))
     ledger = ledger_of(deps)
-    rollouts, following = ledger.recent(endpoint=endpoint, model=model, state=state, limit=limit, resume=resume)
-    endpoints = endpoint_traffic(rollouts, ledger, deps, observe=observe == "true")
+    rollouts, following = ledger.recent.page(endpoint=endpoint, model=model, state=state, limit=limit, resume=resume)
+    endpoints = endpoint_traffic(rollouts, ledger.leases, deps, observe=observe == "true")
     body = {
         "count": len(rollouts),
         "rollouts": with_observed(rollouts, endpoints),
@@ -119,14 +120,14 @@ def _decode_token(raw: str, query: str) -> dict[str, str] | None:
 
 
 def endpoint_traffic(
-    rollouts: Sequence[Rollout], ledger: RolloutLedger, deps: Deps, *, observe: bool
+    rollouts: Sequence[Rollout], leases: EndpointLeases, deps: Deps, *, observe: bool
 ) -> list[dict[str, Any]]:
     """Per endpoint of ``rollouts``: the traffic AML shows (read now with ``observe``, else as the last tick
     cached it), when it was observed, the split the app intends, and whether they drifted apart."""
     views: list[dict[str, Any]] = []
     keys = dict.fromkeys((r.plan.workspace_id, r.plan.endpoint) for r in rollouts)
     for index, (workspace_id, endpoint) in enumerate(keys):
-        record = ledger.endpoint_record(workspace_id, endpoint)
+        record = leases.read(workspace_id, endpoint)
         current = intent_rules.current(record.intents)
         entry: dict[str, Any] = {
             "workspace": workspace_id,

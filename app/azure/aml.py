@@ -22,13 +22,7 @@ from typing import TYPE_CHECKING, Any
 from app.platform import budgets
 from app.platform.workspace import WorkspaceRef
 from app.ports import JobDetail, ModelNotFound
-from app.retraining.decide import (
-    ComponentInfo,
-    ComponentRef,
-    JobInfo,
-    PipelineJobRequest,
-    RetrainingTargetInvalid,
-)
+from app.retraining.jobs import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest, RetrainingTargetInvalid
 from app.retraining.registration import SOURCE_RUN_TAG, JobOutput, RegisterModel
 from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, ModelInfo, RolloutPlan
 from app.rollout.decide.naming import EndpointNameTaken

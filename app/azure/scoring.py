@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 def read_input_example(model_dir: Path) -> str | None:
     """The scoring request from a downloaded MLflow model directory (``MLmodel`` + its input example), if any."""
     # Lazy: yaml is only needed when a model directory is read.
-    import yaml  # type: ignore[import-untyped]  # no stubs in the locked environment
+    import yaml  # type: ignore[import-untyped,unused-ignore]  # no stubs in the locked environment
 
     mlmodel_path = model_dir / "MLmodel"
     if not mlmodel_path.is_file():

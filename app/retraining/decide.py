@@ -17,10 +17,10 @@ from typing import Any
 
 from app.intake.events import DatasetDriftDetectedData
 from app.platform.clock import as_utc
-from app.platform.errors import PermanentError
 from app.platform.idempotency import RecordKey, record_key
 from app.platform.settings import Settings
 from app.platform.workspace import WorkspaceRef
+from app.retraining.jobs import ComponentInfo, ComponentRef, PipelineJobRequest
 from app.retraining.signals import MonitorBreach
 
 #: The drift context offered to the retraining component; only the inputs it declares are passed.
@@ -58,49 +58,6 @@ COOLDOWN = "cooldown"
 PLAN_ONLY = "plan only"
 
 _SLUG = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class ComponentRef:
-    """``RETRAIN_PIPELINE_COMPONENT`` parsed: ``name:version`` or ``name@latest``."""
-
-    name: str
-    version: str | None = None
-    label: str | None = None
-
-    @classmethod
-    def parse(cls, spec: str) -> ComponentRef:
-        spec = spec.strip().removeprefix("azureml:")
-        if spec.endswith("@latest"):
-            return cls(name=spec.removesuffix("@latest"), label="latest")
-        name, _, version = spec.rpartition(":")
-        if not name or not version:
-            raise ValueError(f"{spec!r} is not 'name:version' or 'name@latest'")
-        return cls(name=name, version=version)
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.label}" if self.label else f"{self.name}:{self.version}"
-
-
-@dataclass(frozen=True)
-class ComponentInfo:
-    """A registered component version as AML resolved it."""
-
-    name: str
-    version: str
-    id: str
-    type: str
-    inputs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A job as AML reports it."""
-
-    name: str
-    status: str
-    experiment: str
-    tags: Mapping[str, str]
 
 
 class Hold(StrEnum):
@@ -226,20 +183,6 @@ class Submit:
     monitor: str
     drift_run_id: str  # the signal's run (a drift run, or a monitor run): one job per run
     duplicate: bool = False  # the monitor's record already names this run
-
-
-@dataclass(frozen=True)
-class PipelineJobRequest:
-    """What ``AmlGateway.submit_pipeline_job`` sends."""
-
-    name: str
-    component_id: str
-    experiment: str
-    inputs: Mapping[str, str]
-    tags: Mapping[str, str]
-    compute: str
-    display_name: str
-    description: str
 
 
 def monitor_label(trigger: Trigger) -> str:
@@ -421,7 +364,3 @@ def skipped_record(record: Mapping[str, Any], drift_run_id: str) -> dict[str, An
     if drift_run_id in skipped:
         return None
     return {**record, "Skipped": json.dumps([*skipped, drift_run_id][-MAX_SKIPPED:])}
-
-
-class RetrainingTargetInvalid(PermanentError):
-    """RETRAIN_PIPELINE_COMPONENT names no registered pipeline component. The message names the setting."""

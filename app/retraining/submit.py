@@ -11,7 +11,6 @@ from app.platform.idempotency import CLAIM_FOR, AlreadyDone, Idempotency, InProg
 from app.retraining.decide import (
     COOLDOWN,
     DRIFT,
-    JobInfo,
     RetrainSignal,
     SkipRetraining,
     Submit,
@@ -26,6 +25,7 @@ from app.retraining.decide import (
     submission_key,
     submission_payload,
 )
+from app.retraining.jobs import JobInfo
 
 if TYPE_CHECKING:
     from app.intake.events import AmlEvent

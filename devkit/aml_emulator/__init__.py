@@ -23,6 +23,9 @@ One room per ARM area; :class:`AmlEmulator` in ``server.py`` composes them:
 - ``health.py``: emulated model behaviour per deployment (error rate, lognormal latency, failing on purpose),
   from the control API or the model's ``emulator.*`` tags.
 - ``traffic.py``: the emulated clock, routing by live and mirror traffic, synthetic load, the request samples.
+- ``discovery.py``: registries served here and how azure-ai-ml finds them (a cloud's metadata, registry discovery).
+- ``registries.py``, ``registry_routes.py``: a registry's models, shares (imports) and faults; its answers on ARM and
+  on the registry data plane.
 - ``metrics.py``: Azure Monitor's metrics API for an endpoint (``RequestsPerMinute``, ``RequestLatency_P50..P99``)
   computed from the samples, with an ingestion lag.
 """
@@ -31,8 +34,9 @@ from __future__ import annotations
 
 from devkit.aml_emulator.faults import FaultPlan, RequestRule, arm_action
 from devkit.aml_emulator.rules import MANAGED_ONLINE_SKUS, EndpointNameRegistry
-from devkit.aml_emulator.server import ARM_AUDIENCE, CONTROL_PREFIX, AmlEmulator
+from devkit.aml_emulator.server import CONTROL_PREFIX, AmlEmulator
 from devkit.aml_emulator.state import (
+    ARM_AUDIENCE,
     PROVIDER,
     ArmError,
     ComponentVersion,

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from devkit._server import Request, Response
     from devkit.aml_emulator.health import Outcome
+    from devkit.aml_emulator.registries import RegistryModelVersion
     from devkit.aml_emulator.rules import EndpointNameRegistry
     from devkit.aml_emulator.state import Job, ModelVersion, Operation, Resource
     from devkit.aml_emulator.traffic import EmulatedClock, Sample
@@ -114,3 +115,6 @@ class AreaBase:
 
         # MonitorOutageArea (monitor_outage.py).
         def _monitor_outage_answer(self, request: Request) -> Response | None: ...
+
+        # RegistriesArea (discovery.py).
+        def _registry_model_for(self, ref: str) -> RegistryModelVersion | None: ...

@@ -58,7 +58,9 @@ class ControlArea(AreaBase):
         - ``PUT /_emulator/states`` ``{"endpoint", "deployment", "state", "seconds", "workspace"}``;
           ``POST /_emulator/states/next`` ``{"endpoint", "deployment", "state", "count", "workspace"}``
         - ``PUT /_emulator/models/lag`` ``{"seconds", "name", "workspace"}``
-        - ``POST /_emulator/workspaces`` ``{"name", "location", "resource_group"}`` → 201 ``{"id", "location"}``
+        - ``POST /_emulator/workspaces`` ``{"name", "location", "resource_group", "subscription_id"}`` → 201
+          ``{"id", "location"}``
+        - registries: see :meth:`_registry_control`
         - ``PUT /_emulator/config`` also takes ``"endpoint_name_hold_s"``
         - ``PUT|GET|DELETE /_emulator/monitor/outage``: see :meth:`MonitorOutageArea._monitor_outage_control`
         """
@@ -205,11 +207,67 @@ class ControlArea(AreaBase):
             return Response(204)
         if key == ("POST", "/workspaces"):
             ws = emu.add_workspace(
-                body["name"], location=body.get("location"), resource_group=body.get("resource_group")
+                body["name"],
+                location=body.get("location"),
+                resource_group=body.get("resource_group"),
+                subscription_id=body.get("subscription_id"),
             )
             return Response(201, {"id": ws.workspace_id, "location": ws.location})
+        if route == "/registries" or route.startswith("/registries/"):
+            return self._registry_control(request.method, route, body)
         if (delivered := emu._delivery_control(request.method, route, body)) is not None:
             return delivered
         if (outage := emu._monitor_outage_control(request.method, route, body)) is not None:
             return outage
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
+
+    def _registry_control(self, method: str, route: str, body: dict[str, Any]) -> Response:
+        """Registries (discovery.py, registries.py):
+
+        - ``POST /_emulator/registries`` ``{"name", "location", "regions", "resource_group", "subscription_id"}`` →
+          201 ``{"id", "regions"}``
+        - ``GET /_emulator/registries/{name}/models`` → ``{"value": [{"name", "version", "state", "stage", "tags",
+          "properties", "source"}]}``
+        - ``POST /_emulator/registries/{name}/models`` ``{"name", "version", "type", "tags", "properties",
+          "description", "stage", "job_name", "created_at"}``
+        - ``PUT /_emulator/registries/{name}/lag`` ``{"seconds", "reads"}``
+        - ``POST /_emulator/registries/{name}/imports/fail`` ``{"count", "how"}`` (``copy`` or ``answer``)
+        """
+        emu = cast("AmlEmulator", self)
+        parts = route.strip("/").split("/")
+        if (method, len(parts)) == ("POST", 1):
+            added = emu.add_registry(
+                body["name"],
+                location=body.get("location"),
+                regions=body.get("regions"),
+                resource_group=body.get("resource_group"),
+                subscription_id=body.get("subscription_id"),
+            )
+            return Response(201, {"id": added.arm_id, "regions": list(added.regions)})
+        registry = emu.registry(parts[1]) if len(parts) > 1 else None
+        action = (method, "/".join(parts[2:]))
+        if registry is None:
+            raise ArmError(404, "NotFound", f"Unknown control route {method} /_emulator{route}")
+        if action == ("GET", "models"):
+            fields = ("name", "version", "state", "stage", "tags", "properties", "source")
+            return Response(200, {"value": [{f: getattr(m, f) for f in fields} for m in registry.models()]})
+        if action == ("POST", "models"):
+            model = registry.seed_model(
+                body["name"],
+                body["version"],
+                model_type=body.get("type", "mlflow_model"),
+                tags=body.get("tags"),
+                properties=body.get("properties"),
+                description=body.get("description"),
+                stage=body.get("stage"),
+                job_name=body.get("job_name"),
+                created_at=body.get("created_at"),
+            )
+            return Response(201, {"name": model.name, "version": model.version})
+        if action == ("PUT", "lag"):
+            registry.set_read_lag(seconds=float(body.get("seconds", 0)), reads=int(body.get("reads", 0)))
+            return Response(204)
+        if action == ("POST", "imports/fail"):
+            registry.fail_next_imports(int(body.get("count", 1)), how=body.get("how", "copy"))
+            return Response(204)
+        raise ArmError(404, "NotFound", f"Unknown control route {method} /_emulator{route}")

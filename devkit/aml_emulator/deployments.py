@@ -57,10 +57,11 @@ class DeploymentsArea(AreaBase):
         if not model_ref:
             raise ArmError(400, "BadArgument", "A model is required for an online deployment.")
         match = re.search(r"/workspaces/([^/]+)/models/([^/]+)/versions/([^/]+)$", str(model_ref), re.IGNORECASE)
-        if match is None:
-            return  # registry or other model references are not checked
-        name, version = match[2], match[3]
-        model = self._models.get(name.lower(), {}).get(version)
+        shared = self._registry_model_for(str(model_ref)) if match is None else None  # discovery.py
+        if match is None and shared is None:
+            return  # other model references are not checked
+        name, version = (match[2], match[3]) if match else (shared.name, shared.version)  # type: ignore[union-attr]
+        model = self._models.get(name.lower(), {}).get(version) if match else shared
         if model is None:
             raise ArmError(404, "UserError", f"Could not find model {name} with version {version}.")
         if model.model_type not in NO_CODE_MODEL_TYPES and not (

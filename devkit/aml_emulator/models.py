@@ -35,8 +35,9 @@ class ModelsArea(AreaBase):
         created_at: str | float | datetime | None = None,
         properties: Mapping[str, str] | None = None,
         description: str | None = None,
+        job_name: str | None = None,
     ) -> ModelVersion:
-        """Register a model version directly (no request is logged)."""
+        """Register a model version directly (no request is logged); ``job_name`` is the job that trained it."""
         model = ModelVersion(
             name=name,
             version=str(version),
@@ -45,6 +46,7 @@ class ModelsArea(AreaBase):
             properties=dict(properties or {}),
             description=description,
             created_at=_parse_time(created_at),
+            extra={"jobName": job_name} if job_name else {},
         )
         with self._lock:
             self._store_model(model)

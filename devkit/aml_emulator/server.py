@@ -15,6 +15,7 @@ from typing import Any
 from devkit._server import BackgroundServer, Request, Response
 from devkit.aml_emulator.control import CONTROL_PREFIX, ControlArea
 from devkit.aml_emulator.deployments import DeploymentsArea
+from devkit.aml_emulator.discovery import METADATA_PATH, RegistriesArea
 from devkit.aml_emulator.endpoints import EndpointsArea
 from devkit.aml_emulator.faults import FaultPlan, FaultsArea, RequestRule
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
@@ -41,8 +42,6 @@ from devkit.identity import TokenIssuer
 from devkit.tls import DevCertificateAuthority
 
 logger = logging.getLogger(__name__)
-
-ARM_AUDIENCE = "https://management.azure.com"
 
 
 _WORKSPACE_RE = re.compile(
@@ -75,13 +74,15 @@ class AmlEmulator(
     TrafficArea,
     MetricsArea,
     MonitorOutageArea,
+    RegistriesArea,
 ):
     """ARM for an Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
 
     Point azure-ai-ml at it with ``AZUREML_DEV_URL_MFE=`` :attr:`url` and the mgmt SDK with ``base_url=`` :attr:`url`.
     Everything is also controllable over HTTP under ``/_emulator/`` (see :meth:`_control`).
     More workspaces (same subscription) can be served on the same URL with :meth:`add_workspace`; endpoint names are
-    then unique per region across all of them, as in Azure.
+    then unique per region across all of them, as in Azure. Registries (:meth:`add_registry`) are served on the same
+    URL too, on ARM and on the registry data plane that azure-ai-ml discovers (``discovery.py``).
     """
 
     def __init__(
@@ -150,24 +151,32 @@ class AmlEmulator(
         )
 
     def add_workspace(
-        self, workspace_name: str, *, location: str | None = None, resource_group: str | None = None
+        self,
+        workspace_name: str,
+        *,
+        location: str | None = None,
+        resource_group: str | None = None,
+        subscription_id: str | None = None,
     ) -> AmlEmulator:
-        """Serve another workspace of the same subscription on this URL; returns its emulator (a full one).
+        """Serve another workspace on this URL; returns its emulator (a full one: its own models, endpoints, outbox).
 
-        Reach it through ARM with its own workspace (and resource group) name: e.g. the mgmt SDK's
-        ``online_endpoints.begin_create_or_update(rg, workspace_name, ...)``. ``location`` defaults to this one's
-        region; endpoint names are unique per region across every workspace served here (see
-        :class:`EndpointNameRegistry`). Requests to it are logged, faulted and ruled by this (the host) emulator.
-        :meth:`reset` of the host forgets it.
+        Reach it through ARM with its own workspace (and resource group, and subscription) name: e.g. the mgmt SDK's
+        ``online_endpoints.begin_create_or_update(rg, workspace_name, ...)``. ``location``, ``resource_group`` and
+        ``subscription_id`` default to this one's (a production workspace often lives in a subscription of its own);
+        endpoint names are unique per region across every workspace served here (see :class:`EndpointNameRegistry`).
+        Requests to it are logged, faulted and ruled by this (the host) emulator. :meth:`reset` of the host forgets it.
         """
         if self._host is not None:
-            return self._host.add_workspace(workspace_name, location=location, resource_group=resource_group)
+            return self._host.add_workspace(
+                workspace_name, location=location, resource_group=resource_group, subscription_id=subscription_id
+            )
         rg = resource_group or self.resource_group
-        if self._workspace_for(self.subscription_id, rg, workspace_name) is not None:
+        sub = subscription_id or self.subscription_id
+        if self._workspace_for(sub, rg, workspace_name) is not None:
             raise ValueError(f"workspace '{workspace_name}' in resource group '{rg}' is already served")
         sibling = AmlEmulator(
             None,
-            subscription_id=self.subscription_id,
+            subscription_id=sub,
             resource_group=rg,
             workspace_name=workspace_name,
             location=location or self.location,
@@ -215,6 +224,7 @@ class AmlEmulator(
         """
         if self._host is None:
             self._workspaces = []
+            self._registries = {}
             self.names.reset()
         with self._lock:
             self._models: dict[str, dict[str, ModelVersion]] = {}
@@ -294,6 +304,13 @@ class AmlEmulator(
                     for versions in self._components.values()
                     for c in list(versions.values())[:1]
                 },
+                "registries": {
+                    registry.name: [
+                        {"name": m.name, "version": m.version, "stage": m.stage, "state": m.state, "tags": m.tags}
+                        for m in registry.models()
+                    ]
+                    for registry in (self._registries.values() if self._host is None else ())
+                },
             }
 
     # ------------------------------------------------------------------ HTTP entry
@@ -308,6 +325,8 @@ class AmlEmulator(
                 return ArmError(400, "BadRequest", f"bad control request: {err}").response()
         if request.path.startswith(SCORING_PREFIX):
             return self._handle_scoring(request)  # the data plane: its own auth, not in the ARM request log
+        if request.path == METADATA_PATH and request.method == "GET":
+            return self._cloud_metadata(request)  # the dev kit's cloud, for azure-ai-ml (discovery.py); not logged
         started = _now()
         with self._lock:
             latency = self._faults.latency_ms
@@ -351,23 +370,27 @@ class AmlEmulator(
         if not auth or not auth.lower().startswith("bearer "):
             err = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             return err.response()
-        if self.issuer is not None and not self.issuer.verify_authorization(auth, ARM_AUDIENCE):
+        audiences = self._audiences(request.path)
+        if self.issuer is not None and not any(self.issuer.verify_authorization(auth, a) for a in audiences):
             err = ArmError(
                 401,
                 "InvalidAuthenticationToken",
                 "The access token is invalid: it was not issued by the devkit token endpoint for "
-                f"audience {ARM_AUDIENCE}.",
+                f"audience {' or '.join(audiences)}.",
             )
             return err.response()
         return None
 
     def _route(self, request: Request) -> Response:
+        registry_answer = self._route_registries(request)  # discovery and registries (discovery.py)
+        if registry_answer is not None:
+            return registry_answer
         op_match = _OPERATION_RE.match(request.path)
         if op_match:
             if request.method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "Only GET is supported on operation status.")
-            self._check_subscription(op_match["sub"])
             owner = next((ws for ws in self._workspaces if op_match["op"] in ws._operations), self)
+            owner._check_subscription(op_match["sub"])
             return owner._operation_status(op_match["kind"], op_match["op"], request)
         ws_match = _WORKSPACE_RE.match(request.path)
         if not ws_match:

@@ -12,6 +12,8 @@ from typing import Any
 from devkit._server import Response
 
 PROVIDER = "Microsoft.MachineLearningServices"
+#: The audience of the ARM tokens the emulator accepts.
+ARM_AUDIENCE = "https://management.azure.com"
 #: The SDK's own rule (azure.ai.ml EndpointConfigurations.NAME_REGEX_PATTERN) plus its 3..32 length check.
 NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 NAME_MIN, NAME_MAX = 3, 32

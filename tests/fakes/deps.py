@@ -123,7 +123,7 @@ class FakeJobReader:
 
     def get_job(self, name: str) -> Any:
         # A stand-in for app.retraining.decide.JobInfo: only the status is read.
-        from app.retraining.decide import JobInfo
+        from app.retraining.jobs import JobInfo
 
         self.reads.append(name)
         status = self.statuses.get(name)

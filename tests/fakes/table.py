@@ -13,7 +13,7 @@ from app.platform.tables import Conflict, Row, Table
 
 #: Azure Tables answers at most this many entities a page (Query Entities, "Query timeout and pagination").
 MAX_PAGE = 1000
-_COMPARISON = re.compile(r"^\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+(@\w+|true|false|'[^']*')\s*$")
+_COMPARISON = re.compile(r"^\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+(@\w+|true|false|'(?:[^']|'')*'|-?\d+)\s*$")
 
 
 class FakeTableStore(Table):
@@ -54,6 +54,7 @@ class FakeTableStore(Table):
         return self._put("replace", row.partition, row.key, data)
 
     def delete(self, row: Row) -> None:
+        self._before_write(row.partition, row.key)
         current = self.rows.get((row.partition, row.key))
         if current is not None and row.etag != "*" and current.etag != row.etag:
             raise Conflict(f"{row.partition}/{row.key} changed since it was read")
@@ -84,6 +85,17 @@ class FakeTableStore(Table):
                 return found, {"PartitionKey": keys[0], "RowKey": keys[1]}
             found.append(_selected(row, select))
         return found, None
+
+    def before_writing(self, partition: str, key: str, action: Callable[[], object]) -> None:
+        """Run ``action`` (another writer's doing) just before the next write to ``partition``/``key``."""
+
+        def hook(store: FakeTableStore, written_partition: str, written_key: str) -> None:
+            if (written_partition, written_key) == (partition, key):
+                action()
+            else:
+                store.before_write = hook  # another row: keep waiting for this one
+
+        self.before_write = hook
 
     def _before_write(self, partition: str, key: str) -> None:
         hook, self.before_write = self.before_write, None  # one interference per arming
@@ -121,8 +133,10 @@ def _comparison(text: str, parameters: Mapping[str, Any]) -> Callable[[Row], boo
         expected = parameters[operand[1:]]
     elif operand in ("true", "false"):
         expected = operand == "true"
+    elif operand.startswith("'"):
+        expected = operand[1:-1].replace("''", "'")
     else:
-        expected = operand[1:-1]
+        expected = int(operand)
 
     def test(row: Row) -> bool:
         actual = row.partition if name == "PartitionKey" else row.key if name == "RowKey" else row.data.get(name)

@@ -148,13 +148,13 @@ class FakeWorld:
         """Every rollout in the ledger, newest first (the status API's order)."""
         found, token = [], None
         while True:
-            page, token = self.ledger.recent(limit=500, resume=token)
+            page, token = self.ledger.recent.page(limit=500, resume=token)
             found.extend(page)
             if token is None:
                 return found
 
     def rollout(self, deployment: str, endpoint: str = "credit") -> Rollout:
-        [found] = self.ledger.find(endpoint, deployment)
+        [found] = self.ledger.recent.find(endpoint, deployment)
         return found
 
     @property

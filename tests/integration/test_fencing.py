@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from app.platform.workspace import WorkspaceRef
-from app.rollout.ledger.ledger import LEASE_KEY, RolloutLedger, partition_key
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import LEASE_KEY, partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered

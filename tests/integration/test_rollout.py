@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.rollout.ledger.ledger import RolloutLedger, partition_key
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered

@@ -112,12 +112,12 @@ def test_saving_progress_keeps_an_event_id_appended_meanwhile(store: TableStore)
 
 def test_only_one_instance_holds_an_endpoint_lease(store: TableStore) -> None:
     ledger = RolloutLedger(store)
-    lease = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
+    lease = ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
     assert lease is not None
-    assert ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-b", NOW, 60) is None
-    assert ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-b", NOW + dt.timedelta(seconds=61), 60)
-    ledger.release_lease(lease, NOW)  # a stale release is logged, not applied
-    assert ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-c", NOW + dt.timedelta(seconds=62), 60) is None
+    assert ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-b", NOW, 60) is None
+    assert ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-b", NOW + dt.timedelta(seconds=61), 60)
+    ledger.leases.release(lease, NOW)  # a stale release is logged, not applied
+    assert ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-c", NOW + dt.timedelta(seconds=62), 60) is None
 
 
 def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableStore) -> None:
@@ -138,16 +138,16 @@ def test_a_save_over_a_state_another_instance_changed_is_refused(store: TableSto
 
 
 def test_each_lease_acquisition_gets_a_new_token_and_a_taken_lease_fences_writes(store: TableStore) -> None:
-    from app.rollout.ledger.ledger import LeaseLost
+    from app.rollout.ledger.leases import LeaseLost
 
     ledger = RolloutLedger(store)
-    first = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
+    first = ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-a", NOW, 60)
     assert first is not None
-    renewed = ledger.renew_lease(first, NOW + dt.timedelta(seconds=30), 60)
+    renewed = ledger.leases.renew(first, NOW + dt.timedelta(seconds=30), 60)
     later = NOW + dt.timedelta(seconds=91)
-    second = ledger.acquire_lease(WORKSPACE_ID, "credit", "instance-b", later, 60)
+    second = ledger.leases.acquire(WORKSPACE_ID, "credit", "instance-b", later, 60)
     assert second is not None and second.token == first.token + 1
     with pytest.raises(LeaseLost):
-        ledger.renew_lease(renewed, NOW + dt.timedelta(seconds=60), 60)  # A's write is not sent
+        ledger.leases.renew(renewed, NOW + dt.timedelta(seconds=60), 60)  # A's write is not sent
     with pytest.raises(LeaseLost):
-        ledger.renew_lease(second, later + dt.timedelta(seconds=61), 60)  # expired, even if nobody took it
+        ledger.leases.renew(second, later + dt.timedelta(seconds=61), 60)  # expired, even if nobody took it

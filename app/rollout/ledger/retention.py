@@ -33,10 +33,10 @@ def purge_history(deps: Deps) -> list[str]:
     settings, now = deps.settings, deps.clock()
     cutoff = now - dt.timedelta(days=settings.rollout_retention_days)
     ledger = ledger_of(deps)
-    indexed = ledger.index_history(now, budget=BUDGET)
+    indexed = ledger.history.backfill_index(now, budget=BUDGET)
     if indexed:
         logger.info("retention: %d rows written before the newest-first index existed were indexed", indexed)
-    purged = ledger.purge(cutoff, budget=BUDGET)
+    purged = ledger.history.purge(cutoff, budget=BUDGET)
     lines = [
         f"rollouts: {purged.deleted} deleted, {purged.kept_newest} kept as their endpoint's newest, "
         f"{purged.dangling} orphaned index entries removed, {purged.examined} examined (older than {cutoff:%Y-%m-%d})"

@@ -65,7 +65,7 @@ def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, 
     nothing to do). Names compare case-insensitively, as Azure ML's do.
     """
     key = WorkspaceRef.from_arm_id(workspace_id).key
-    for entry in ledger_of(deps).active_endpoints(deps.clock()):
+    for entry in ledger_of(deps).active.endpoints(deps.clock()):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep

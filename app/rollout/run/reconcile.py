@@ -33,11 +33,11 @@ def _reconcile(deps: Deps) -> list[str]:
         logger.info("reconcile: DEPLOY_MODE=plan, nothing is applied")
         return []
     ledger = ledger_of(deps)
-    entries = ledger.active_endpoints(deps.clock())
+    entries = ledger.active.endpoints(deps.clock())
     # An index entry outlives its endpoint's last active row briefly (see ACTIVE_INDEX_GRACE); past that,
     # one key-range read decides whether it goes, so idle endpoints stop costing anything. A row is active
     # while a rollout is in progress, cleanup is owed, or (the endpoint's ~lease row) a traffic write is in doubt.
-    entries = [entry for entry in entries if not ledger.settle(entry, deps.clock())]
+    entries = [entry for entry in entries if not ledger.active.settle(entry, deps.clock())]
     if not entries:
         # One line per tick even when idle: the "reconciler not running" alert (infra/app/alerts.bicep) counts them.
         logger.info("reconcile: 0 endpoint(s), nothing to do")

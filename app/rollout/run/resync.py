@@ -49,7 +49,7 @@ def resync(deps: Deps) -> list[str]:
     ledger = ledger_of(deps)
     seen = {
         (WorkspaceRef.from_arm_id(workspace_id).key, name.lower(), version)
-        for workspace_id, name, version in ledger.model_versions()
+        for workspace_id, name, version in ledger.history.model_versions()
     }
     lines: list[str] = []
     for key in sorted(settings.allowed_workspaces):

@@ -20,8 +20,6 @@ from app.retraining.decide import (
     COOLDOWN,
     NOT_CONFIGURED,
     PLAN_ONLY,
-    ComponentInfo,
-    ComponentRef,
     Cooldown,
     Hold,
     SkipRetraining,
@@ -39,6 +37,7 @@ from app.retraining.decide import (
     submission_key,
     submission_payload,
 )
+from app.retraining.jobs import ComponentInfo, ComponentRef
 from tests.envelopes import envelope
 from tests.fakes import (
     WORKSPACE,

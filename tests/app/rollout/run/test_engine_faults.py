@@ -20,7 +20,7 @@ def _live(world: FakeWorld, version: int, **tags: str) -> None:
 
 def _expire_lease(world: FakeWorld) -> None:
     """The endpoint's lease runs out (its holder stalled): time passes beyond it."""
-    record = world.ledger.endpoint_record(WORKSPACE_ID, "credit")
+    record = world.ledger.leases.read(WORKSPACE_ID, "credit")
     assert record.until is not None
     world.clock.now = max(world.clock.now, record.until) + (world.clock.now - world.clock.now)
     world.clock.advance(1)
@@ -68,7 +68,7 @@ def test_a_traffic_change_made_by_hand_is_reported_once_and_never_fought(world: 
     assert len(world.aml.writes) == writes  # no traffic write at all
     assert world.notified.count("AmlEvents.Rollout.TrafficDrift") == 1
     assert world.rollout("credit-v2").state is State.DEPLOYING
-    assert world.ledger.endpoint_record(WORKSPACE_ID, "credit").drift is not None
+    assert world.ledger.leases.read(WORKSPACE_ID, "credit").drift is not None
 
 
 def test_a_new_rollout_after_a_hand_made_change_takes_the_split_as_it_is_now(world: FakeWorld) -> None:
@@ -81,7 +81,7 @@ def test_a_new_rollout_after_a_hand_made_change_takes_the_split_as_it_is_now(wor
     assert world.aml.traffic("credit") == {"credit-v3": 100}
     assert world.rollout("credit-v3").state is State.LIVE
     assert world.notified.count("AmlEvents.Rollout.TrafficDrift") <= 1
-    assert world.ledger.endpoint_record(WORKSPACE_ID, "credit").drift is None
+    assert world.ledger.leases.read(WORKSPACE_ID, "credit").drift is None
 
 
 def test_a_refused_cleanup_delete_is_reported_once_retried_and_never_fails_the_live_rollout(world: FakeWorld) -> None:
@@ -179,7 +179,7 @@ def test_a_follow_up_that_cannot_be_sent_never_fails_the_write(world: FakeWorld)
 
 def test_a_pass_releases_the_lease_and_caches_what_it_observed(world: FakeWorld) -> None:
     _live(world, 1)
-    record = world.ledger.endpoint_record(WORKSPACE_ID, "credit")
+    record = world.ledger.leases.read(WORKSPACE_ID, "credit")
 
     assert record.owner == "" and record.until is not None and record.until <= world.clock()
     assert record.observed_traffic == {"credit-v1": 100}
