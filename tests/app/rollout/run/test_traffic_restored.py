@@ -35,7 +35,7 @@ def _late_write_undone(world: FakeWorld, late: int, newer: int) -> None:
     world.wait_for_aml()
     world.aml.hold_next("set_traffic")
     world.tick()
-    record = world.ledger.endpoint_record(WORKSPACE_ID, "credit")
+    record = world.ledger.leases.read(WORKSPACE_ID, "credit")
     assert record.until is not None
     world.clock.now = max(world.clock.now, record.until)
     world.clock.advance(1)
