@@ -113,7 +113,7 @@ param reconcileSchedule string = '0 */1 * * * *'
 @description('NCRONTAB schedule of the retention timer (six fields, seconds first), read by the Functions host.')
 param retentionSchedule string = '0 30 3 * * *'
 
-@description('Days a finished rollout (any state but pending and deploying) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
+@description('Days a finished rollout (any state but pending, deploying and baking) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
 param rolloutRetentionDays string = '90'
 
 @description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
