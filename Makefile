@@ -11,21 +11,22 @@ PY := $(VENV)/bin/python
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
 # The interpreter's version and real path are part of the stamp: another interpreter gets a fresh venv.
 PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.executable)' 2>/dev/null)
-STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt; } | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt requirements-dev.txt pyproject.toml; } | cksum | cut -d' ' -f1)
 
-.PHONY: help venv install test test-fast lint typecheck unit infra-check demo bench replay lock clean check-python check-node
+.PHONY: help venv install test test-fast lint typecheck unit infra-check demo up bench replay lock clean check-python check-node
 
 help:
 	@echo "make test-fast - the fast layer, in under a minute: run it on every change (no emulators, no sockets)"
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
 	@echo "make unit   - every test: the fast layer, the emulator layer and the offline acceptance suite"
-	@echo "make lint   - ruff (lint and format check);  make typecheck - mypy;  make infra-check - the Bicep checks"
-	@echo "make demo   - the whole flow offline against the local emulators"
+	@echo "make lint   - ruff (lint and format check) and import-linter;  make typecheck - mypy;  make infra-check - the Bicep checks"
+	@echo "make demo   - the whole flow offline against the local emulators (ARGS=--keep: then stay up as make up)"
+	@echo "make up     - the dev kit with the app's HTTP API on localhost, until Ctrl-C (for aml-rollouts and the runbooks)"
 	@echo "make acceptance - the end-to-end scenarios offline; ACCEPTANCE_ARGS='--only canary --keep' passes flags"
 	@echo "make acceptance-live - the same scenarios against a real workspace and app (asks first; see acceptance/README.md)"
 	@echo "make bench  - benchmarks, printed as a table; BENCH_ARGS='--only-history' passes flags (python -m bench --help)"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
-	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
+	@echo "             - replay Event Grid event files into the app (ARGS go to python -m tools.replay)"
 	@echo "make install - the virtualenv, the pinned Python packages and Azurite"
 	@echo "make venv   - only the virtualenv and the pinned Python packages"
 	@echo "make lock   - regenerate requirements.txt and requirements-dev.txt from the .in files"
@@ -46,12 +47,14 @@ check-node:
 	  echo "make: '$(NODE)' and '$(NPM)' are needed to install Azurite, the local storage emulator: install Node.js 18 or newer with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
 # A venv made by another interpreter (or half-made by a failed run) is replaced, not reused.
-$(STAMP): requirements.txt requirements-dev.txt | check-python
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | check-python
 	@if [[ -e $(VENV) && "$$(cat $(VENV)/.python 2>/dev/null)" != "$(PYTHON_ID)" ]]; then \
 	  echo "make: $(VENV) was made by another interpreter; recreating it for $(PYTHON_ID)"; rm -rf $(VENV); fi
 	@test -x $(PY) || { $(PYTHON) -m venv $(VENV) && echo '$(PYTHON_ID)' > $(VENV)/.python; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The operator CLI (aml-rollouts), editable; its dependencies are already pinned by the lock above.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 
 node_modules/.installed: package.json package-lock.json | check-node
@@ -85,7 +88,11 @@ infra-check:
 test: install lint typecheck unit infra-check
 
 demo: install
-	$(PY) -m devkit.demo
+	$(PY) -m devkit.demo $(ARGS)
+
+# The app's HTTP API on 127.0.0.1 over the dev kit; writes .devkit/up.json for aml-rollouts. Options: ARGS=--help
+up: install
+	$(PY) -m devkit.up $(ARGS)
 
 # Acceptance scenarios (acceptance/README.md). Extra flags: make acceptance ACCEPTANCE_ARGS="--only canary --keep"
 .PHONY: acceptance acceptance-live
@@ -99,9 +106,9 @@ bench: install
 	$(PY) -m bench $(BENCH_ARGS)
 
 replay:
-	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m devkit.replay --help)" >&2; exit 2; }
+	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m tools.replay --help)" >&2; exit 2; }
 	@$(MAKE) --no-print-directory install
-	$(PY) -m devkit.replay $(ARGS)
+	$(PY) -m tools.replay $(ARGS)
 
 # Ranges live in requirements*.in; the locks pin what CI tested, for Python 3.11-3.13 at once.
 # uv keeps the pins already in the locks; ARGS=--upgrade (or --upgrade-package NAME) moves them.

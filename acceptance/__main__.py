@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 print("Nothing was created.")
                 return 1
         else:
-            print("Starting the offline stack (AML emulator, token endpoint, Event Grid sink, Azurite) ...")
+            print("Starting the offline stack (AML emulator, token endpoint, Event Grid sink, Azurite) ...", flush=True)
         try:
             target.start()
             target.check()

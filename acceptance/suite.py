@@ -97,14 +97,21 @@ def run_scenario(target: Target, scenario: Scenario, run_id: str) -> Result:
     return result("PASS", scenario.summary)
 
 
+def say(line: str) -> None:
+    """Print one line now, also to a pipe (a CI log shows each scenario as it starts, not at the end)."""
+    print(line, flush=True)
+
+
 def run_suite(
-    target: Target, scenarios: Sequence[Scenario], *, run_id: str, keep: bool = False, out: Print = print
+    target: Target, scenarios: Sequence[Scenario], *, run_id: str, keep: bool = False, out: Print = say
 ) -> Report:
-    """Run ``scenarios`` in order; on any exit (failure, Ctrl-C, SIGTERM) delete what was created unless ``keep``."""
+    """Run ``scenarios`` in order, saying which one starts and how it ended; on any exit (failure, Ctrl-C,
+    SIGTERM) delete what was created unless ``keep``."""
     report = Report(run_id)
     started = time.monotonic()
     try:
-        for scenario in scenarios:
+        for number, scenario in enumerate(scenarios, start=1):
+            out(f"[{number}/{len(scenarios)}] {scenario.name}: {scenario.summary} ...")
             result = run_scenario(target, scenario, run_id)
             report.results.append(result)
             out(result.line())

@@ -98,13 +98,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, name: str, app: App, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, name: str, app: App, ssl_context: ssl.SSLContext | None, port: int = 0) -> None:
         self.name = name
         self.app = app
         self.ssl_context = ssl_context
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the connection's own thread, so a slow client cannot stall accept().
@@ -134,11 +134,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class BackgroundServer:
-    """Runs an :data:`App` on 127.0.0.1 on a free port in a background thread until :meth:`stop`."""
+    """Runs an :data:`App` on 127.0.0.1 on ``port`` (default: a free one) in a background thread until :meth:`stop`."""
 
-    def __init__(self, name: str, app: App, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, name: str, app: App, ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
         self.name = name
-        self._server = _Server(name, app, ssl_context)
+        self._server = _Server(name, app, ssl_context, port)
         self._thread: threading.Thread | None = None
         self.port: int = self._server.server_address[1]
         scheme = "https" if ssl_context is not None else "http"

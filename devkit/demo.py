@@ -6,16 +6,13 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devkit import runner
+from devkit import runner, status_table
 from devkit.harness import APP_SETTINGS, OfflineApp, app_environment, model_registered, monitor_breach
 from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
 
@@ -33,6 +30,13 @@ class Timeline:
         self.started = time.monotonic()
         self.states: dict[str, tuple[str, str]] = {}
         self.ticks = 0
+        #: A gate verdict printed with its evidence right after: other lines only point at it.
+        self.verdict = ""
+
+    def once(self, text: str) -> str:
+        if not self.verdict or self.verdict not in text:
+            return text
+        return text.replace(self.verdict, self.verdict.split(":", 1)[0] + " (evidence below)")
 
     def stamp(self) -> str:
         return f"{time.monotonic() - self.started:6.2f}s"
@@ -66,15 +70,18 @@ class Timeline:
             now = (rollout["state"], rollout["reason"])
             if self.states.get(key) != now:
                 self.states[key] = now
-                print(f"{'':8}  {rollout['endpoint']}/{key}: {rollout['state']} - {rollout['reason']}")
+                print(f"{'':8}  {rollout['endpoint']}/{key}: {rollout['state']} - {self.once(rollout['reason'])}")
 
-    def published(self) -> None:
+    def published(self, *, mark_states: bool = True) -> None:
+        """Print what was published since; ``mark_states``: the delivery lines said the states, take them as seen
+        (not while something else moves the rollouts: a change between the two reads would never be printed)."""
         events = self.app.published()
         for event in events[self.seen :]:
-            print(f"{'':8}  published {event['type']}: {event['data']['summary']}")
+            print(f"{'':8}  published {event['type']}: {self.once(event['data']['summary'])}")
         self.seen = len(events)
-        for rollout in self.app.rollouts():
-            self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
+        if mark_states:
+            for rollout in self.app.rollouts():
+                self.states[rollout["deployment"]] = (rollout["state"], rollout["reason"])
 
     def traffic(self, endpoint: str) -> None:
         print(f"{'':8}  endpoint {endpoint} traffic: {_split(self.app.traffic(endpoint))}")
@@ -162,24 +169,15 @@ def failed_deployment(t: Timeline) -> None:
 
 
 def retry_failed_rollout(t: Timeline) -> None:
-    """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
-    from azure.data.tables import TableClient
-
-    from app.rollout.ledger.rows import partition_key
-
+    """The operator's recovery, as docs/operations.md says: find why, fix the cause, POST .../retry."""
     t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
-    key = partition_key(WORKSPACE_ID, "churn")
-    table = os.environ.get("ROLLOUT_TABLE", "rollouts")
-    print(f"{'':8}  1. why: GET /api/rollouts?state=failed has the reason and the container logs (above)")
+    print(f"{'':8}  1. why: aml-rollouts get churn churn-v1 (the reason and the container logs, above)")
     print(f"{'':8}  2. fix the cause (in Azure: the model's dependencies; here AML failed that one operation)")
-    print(f"{'':8}  3. delete the rollout's row: table {table}, PartitionKey {key}, RowKey churn-v1")
-    print(f"{'':8}     (Storage Explorer, or az storage entity delete --table-name {table} ...)")
-    print(f"{'':8}  4. replay its ModelRegistered event (python -m tools.replay event.json --to <app> --key <key>)")
+    print(f"{'':8}  3. aml-rollouts retry churn churn-v1 --reason 'dependency pinned'")
+    print(f'{"":8}     = POST /api/rollouts/churn/churn-v1/retry {{"reason": "dependency pinned"}}')
     t.app.stack.aml.wait_idle()  # the app deletes the failed deployment; let AML finish that first
-    with TableClient.from_connection_string(t.app.stack.env["AzureWebJobsStorage"], table_name=table) as client:
-        client.delete_entity(key, "churn-v1")
-    t.states.pop("churn-v1", None)
-    t.deliver(model_registered("churn", 1, eid="evt-churn-1"), note="replayed by the operator")
+    status, body = runner.control("churn", "churn-v1", "retry", json.dumps({"reason": "dependency pinned"}).encode())
+    print(f"{t.stamp()}  POST retry -> {status}: {body.get('effect')} ({body.get('note')})")
     t.settle()
     t.traffic("churn")
 
@@ -254,6 +252,11 @@ def _evidence(gate: dict[str, Any]) -> list[str]:
     ]
 
 
+def _verdict(gate: dict[str, Any]) -> str:
+    """A gate's verdict as the reasons and notifications quote it."""
+    return f"gate {gate['outcome']}: " + "; ".join(gate["reasons"])
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
@@ -265,13 +268,16 @@ def _bake(t: Timeline, endpoint: str, deployment: str, on_step: Callable[[int], 
         t.app.tick()
         t.ticks += 1
         print(f"{t.stamp()}  tick reconcile_rollouts   (emulated clock {_emulated(aml):%H:%M})")
-        t.changes()
-        t.published()
         row = t.app.rollout(deployment)
         gate = row["progress"].get("gate")
-        if gate and gate != shown:
-            shown = gate
-            for line in _evidence(gate):
+        fresh = gate if gate and gate != shown else None
+        t.verdict = _verdict(fresh) if fresh else ""
+        t.changes()
+        t.published()
+        t.verdict = ""
+        if fresh:
+            shown = fresh
+            for line in _evidence(fresh):
                 print(f"{'':8}  {line}")
         if row["state"] in ("live", "rolled_back", "failed", "aborted"):
             aml.wait_idle()
@@ -385,16 +391,14 @@ def resync(t: Timeline) -> None:
 
 
 def status(t: Timeline) -> None:
-    """The rollout ledger, as GET /api/rollouts returns it."""
-    t.section("GET /api/rollouts (the ledger, newest first)")
-    rows = t.app.rollouts()
-    print(f"{'endpoint':<9} {'deployment':<11} {'model':<10} {'state':<11} {'traffic':<8} reason")
-    for r in rows:
-        share = t.app.traffic(r["endpoint"]).get(r["deployment"], 0) if r["state"] not in NO_ENDPOINT else 0
-        print(
-            f"{r['endpoint']:<9} {r['deployment']:<11} {r['model'] + ':' + r['version']:<10} {r['state']:<11} "
-            f"{str(share) + '%':<8} {r['reason'][:70]}"
-        )
+    """The rollout ledger, as GET /api/rollouts returns it, beside the traffic each deployment has now."""
+    t.section("GET /api/rollouts (the ledger, newest first; traffic as Azure ML shows it now)")
+
+    def traffic_of(rollout: Mapping[str, Any]) -> Mapping[str, int]:
+        return t.app.traffic(rollout["endpoint"]) if rollout["state"] not in NO_ENDPOINT else {}
+
+    for line in status_table.render(t.app.rollouts(), traffic_of, status_table.terminal_width()):
+        print(line)
 
 
 SCENES: list[Callable[[Timeline], None]] = [
@@ -412,7 +416,6 @@ SCENES: list[Callable[[Timeline], None]] = [
 REQUIRES: dict[str, tuple[str, ...]] = {"retry_failed_rollout": ("failed_deployment",)}
 
 OPERATION_DURATION_S = 0.3
-KEEP_TICK_S = 5.0
 #: Azure ML's own figure: "The deployment creation can take up to 15 minutes, depending on whether the underlying
 #: environment or image is being built for the first time" (learn.microsoft.com/azure/machine-learning/
 #: how-to-deploy-online-endpoints); earlier revisions of the page said about 8-14 minutes.
@@ -498,7 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="leave the stack running after the scenes, print how to reach it and replay events into it; Ctrl-C ends",
+        help="leave the stack up after the scenes, serving the app's HTTP API as `make up` does; Ctrl-C ends",
     )
     return parser
 
@@ -553,54 +556,31 @@ def _run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- --keep
 
+#: An event a user (and the test) can replay into the kept stack.
 REPLAY_EXAMPLE = "tests/events/model_registered.eventgrid.camel.json"
-
-
-def attach_settings(env: dict[str, str]) -> dict[str, Any]:
-    """A local.settings.json body describing this stack, for ``python -m tools.replay --attach FILE``."""
-    return {"IsEncrypted": False, "Values": dict(env)}
 
 
 def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def keep(t: Timeline, tick_s: float = KEEP_TICK_S) -> None:
-    """Leave the stack up: write how to attach to it, print its URLs, fire the timer every ``tick_s`` until Ctrl-C."""
+def keep(t: Timeline) -> None:
+    """Leave the stack up and serve the app's HTTP API on it, as `make up` does; print the changes until Ctrl-C."""
+    from devkit import up
+
     stack = t.app.stack
-    folder = Path(tempfile.mkdtemp(prefix="devkit-demo-"))
-    try:
-        attach = folder / "devkit.settings.json"
-        # Owner-only: it holds the stack's throwaway keys (never printed), which a replay needs to attach.
-        fd = os.open(attach, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(attach_settings(stack.env), out, indent=2)
-        print("\n== The stack stays up (--keep); Ctrl-C stops it")
-        print(f"  ARM (AML emulator)  {stack.aml.url}   (its state: {stack.aml.url}/_emulator/state)")
-        print(f"  token endpoint      {stack.env['IDENTITY_ENDPOINT']}")
-        print(f"  Event Grid sink     {stack.sink.endpoint}   ({len(stack.sink.events)} events received so far)")
-        print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
-        print(f"  attach file         {attach}   (the stack's settings and keys; owner-only, deleted on exit)")
-        print("Replay events into it from another terminal, in the repository's folder:")
-        print(f"  .venv/bin/python -m tools.replay --attach {attach} {REPLAY_EXAMPLE}")
-        print("  (--attach registers the models the events name in the emulator and points the events at its")
-        print("  workspace, as --offline does; --offline would start a stack of its own instead)")
-        print(f"This process fires the reconciler's timer every {tick_s:g} s (Azure: each minute), printing changes.")
-        sys.stdout.flush()
-        while True:
-            _pause(tick_s)
-            before, published = dict(t.states), len(t.app.published())
-            runner.tick()
-            t.ticks += 1
-            rows = t.app.rollouts()
-            if len(t.app.published()) > published or any(
-                before.get(r["deployment"]) != (r["state"], r["reason"]) for r in rows
-            ):
-                print(f"{t.stamp()}  tick reconcile_rollouts")
-            t.changes()
-            t.published()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    print("\n== The stack stays up (--keep); Ctrl-C stops it")
+    print(f"  ARM (AML emulator)  {stack.aml.url}   (its state: {stack.aml.url}/_emulator/state)")
+    print(f"  token endpoint      {stack.env['IDENTITY_ENDPOINT']}")
+    print(f"  Event Grid sink     {stack.sink.endpoint}   ({len(stack.sink.events)} events received so far)")
+    print(f"  Azurite             {masked('AzureWebJobsStorage', stack.env['AzureWebJobsStorage'])}")
+
+    def show() -> None:
+        t.changes()
+        t.published(mark_states=False)  # the host's timer moves the rollouts meanwhile
+
+    with app_environment(stack, **up.UP_SETTINGS):
+        up.serve(stack, up.DEFAULT_PORT, up.TICK_S, up.TIME_LAPSE_S, up.LOAD_RPM, _pause, show)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ if [[ "$("$venv/bin/checkov" --version 2>/dev/null || true)" != "$CHECKOV_VERSIO
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 
+# The workbook's JSON against its schema (infra/workbook.schema.json), with the dev virtualenv's jsonschema.
+python="$root/.venv/bin/python"
+[[ -x "$python" ]] || python=python3
+"$python" infra/workbook_check.py
+
 report="$(mktemp)"
 trap 'rm -f "$report"' EXIT
 status=0

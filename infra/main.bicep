@@ -386,6 +386,17 @@ module alerts 'app/alerts.bicep' = {
   }
 }
 
+// The same picture as the dashboard, in the portal: Application Insights -> Workbooks (infra/app/workbook.json).
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
+  }
+}
+
 // azd stores these in .azure/<env>/.env; the postdeploy hook reads them. None of them is a secret.
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,3 +226,98 @@ def test_the_kill_switch_holds_every_rollout_and_the_controls_steer_one_over_htt
     runner.tick()
     (resumed,) = status(hosted.url, endpoint="credit")["rollouts"]
     assert resumed["state"] != "aborted" and "DEPLOY_MODE=hold" not in resumed["reason"], resumed
+
+
+# ------------------------------------------------------------------------------ every CLI line, against the dev kit
+
+
+def cli_blocks() -> list[tuple[str, list[list[str]]]]:
+    """(runbook, commands) for each code block with ``aml-rollouts`` lines, in order, and each mention in the prose.
+
+    A line is cut at a comment or a pipe: what runs is the command itself (``-o json | jq ...`` runs ``-o json``).
+    """
+    found: list[tuple[str, list[list[str]]]] = []
+    for section in re.split(r"^### ", runbooks(), flags=re.MULTILINE)[1:]:
+        heading = section.splitlines()[0]
+        parts = section.split("```")
+        for block in parts[1::2]:  # inside the fences
+            lines = [line for line in block.splitlines() if line.startswith("aml-rollouts ")]
+            if lines:
+                found.append((heading, [shlex.split(line.split(" #")[0].split(" |")[0])[1:] for line in lines]))
+        for prose in parts[0::2]:
+            found += [(heading, [shlex.split(span)]) for span in re.findall(r"`aml-rollouts ([^`]+)`", prose)]
+    return found
+
+
+CLI_BLOCKS = cli_blocks()
+
+
+def test_each_runbook_shows_the_command_line_beside_the_raw_http_call() -> None:
+    text = runbooks()
+    sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
+    with_curl = [s.splitlines()[0] for s in sections if "curl " in s]
+    with_cli = {heading for heading, _ in CLI_BLOCKS}
+    assert with_curl and set(with_curl) <= with_cli, set(with_curl) - with_cli
+    assert len(CLI_BLOCKS) >= 12
+
+
+def _wait(state: str, deployment: str = "credit-v7") -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [r for r in runner.get_status({"endpoint": "credit"})[1]["rollouts"] if r["deployment"] == deployment]
+        if rows and rows[0]["state"] == state:
+            return
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+
+
+def _register(stack: DevStack, version: int, model: str = "credit", **tags: str) -> None:
+    all_tags = {"deploy": "true", "endpoint": "credit", **tags}
+    stack.aml.seed_model(model, version, tags=all_tags)
+    assert runner.deliver([model_registered(model, version, all_tags)])[0].acknowledged
+
+
+def _canary(stack: DevStack, **tags: str) -> None:
+    _register(stack, 6)
+    _wait("live", "credit-v6")
+    _register(stack, 7, **tags)
+
+
+def _failed(stack: DevStack) -> None:
+    stack.aml.end_next_operations("credit", "credit-v7", state="Failed")
+    _register(stack, 7)
+    _wait("failed")
+
+
+#: The situation each runbook is for, made on the dev kit before each of its blocks runs.
+SETUPS: dict[str, Any] = {
+    "Before you start": lambda stack: None,
+    "Roll back a bad model": lambda stack: (_canary(stack, traffic="20"), _wait("canary")),
+    "Promote or stop a canary": lambda stack: (_canary(stack, traffic_steps="10,50,100", bake="10m"), _wait("baking")),
+    "Retry a failed rollout": _failed,
+    "Pause everything, and resume": lambda stack: _register(stack, 7),
+    "Find everything about one event id, or one model version": lambda stack: _register(stack, 7, model="credit_risk"),
+    "Replay a dead-lettered event": lambda stack: _register(stack, 7),
+    "Recover after a permission or regional outage": _failed,
+    "The status disagrees with what Azure ML shows": lambda stack: (_canary(stack), _wait("live")),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("runbook", "commands"), CLI_BLOCKS, ids=[f"{h[:24]}-{i}" for i, (h, _) in enumerate(CLI_BLOCKS)]
+)
+def test_every_command_line_of_the_runbooks_works_against_the_dev_kit(
+    stack: DevStack, runbook: str, commands: list[list[str]]
+) -> None:
+    from devkit.host import HostKeys, LocalHost
+    from tests.tools.conftest import run_cli
+
+    hold = {"DEPLOY_MODE": "hold"} if runbook.startswith("Pause everything") else {}
+    keys = HostKeys(function=FUNCTION_KEY)
+    with app_environment(stack, **hold), LocalHost(stack, keys=keys, tick_s=0.2, followup_s=0.1) as host:
+        SETUPS[runbook](stack)
+        env = {"AML_ROLLOUTS_URL": host.url, "AML_ROLLOUTS_KEY": FUNCTION_KEY}
+        for argv in commands:
+            ran = run_cli(argv, env, sleep=time.sleep)
+            assert ran.code == 0, (argv, ran.out, ran.err)

@@ -3,7 +3,7 @@
     python -m tools.replay tests/events/run_status_changed.eventgrid.camel.json
     python -m tools.replay --offline tests/events/model_registered.*.json   # against the local emulators
     python -m tools.replay --to http://localhost:7071 my-event.json          # to `func start`
-    python -m tools.replay --attach FILE my-event.json   # into `python -m devkit.demo --keep`'s running dev kit
+    python -m tools.replay --attach .devkit/up.json my-event.json   # to the app `make up` serves
 
 A file holds a JSON array of events exactly as Event Grid delivers them, in either schema; a single
 object (as the app logs a failed event, or one element of a dead-letter blob) is accepted too. An
@@ -11,9 +11,9 @@ invocation that raises is redelivered, as Event Grid would, up to --max-deliveri
 
 In-process runs read local.settings.json "Values" as `func start` does (environment variables win).
 --offline starts the dev kit and points only what must be local at it, saying so one line per setting;
-then it runs the reconciler until the rollouts settle and prints their timeline. --attach does the same against
-a dev kit that is already running (the kept demo's, whose timer advances the rollouts), described by the file
-`python -m devkit.demo --keep` prints.
+then it runs the reconciler until the rollouts settle and prints their timeline. --attach delivers to the app a
+running dev kit serves (`make up`, or `python -m devkit.demo --keep`), through its Event Grid webhook, after
+registering the events' models in its emulator; its own timer then moves the rollouts.
 
 Exit codes: 0 every event handled; 1 a delivery failed, was rejected, was redelivered until it gave up,
 or (--offline) a rollout ended failed; 2 a bad file, setting or option (nothing was delivered).
@@ -26,20 +26,26 @@ import contextlib
 import json
 import logging
 import os
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from app.intake.outcome import OutcomeKind
+from app.platform.errors import SettingsError
+from app.platform.settings_reader import settings_from_env
 from devkit import local_settings, runner
+from devkit.delivery import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    InputError,
+    attach,
+    post_to_host,
+    retarget,
+)
 
-WEBHOOK_PATH = "/runtime/webhooks/EventGrid"
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EVENT_SHAPE = (
     "an event is a JSON object with eventType (Event Grid schema) or type (CloudEvents), id, subject and data; "
     "save it from the app's log line 'event={...}', a dead-letter blob, or start from tests/events/"
@@ -63,13 +69,10 @@ OFFLINE_REASONS = {
 #: Settings --offline blanks: they would reach a real service.
 OFFLINE_BLANKED = {"NOTIFY_WEBHOOK_URL": "notifications must not reach your real webhook"}
 ACTIVE_STATES = ("pending", "deploying")
-#: What a --attach file must hold: where the running dev kit's emulator is, its CA, and its workspace.
-ATTACH_NEEDS = ("AZUREML_DEV_URL_MFE", "REQUESTS_CA_BUNDLE", "AML_ALLOWED_WORKSPACES")
-ATTACH_HINT = "start `python -m devkit.demo --keep` and pass the file it prints (it goes away when the demo stops)"
-
-
-class InputError(ValueError):
-    """A file, setting or option replay cannot use: one line naming it, the problem and the fix."""
+HOLD_NOTE = (
+    "DEPLOY_MODE=hold: the rollouts are recorded and wait; nothing is written to Azure ML until DEPLOY_MODE=apply "
+    "(docs/operations.md, Kill switch)"
+)
 
 
 # ---------------------------------------------------------------------------------------------- event files
@@ -109,71 +112,6 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 def _json_type(value: object) -> str:
     names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", type(None): "null"}
     return names.get(type(value), type(value).__name__)
-
-
-# ---------------------------------------------------------------------------------------------- --to a host
-
-
-@dataclass(frozen=True)
-class Posted:
-    """One event POSTed to a Functions host, and how the host answered."""
-
-    event_id: str
-    event_type: str
-    outcome: str
-    ok: bool
-
-    @property
-    def line(self) -> str:
-        return f"{self.event_id} {self.event_type} -> {self.outcome}"
-
-
-def post_to_host(
-    base_url: str,
-    events: Sequence[dict[str, Any]],
-    *,
-    function: str = runner.EVENT_FUNCTION,
-    key: str = "",
-    max_deliveries: int = 3,
-    timeout: float = 30.0,
-) -> list[Posted]:
-    """POST each event to the Functions host's Event Grid webhook, as Event Grid does (one per request)."""
-    if not base_url.lower().startswith(("http://", "https://")):
-        raise InputError(
-            f"--to must be an http(s) URL of a Functions host, got {base_url!r}; e.g. http://localhost:7071"
-        )
-    query = f"?functionName={function}" + (f"&code={key}" if key else "")
-    url = base_url.rstrip("/") + WEBHOOK_PATH + query
-    posted = []
-    for event in events:
-        body = json.dumps([event]).encode()
-        outcome, ok = "", False
-        for attempt in range(1, max_deliveries + 1):
-            request = urllib.request.Request(
-                url,
-                data=body,
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    "aeg-event-type": "Notification",
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    outcome, ok = f"HTTP {response.status}", 200 <= response.status < 300
-                    break
-            except urllib.error.HTTPError as err:
-                outcome = f"HTTP {err.code}"
-                if err.code < 500:
-                    break  # Event Grid does not retry 4xx either
-            except OSError as err:
-                outcome = f"unreachable: {getattr(err, 'reason', err)}"
-            if attempt < max_deliveries:
-                time.sleep(min(2**attempt, 10))
-        if not ok and max_deliveries > 1 and not outcome.startswith("HTTP 4"):
-            outcome += f" after {max_deliveries} deliveries"
-        posted.append(Posted(str(event.get("id")), str(event.get("eventType") or event.get("type")), outcome, ok))
-    return posted
 
 
 # ---------------------------------------------------------------------------------------------- console
@@ -271,12 +209,20 @@ def offline_env(
                 f"{label}: ignoring your {name}: it would keep DefaultAzureCredential from the dev kit's tokens"
             )
     mode = user.get("DEPLOY_MODE") or env.get("DEPLOY_MODE")
-    if mode != "apply":
+    if mode in ("plan", "hold"):  # an invalid mode is reported once, by check_settings
         notes.append(
             f"{label}: DEPLOY_MODE={mode} (yours): rollouts are recorded, not applied; "
             "set DEPLOY_MODE=apply to see them deploy"
         )
     return env, notes
+
+
+def check_settings(environ: Mapping[str, str]) -> None:
+    """The app's settings as replay will run it, checked before anything is delivered (exit 2 when invalid)."""
+    try:
+        settings_from_env(environ)
+    except SettingsError as err:
+        raise InputError(f"{err}; fix it in your settings file or environment (docs/configuration.md)") from None
 
 
 # ---------------------------------------------------------------------------------------------- offline
@@ -297,73 +243,12 @@ def _offline(events: Sequence[dict[str, Any]]) -> Iterator[Any]:
         with applied_env(env, unset=CONFLICTING_ENV):
             reset_production_deps()
             try:
-                _retarget(
+                retarget(
                     events, WORKSPACE_ID, lambda name, version, tags: stack.aml.seed_model(name, version, tags=tags)
                 )
                 yield OfflineApp(stack)
             finally:
                 reset_production_deps()
-
-
-def _retarget(
-    events: Sequence[dict[str, Any]], workspace_id: str, seed: Callable[[str, str, dict[str, str]], object]
-) -> None:
-    """Register the models the ModelRegistered events name (with their tags), and point the events at the dev kit."""
-    for event in events:
-        data = event.get("data") or {}
-        name = data.get("modelName") or data.get("ModelName")
-        version = data.get("modelVersion") or data.get("ModelVersion")
-        if name and version is not None:
-            seed(name, str(version), dict(data.get("modelTags") or data.get("ModelTags") or {}))
-        for key in ("topic", "source"):
-            if key in event:
-                event[key] = workspace_id
-
-
-def attach_values(path: str | Path) -> dict[str, str]:
-    """The running dev kit's settings from an --attach file; ``InputError`` names the file, the problem and the fix."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{path}: no such file; {ATTACH_HINT}")
-    values = local_settings.read_values(file)
-    missing = [name for name in ATTACH_NEEDS if not values.get(name)]
-    if missing:
-        raise InputError(f"{path}: not a dev kit's settings ({', '.join(missing)} missing); {ATTACH_HINT}")
-    return values
-
-
-def _seed_remote(values: Mapping[str, str], name: str, version: str, tags: dict[str, str]) -> None:
-    """Register a model in the running emulator through its control API (``POST /_emulator/models``)."""
-    url = values["AZUREML_DEV_URL_MFE"].rstrip("/") + "/_emulator/models"
-    body = json.dumps({"name": name, "version": version, "tags": tags}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        context = ssl.create_default_context(cafile=values["REQUESTS_CA_BUNDLE"])
-        with urllib.request.urlopen(request, timeout=10, context=context):
-            pass
-    except (OSError, ssl.SSLError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise InputError(f"cannot reach the dev kit's emulator at {url} ({reason}); {ATTACH_HINT}") from None
-
-
-@contextlib.contextmanager
-def _attached(events: Sequence[dict[str, Any]], path: str) -> Iterator[None]:
-    """Point the app at a dev kit that is already running, as --offline would, and register the events' models there."""
-    from app.wiring import reset_production_deps
-    from devkit.stack import CONFLICTING_ENV, applied_env
-
-    values = attach_values(path)
-    env, notes = offline_env(dict(os.environ), values, label="attach")
-    print(f"attach: delivering into the dev kit at {values['AZUREML_DEV_URL_MFE']}", flush=True)
-    for note in notes:
-        print(note)
-    with applied_env(env, unset=CONFLICTING_ENV):
-        reset_production_deps()
-        try:
-            _retarget(events, values["AML_ALLOWED_WORKSPACES"], lambda *model: _seed_remote(values, *model))
-            yield None
-        finally:
-            reset_production_deps()
 
 
 def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
@@ -382,6 +267,10 @@ def settle(app: Any, started: float, max_ticks: int) -> list[dict[str, Any]]:
 
     app.stack.aml.wait_idle()
     rows = changes()
+    if os.environ.get("DEPLOY_MODE") == "hold" and [r for r in rows if r["state"] in ACTIVE_STATES]:
+        # Ticks would change nothing: hold writes nothing to Azure ML until the mode is apply again.
+        print(HOLD_NOTE)
+        return rows
     for tick in range(1, max_ticks + 1):
         if not [r for r in rows if r["state"] in ACTIVE_STATES]:
             return rows
@@ -415,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--attach",
         metavar="FILE",
-        help="deliver into a dev kit that is running already: the settings file `python -m devkit.demo --keep` prints",
+        help="deliver to the app a running dev kit serves: the attach file `make up` prints (.devkit/up.json)",
     )
     parser.add_argument("--settings", metavar="FILE", help=f"settings file instead of ./{local_settings.FILE_NAME}")
     parser.add_argument("--max-deliveries", type=int, default=3, help="bounded redelivery of a raising invocation")
@@ -440,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for item in posted:
                 print(item.line)
             return EXIT_OK if all(item.ok for item in posted) else EXIT_FAILED
+        if args.attach:
+            return attach(events, args.attach, args.max_deliveries)
         # Whatever replay sets (local settings, the dev kit's) is undone when it returns.
         with _environ_restored():
             _settings(args)
@@ -467,19 +358,16 @@ def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
     with _console(level) as console:
         reset_production_deps()
         try:
-            target: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            if args.offline:
-                target = _offline(events)
-            elif args.attach:
-                target = _attached(events, args.attach)
+            target = _offline(events) if args.offline else contextlib.nullcontext()
             with target as app:
+                check_settings(os.environ)
                 deliveries = runner.deliver(events, max_attempts=args.max_deliveries)
                 failed = 0
                 for delivery in deliveries:
                     outcome = delivery.outcome
                     if console.credential_failed and _is_credential_text(outcome):
                         outcome = outcome.split(":", 1)[0] + ": no Azure credential (see above)"
-                    bad = not delivery.acknowledged or outcome.startswith(("failed:", "rejected:"))
+                    bad = not delivery.acknowledged or delivery.kind in (OutcomeKind.FAILED, OutcomeKind.REJECTED)
                     failed += bad
                     tries = f" after {len(delivery.attempts)} deliveries" if len(delivery.attempts) > 1 else ""
                     gave_up = "; gave up, as Event Grid would after its retries" if not delivery.acknowledged else ""

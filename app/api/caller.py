@@ -48,8 +48,9 @@ def caller_of(headers: Mapping[str, str], *, easy_auth: bool) -> str:
         return FUNCTION_KEY
     name = _name(_decode(raw))
     if not name:
-        logger.warning("%s is not the principal App Service authentication sends; recorded as %s", PRINCIPAL_HEADER,
-                       FUNCTION_KEY)  # fmt: skip
+        logger.warning(
+            "%s is not the principal App Service authentication sends; recorded as %s", PRINCIPAL_HEADER, FUNCTION_KEY
+        )
         return FUNCTION_KEY
     return name[:MAX_CALLER]
 

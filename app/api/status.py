@@ -140,6 +140,11 @@ def endpoint_traffic(
             "intendedMirror": dict(current.mirror) if current else None,
             "drift": record.drift is not None,
             "driftSince": str(record.drift.get("seenAt") or record.drift.get("at")) if record.drift else None,
+            # The splits the app decided, oldest first (the last INTENT_LIMIT): the endpoint's traffic over time.
+            "trafficHistory": [
+                {"at": i.at, "traffic": dict(i.traffic), "mirror": dict(i.mirror), "by": i.by, "status": i.status}
+                for i in record.intents
+            ],
         }
         if observe and index < MAX_OBSERVED_ENDPOINTS:
             _observe_now(entry, record.intents, workspace_id, endpoint, deps)

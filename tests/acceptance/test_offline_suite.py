@@ -66,6 +66,9 @@ def test_keep_leaves_everything_and_prints_the_commands_to_delete_it(offline: Of
     lines: list[str] = []
     report = run_suite(offline, [blue_green], run_id="t0keep", keep=True, out=lines.append)
     assert report.exit_code == 0
+    # scenario by scenario: which one starts, then how it ended
+    assert lines[0] == f"[1/1] blue-green: {blue_green.summary} ..."
+    assert lines[1].startswith("PASS  blue-green")
     assert "acc-t0keep-bg" in offline.stack.aml.snapshot()["endpoints"]
     assert any("az ml online-endpoint delete -n acc-t0keep-bg" in line for line in lines), lines
 
@@ -76,7 +79,7 @@ def test_a_scenario_fails_when_the_app_does_not_deploy(stack: DevStack) -> None:
         result = run_scenario(target, blue_green, "t0plan")
         target.cleanup()
     assert result.outcome == "FAIL"
-    assert "is 'planned', expected 'live'" in result.detail
+    assert "'planned'" in result.detail and "'live'" in result.detail  # the state seen, and the one expected
 
 
 def test_a_broken_model_fails_its_deployment_offline_as_it_would_live(offline: OfflineTarget) -> None:

@@ -116,8 +116,9 @@ def test_masked_hides_secrets_and_connection_string_keys_but_keeps_where_they_po
 
 @pytest.mark.integration
 def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_delivery(
-    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str]
+    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # the terminal's width, as the status table reads it
     environ_before = dict(os.environ)
 
     assert demo.main(["--verbose"]) == 0
@@ -138,8 +139,8 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     assert "published AmlEvents.Rollout.Failed" in failed
     # the recovery: the documented retry brings it live
     retry = out[out.index("The operator retries churn v1") : out.index("DEPLOY_MODE=plan (the azd default)")]
-    assert "delete the rollout's row: table rollouts, PartitionKey mlw-devkit~" in retry
-    assert "(replayed by the operator)" in retry
+    assert "aml-rollouts retry churn churn-v1" in retry and "POST /api/rollouts/churn/churn-v1/retry" in retry
+    assert "POST retry -> 202: restart" in retry  # the operator API restarted it from its plan
     assert "churn/churn-v1: live - serving 100% of traffic" in retry
     assert "endpoint churn traffic: churn-v1=100%" in retry
     # plan mode: what would be deployed, nothing written
@@ -180,6 +181,13 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     # the ledger at the end holds both new rollouts
     assert re.search(r"^churn +churn-v1 +churn:1 +live +100%", out, re.MULTILINE)
     assert re.search(r"^pricing +pricing-v1 +pricing:1 +planned +0%", out, re.MULTILINE)
+    # the status table: the state beside the traffic it has now, reasons whole, lines within the terminal's width
+    table = out[out.index("== GET /api/rollouts") : out.index("[status:")].splitlines()[1:]
+    assert table and all(len(line) <= 100 for line in table)
+    assert re.search(r"^loans +loans-v1 +loans:1 +live +0% +ended live at 100%; now 0%: loans-v2 100%", out, re.M)
+    # each gate verdict is printed once, with its evidence; the other lines point at it
+    assert len(re.findall(r"gate fail: server-error share", bad)) == 1
+    assert "rolled back: gate fail (evidence below)" in bad
     assert out.rstrip().endswith("Stopped everything the demo started.")
     _assert_stopped(stack)
     _assert_environ_restored(stack, environ_before)
@@ -207,10 +215,14 @@ def test_ctrl_c_mid_scene_prints_one_line_and_stops_everything(
 
 
 @pytest.mark.integration
-def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_it(
-    recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_keep_serves_the_app_as_make_up_does_and_a_replay_from_another_process_attaches_to_it(
+    recording: list[RecordingStack],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     user_environ = dict(os.environ)  # what a second terminal would have: none of the demo's settings
+    monkeypatch.setenv("AML_ROLLOUTS_DEVKIT", str(tmp_path / "up.json"))
     printed: list[str] = []
     seen: dict[str, Any] = {}
 
@@ -220,6 +232,7 @@ def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_
         if "replay" not in seen:
             attach = Path(re.search(r"--attach (\S+) ", text).group(1))  # type: ignore[union-attr]
             seen["attach"], seen["mode"] = attach, stat.S_IMODE(attach.stat().st_mode)
+            seen["url"] = re.search(r"^  URL +(\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
             seen["replay"] = subprocess.run(
                 [sys.executable, "-m", "tools.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
                 cwd=ROOT,
@@ -229,7 +242,7 @@ def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_
                 timeout=120,
             )
             return
-        if "credit-risk/credit-risk-v2-v1: live" in text or len(printed) > 60:
+        if "credit-risk/credit-risk-v2-v1: live" in text or len(printed) > 120:
             raise KeyboardInterrupt
         time.sleep(0.2)
 
@@ -241,9 +254,11 @@ def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_
     [stack] = recording
     replay = seen["replay"]
     assert replay.returncode == 0, replay.stdout + replay.stderr
-    assert "attach: delivering into the dev kit at https://127.0.0.1:" in replay.stdout
-    assert "rollout credit-risk/credit-risk-v2-v1: deploying" in replay.stdout
-    # the kept stack's URLs, and its timer carried the replayed rollout to live
+    assert f"attach: delivering to the app at {seen['url']}" in replay.stdout
+    assert "model-registered-camel-0001-eg Microsoft.MachineLearningServices.ModelRegistered -> HTTP 202" in (
+        replay.stdout
+    )
+    # the kept stack's URLs, and the host's timer carried the replayed rollout to live
     assert f"ARM (AML emulator)  {stack.seen_env['AZUREML_DEV_URL_MFE']}" in out
     assert f"Event Grid sink     {stack.seen_env['NOTIFY_TOPIC_ENDPOINT']}" in out
     assert "credit-risk/credit-risk-v2-v1: live - serving 100% of traffic" in out

@@ -19,6 +19,7 @@ from typing import Any
 from app.handlers import HANDLERS
 from app.intake.dispatch import process
 from app.intake.events import MODEL_REGISTERED, Envelope
+from app.intake.outcome import Outcome
 from app.notify.outbox import OutboxNotifier
 from app.platform.settings import Settings
 from app.platform.settings_reader import settings_from_env
@@ -80,12 +81,14 @@ class FakeWorld:
 
     # ------------------------------------------------------------------------------------ what happens to the app
 
-    def register(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> str:
+    def register(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> Outcome:
         """A model version is registered in Azure ML and its ``ModelRegistered`` event delivered; the outcome."""
         self.aml.register_model(model, version, tags)
         return self.deliver_registered(model, version, tags, event_id=event_id)
 
-    def deliver_registered(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> str:
+    def deliver_registered(
+        self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = ""
+    ) -> Outcome:
         """Deliver a ``ModelRegistered`` event (again, or for a version AML does not show) through the dispatcher."""
         data = {"modelName": model, "modelVersion": str(version), "modelTags": dict(tags), "modelProperties": {}}
         envelope = Envelope(

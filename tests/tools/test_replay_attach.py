@@ -1,7 +1,7 @@
 """replay --attach: what it says when the dev kit it should attach to is missing, wrong or gone.
 
-The attach itself (a second process delivering into ``python -m devkit.demo --keep``) is proved end to end in
-tests/devkit/test_demo.py.
+The attach itself (a second process delivering to the app ``make up`` or ``python -m devkit.demo --keep`` serves)
+is proved end to end in tests/devkit/test_up.py and tests/devkit/test_demo.py.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
-def _attach_file(folder: Path, values: dict[str, str]) -> Path:
-    path = folder / "devkit.settings.json"
-    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}), encoding="utf-8")
+def _attach_file(folder: Path, values: dict[str, str], host: dict[str, str] | None = None) -> Path:
+    path = folder / "up.json"
+    body = {"IsEncrypted": False, "Values": values, **({"DevKit": host} if host else {})}
+    path.write_text(json.dumps(body), encoding="utf-8")
     return path
 
 
@@ -46,12 +47,12 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return err.strip()
 
 
-def test_a_missing_attach_file_says_to_start_the_kept_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    code = replay.main(["--attach", "gone/devkit.settings.json", str(MODEL_REGISTERED)])
+def test_a_missing_attach_file_says_to_start_the_dev_kit(capsys: pytest.CaptureFixture[str]) -> None:
+    code = replay.main(["--attach", "gone/up.json", str(MODEL_REGISTERED)])
 
     assert code == replay.EXIT_BAD_INPUT
     line = _error_line(capsys)
-    assert "gone/devkit.settings.json: no such file" in line and "python -m devkit.demo --keep" in line
+    assert "gone/up.json: no such file" in line and "make up" in line
 
 
 def test_a_file_that_is_not_a_dev_kits_settings_names_what_it_lacks(
@@ -63,7 +64,10 @@ def test_a_file_that_is_not_a_dev_kits_settings_names_what_it_lacks(
 
     assert code == replay.EXIT_BAD_INPUT
     line = _error_line(capsys)
-    assert f"{path}: not a dev kit's settings (REQUESTS_CA_BUNDLE, AML_ALLOWED_WORKSPACES missing)" in line
+    assert (
+        f"{path}: not a dev kit's settings (REQUESTS_CA_BUNDLE, AML_ALLOWED_WORKSPACES, DevKit.url, "
+        "DevKit.eventGridKey missing)" in line
+    )
 
 
 def test_a_dev_kit_that_stopped_is_one_line_and_nothing_is_delivered(
@@ -79,6 +83,7 @@ def test_a_dev_kit_that_stopped_is_one_line_and_nothing_is_delivered(
             "REQUESTS_CA_BUNDLE": str(isolated / "ca-of-a-stopped-stack.pem"),
             "AML_ALLOWED_WORKSPACES": "/subscriptions/s/resourceGroups/r/providers/x/workspaces/w",
         },
+        {"url": f"http://127.0.0.1:{_closed_port()}", "eventGridKey": "k"},
     )
 
     code = replay.main(["--attach", str(path), str(MODEL_REGISTERED)])
@@ -86,7 +91,7 @@ def test_a_dev_kit_that_stopped_is_one_line_and_nothing_is_delivered(
     assert code == replay.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"replay: cannot reach the dev kit's emulator at {url}/_emulator/models (")
-    assert "python -m devkit.demo --keep" in err and "Traceback" not in err
+    assert "make up" in err and "Traceback" not in err
     assert delivered == []
 
 

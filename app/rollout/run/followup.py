@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import EventValidationError, RetryableError
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.followup import FollowUp
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
+def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
     """The queue function's work: advance the message's endpoint once. Raises only what a retry can fix.
 
     A duplicate or late message finds nothing to do (the engine is level-triggered); a message that cannot be
@@ -29,21 +30,21 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
         followup = FollowUp.parse(body)
     except EventValidationError as err:
         logger.error("follow-up message dropped (dequeue count %d): %s", dequeue_count, err)
-        return f"dropped: {err}"
+        return Outcome(OutcomeKind.DROPPED, f"dropped: {err}")
     label = f"follow-up {followup.endpoint} ({followup.reason})"
     settings = deps.settings
     if not settings.records_rollouts:
         logger.info("%s: DEPLOY_MODE=plan, nothing is applied", label)
-        return "dropped: DEPLOY_MODE=plan"
+        return Outcome(OutcomeKind.DROPPED, "dropped: DEPLOY_MODE=plan")
     if not settings.allows(WorkspaceRef.from_arm_id(followup.workspace_id)):
         logger.error("%s dropped: workspace %s is not in AML_ALLOWED_WORKSPACES", label, followup.workspace_id)
-        return "dropped: workspace not allowed"
+        return Outcome(OutcomeKind.DROPPED, "dropped: workspace not allowed")
     try:
         endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint)
         if endpoint is None:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
-            return "nothing to do: no rollout in progress on this endpoint"
+            return Outcome(OutcomeKind.DROPPED, "nothing to do: no rollout in progress on this endpoint")
         lines = (
             RolloutEngine(deps, followup=followup)
             .advance(endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds)
@@ -53,9 +54,9 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
         raise  # storage or the lease table briefly unavailable: the host redelivers (bounded by maxDequeueCount)
     except Exception as err:
         logger.exception("%s: advancing the endpoint raised; the timer tries again: %s", label, err)
-        return f"failed: {type(err).__name__}"
+        return Outcome(OutcomeKind.FAILED, f"failed: {type(err).__name__}")
     logger.info("%s: %s", label, "; ".join(lines) or "nothing to do")
-    return "; ".join(lines) or "nothing to do"
+    return Outcome(OutcomeKind.HANDLED, "; ".join(lines) or "nothing to do")
 
 
 def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, str] | None:

@@ -67,8 +67,7 @@ def test_zero_bake_advances_through_every_step_without_gates() -> None:
 
 def test_a_bake_waits_until_its_end() -> None:
     move = next_move(PLAN, 0, T0, T0 + BAKE - dt.timedelta(seconds=1), None, POLICY)
-    assert (move.kind, move.wait_until, move.traffic) == (MoveKind.BAKING, T0 + BAKE, 10)
-    assert "step 1/3 at 10%" in move.reason
+    assert (move.kind, move.step, move.wait_until, move.traffic) == (MoveKind.BAKING, 0, T0 + BAKE, 10)
 
 
 def test_an_ended_bake_asks_for_the_gate_once() -> None:
@@ -90,14 +89,12 @@ def test_a_failed_gate_rolls_back_with_its_evidence(step: int) -> None:
     gate = _gate(Outcome.FAIL)
     move = next_move(PLAN, step, T0, T0 + BAKE, gate, POLICY)
     assert (move.kind, move.gate) == (MoveKind.ROLLBACK, gate)
-    assert "fail because" in move.reason
 
 
 def test_inconclusive_extends_then_follows_the_setting() -> None:
     gate = _gate(Outcome.INCONCLUSIVE)
     first = next_move(PLAN, 0, T0, T0 + BAKE, gate, POLICY)
     assert (first.kind, first.extensions_used, first.wait_until) == (MoveKind.BAKING, 1, T0 + 2 * BAKE)
-    assert "extended (1/2)" in first.reason
     # During the extension the bake waits, then asks for the gate again over the longer window.
     assert next_move(PLAN, 0, T0, T0 + BAKE, None, POLICY, extensions_used=1).kind is MoveKind.BAKING
     assert next_move(PLAN, 0, T0, T0 + 2 * BAKE, None, POLICY, extensions_used=1).kind is MoveKind.EVALUATE
@@ -215,7 +212,6 @@ def test_pause_and_resume() -> None:
     assert isinstance(paused, Applied) and paused.control.paused and paused.effect is Effect.PAUSE
     resumed = apply_action("resume", paused.control)
     assert isinstance(resumed, Applied) and not resumed.control.paused and resumed.effect is Effect.RESUME
-    assert "bake starts again" in resumed.note
 
 
 def test_promote_or_rollback_unpause_and_rollback_overrides_promote() -> None:
@@ -223,8 +219,8 @@ def test_promote_or_rollback_unpause_and_rollback_overrides_promote() -> None:
     assert isinstance(promoted, Applied) and promoted.control == Control("baking", False, "promote")
     rolled = apply_action("rollback", promoted.control)
     assert isinstance(rolled, Applied) and rolled.control.requested == "rollback"
-    refused = apply_action("promote", rolled.control)
-    assert isinstance(refused, Refused) and "rollback is under way" in refused.reason
+    refused = apply_action("promote", rolled.control)  # still baking, but a rollback is requested
+    assert isinstance(refused, Refused) and refused.status == 409
     assert isinstance(apply_action("pause", rolled.control), Refused)
 
 
@@ -235,7 +231,8 @@ def test_abort_clears_a_pending_request() -> None:
 
 def test_rollback_after_the_end_needs_the_replaced_deployment() -> None:
     refused = apply_action("rollback", Control("live", replaced_exists=False))
-    assert isinstance(refused, Refused) and "no longer exists" in refused.reason
+    assert isinstance(refused, Refused) and refused.status == 409
+    assert isinstance(apply_action("rollback", Control("live")), Applied)  # refused only for the missing deployment
     assert isinstance(apply_action("rollback", Control("baking", replaced_exists=False)), Applied)
 
 
