@@ -166,6 +166,13 @@ class OfflineTarget(Target):
             aml.stop_load(endpoint)
             aml.set_clock(frozen=False)
 
+    def cannot_script_faults(self) -> str | None:
+        return None
+
+    def metrics_outage(self, minutes: float, status: int = 503) -> None:
+        # A millisecond Retry-After: the reader's own retries meet the outage without sleeping real seconds.
+        self.stack.aml.monitor_outage(status, seconds=minutes * 60.0, retry_after_s=0.001)
+
     def _post_control(self, endpoint: str, deployment: str, action: str, body: bytes) -> tuple[int, dict[str, Any]]:
         return runner.control(endpoint, deployment, action, body)
 

@@ -181,6 +181,15 @@ class Target(ABC):
         """The production side of a promotion (``acceptance/promotion.py``); ``Unavailable`` when there is none."""
         raise Unavailable(NOT_CONFIGURED)
 
+    def cannot_script_faults(self) -> str | None:
+        """Why this target cannot make Azure fail on cue (None: it can, as the dev kit's emulators can)."""
+        return "a real Azure Monitor cannot be told to fail: this scenario runs offline only"
+
+    def metrics_outage(self, minutes: float, status: int = 503) -> None:
+        """Azure Monitor answers the app's metrics reads with ``status`` for ``minutes`` from now (offline: the
+        emulator's time). Only where ``cannot_script_faults`` is None."""
+        raise Unavailable(self.cannot_script_faults() or "no scripted faults on this target")
+
     def check(self) -> None:
         """Raise ``TargetError`` naming the setting to fix if the target cannot be used (before creating anything)."""
         return None

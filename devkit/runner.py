@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,15 +65,23 @@ class _Capture(logging.Handler):
             self.kinds.append(OutcomeKind(kind) if kind is not None else None)
 
 
-@functools.cache
+_INDEX_LOCK = threading.Lock()
+
+
 def _index() -> tuple[Any, ...]:
+    # functools.cache alone lets two threads (a hosted app's timer and a request) both build it on first use.
+    with _INDEX_LOCK:
+        return _built_index()
+
+
+@functools.cache
+def _built_index() -> tuple[Any, ...]:
     # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6).
     import function_app
 
     return tuple(function_app.app.get_functions())
 
 
-@functools.cache
 def _functions() -> Mapping[str, Any]:
     return {str(fn.get_function_name()): fn.get_user_function() for fn in _index()}
 

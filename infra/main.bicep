@@ -59,6 +59,13 @@ param adoptEndpoints string = ''
 @description('true rejects a rollout whose model has no sample request (no smoke_request tag and no readable MLflow input example); false skips the smoke test then, and the rollout\'s reason says so.')
 param smokeRequired string = 'false'
 
+@allowed([
+  'true'
+  'false'
+])
+@description('true refuses every model tag key that is not a tag of the contract; false refuses only keys that look like a misspelled tag (trafic, bake_time) and lets users\' own keys pass.')
+param strictTags string = 'false'
+
 @description('Seconds the smoke request may take before the smoke test fails (1..300).')
 param smokeTimeoutSeconds string = '30'
 
@@ -71,8 +78,11 @@ param gateMaxErrorRate string = '1'
 @description('Largest ratio of the new deployment\'s P99 latency to the stable deployment\'s that passes the gate (1..100).')
 param gateMaxLatencyRatio string = '1.5'
 
-@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit.')
+@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit while a stable deployment gives a baseline; without one (a new endpoint, or the final step at 100%), 4000 ms, 80% of Azure ML\'s default scoring timeout.')
 param gateMaxP99Ms string = ''
+
+@description('The answers the gate counts as the new deployment\'s failures: comma-separated status classes (4xx, 5xx) and codes (400..599), matched against the endpoint\'s status and, behind a 424, the model\'s status.')
+param gateErrorStatusCodes string = '5xx,408,429'
 
 @description('Fewest requests the new deployment must serve in a bake window for the gate to judge it; fewer make the result inconclusive (1..10000000).')
 param gateMinRequests string = '100'
@@ -103,7 +113,7 @@ param reconcileSchedule string = '0 */1 * * * *'
 @description('NCRONTAB schedule of the retention timer (six fields, seconds first), read by the Functions host.')
 param retentionSchedule string = '0 30 3 * * *'
 
-@description('Days a finished rollout (any state but pending and deploying) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
+@description('Days a finished rollout (any state but pending, deploying and baking) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
 param rolloutRetentionDays string = '90'
 
 @description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
@@ -246,10 +256,12 @@ var appSettings = {
   ADOPT_ENDPOINTS: adoptEndpoints
   SMOKE_REQUIRED: smokeRequired
   SMOKE_TIMEOUT_SECONDS: smokeTimeoutSeconds
+  STRICT_TAGS: strictTags
   BAKE_DEFAULT: bakeDefault
   GATE_MAX_ERROR_RATE: gateMaxErrorRate
   GATE_MAX_LATENCY_RATIO: gateMaxLatencyRatio
   GATE_MAX_P99_MS: gateMaxP99Ms
+  GATE_ERROR_STATUS_CODES: gateErrorStatusCodes
   GATE_MIN_REQUESTS: gateMinRequests
   GATE_METRIC_LAG: gateMetricLag
   GATE_MAX_EXTENSIONS: gateMaxExtensions

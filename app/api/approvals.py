@@ -2,9 +2,11 @@
 other operator actions (``app/api/controls.py`` hands them here).
 
 The decision is recorded on the rollout's row, as a request the engine carries out (``progress.requested``), with who
-decided (the caller App Service authentication validated, ``app/api/callers.py``), when and why in its history. The
-engine is run at once when the endpoint's lease is free. Answers: 202 with the rollout (``effect`` ``none`` for the
-same decision again), 404 unknown rollout, 409 when it does not await approval or was decided the other way.
+decided (the caller App Service authentication validated, else "function key": ``app/api/caller.py``, as for every
+operator action), when and why in its history. Both obey the operator API's governance (``app/api/governance.py``:
+the workspace allowlist, endpoint ownership; both lead to Azure ML writes). The engine is run at once when the
+endpoint's lease is free. Answers: 202 with the rollout (``effect`` ``none`` for the same decision again), 403
+refused by the governance, 404 unknown rollout, 409 when it does not await approval or was decided the other way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from app.api.callers import caller_of, reason_of
+from app.api.caller import caller_of
+from app.api.governance import EndpointLook, refusal
+from app.api.reason import reason_of
 from app.rollout.decide.approval import Decided, decide_approval
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.ledger.rows import decode_rollout, partition_key
@@ -25,7 +29,6 @@ from app.rollout.run.notifications import OPERATOR_ACTION
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
-    from app.api.callers import Caller
     from app.ports import Deps
     from app.rollout.decide.model import Rollout
 
@@ -43,7 +46,7 @@ def approval_action(
         reason = reason_of(body)
     except ValueError as err:
         return 400, json.dumps({"error": str(err)})
-    caller, ledger = caller_of(headers), ledger_of(deps)
+    caller, ledger = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled), ledger_of(deps)
     for _ in range(SAVE_ATTEMPTS):
         found = ledger.recent.find(endpoint, deployment)
         if not found:
@@ -52,6 +55,10 @@ def approval_action(
             workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
             return 409, json.dumps({"error": f"{endpoint}/{deployment} exists in several workspaces ({workspaces})"})
         rollout = found[0]
+        refused = refusal(rollout, action, deps, EndpointLook(rollout, deps))
+        if refused:
+            logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
+            return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)
         progress = rollout.progress
         decision = decide_approval(action, rollout.state.value, progress.requested, progress.history)
         if not isinstance(decision, Decided):
@@ -63,22 +70,21 @@ def approval_action(
             saved = _record(rollout, action, decision, reason, caller, deps)
         except StaleRollout:
             continue  # the rollout moved on meanwhile: decide again on the fresh row
-        logger.info("operator %s on %s/%s by %s: %s", action, endpoint, deployment, caller.name, reason or "-")
+        logger.info("operator %s on %s/%s by %s: %s", action, endpoint, deployment, caller, reason or "-")
         return _answer(action, f"request_{action}", decision.note, _advance_now(saved, deps))
     return 409, json.dumps({"error": "the rollout kept changing while the decision was recorded; try again"})
 
 
-def _record(rollout: Rollout, action: str, decision: Decided, reason: str, caller: Caller, deps: Deps) -> Rollout:
+def _record(rollout: Rollout, action: str, decision: Decided, reason: str, caller: str, deps: Deps) -> Rollout:
     """Save the request and its history entry (who, when, why), and notify it."""
     now = deps.clock()
-    entry = {"at": now.isoformat(), "action": action, "reason": reason, **caller.as_record()}
-    entry["effect"] = f"request_{action}"
+    entry = {"at": now.isoformat(), "action": action, "reason": reason, "caller": caller, "effect": f"request_{action}"}
     progress = replace(
         rollout.progress,
         requested=decision.requested,
         history=(*rollout.progress.history, entry)[-MAX_HISTORY:],
     )
-    why = f"{decision.note} by {caller.name}{': ' + reason if reason else ''}"
+    why = f"{decision.note} by {caller}{': ' + reason if reason else ''}"
     saved = ledger_of(deps).save(replace(rollout, progress=progress, reason=why), now)
     Recorder(deps, ledger_of(deps)).notify(
         saved, saved.state, why, kind=OPERATOR_ACTION, facts={"action": entry}, occurrence=f"{action}@{entry['at']}"

@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.api.approvals import approval_action
-from app.platform.workspace import WorkspaceRef
+from app.api.caller import caller_of
+from app.api.governance import EndpointLook, refusal
 from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import Progress, Rollout, State
 from app.rollout.decide.stepping import ACTIONS, Applied, Control, Effect, apply_action
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Easy Auth (App Service authentication) puts the signed-in Entra principal here; the Functions host passes
-#: no name for a function key, so without Easy Auth the caller is recorded as "function key".
-PRINCIPAL_HEADER = "x-ms-client-principal-name"
 MAX_REASON = 500
 MAX_HISTORY = 50
 SAVE_ATTEMPTS = 3
@@ -39,7 +37,8 @@ ENGINE_EFFECTS = (Effect.REQUEST_PROMOTE, Effect.REQUEST_ROLLBACK, Effect.RESTAR
 def operator_action(
     endpoint: str, deployment: str, action: str, body: bytes, headers: Mapping[str, str], deps: Deps
 ) -> tuple[int, str]:
-    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 404 unknown, 409 not applicable."""
+    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 403 refused by the app's governance
+    (the workspace allowlist, endpoint ownership), 404 unknown, 409 not applicable."""
     action = action.lower()
     if action in APPROVAL_ACTIONS:
         return approval_action(endpoint, deployment, action, body, headers, deps)
@@ -49,7 +48,7 @@ def operator_action(
         reason = _reason(body)
     except ValueError as err:
         return 400, _error(str(err))
-    caller = _caller(headers)
+    caller = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
         found = ledger.recent.find(endpoint, deployment)
@@ -59,11 +58,16 @@ def operator_action(
             workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
             return 409, _error(f"{endpoint}/{deployment} exists in several workspaces ({workspaces}); act in AML")
         rollout = found[0]
+        look = EndpointLook(rollout, deps)
+        refused = refusal(rollout, action, deps, look)
+        if refused:
+            logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
+            return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)
         control = Control(
             state=rollout.state.value,
             paused=rollout.progress.paused,
             requested=rollout.progress.requested or None,
-            replaced_exists=_replaced_exists(rollout, action, deps),
+            replaced_exists=_replaced_exists(rollout, action, look),
         )
         decision = apply_action(action, control)
         if not isinstance(decision, Applied):
@@ -170,14 +174,14 @@ def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
     return fresh[0] if fresh else rollout
 
 
-def _replaced_exists(rollout: Rollout, action: str, deps: Deps) -> bool:
+def _replaced_exists(rollout: Rollout, action: str, look: EndpointLook) -> bool:
     """For a rollback after the rollout ended: do the deployments of the recorded split still exist? (One read.)"""
     if action != "rollback" or not rollout.state.terminal:
         return True
     before = rollout.progress.before_traffic or {}
     if not any(before.values()):
         return False
-    view = deps.aml(WorkspaceRef.from_arm_id(rollout.plan.workspace_id)).observe(rollout.plan.endpoint)
+    view = look()
     return view is not None and all(view.deployment(name) is not None for name, pct in before.items() if pct)
 
 
@@ -191,11 +195,6 @@ def _reason(body: bytes) -> str:
     if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
         raise ValueError('the body must be a JSON object whose "reason" is a string, like {"reason": "..."}')
     return str(data.get("reason", "")).strip()
-
-
-def _caller(headers: Mapping[str, str]) -> str:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return str(lowered.get(PRINCIPAL_HEADER) or "function key")[:200]
 
 
 def _error(message: str) -> str:

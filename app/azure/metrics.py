@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REQUESTS_FILTER = "deployment eq '*' and statusCodeClass eq '*' and modelStatusCode eq '*'"
+#: Split by the status code too: 408 and 429 are the deployment's own failures (app/rollout/decide/gate_statuses.py).
+REQUESTS_FILTER = "deployment eq '*' and statusCode eq '*' and statusCodeClass eq '*' and modelStatusCode eq '*'"
 LATENCY_FILTER = "deployment eq '*'"
 #: Azure Monitor returns only the ``top`` series per metric (default 10) when a filter splits by dimensions;
 #: deployments x status classes x model statuses easily exceed that, so ask for far more than can exist.
@@ -60,7 +61,8 @@ class MetricsReader:
         return self._client
 
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow:
-        """Request counts by deployment, status class and model status, and P99 by deployment, in [start, end).
+        """Request counts by deployment, status code and class and model status, and P99 by deployment, in
+        [start, end).
 
         Two ARM reads. The window is widened to whole minutes so no minute is cut by the query; the gate keeps
         only the points that lie wholly inside ``[start, end]``.
@@ -112,6 +114,7 @@ def _request_points(metric: Any) -> list[RequestPoint]:
                         status_class=dims.get("statuscodeclass", ""),
                         model_status=dims.get("modelstatuscode", ""),
                         count=float(point.total),
+                        status_code=dims.get("statuscode", ""),
                     )
                 )
     return points

@@ -31,6 +31,9 @@ DEFAULT_NOTIFY_RUN_STATUSES = frozenset({"failed", "canceled"})
 #: At most this many model versions are read per resync run (RESYNC_MAX_MODELS).
 DEFAULT_RESYNC_MAX_MODELS = 200
 GATE_INCONCLUSIVE_CHOICES = ("hold", "promote", "rollback")
+#: What the gate's error rule counts (GATE_ERROR_STATUS_CODES): server errors, and the timeouts (408) and overload
+#: (429) Azure ML documents as the deployment's own (app/rollout/decide/gate_statuses.py).
+DEFAULT_ERROR_STATUS_CODES = frozenset({"5xx", "408", "429"})
 #: What each write usually takes in Azure ML, in seconds: the follow-up is due then (FOLLOWUP_DELAYS overrides).
 #: Endpoint creation is typically 1-2 minutes, a managed deployment 5-15 minutes (VM allocation and image pull),
 #: a traffic update well under a minute. ``recheck``: a follow-up that found the operation still running looks
@@ -100,7 +103,12 @@ class Settings:
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
+    #: App Service authentication is on (``WEBSITE_AUTH_ENABLED``, set by the platform): only then is the
+    #: ``X-MS-CLIENT-PRINCIPAL`` header the platform's, not the caller's (app/api/caller.py).
+    easy_auth_enabled: bool = False
     smoke_required: bool = False
+    #: Refuse every model tag key that is not a tag of the contract (else only keys close to one).
+    strict_tags: bool = False
     smoke_timeout_seconds: float = 30.0
     bake_default: dt.timedelta = dt.timedelta(0)
     gate_max_error_rate: float = 1.0
@@ -110,6 +118,7 @@ class Settings:
     gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
+    gate_error_status_codes: frozenset[str] = DEFAULT_ERROR_STATUS_CODES
     #: Where traces, metrics and logs go in Azure; empty sends them nowhere (app/platform/telemetry.py).
     appinsights_connection_string: str = field(default="", repr=False)
     #: Local runs: print the spans and metrics on the console.

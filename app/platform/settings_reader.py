@@ -17,6 +17,7 @@ from app.platform.names import is_valid_name
 from app.platform.settings import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_DELAYS,
+    DEFAULT_ERROR_STATUS_CODES,
     DEFAULT_NOTIFY_RUN_STATUSES,
     DEFAULT_RESYNC_MAX_MODELS,
     DEPLOY_MODES,
@@ -35,6 +36,8 @@ QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 REGISTRY_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{2,32}")
 MIN_APPROVAL_TIMEOUT = dt.timedelta(minutes=1)
 MAX_APPROVAL_TIMEOUT = dt.timedelta(days=90)
+#: An HTTP error status class (4xx, 5xx) or code (400-599).
+STATUS_CODE = re.compile(r"[45](?:xx|[0-9]{2})")
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -86,7 +89,10 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
+        # The platform writes "True"; read it as the Functions host does (bool.TryParse: anything else is off).
+        easy_auth_enabled=reader.text("WEBSITE_AUTH_ENABLED", "").lower() == "true",
         smoke_required=reader.boolean("SMOKE_REQUIRED", False),
+        strict_tags=reader.boolean("STRICT_TAGS", False),
         smoke_timeout_seconds=reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
         bake_default=reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
         gate_max_error_rate=reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
@@ -96,6 +102,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
         gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
         gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+        gate_error_status_codes=reader.status_codes("GATE_ERROR_STATUS_CODES", DEFAULT_ERROR_STATUS_CODES),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         promote_to_registry=reader.registry("PROMOTE_TO_REGISTRY"),
@@ -330,6 +337,19 @@ class _Reader:
                 "the one that PROMOTION_REGISTRIES' versions roll out into"
             )
         return next(iter(allowed)) if len(allowed) == 1 else ""
+
+    def status_codes(self, name: str, default: frozenset[str]) -> frozenset[str]:
+        values = {item.lower() for item in self.items(name)}
+        if not values:
+            return default
+        bad = sorted(v for v in values if not STATUS_CODE.fullmatch(v))
+        if bad:
+            self.problems.append(
+                f"{name}: {', '.join(bad)} is not an HTTP error status class or code (use classes 4xx and 5xx and "
+                "codes 400-599, comma-separated, e.g. 5xx,408,429)"
+            )
+            return default
+        return frozenset(values)
 
     def workspaces(self, name: str) -> frozenset[str]:
         keys = set()

@@ -62,6 +62,7 @@ class ControlArea(AreaBase):
           ``{"id", "location"}``
         - registries: see :meth:`_registry_control`
         - ``PUT /_emulator/config`` also takes ``"endpoint_name_hold_s"``
+        - ``PUT|GET|DELETE /_emulator/monitor/outage``: see :meth:`MonitorOutageArea._monitor_outage_control`
         """
         emu = cast("AmlEmulator", self)
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
@@ -216,6 +217,8 @@ class ControlArea(AreaBase):
             return self._registry_control(request.method, route, body)
         if (delivered := emu._delivery_control(request.method, route, body)) is not None:
             return delivered
+        if (outage := emu._monitor_outage_control(request.method, route, body)) is not None:
+            return outage
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
 
     def _registry_control(self, method: str, route: str, body: dict[str, Any]) -> Response:

@@ -219,6 +219,8 @@ class MetricsArea(AreaBase):
             self.metric_lag_s = float(seconds)
 
     def _list_metrics(self, request: Request, endpoint: str) -> Response:
+        if (refused := self._monitor_outage_answer(request)) is not None:
+            return refused
         ep = self._get_endpoint_resource(endpoint)
         q = {k.lower(): v for k, v in request.query.items()}
         if not q.get("api-version"):

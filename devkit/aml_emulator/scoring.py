@@ -26,6 +26,11 @@ INFERENCE_AUDIENCE = "https://ml.azure.com"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 #: Real sleeps are capped, whatever the emulated latency and sleep scale say.
 MAX_SLEEP_S = 10.0
+#: What the endpoint answers a request its deployment timed out on or had no room for (health.capacity_outcome).
+REFUSALS = {
+    408: "Request timed out: the model execution of deployment '{deployment}' took longer than request_timeout_ms.",
+    429: "Too many pending requests for deployment '{deployment}': it is getting more requests than it can handle.",
+}
 NO_ROUTE_MESSAGE = (
     "No valid deployments to route to. Please check that the endpoint has at least one deployment with positive "
     "weight values or use a deployment specific header to route."
@@ -170,6 +175,8 @@ class ScoringArea(AreaBase):
             reason = "the input is not valid JSON" if bad_input else "the model raised while scoring"
             body = {"message": f"An unexpected error occurred in scoring script: {reason} (emulated)."}
             response = Response(outcome.status, body, headers)
+        elif outcome.status in REFUSALS:
+            response = _text(outcome.status, REFUSALS[outcome.status].format(deployment=dep.name))
         else:
             response = _text(outcome.status, f"Deployment '{dep.name}' is {dep.state}: its container is not serving.")
         response.headers.setdefault(DEPLOYMENT_HEADER, dep.name)

@@ -21,6 +21,7 @@ from devkit.aml_emulator.faults import FaultPlan, FaultsArea, RequestRule
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
 from devkit.aml_emulator.metrics import MetricsArea
 from devkit.aml_emulator.models import ModelsArea
+from devkit.aml_emulator.monitor_outage import MonitorOutageArea
 from devkit.aml_emulator.operations import DEFAULT_OPERATION_DURATION_S, DEFAULT_POLL_INTERVAL_S, OperationsArea
 from devkit.aml_emulator.outbox import OutboxArea
 from devkit.aml_emulator.rules import EndpointNameRegistry
@@ -72,6 +73,7 @@ class AmlEmulator(
     ScoringArea,
     TrafficArea,
     MetricsArea,
+    MonitorOutageArea,
     RegistriesArea,
 ):
     """ARM for an Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
@@ -250,6 +252,7 @@ class AmlEmulator(
             self._reset_traffic()
             self._reset_scoring()
             self._reset_metrics()
+            self._reset_monitor_outages()
 
     def requests(
         self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None

@@ -290,7 +290,7 @@ class TrafficArea(AreaBase):
           ``POST /_emulator/clock/advance`` ``{"seconds"}``
         - ``PUT /_emulator/load/{endpoint}`` ``{"rpm", "seed"}``; ``DELETE /_emulator/load/{endpoint}``
         - ``GET|PUT|DELETE /_emulator/health/{endpoint}/{deployment}``, PUT body ``{"error_rate" (percent),
-          "p50_ms", "p99_ms", "fail_all", "fail_status"}``
+          "p50_ms", "p99_ms", "fail_all", "fail_status", "timeout_rate", "overload_rate" (percents answered 408/429)}``
         - ``PUT /_emulator/delivery`` ``{"metric_lag_s", "scoring_seed", "scoring_sleep_scale"}``
         - ``GET /_emulator/samples/{endpoint}``: every request its deployments answered, mirrored copies included
         """

@@ -57,7 +57,7 @@ def test_the_live_plan_lists_what_each_scenario_creates_and_the_totals(capsys: p
     assert "(version 1)" in dup and "1 deployment(s) x 1 instance" in dup
     [guard] = [line for line in out.splitlines() if line.strip().startswith("guardrails")]
     assert "no endpoint, no deployment" in guard and "<= $0.00" in guard
-    assert "Expected time: about 287 minutes; expected cost: at most about $1.90." in out
+    assert "Expected time: about 417 minutes; expected cost: at most about $2.92." in out
 
 
 def test_an_instance_type_without_a_known_price_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -99,7 +99,12 @@ def test_the_live_target_passes_every_scenario_through_the_app_s_http_surface(
     code = main(["--target", "live", "--yes"], env=_live_env(hosted, **_production_env(production)))
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"{len(SCENARIOS)}/{len(SCENARIOS)} passed on live" in out
+    # Live, a scenario that scripts Azure's faults is skipped before it creates anything; one waiting for a fix fails.
+    expected = {s.name: "SKIP" if s.scripts_faults else "XFAIL" if s.xfail else "PASS" for s in SCENARIOS}
+    seen = {line.split()[1]: line.split()[0] for line in out.splitlines() if line.split()[:1] and line.split()[0] in
+            ("PASS", "FAIL", "ERROR", "SKIP", "XFAIL", "XPASS")}  # fmt: skip
+    assert seen == expected, out
+    assert f"{list(expected.values()).count('PASS')}/{len(SCENARIOS)} passed" in out
     assert "Expected time: about" in out and "expected cost: at most about $" in out
     assert not hosted.errors, hosted.errors
     assert not production.errors, production.errors

@@ -20,12 +20,17 @@ pytestmark = pytest.mark.integration
 def test_make_acceptance_runs_every_scenario_offline_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code = main([])
     out = capsys.readouterr().out
-    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] in (["PASS"], ["FAIL"], ["ERROR"])}
+    outcomes = ("PASS", "FAIL", "ERROR", "XFAIL", "XPASS")
+    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] and line.split()[0] in outcomes}
     assert code == 0, out
     assert sorted(lines) == sorted(s.name for s in SCENARIOS), out
-    assert all(line.startswith("PASS") and line.split()[2].endswith("s") for line in lines.values()), out
+    # A scenario waiting for a fix must fail (XFAIL); every other one must pass.
+    expected = {s.name: "XFAIL" if s.xfail else "PASS" for s in SCENARIOS}
+    assert {name: line.split()[0] for name, line in lines.items()} == expected, out
+    assert all(line.split()[2].endswith("s") for line in lines.values()), out
     assert "cleanup: removed every endpoint and model version this run created" in out
-    assert f"{len(SCENARIOS)}/{len(SCENARIOS)} passed on offline" in out
+    passing = sum(1 for s in SCENARIOS if not s.xfail)
+    assert f"{passing}/{len(SCENARIOS)} passed" in out
 
 
 class _InterruptedTarget(OfflineTarget):

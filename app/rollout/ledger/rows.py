@@ -26,8 +26,8 @@ SUMMARY = [
     "CreatedAt", "UpdatedAt", "EventIds", "Attempts", "NextAttemptAt", "LastError", "Reason", "Actions",
     "TurnTakenAt", "Retries", "ErrorSource", "DeniedSince", "Cleanup",
 ]  # fmt: skip
-#: The states in which a rollout still has steps to take (the others are terminal).
-IN_PROGRESS = (State.PENDING, State.DEPLOYING)
+#: The states in which a rollout still has steps to take (the others are terminal): a bake is not finished.
+IN_PROGRESS = tuple(state for state in State if not state.terminal)
 _READ_CACHE_LIMIT = 1000
 
 

@@ -111,3 +111,17 @@ def test_the_gate_and_azure_monitor_agree_on_lag(stack: DevStack, arm: ArmSessio
     assert result.evidence.stable_requests + result.evidence.new_requests == 600 * 8
     assert result.evidence.points_dropped_for_lag == 0
     assert result.outcome is Outcome.PASS
+
+
+@pytest.mark.parametrize(("tag", "status"), [("emulator.timeout_rate", "408"), ("emulator.overload_rate", "429")])
+def test_a_canary_that_times_out_or_is_overloaded_fails_on_its_status_codes(
+    stack: DevStack, arm: ArmSession, tag: str, status: str
+) -> None:
+    endpoint, start = _bake(stack, arm, f"ep-{status}", {tag: "100"}, rpm=600)
+
+    window, result = _judge(stack, endpoint, start)
+
+    assert result.outcome is Outcome.FAIL
+    assert result.evidence.new_errors == result.evidence.new_requests > 0
+    green = {(p.status_class, p.status_code, p.model_status) for p in window.requests if p.deployment == "green"}
+    assert green == {("4xx", status, "0")}  # the endpoint's own answer: only the status code tells it apart

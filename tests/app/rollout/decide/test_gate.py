@@ -19,6 +19,7 @@ from app.rollout.decide.gate import (
     evaluate_gate,
     policy_from_settings,
 )
+from app.rollout.decide.gate_statuses import NO_BASELINE_MAX_P99_MS
 from tests.fakes import make_settings
 
 pytestmark = pytest.mark.fast
@@ -189,14 +190,15 @@ def test_a_window_starting_mid_minute_leaves_out_the_partial_minute() -> None:
 
 
 def test_no_stable_deployment_uses_absolute_thresholds_only() -> None:
-    window = _window(_requests("green", 1000), _latency("green", 5000))
+    window = _window(_requests("green", 1000), _latency("green", 3000))  # under the no-baseline limit of 4000 ms
     result = evaluate_gate(window, "green", [], NO_LAG, END)
     assert result.outcome is Outcome.PASS
     assert result.evidence.baseline is False and result.evidence.latency_ratio is None
-    assert len(result.evidence.notes) == 1  # and the evidence says so
+    assert len(result.evidence.notes) == 2  # and the evidence says so, with the limit that applies without one
+    assert result.evidence.max_p99_ms == NO_BASELINE_MAX_P99_MS
     limited = evaluate_gate(window, "green", [], GatePolicy(max_p99_ms=1000, metric_lag=dt.timedelta(0)), END)
     assert limited.outcome is Outcome.FAIL
-    assert limited.evidence.new_p99_ms == 5000 and limited.evidence.max_p99_ms == 1000
+    assert limited.evidence.new_p99_ms == 3000 and limited.evidence.max_p99_ms == 1000
 
 
 def test_stable_with_zero_traffic_is_no_baseline() -> None:
