@@ -21,7 +21,13 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from app.rollout.decide.registry_model import GateEvidence, PromotionEvidence, RecordedEvidence, SmokeEvidence
+from app.rollout.decide.registry_model import (
+    EVIDENCE_PREFIX,
+    GateEvidence,
+    PromotionEvidence,
+    RecordedEvidence,
+    SmokeEvidence,
+)
 
 # The evidence types live with the promotion's decisions, which build them; re-exported for the adapter's users.
 __all__ = [
@@ -40,7 +46,7 @@ __all__ = [
 MAX_TAGS = 50
 MAX_KEY_LENGTH = 100
 MAX_VALUE_LENGTH = 1000
-PREFIX = "promotion."
+PREFIX = EVIDENCE_PREFIX
 SOURCE_WORKSPACE = f"{PREFIX}source_workspace"
 SOURCE_MODEL = f"{PREFIX}source_model"
 ROLLOUT = f"{PREFIX}rollout"

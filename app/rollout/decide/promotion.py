@@ -20,6 +20,7 @@ from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import ModelInfo, Reject, Rollout, RolloutPlan, Skip, State
 from app.rollout.decide.plan import plan_rollout
 from app.rollout.decide.registry_model import (
+    EVIDENCE_PREFIX,
     GateEvidence,
     PromotionEvidence,
     PromotionSource,
@@ -190,7 +191,8 @@ def plan_from_registry(
 ) -> RolloutPlan | Skip | Reject:
     """Production's plan for a registry version: its tags under this app's settings and gates, its deployment
     naming the registry's version (not a copy), and where it was proven."""
-    tags = dict(version.tags)
+    # The evidence tags are the registry's record, not the tag contract (STRICT_TAGS would refuse them).
+    tags = {key: value for key, value in version.tags.items() if not key.lower().startswith(EVIDENCE_PREFIX)}
     if version.evidence is not None and not any(key.strip().lower() in ("deploy", "ncd") for key in tags):
         tags["deploy"] = "true"  # the staging app's evidence is the opt-in, whatever tags it carried
     model = ModelInfo(version.name, version.version, version.model_type, tags, version.created_at)

@@ -14,6 +14,9 @@ from typing import Any
 
 from app.platform.workspace import WorkspaceRef
 
+#: The registry version's tags that record the promotion's evidence (``app/azure/registry_evidence.py``).
+EVIDENCE_PREFIX = "promotion."
+
 
 @dataclass(frozen=True)
 class GateEvidence:

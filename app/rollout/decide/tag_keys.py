@@ -33,6 +33,9 @@ KNOWN_TAGS = (
     "smoke_request",
     "max_error_rate",
     "max_p99_ms",
+    "promote",
+    "promote_tags",
+    "approval",
 )
 #: Words that, appended to a known tag, still mean that tag (``bake_time`` is ``bake``).
 UNIT_WORDS: Mapping[str, tuple[str, ...]] = {

@@ -254,3 +254,17 @@ def test_the_status_shows_the_source_workspace_and_the_staging_rollout_with_link
     assert links["sourceModel"].endswith(f"?wsid={STAGING_ID}") and "model/credit:2" in links["sourceModel"]
     assert "endpoints/realtime/credit" in links["stagingEndpoint"]
     assert promotion_status(make_plan()) is None
+
+
+def test_the_evidence_tags_are_not_planned_as_tags_of_the_contract() -> None:
+    strict = replace(PRODUCTION, strict_tags=True)
+    version = _version({"deploy": "true", "promotion.rollout": "credit/credit-v2", "promotion.gate.gate1": "pass"})
+
+    assert isinstance(plan_from_registry(PROD, version, strict), RolloutPlan)
+
+
+def test_the_promotion_tags_are_tags_of_the_contract_even_when_strict() -> None:
+    strict = replace(PRODUCTION, strict_tags=True)
+    tags = {"deploy": "true", "promote": "true", "promote_tags": "deploy", "approval": "required"}
+
+    assert isinstance(plan_from_registry(PROD, _version(tags), strict), RolloutPlan)
