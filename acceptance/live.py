@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from acceptance.promotion import NOT_CONFIGURED, ProductionSide, production_settings
-from acceptance.target import SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
+from acceptance.promotion import ProductionSide, production_settings
+from acceptance.target import NOT_CONFIGURED, SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
 from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:

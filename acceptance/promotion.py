@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from acceptance.target import PROGRESSIVE_STATES, Timeout
 from app.azure.aml import arm_endpoint
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.naming import endpoint_name
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from app.rollout.decide.registry_model import RegistryModelVersion
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The live variables of the production side: all of them, or none (the scenario is then skipped, saying so).
 PRODUCTION_VARIABLES = (
@@ -110,6 +114,27 @@ class ProductionSide(ABC):
     def rollout(self, model: str, version: str) -> dict[str, Any] | None:
         return next((r for r in self.status({"model": model}) if r["version"] == version), None)
 
+    def evidenced_version(self, model: str, version: str) -> RegistryModelVersion | None:
+        """The registry's version once its evidence is written (the copy lands first, the tags just after)."""
+        found = self.registry_version(model, version)
+        return found if found is not None and found.evidence is not None else None
+
+    def settled_rollout(self, model: str, version: str) -> dict[str, Any] | None:
+        """Production's rollout of the version once it stopped moving (None before)."""
+        row = self.rollout(model, version)
+        return row if row is not None and row["state"] not in PROGRESSIVE_STATES else None
+
+    def wait_for(self, look: Callable[[], T | None], what: str) -> T:
+        """Look until ``look`` gives something, letting both apps make progress between looks."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            found = look()
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise Timeout(f"waited {self.timeout_s:.0f} s for {what}")
+            self.pass_time()
+
     def traffic(self, endpoint: str) -> dict[str, int]:
         scope = self.workspace.resource_group, self.workspace.workspace_name
         raw = self.mgmt.online_endpoints.get(*scope, endpoint)
@@ -173,10 +198,3 @@ def production_settings(env: Mapping[str, str]) -> dict[str, str] | None:
     if missing:
         raise ValueError("the promotion scenario needs all of these, or none: " + "; ".join(missing))
     return values
-
-
-NOT_CONFIGURED = (
-    "the promotion scenario needs a production workspace, its app and a registry: set "
-    + ", ".join(name for name, _ in PRODUCTION_VARIABLES)
-    + " (acceptance/README.md)"
-)

@@ -6,17 +6,12 @@ with what it creates live (deployments) and how long it takes live (minutes), fo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from acceptance.promotion import ProductionSide
-from acceptance.target import PROGRESSIVE_STATES, Target, Timeout
+from acceptance.target import PROGRESSIVE_STATES, Target
 from app.rollout.decide.naming import deployment_name
-from app.rollout.decide.registry_model import RegistryModelVersion
-
-T = TypeVar("T")
 
 
 class ScenarioFailed(AssertionError):
@@ -225,7 +220,7 @@ def promotion(t: Target, names: Names) -> None:
     carried = {"promote": "true", "promote_tags": "deploy,instance_type,stage"}
     rows = _go_live(t, names, "1", **carried)
     _state(t, names, rows, "1", "live")
-    version = _await(prod, lambda: _evidenced(prod.registry_version(names.model, "1")), "the version's evidence")
+    version = prod.wait_for(lambda: prod.evidenced_version(names.model, "1"), "the version's evidence")
     evidence = version.evidence
     assert evidence is not None
     staged = f"{names.endpoint}/{names.deployment('1')}"
@@ -234,7 +229,7 @@ def promotion(t: Target, names: Names) -> None:
         evidence.source_workspace.lower() == t.workspace.arm_id.lower(),
         f"the evidence names workspace {evidence.source_workspace}, expected {t.workspace.arm_id}",
     )
-    row = _await(prod, lambda: _settled(prod.rollout(names.model, "1")), "production's rollout to settle")
+    row = prod.wait_for(lambda: prod.settled_rollout(names.model, "1"), "production's rollout to settle")
     check(row["state"] == "live", f"production's rollout is {row['state']!r} (reason: {row['reason']})")
     shown: Any = row["promotion"] or {}
     check(
@@ -248,27 +243,6 @@ def promotion(t: Target, names: Names) -> None:
     check(
         model.lower() == version.asset_id.lower(), f"production deploys {model}, not the registry's {version.asset_id}"
     )
-
-
-def _evidenced(version: RegistryModelVersion | None) -> RegistryModelVersion | None:
-    """The version once its promotion evidence is written (the copy lands first, the tags just after)."""
-    return version if version is not None and version.evidence is not None else None
-
-
-def _settled(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    return row if row is not None and row["state"] not in PROGRESSIVE_STATES else None
-
-
-def _await(prod: ProductionSide, look: Callable[[], T | None], what: str) -> T:
-    """Look until ``look`` gives something, letting both apps make progress between looks."""
-    deadline = time.monotonic() + prod.timeout_s
-    while True:
-        found = look()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise Timeout(f"waited {prod.timeout_s:.0f} s for {what}")
-        prod.pass_time()
 
 
 # ---------------------------------------------------------------------- where two features meet

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acceptance.promotion import NOT_CONFIGURED, ProductionSide
 from app.azure.aml import arm_endpoint
 from app.intake.events import MODEL_REGISTERED
 from app.platform.workspace import WorkspaceRef
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
+
+    from acceptance.promotion import ProductionSide
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,13 @@ class Created:
 
     def __bool__(self) -> bool:
         return bool(self.endpoints or self.models)
+
+
+#: Why the promotion scenario is skipped on a target without a production side.
+NOT_CONFIGURED = (
+    "the promotion scenario needs a production workspace, its app and a registry: set ACCEPTANCE_REGISTRY and the "
+    "ACCEPTANCE_PROD_* variables (acceptance/README.md)"
+)
 
 
 class Unavailable(Exception):
