@@ -60,6 +60,7 @@ class ControlArea(AreaBase):
         - ``PUT /_emulator/models/lag`` ``{"seconds", "name", "workspace"}``
         - ``POST /_emulator/workspaces`` ``{"name", "location", "resource_group"}`` → 201 ``{"id", "location"}``
         - ``PUT /_emulator/config`` also takes ``"endpoint_name_hold_s"``
+        - ``PUT|DELETE /_emulator/limits``: request limits (see :meth:`LimitsArea._limits_control`)
         """
         emu = cast("AmlEmulator", self)
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
@@ -209,4 +210,6 @@ class ControlArea(AreaBase):
             return Response(201, {"id": ws.workspace_id, "location": ws.location})
         if (delivered := emu._delivery_control(request.method, route, body)) is not None:
             return delivered
+        if (limited := emu._limits_control(request.method, route, body)) is not None:
+            return limited
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
