@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.errors import PermanentError
 from app.platform.workspace import WorkspaceRef
@@ -96,6 +97,7 @@ class AmlGateway:
                 self.workspace.resource_group,
                 self.workspace.workspace_name,
                 retry_policy=budgets.bounded_retry_policy(self.budget),
+                per_retry_policies=[throttle_policy()],  # ARM's 429s pause the whole process (throttle.py)
                 **self.budget.client_kwargs(),
             )
         return self._ml
@@ -111,6 +113,7 @@ class AmlGateway:
                 self.workspace.subscription_id,
                 base_url=arm_endpoint(),
                 retry_policy=budgets.bounded_retry_policy(self.budget),
+                per_retry_policies=[throttle_policy()],
                 **self.budget.client_kwargs(),
             )
         return self._mgmt

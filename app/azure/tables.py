@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.errors import EventValidationError, RetryableError, SettingsError
 
@@ -67,6 +68,8 @@ class TableStore:
     operations: ClassVar[Counter[str]] = Counter()
     #: Entities the queries and reads returned, process-wide: what a request cost in data, not in calls.
     rows_read: ClassVar[Counter[str]] = Counter()
+    #: Writes refused because the row changed or existed (ETag mismatch), process-wide: contention, by kind.
+    conflicts: ClassVar[Counter[str]] = Counter()
 
     def __init__(self, client_factory: Callable[[], TableClient]) -> None:
         self._client_factory = client_factory
@@ -82,7 +85,8 @@ class TableStore:
             from azure.data.tables import TableClient
 
             # Explicit caps: azure-core's defaults (10 retries, 300 s reads) could outlast the endpoint lease.
-            limits = budgets.TABLES.client_kwargs()
+            # Every attempt waits while storage asks this process to back off (app/azure/throttle.py).
+            limits = {**budgets.TABLES.client_kwargs(), "per_retry_policies": [throttle_policy()]}
             if settings.storage_connection_string:
                 return TableClient.from_connection_string(
                     settings.storage_connection_string, table_name=table, **limits
@@ -171,6 +175,7 @@ class TableStore:
                 lambda: self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
             )
         except ResourceExistsError as err:
+            TableStore.conflicts["insert"] += 1
             raise Conflict(f"{partition}/{key} exists") from err
         return Row(partition, key, dict(data), str(metadata.get("etag", "")))
 
@@ -190,6 +195,7 @@ class TableStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as err:
+            TableStore.conflicts["replace"] += 1
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
         return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
 
@@ -205,6 +211,7 @@ class TableStore:
                 row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified
             )
         except ResourceModifiedError as err:
+            TableStore.conflicts["delete"] += 1
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
     def query(self, filter: str, *, select: list[str] | None = None, **parameters: Any) -> Iterator[Row]:

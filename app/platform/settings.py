@@ -105,6 +105,8 @@ class Settings:
     gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
+    #: Azure Monitor's regional batch metrics endpoint, ``{region}`` standing for the endpoints' region.
+    metrics_batch_endpoint: str = "https://{region}.metrics.monitor.azure.com"
     #: Where traces, metrics and logs go in Azure; empty sends them nowhere (app/platform/telemetry.py).
     appinsights_connection_string: str = field(default="", repr=False)
     #: Local runs: print the spans and metrics on the console.
@@ -189,6 +191,9 @@ class Settings:
             gate_metric_lag=reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
             gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
             gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+            metrics_batch_endpoint=reader.region_url(
+                "METRICS_BATCH_ENDPOINT", "https://{region}.metrics.monitor.azure.com"
+            ),
             appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
             telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         )
@@ -299,6 +304,16 @@ class _Reader:
                 "URL in clear text); only the dev kit's local receivers may use http://, with ALLOW_HTTP_WEBHOOK=true"
             )
             return ""
+        return raw
+
+    def region_url(self, name: str, default: str) -> str:
+        """An https:// URL template with ``{region}`` where the Azure region goes."""
+        raw = self._raw(name) or default
+        if not raw.lower().startswith("https://") or "{region}" not in raw or raw.count("{") != 1:
+            self.problems.append(
+                f"{name}={raw!r} must be an https:// URL with {{region}} where the region goes, e.g. {default}"
+            )
+            return default
         return raw
 
     def table(self, name: str, default: str) -> str:

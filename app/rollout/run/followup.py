@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.errors import EventValidationError, RetryableError, SettingsError
 from app.platform.workspace import WorkspaceRef
@@ -147,6 +148,7 @@ class FollowUpQueue:
                 "message_encode_policy": TextBase64EncodePolicy(),
                 "message_decode_policy": TextBase64DecodePolicy(),
                 **budgets.TABLES.client_kwargs(),
+                "per_retry_policies": [throttle_policy()],
             }
             if settings.storage_connection_string:
                 return QueueClient.from_connection_string(
