@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt 
 help:
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
 	@echo "make demo   - the whole flow offline against the local emulators"
-	@echo "make bench  - benchmarks, printed as a table"
+	@echo "make bench  - benchmarks, printed as a table (ARGS=--scale: hundreds of rollouts; ARGS=--help: the flags)"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m devkit.replay)"
 	@echo "make venv   - only the virtualenv and the pinned Python packages"
@@ -83,8 +83,9 @@ acceptance: install
 acceptance-live: install
 	$(PY) -m acceptance --target live $(ACCEPTANCE_ARGS)
 
+# Flags go through ARGS, e.g. make bench ARGS=--scale, make bench ARGS="--only-history --history 5000".
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)
 
 replay:
 	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m devkit.replay --help)" >&2; exit 2; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +54,18 @@ class _Capture(logging.Handler):
             self.outcomes.append(str(outcome))
 
 
-@functools.cache
+_index_lock = threading.Lock()
+
+
 def _functions() -> Mapping[str, Any]:
-    # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6).
+    # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6), so threads that
+    # deliver at the same time (a queue trigger's batch, Event Grid's concurrent deliveries) wait for one index.
+    with _index_lock:
+        return _index()
+
+
+@functools.cache
+def _index() -> Mapping[str, Any]:
     import function_app
 
     return {str(fn.get_function_name()): fn.get_user_function() for fn in function_app.app.get_functions()}
