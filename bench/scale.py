@@ -190,17 +190,17 @@ def run(stack: Any, targets: list[Target], events: int, workers: int, lapse: flo
             _wait_ready(hosts, progress)
             reading = aml.clock_reading()
             rollouts = _burst(chosen, hosts[0], aml, lapse, model_registered)
-            rollouts, ticks = _watch(stack, rollouts, hosts[1], lapse, progress)
+            rollouts, ticks = _watch(stack, rollouts, hosts[1], lapse, progress, len(chosen))
             for target in chosen:
                 if target.kind == "canary":
                     target.workspace.stop_load(target.endpoint)
-            _explain_unfinished(settings, rollouts, progress)
+            unfinished = _explain_unfinished(settings, rollouts, progress)
         finally:
             finals = [host.stop() for host in hosts]
             logs = {p.name: p.read_text()[-2000:] for p in Path(tmp).glob("*.log") if p.stat().st_size}
     requests = [_request(r, reading, lapse) for r in aml.requests()]
     return RunFigures(events, workers, rollouts, requests, ticks, finals, lapse, max(1.0, 45 / lapse),
-                      {"logs": logs})  # fmt: skip
+                      {"logs": logs, "unfinished": unfinished})  # fmt: skip
 
 
 def _wait_ready(hosts: list[Host], progress: Any, timeout_s: float = 120.0) -> None:
@@ -220,11 +220,12 @@ def _wait_ready(hosts: list[Host], progress: Any, timeout_s: float = 120.0) -> N
     progress(f"{len(hosts)} Functions processes ready: events, timer and {len(hosts) - 2} queue worker(s)")
 
 
-def _explain_unfinished(settings: dict[str, str], rollouts: list[Rollout], progress: Any) -> None:
-    """The ledger's state and reason of each rollout that did not end (read through the status API)."""
+def _explain_unfinished(settings: dict[str, str], rollouts: list[Rollout], progress: Any) -> dict[str, str]:
+    """The ledger's state of each rollout that did not end (read through the status API), its reason shown."""
     unfinished = {r.deployment for r in rollouts if r.done_at is None}
+    found: dict[str, str] = {}
     if not unfinished:
-        return
+        return found
     from app.wiring import reset_production_deps
     from devkit import runner
     from devkit.stack import applied_env
@@ -237,12 +238,16 @@ def _explain_unfinished(settings: dict[str, str], rollouts: list[Rollout], progr
                 status, body = runner.get_status(params)
                 for row in body.get("rollouts", []) if status == 200 else []:
                     if row["deployment"] in unfinished:
-                        progress(f"unfinished: {row['endpoint']}/{row['deployment']} {row['state']}: {row['reason']}")
+                        found[row["deployment"]] = row["state"]
+                        if len(found) <= 5:
+                            progress(f"unfinished: {row['endpoint']}/{row['deployment']} {row['state']}: "
+                                     f"{row['reason']}")  # fmt: skip
                 if status != 200 or not body.get("continuation"):
                     break
                 params["continuation"] = body["continuation"]
         finally:
             reset_production_deps()
+    return found
 
 
 def _emulated(wall: float, reading: dict[str, Any], lapse: float) -> float:
@@ -275,13 +280,14 @@ def _burst(chosen: list[Target], events_host: Host, aml: Any, lapse: float, buil
 
 
 def _watch(
-    stack: Any, rollouts: list[Rollout], timer: Host, lapse: float, progress: Any
+    stack: Any, rollouts: list[Rollout], timer: Host, lapse: float, progress: Any, events: int
 ) -> tuple[list[Rollout], list[dict[str, Any]]]:
     """Follow the notifications until every rollout ended (or the time is up); the ticks the timer reported."""
     by_name = {r.deployment: r for r in rollouts}
     ticks: list[dict[str, Any]] = []
     longest = max(floor for _, floor in KINDS.values())
-    deadline = time.monotonic() + 4 * longest / lapse + 30
+    # Time enough for eight floors, and for a slow machine to get through a big burst (a second of wall time each).
+    deadline = time.monotonic() + 8 * longest / lapse + events + 30
     shown = time.monotonic()
     reading = stack.aml.clock_reading()
     while time.monotonic() < deadline:

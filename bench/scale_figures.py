@@ -199,7 +199,9 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         miss = f"p95 {live['p95_ratio']:.2f}x > {GOAL_P95}x" if live["p95_ratio"] > GOAL_P95 else ""
         rows.append((label, f"p95 {live['p95_ratio']:.2f}x", f"{live['p95_s'] / 60:.1f} min", notes, miss))
     if missing:
-        rows.append((label, f"{missing} unfinished", "", "rollouts with no final notification", "every rollout ends"))
+        states = ", ".join(f"{n} {state}" for state, n in Counter(run.extra.get("unfinished", {}).values()).items())
+        rows.append((label, f"{missing} unfinished", "", f"not ended when the run's time was up; in the ledger: "
+                     f"{states or 'no row'}", "every rollout ends"))  # fmt: skip
     share = peaks["reads"] / ARM_READS_PER_MIN
     notes = (
         f"{share:.0%} of the per-principal read limit ({ARM_READS_PER_MIN}/min), "
@@ -223,7 +225,8 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         figure = f"{tick['table_median']:.0f} Table tx"
         rows.append(("  reconciler ticks", figure, f"{tick['longest_s']:.1f} s", notes, ""))
     seen, dupes = conflicts(run.finals), duplicate_writes(run.requests)
-    lost = missing  # a rollout with no final state: its event was lost somewhere (a gate's verdict is not)
+    # Lost: an event whose rollout the ledger does not have (one still in progress when time was up is not lost).
+    lost = missing - len(run.extra.get("unfinished", {}))
     notes = (
         f"lease contention {seen.get('lease_contention', 0)}, leases lost {seen.get('lease_lost', 0)}, stale "
         f"decisions {seen.get('stale', 0)}, ETag conflicts {seen.get('etag_conflicts', 0)}, AML 409s "

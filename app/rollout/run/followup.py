@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
     from app.platform.settings import Settings
+    from app.rollout.ledger.ledger import ActiveEndpoint
     from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ DEFAULT_DELAYS: Mapping[str, float] = {
     "delete": 60.0,
     "recheck": 30.0,
 }
+#: The kind of the follow-up the engine schedules at a bake's end (its reason reads ``bake end {time}``).
+BAKE = "bake"
 #: A queue message can stay invisible for at most 7 days (Put Message, visibilitytimeout).
 MAX_VISIBILITY_S = 7 * 24 * 3600
 MAX_RECHECKS = 5
@@ -54,6 +57,12 @@ class FollowUp:
     endpoint: str
     reason: str
     rechecks: int = 0
+
+    @property
+    def kind(self) -> str:
+        """What the follow-up is for: the first word of its reason (``bake`` at a bake's end, ``tick`` when the tick
+        handed the endpoint on, the kind of write otherwise)."""
+        return self.reason.split(" ", 1)[0]
 
     def to_json(self) -> str:
         body = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
@@ -193,7 +202,7 @@ class FollowUpQueue:
             # The queue was deleted under us (an operator, a dev-kit reset): create it and send again.
             self.client.create_queue()
             self.client.send_message(followup.to_json(), visibility_timeout=visibility(delay))
-        FollowUpQueue.sent[followup.reason.split(" ")[0]] += 1
+        FollowUpQueue.sent[followup.kind] += 1
 
 
 def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
@@ -220,11 +229,15 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
     from app.rollout.run.engine import RolloutEngine
 
     try:
-        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint)
+        entries = _active_entries(deps)
+        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint, entries)
         if endpoint is None:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
             return "nothing to do: no rollout in progress on this endpoint"
+        if followup.kind == BAKE and _gate_waits_for_tick(deps, endpoint, entries):
+            logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
+            return "deferred to the tick: its region's gates are read in one batch"
         lines = RolloutEngine(deps, followup=followup).advance(
             endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds
         )
@@ -237,17 +250,31 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
     return "; ".join(lines) or "nothing to do"
 
 
-def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, str] | None:
+def active_endpoint(
+    deps: Deps, workspace_id: str, endpoint: str, entries: list[ActiveEndpoint] | None = None
+) -> tuple[str, str] | None:
     """(workspace id, endpoint) as the ledger spells them if a rollout is in progress there; else None.
 
-    One read of the ledger's index of active endpoints (which may over-report: advancing such an endpoint finds
-    nothing to do). Names compare case-insensitively, as Azure ML's do.
+    One read of the ledger's index of active endpoints (``entries``, when the caller read it already; it may
+    over-report: advancing such an endpoint finds nothing to do). Names compare case-insensitively, as Azure ML's do.
     """
-    from app.rollout.run.factories import ledger_of
-
     key = WorkspaceRef.from_arm_id(workspace_id).key
-    for entry in ledger_of(deps).active_endpoints(deps.clock()):
+    for entry in entries if entries is not None else _active_entries(deps):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep
     return None
+
+
+def _active_entries(deps: Deps) -> list[ActiveEndpoint]:
+    from app.rollout.run.factories import ledger_of
+
+    return ledger_of(deps).active_endpoints(deps.clock())
+
+
+def _gate_waits_for_tick(deps: Deps, endpoint: tuple[str, str], entries: list[ActiveEndpoint]) -> bool:
+    """A bake's end where other endpoints are active in its region: the tick reads their gates in one batch."""
+    # The batch reader on first use: most follow-ups never read a gate.
+    from app.rollout.run.gate_batch import batched_in_tick
+
+    return batched_in_tick(deps, endpoint[0], endpoint[1], entries)
