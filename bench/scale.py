@@ -184,8 +184,8 @@ def run(stack: Any, targets: list[Target], events: int, workers: int, lapse: flo
         timer_every = 60 / lapse
         hosts = [Host("events", path, Path(tmp), "--concurrency", "8")]
         hosts.append(Host("timer", path, Path(tmp), "--every", f"{timer_every:g}"))
-        # host.json's maxPollingInterval (2 s), in the run's time.
-        hosts += [Host("queue", path, Path(tmp), "--max-polling", f"{2 / lapse:g}") for _ in range(workers)]
+        # host.json's queue settings, its polling interval in the run's time.
+        hosts += [Host("queue", path, Path(tmp), "--lapse", f"{lapse:g}") for _ in range(workers)]
         try:
             _wait_ready(hosts, progress)
             reading = aml.clock_reading()

@@ -4,8 +4,8 @@
 emulator's clock reading from ``FILE`` (JSON ``{"env": {...}, "clock": {...}}``), follows that clock (so a
 time-lapsed benchmark's emulated minutes pass for the app too), and plays one role until ``quit`` (or end of input):
 
-- ``queue``: the queue trigger of ``follow_up_rollout`` (:class:`devkit.queue_trigger.QueueTrigger`): several such
-  processes on one queue are the instances Flex Consumption scales out to;
+- ``queue``: the queue trigger of ``follow_up_rollout`` (:class:`devkit.queue_trigger.QueueTrigger`) with host.json's
+  ``extensions.queues``: several such processes on one queue are the instances Flex Consumption scales out to;
 - ``timer``: the reconciler's timer, every ``--every`` seconds; after each tick one JSON line with its figures;
 - ``events``: Event Grid: one event (JSON) per input line, delivered to ``on_aml_event`` ``--concurrency`` at a time;
   one JSON line per event acknowledged.
@@ -75,18 +75,23 @@ def _final(extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _serve_queue(args: argparse.Namespace, stop: threading.Event) -> dict[str, Any]:
+    from pathlib import Path
+
     from app.platform.settings import get_settings
     from devkit import runner
-    from devkit.queue_trigger import QueueTrigger, queue_client
+    from devkit.queue_trigger import HostQueueSettings, QueueTrigger, queue_client
 
     settings = get_settings()
     name, connection = settings.rollout_queue, settings.storage_connection_string
+    host = HostQueueSettings.read(Path(__file__).parents[1] / "host.json")
     trigger = QueueTrigger(
         queue_client(connection, name),
         lambda: queue_client(connection, f"{name}-poison"),
         runner.follow_up,
-        batch_size=args.batch_size,
-        max_polling_s=args.max_polling,
+        batch_size=host.batch_size,
+        new_batch_threshold=host.new_batch_threshold,
+        max_dequeue=host.max_dequeue,
+        max_polling_s=host.max_polling_s / args.lapse,
     )
     trigger.serve(stop)
     return {"trigger": trigger.stats.as_dict()}
@@ -149,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.function_host", description=__doc__.splitlines()[0])
     parser.add_argument("--settings", required=True, help="JSON file: {'env': app settings, 'clock': reading}")
     parser.add_argument("--role", required=True, choices=("queue", "timer", "events"))
-    parser.add_argument("--batch-size", type=int, default=16, help="queue: host.json extensions.queues.batchSize")
-    parser.add_argument("--max-polling", type=float, default=2.0, help="queue: longest idle poll interval, s")
+    lapse = "queue: emulated seconds per wall-clock second (divides host.json's maxPollingInterval)"
+    parser.add_argument("--lapse", type=float, default=1.0, help=lapse)
     parser.add_argument("--every", type=float, default=60.0, help="timer: seconds between ticks")
     parser.add_argument("--concurrency", type=int, default=8, help="events: deliveries at once")
     args = parser.parse_args(argv)

@@ -13,12 +13,14 @@ it goes to ``{queue}-poison``. An idle queue is polled with a back-off up to ``m
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class QueueTrigger:
         function: Callable[[str, str, int], None],
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        new_batch_threshold: int | None = None,
         max_dequeue: int = DEFAULT_MAX_DEQUEUE,
         retry_visibility_s: int = 0,
         max_polling_s: float = 2.0,
@@ -64,7 +67,7 @@ class QueueTrigger:
         self._poison = poison
         self.function = function
         self.batch_size = batch_size
-        self.new_batch_threshold = batch_size // 2
+        self.new_batch_threshold = batch_size // 2 if new_batch_threshold is None else new_batch_threshold
         self.max_dequeue = max_dequeue
         self.retry_visibility_s = retry_visibility_s
         self.max_polling_s = max_polling_s
@@ -95,7 +98,7 @@ class QueueTrigger:
             while not stop.is_set():
                 with lock:
                     room = self.batch_size - len(running)
-                if room < self.batch_size - self.new_batch_threshold:
+                if self.batch_size - room > self.new_batch_threshold:
                     stop.wait(0.01)
                     continue
                 got = self._receive(room)
@@ -141,6 +144,28 @@ class QueueTrigger:
         with self.stats.lock:
             self.stats.handled += 1
         return 1
+
+
+@dataclass(frozen=True)
+class HostQueueSettings:
+    """host.json's ``extensions.queues`` as the trigger reads them (the host's defaults where absent)."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    new_batch_threshold: int = DEFAULT_BATCH_SIZE // 2
+    max_dequeue: int = DEFAULT_MAX_DEQUEUE
+    max_polling_s: float = 60.0
+
+    @classmethod
+    def read(cls, host_json: Path) -> HostQueueSettings:
+        queues = json.loads(host_json.read_text(encoding="utf-8")).get("extensions", {}).get("queues", {})
+        batch = int(queues.get("batchSize", DEFAULT_BATCH_SIZE))
+        hours, minutes, seconds = (float(part) for part in str(queues.get("maxPollingInterval", "00:01:00")).split(":"))
+        return cls(
+            batch_size=batch,
+            new_batch_threshold=int(queues.get("newBatchThreshold", batch // 2)),
+            max_dequeue=int(queues.get("maxDequeueCount", DEFAULT_MAX_DEQUEUE)),
+            max_polling_s=hours * 3600 + minutes * 60 + seconds,
+        )
 
 
 def _discard(lock: threading.Lock, running: set[Future[int]], done: Future[int]) -> None:

@@ -179,10 +179,16 @@ param operatorPrincipalId string = ''
 @description('What operatorPrincipalId is.')
 param operatorPrincipalType string = 'User'
 
+// Why 10 (docs/operations.md, "Sizing"): every instance calls ARM as the same principal, and ARM's token bucket for
+// one principal (25 reads a second, 250 at once; 10 writes a second) is shared by all of them. A follow-up pass makes
+// about two ARM reads; one queue instance keeps 12 passes in flight (host.json batchSize 8 + newBatchThreshold 4), so
+// two or three instances already reach ARM's sustained read rate: more only buy 429s, which every instance then waits
+// out (app/azure/throttle.py). 10 leaves room for the Event Grid, HTTP and timer functions, which Flex Consumption
+// scales separately, and for a burst's deliveries.
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
-param functionMaximumInstanceCount int = 40
+param functionMaximumInstanceCount int = 10
 
 @allowed([
   512
