@@ -33,7 +33,7 @@ OUTCOMES = {
     "lease_lost": "lease lost",
     "stale": "changed since it was read",
     "busy_409": "AML answered 409",
-    "not_reached": "out of time budget",
+    "not_reached": "out of time budget; next tick",
     "fanned_out": "fanned out",
     "deferred_idle": "idle polling deferred",
 }

@@ -106,7 +106,7 @@ param retentionSchedule string = '0 30 3 * * *'
 @description('Days a finished rollout (any state but pending and deploying) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
 param rolloutRetentionDays string = '90'
 
-@description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
+@description('Seconds one reconciler tick may spend (1..600); the endpoints left over go to the follow-up queue.')
 param reconcileBudgetSeconds string = '45'
 
 @description('Endpoints the reconciler advances in parallel in one tick (1..64).')

@@ -90,7 +90,8 @@ def prefetch(deps: Deps, works: Iterable[Work], now: dt.datetime) -> dict[str, M
 def _failed(region: str, err: Exception) -> None:
     if status_code_of(err) in (401, 403):
         _disabled.set()
-        logger.error(
+        # A warning, not an error: the template does not grant the subscription-wide role, and nothing is lost.
+        logger.warning(
             "gates: Azure Monitor's batch metrics API refused the app's identity (%s); gates are read endpoint by "
             "endpoint from now on. Grant it Monitoring Reader on the subscription to batch them (docs/deploy.md)",
             status_code_of(err),

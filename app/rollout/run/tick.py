@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 #: The follow-up reason of an endpoint the tick handed on (its first word is the kind the bench counts).
 FANNED_OUT = "tick fan-out"
 #: Endpoints this process handed on, and when (``time.monotonic``): one still waiting in the queue is not sent
-#: again, or a backlogged queue would only grow. Kept for two budgets, about one timer period.
+#: again, or a backlogged queue would only grow. Kept for five budgets, a few timer periods.
 _handed: dict[tuple[str, str], float] = {}
 _handed_lock = threading.Lock()
 
@@ -54,8 +54,9 @@ def run(deps: Deps, endpoints: list[tuple[str, str]], deadline: float) -> list[s
         return _pass(deps, ws, ep, deadline)
     now = deps.clock()
     ledger = ledger_of(deps)
+    delays = dict(settings.followup_delays) if deps.followups is not None and settings.followup_delays else None
     with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="triage") as pool:
-        works = list(pool.map(lambda e: _triage(ledger, e[0], e[1], now), endpoints))
+        works = list(pool.map(lambda e: _triage(ledger, e[0], e[1], now, delays), endpoints))
     windows = prefetch(deps, works, now)
     passing = with_prefetch(deps, windows) if windows else deps
     short = GATE.reads_short(host_of(arm_endpoint()))
@@ -67,11 +68,15 @@ def run(deps: Deps, endpoints: list[tuple[str, str]], deadline: float) -> list[s
             return [f"{work.endpoint}: idle polling deferred (ARM reads run short; what decides traffic goes first)"]
         with lock:
             reserve = statistics.median(durations) if durations else 0.0
-        if time.monotonic() + reserve > deadline:
+        # A gate whose metrics this tick read in its batch is judged here, even late: handed on, it would be read again.
+        batched = any(gate.endpoint_id.lower() in windows for gate in work.gates)
+        if time.monotonic() + reserve > deadline and not batched:
+            if work.priority is Priority.IDLE:  # a look can wait: its follow-up or the next tick comes anyway
+                return [f"{work.endpoint}: idle look left for the next tick (the tick's budget is spent)"]
             return _hand_on(deps, work)
         started = time.monotonic()
         try:
-            return _pass(passing, work.workspace_id, work.endpoint, deadline)
+            return _pass(passing, work.workspace_id, work.endpoint, max(deadline, time.monotonic() + reserve))
         finally:
             with lock:
                 durations.append(time.monotonic() - started)
@@ -85,9 +90,11 @@ def run(deps: Deps, endpoints: list[tuple[str, str]], deadline: float) -> list[s
     return lines
 
 
-def _triage(ledger: RolloutLedger, workspace_id: str, endpoint: str, now: dt.datetime) -> Work:
+def _triage(
+    ledger: RolloutLedger, workspace_id: str, endpoint: str, now: dt.datetime, delays: dict[str, float] | None
+) -> Work:
     try:
-        return triage(workspace_id, endpoint, ledger.endpoint_rollouts(workspace_id, endpoint), now)
+        return triage(workspace_id, endpoint, ledger.endpoint_rollouts(workspace_id, endpoint), now, delays)
     except Exception as err:
         # Unreadable now: the endpoint's own pass reads again and decides, as it always did.
         logger.warning("reconcile: %s not triaged (%s: %s); advanced in turn", endpoint, type(err).__name__, err)
@@ -104,7 +111,7 @@ def _hand_on(deps: Deps, work: Work) -> list[str]:
         return [f"{work.endpoint}: out of time budget; next tick"]
     key, now = (work.workspace_id.lower(), work.endpoint.lower()), time.monotonic()
     with _handed_lock:
-        for old in [k for k, at in _handed.items() if now - at > 2 * deps.settings.reconcile_budget_seconds]:
+        for old in [k for k, at in _handed.items() if now - at > 5 * deps.settings.reconcile_budget_seconds]:
             del _handed[old]
         if key in _handed:
             return [f"{work.endpoint}: out of time budget; already handed to the follow-up queue"]

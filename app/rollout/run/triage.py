@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.rollout.decide.model import Rollout, State
@@ -17,8 +17,8 @@ class Priority(enum.IntEnum):
     """Lower goes first."""
 
     DECIDES = 0  # a bake ended (its gate decides the next split) or an operator asked for something
-    IN_FLIGHT = 1  # waiting on Azure ML (an operation, its turn), cleanup owed, or rows the triage cannot see
-    IDLE = 2  # mid-bake, paused or backing off: a pass only looks (drift), it decides nothing
+    IN_FLIGHT = 1  # its turn to write, an operation overdue, cleanup owed, or rows the triage cannot see
+    IDLE = 2  # mid-bake, paused, backing off, or an operation whose follow-up is still to come: a pass only looks
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,17 @@ class Work:
     gates: tuple[GateDue, ...] = ()
 
 
-def triage(workspace_id: str, endpoint: str, rollouts: Iterable[Rollout], now: dt.datetime) -> Work:
+def triage(
+    workspace_id: str,
+    endpoint: str,
+    rollouts: Iterable[Rollout],
+    now: dt.datetime,
+    followups: Mapping[str, float] | None = None,
+) -> Work:
     """Classify the endpoint by the most urgent of its active rollouts (``RolloutLedger.endpoint_rollouts``).
 
+    ``followups`` are the follow-up delays by kind of write (``FOLLOWUP_DELAYS``; None: follow-ups are off): a
+    rollout whose last write's follow-up is still to come is only looked at; the follow-up advances it.
     No active rollout row (cleanup carried elsewhere, a traffic write in doubt on the endpoint's own row, an index
     entry about to go) is ``IN_FLIGHT``: the engine's pass decides, as it always did.
     """
@@ -51,14 +59,14 @@ def triage(workspace_id: str, endpoint: str, rollouts: Iterable[Rollout], now: d
     seen = False
     for rollout in rollouts:
         seen = True
-        best = min(best, _priority(rollout, now))
+        best = min(best, _priority(rollout, now, followups))
         gate = gate_due(workspace_id, endpoint, rollout, now)
         if gate is not None:
             gates.append(gate)
     return Work(workspace_id, endpoint, best if seen else Priority.IN_FLIGHT, tuple(gates))
 
 
-def _priority(rollout: Rollout, now: dt.datetime) -> Priority:
+def _priority(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> Priority:
     progress = rollout.progress
     if progress.requested:
         return Priority.DECIDES
@@ -70,10 +78,34 @@ def _priority(rollout: Rollout, now: dt.datetime) -> Priority:
         if progress.paused:
             return Priority.IDLE
         if progress.bake_started_at is None:
-            return Priority.IN_FLIGHT  # its step's traffic write is not seen in place yet
+            # Its step's traffic write is not seen in place yet.
+            return Priority.IDLE if _follow_up_coming(rollout, now, followups) else Priority.IN_FLIGHT
         ends = _bake_end(rollout)
         return Priority.DECIDES if ends is None or ends <= now else Priority.IDLE
+    if rollout.state is State.DEPLOYING and _follow_up_coming(rollout, now, followups):
+        return Priority.IDLE
     return Priority.IN_FLIGHT
+
+
+#: The kind of follow-up the engine schedules after a write, by how the ledger records the write (its last action):
+#: ``PUT deployment ...``, ``PUT endpoint {name} traffic ...`` (a step or a rollback) and ``PUT endpoint {name}``.
+def _write_kind(action: str) -> str:
+    if action.startswith("PUT deployment"):
+        return "deployment"
+    if action.startswith("PUT endpoint"):
+        return "traffic" if len(action.split()) > 3 else "endpoint"
+    return ""
+
+
+def _follow_up_coming(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> bool:
+    """Was the rollout's last write recorded so recently that its follow-up (plus one recheck) is still to come?"""
+    if followups is None or not rollout.actions:
+        return False
+    kind = _write_kind(rollout.actions[-1])
+    if kind not in followups:
+        return False
+    due = rollout.updated_at + dt.timedelta(seconds=followups[kind] + followups.get("recheck", 0.0))
+    return now < due
 
 
 def gate_due(workspace_id: str, endpoint: str, rollout: Rollout, now: dt.datetime) -> GateDue | None:

@@ -14,6 +14,7 @@ import pytest
 
 from app.azure.aml import arm_endpoint
 from app.azure.throttle import GATE, host_of
+from app.rollout.decide.gate import MetricWindow
 from app.rollout.decide.model import Progress, State
 from app.rollout.ledger.ledger import ACTIVE_INDEX, INDEX_BUILT, RolloutLedger
 from app.rollout.run import followup, gate_batch, tick
@@ -146,3 +147,28 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
     assert not followup.follow_up(bake_end, 1, deps).startswith("deferred")  # alone in its region: read now
+
+
+def test_a_gate_read_in_the_tick_s_batch_is_judged_in_the_tick_even_past_its_budget(
+    passes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, queue = FakeTableStore(), Queue()
+    ledger_with(store, gated=State.BAKING, deploying=State.DEPLOYING)
+    gated = f"{WORKSPACE_ID}/onlineEndpoints/gated".lower()
+
+    def batched(deps: Any, works: Any, now: dt.datetime) -> dict[str, MetricWindow]:
+        return {gated: MetricWindow(now - dt.timedelta(minutes=10), now)}
+
+    monkeypatch.setattr(tick, "prefetch", batched)
+    monkeypatch.setattr("app.rollout.run.triage._bake_end", lambda rollout: NOW - dt.timedelta(seconds=1))
+    tick.run(deps_for(store, queue), endpoints("gated", "deploying"), time.monotonic() - 1)
+    assert passes == ["gated"]  # its metrics are read: judged now, not read again by a follow-up
+    assert [m.endpoint for m, _ in queue.sent] == ["deploying"]
+
+
+def test_past_the_budget_an_idle_look_waits_for_the_next_tick_and_is_not_queued(passes: list[str]) -> None:
+    store, queue = FakeTableStore(), Queue()
+    ledger_with(store, idle=State.BAKING, deploying=State.DEPLOYING)
+    lines = tick.run(deps_for(store, queue), endpoints("idle", "deploying"), time.monotonic() - 1)
+    assert [m.endpoint for m, _ in queue.sent] == ["deploying"] and passes == []
+    assert any(line.startswith("idle: idle look left for the next tick") for line in lines)

@@ -86,3 +86,40 @@ def test_passes_go_in_order_of_what_they_owe_then_the_oldest_gate_first() -> Non
         Work(WORKSPACE_ID, "gate-early", Priority.DECIDES, (early,)),
     ]
     assert [w.endpoint for w in ordered(works)] == ["gate-early", "gate-late", "asked", "deploying", "idle"]
+
+
+DELAYS = {"endpoint": 90.0, "deployment": 300.0, "traffic": 30.0, "recheck": 30.0}
+
+
+def written(action: str, ago: dt.timedelta, state: State = State.DEPLOYING) -> Rollout:
+    """A rollout whose last write (``action``, as the ledger records it) was saved ``ago``."""
+    base = rollout(state, started=None)
+    return replace(base, actions=(action,), updated_at=NOW - ago)
+
+
+@pytest.mark.parametrize(
+    ("action", "ago", "expected"),
+    [
+        ("PUT deployment credit-v2 (1 x Standard_DS3_v2)", dt.timedelta(seconds=100), Priority.IDLE),
+        ("PUT deployment credit-v2 (1 x Standard_DS3_v2)", dt.timedelta(seconds=331), Priority.IN_FLIGHT),
+        ("PUT endpoint credit", dt.timedelta(seconds=60), Priority.IDLE),
+        ("PUT endpoint credit", dt.timedelta(seconds=121), Priority.IN_FLIGHT),
+        ("PUT endpoint credit traffic credit-v1=90%, credit-v2=10%", dt.timedelta(seconds=30), Priority.IDLE),
+        ("PUT endpoint credit traffic credit-v1=90%, credit-v2=10%", dt.timedelta(seconds=61), Priority.IN_FLIGHT),
+    ],
+)
+def test_an_operation_whose_follow_up_is_still_to_come_is_only_looked_at(
+    action: str, ago: dt.timedelta, expected: Priority
+) -> None:
+    assert triage(WORKSPACE_ID, "credit", [written(action, ago)], NOW, DELAYS).priority is expected
+    # A step's traffic write not yet seen in place waits on its follow-up the same way.
+    waiting = written(action, ago, State.BAKING)
+    assert triage(WORKSPACE_ID, "credit", [waiting], NOW, DELAYS).priority is expected
+
+
+def test_without_follow_ups_every_operation_in_flight_is_polled() -> None:
+    fresh = written("PUT deployment credit-v2 (1 x Standard_DS3_v2)", dt.timedelta(seconds=10))
+    assert triage(WORKSPACE_ID, "credit", [fresh], NOW, None).priority is Priority.IN_FLIGHT
+    assert triage(WORKSPACE_ID, "credit", [rollout(State.PENDING, started=None)], NOW, DELAYS).priority is (
+        Priority.IN_FLIGHT  # no write yet: its turn to write is what the pass is for
+    )
