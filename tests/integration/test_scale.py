@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
-from devkit.stack import DevStack
+from devkit.stack import WORKSPACE_ID, DevStack
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +72,18 @@ def test_a_lone_gate_keeps_its_per_endpoint_reads(app: OfflineApp) -> None:
         app.tick()
         assert _metric_calls(app) == (0, 2)
         assert app.traffic("fraud") == {"fraud-v2": 100}
+
+
+def test_a_bake_s_follow_up_in_a_busy_region_leaves_the_gate_to_the_tick_s_batch(app: OfflineApp) -> None:
+    names = ["fraud", "churn"]
+    with app.emulated_time():
+        _canaries(app, names)
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        for name in names:  # the follow-up each bake scheduled for its end, as the queue delivers it
+            body = {"workspaceId": WORKSPACE_ID, "endpoint": name, "reason": "bake end 2026-11-26T10:00:00+00:00"}
+            runner.follow_up(f"bake-{name}", json.dumps(body), 1)
+        assert _metric_calls(app) == (0, 0)  # left to the tick: nothing read alone
+        app.tick()
+        assert _metric_calls(app) == (2, 0)
+        assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)

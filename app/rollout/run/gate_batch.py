@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from app.azure.metrics_batch import BatchMetricsReader
     from app.rollout.ledger.ledger import ActiveEndpoint
-    from app.rollout.run.triage import Work
+    from app.rollout.run.triage import GateDue, Work
     from app.wiring import Deps
 
 logger = logging.getLogger(__name__)
@@ -61,30 +61,63 @@ def region_of(deps: Deps, workspace_id: str) -> tuple[str, str] | None:
     return workspace.subscription_id.lower(), location.replace(" ", "").lower()
 
 
+class TickGates:
+    """One tick's gates, by region: those due when the tick starts, read in one batch each (``prefetch``), and those
+    whose bake ends while the tick runs, read in one more batch per region when the first of them is asked for
+    (``catch_up``): a long tick does not fall back to reading them one by one."""
+
+    def __init__(self, deps: Deps, works: Iterable[Work]) -> None:
+        self.deps = deps
+        self.windows: dict[str, MetricWindow] = {}
+        self._pending: dict[tuple[str, str], list[GateDue]] = defaultdict(list)
+        self._scope_of: dict[str, tuple[str, str]] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        if _disabled.is_set():
+            return
+        for work in works:
+            gates = (*work.gates, *work.upcoming)
+            scope = region_of(deps, work.workspace_id) if gates else None
+            if scope is None:
+                continue
+            self._pending[scope].extend(gates)
+            self._scope_of.update((gate.endpoint_id.lower(), scope) for gate in gates)
+
+    def prefetch(self, now: dt.datetime) -> dict[str, MetricWindow]:
+        """Read the gates due at ``now``, one batch per region that has ``MIN_BATCH`` of them."""
+        for scope in list(self._pending):
+            with self._locks[scope]:
+                self._read(scope, now)
+        return self.windows
+
+    def catch_up(self, endpoint_id: str) -> None:
+        """A gate not read yet is asked for: read it with every other gate of its region due by now, if they batch."""
+        scope = self._scope_of.get(endpoint_id.lower())
+        if scope is None:
+            return
+        with self._locks[scope]:
+            if endpoint_id.lower() not in self.windows:
+                self._read(scope, self.deps.clock())
+
+    def _read(self, scope: tuple[str, str], now: dt.datetime) -> None:
+        due = [gate for gate in self._pending[scope] if gate.due <= now]
+        if len(due) < MIN_BATCH or _disabled.is_set():
+            return
+        self._pending[scope] = [gate for gate in self._pending[scope] if gate.due > now]
+        reader = batch_reader(self.deps.settings.metrics_batch_endpoint)
+        try:
+            got = reader.read_windows(scope[1], [gate.endpoint_id for gate in due], min(g.start for g in due), now)
+        except Exception as err:
+            _failed(scope[1], err)  # these gates are read one by one
+            return
+        self.windows.update(got)
+        logger.info("gates in %s: %d read in one batch (%d batch calls in this process)", scope[1], len(got),
+                    reader.calls)  # fmt: skip
+
+
 def prefetch(deps: Deps, works: Iterable[Work], now: dt.datetime) -> dict[str, MetricWindow]:
     """The windows of the gates due in ``works``, read in one batch per region with ``MIN_BATCH`` or more; by
     lower-cased endpoint id. Empty when nothing batches (or the batch API is unavailable to this identity)."""
-    if _disabled.is_set():
-        return {}
-    by_region: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for work in works:
-        if work.gates:
-            scope = region_of(deps, work.workspace_id)
-            if scope is not None:
-                by_region[scope].extend(work.gates)
-    batches = {scope: gates for scope, gates in by_region.items() if len(gates) >= MIN_BATCH}
-    windows: dict[str, MetricWindow] = {}
-    if not batches:
-        return windows
-    reader = batch_reader(deps.settings.metrics_batch_endpoint)
-    for (_, region), gates in batches.items():
-        start = min(gate.start for gate in gates)
-        try:
-            windows.update(reader.read_windows(region, [gate.endpoint_id for gate in gates], start, now))
-        except Exception as err:
-            _failed(region, err)
-    logger.info("gates: %d read in batches (%d batch calls so far in this process)", len(windows), reader.calls)
-    return windows
+    return TickGates(deps, works).prefetch(now)
 
 
 def _failed(region: str, err: Exception) -> None:
@@ -102,25 +135,30 @@ def _failed(region: str, err: Exception) -> None:
 
 
 class PrefetchedReader:
-    """A metrics reader that answers from the tick's batch, else reads the endpoint itself (``fallback``)."""
+    """A metrics reader that answers from the tick's batch (catching up on a gate not read yet, when ``gates`` is
+    given), else reads the endpoint itself (``fallback``)."""
 
-    def __init__(self, windows: Mapping[str, MetricWindow], fallback: Any) -> None:
+    def __init__(self, windows: Mapping[str, MetricWindow], fallback: Any, gates: TickGates | None = None) -> None:
         self._windows = windows
         self._fallback = fallback
+        self._gates = gates
 
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow:
         """The window ``[start, end)``; from the batch it ends when the batch was read (nothing later is in it)."""
         got = self._windows.get(endpoint_id.lower())
+        if got is None and self._gates is not None:
+            self._gates.catch_up(endpoint_id)
+            got = self._windows.get(endpoint_id.lower())
         if got is None or got.start > start:
             return self._fallback.read_window(endpoint_id, start, end)
         return MetricWindow(start=start, end=min(end, got.end), requests=got.requests, latency=got.latency)
 
 
-def with_prefetch(deps: Deps, windows: Mapping[str, MetricWindow]) -> Deps:
-    """``deps`` whose metrics reader answers the prefetched gates first."""
+def with_prefetch(deps: Deps, windows: Mapping[str, MetricWindow], gates: TickGates | None = None) -> Deps:
+    """``deps`` whose metrics reader answers the prefetched gates first (and the tick's later ones, with ``gates``)."""
 
     def metrics(workspace: WorkspaceRef) -> PrefetchedReader:
-        return PrefetchedReader(windows, _per_resource(deps, workspace))
+        return PrefetchedReader(windows, _per_resource(deps, workspace), gates)
 
     return replace(deps, metrics=metrics)
 

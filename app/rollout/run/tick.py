@@ -27,7 +27,7 @@ from app.platform import telemetry
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.factories import ledger_of
 from app.rollout.run.followup import FollowUp
-from app.rollout.run.gate_batch import prefetch, with_prefetch
+from app.rollout.run.gate_batch import TickGates, with_prefetch
 from app.rollout.run.triage import Priority, Work, ordered, triage
 
 if TYPE_CHECKING:
@@ -57,8 +57,9 @@ def run(deps: Deps, endpoints: list[tuple[str, str]], deadline: float) -> list[s
     delays = dict(settings.followup_delays) if deps.followups is not None and settings.followup_delays else None
     with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="triage") as pool:
         works = list(pool.map(lambda e: _triage(ledger, e[0], e[1], now, delays), endpoints))
-    windows = prefetch(deps, works, now)
-    passing = with_prefetch(deps, windows) if windows else deps
+    gates = TickGates(deps, works)
+    windows = gates.prefetch(now)
+    passing = with_prefetch(deps, windows, gates)
     short = GATE.reads_short(host_of(arm_endpoint()))
     durations: list[float] = []
     lock = threading.Lock()

@@ -32,12 +32,14 @@ class GateDue:
 
 @dataclass(frozen=True)
 class Work:
-    """One active endpoint in this tick: where it is, what it owes, and the gates due on it."""
+    """One active endpoint in this tick: where it is, what it owes, the gates due on it and the bakes that end later
+    (whose gates may fall due while the tick runs)."""
 
     workspace_id: str
     endpoint: str
     priority: Priority
     gates: tuple[GateDue, ...] = ()
+    upcoming: tuple[GateDue, ...] = ()
 
 
 def triage(
@@ -55,15 +57,16 @@ def triage(
     entry about to go) is ``IN_FLIGHT``: the engine's pass decides, as it always did.
     """
     gates: list[GateDue] = []
+    upcoming: list[GateDue] = []
     best = Priority.IDLE
     seen = False
     for rollout in rollouts:
         seen = True
         best = min(best, _priority(rollout, now, followups))
-        gate = gate_due(workspace_id, endpoint, rollout, now)
+        gate = _gate(workspace_id, endpoint, rollout)
         if gate is not None:
-            gates.append(gate)
-    return Work(workspace_id, endpoint, best if seen else Priority.IN_FLIGHT, tuple(gates))
+            (gates if gate.due <= now else upcoming).append(gate)
+    return Work(workspace_id, endpoint, best if seen else Priority.IN_FLIGHT, tuple(gates), tuple(upcoming))
 
 
 def _priority(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> Priority:
@@ -110,10 +113,16 @@ def _follow_up_coming(rollout: Rollout, now: dt.datetime, followups: Mapping[str
 
 def gate_due(workspace_id: str, endpoint: str, rollout: Rollout, now: dt.datetime) -> GateDue | None:
     """The gate ``rollout`` owes now (a bake that ended, not paused), else None."""
+    gate = _gate(workspace_id, endpoint, rollout)
+    return gate if gate is not None and gate.due <= now else None
+
+
+def _gate(workspace_id: str, endpoint: str, rollout: Rollout) -> GateDue | None:
+    """The gate at the end of ``rollout``'s current bake (due or not), if it is baking and not paused."""
     if rollout.state is not State.BAKING or rollout.progress.paused or rollout.progress.bake_started_at is None:
         return None
     ends = _bake_end(rollout)
-    if ends is None or ends > now or rollout.plan.bake_seconds <= 0:
+    if ends is None or rollout.plan.bake_seconds <= 0:
         return None  # no bake, no gate
     return GateDue(f"{workspace_id}/onlineEndpoints/{endpoint}", rollout.progress.bake_started_at, ends)
 

@@ -155,3 +155,27 @@ def test_a_bake_s_end_waits_for_the_tick_only_when_another_endpoint_is_active_in
     assert not gate_batch.batched_in_tick(deps, ws("lost"), "x", [entry("lost", "x"), entry("east2", "b")])
     gate_batch._disabled.set()
     assert not gate_batch.batched_in_tick(deps, ws("east1"), "a", [mine, entry("east2", "b")])
+
+
+def test_gates_that_fall_due_while_the_tick_runs_are_read_in_one_more_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = FakeBatch()
+    monkeypatch.setattr(gate_batch, "batch_reader", lambda template: batch)
+    clock = [NOW]
+    deps = make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"}), clock=lambda: clock[0])
+    later = NOW + dt.timedelta(minutes=1)
+
+    def upcoming(workspace: str, endpoint: str) -> Work:
+        gate = GateDue(f"{ws(workspace)}/onlineEndpoints/{endpoint}", NOW - dt.timedelta(minutes=9), later)
+        return Work(ws(workspace), endpoint, Priority.IDLE, (), (gate,))
+
+    gates = gate_batch.TickGates(deps, [gate("east1", "a"), upcoming("east1", "b"), upcoming("east2", "c")])
+    assert gates.prefetch(NOW) == {} and batch.calls == []  # one gate due alone: read on its own
+    per_resource = PerResource()
+    reader = gate_batch.PrefetchedReader(gates.windows, per_resource, gates)
+    clock[0] = later  # the tick is still running when b's and c's bakes end
+    b = f"{ws('east1')}/onlineEndpoints/b"
+    reader.read_window(b, NOW - dt.timedelta(minutes=9), later)
+    assert [sorted(ids) for _, ids, _, _ in batch.calls] == [sorted([f"{ws('east1')}/onlineEndpoints/a", b,
+                                                                     f"{ws('east2')}/onlineEndpoints/c"])]  # fmt: skip
+    reader.read_window(f"{ws('east2')}/onlineEndpoints/c", NOW - dt.timedelta(minutes=9), later)
+    assert len(batch.calls) == 1 and per_resource.reads == []  # c came with b's batch

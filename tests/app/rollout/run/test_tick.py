@@ -156,10 +156,11 @@ def test_a_gate_read_in_the_tick_s_batch_is_judged_in_the_tick_even_past_its_bud
     ledger_with(store, gated=State.BAKING, deploying=State.DEPLOYING)
     gated = f"{WORKSPACE_ID}/onlineEndpoints/gated".lower()
 
-    def batched(deps: Any, works: Any, now: dt.datetime) -> dict[str, MetricWindow]:
-        return {gated: MetricWindow(now - dt.timedelta(minutes=10), now)}
+    def batched(self: gate_batch.TickGates, now: dt.datetime) -> dict[str, MetricWindow]:
+        self.windows[gated] = MetricWindow(now - dt.timedelta(minutes=10), now)
+        return self.windows
 
-    monkeypatch.setattr(tick, "prefetch", batched)
+    monkeypatch.setattr(gate_batch.TickGates, "prefetch", batched)
     monkeypatch.setattr("app.rollout.run.triage._bake_end", lambda rollout: NOW - dt.timedelta(seconds=1))
     tick.run(deps_for(store, queue), endpoints("gated", "deploying"), time.monotonic() - 1)
     assert passes == ["gated"]  # its metrics are read: judged now, not read again by a follow-up
