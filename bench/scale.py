@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -186,11 +187,12 @@ def run(stack: Any, targets: list[Target], events: int, workers: int, lapse: flo
         hosts.append(Host("timer", path, Path(tmp), "--every", f"{timer_every:g}"))
         # host.json's queue settings, its polling interval in the run's time.
         hosts += [Host("queue", path, Path(tmp), "--lapse", f"{lapse:g}") for _ in range(workers)]
+        load = 0.0
         try:
             _wait_ready(hosts, progress)
             reading = aml.clock_reading()
             rollouts = _burst(chosen, hosts[0], aml, lapse, model_registered)
-            rollouts, ticks = _watch(stack, rollouts, hosts[1], lapse, progress, len(chosen))
+            rollouts, ticks, load = _watch(stack, rollouts, hosts[1], lapse, progress, len(chosen))
             for target in chosen:
                 if target.kind == "canary":
                     target.workspace.stop_load(target.endpoint)
@@ -199,8 +201,8 @@ def run(stack: Any, targets: list[Target], events: int, workers: int, lapse: flo
             finals = [host.stop() for host in hosts]
             logs = {p.name: p.read_text()[-2000:] for p in Path(tmp).glob("*.log") if p.stat().st_size}
     requests = [_request(r, reading, lapse) for r in aml.requests()]
-    return RunFigures(events, workers, rollouts, requests, ticks, finals, lapse, max(1.0, 45 / lapse),
-                      {"logs": logs, "unfinished": unfinished})  # fmt: skip
+    extra = {"logs": logs, "unfinished": unfinished, "load": load, "cores": os.cpu_count()}
+    return RunFigures(events, workers, rollouts, requests, ticks, finals, lapse, max(1.0, 45 / lapse), extra)
 
 
 def _wait_ready(hosts: list[Host], progress: Any, timeout_s: float = 120.0) -> None:
@@ -281,8 +283,9 @@ def _burst(chosen: list[Target], events_host: Host, aml: Any, lapse: float, buil
 
 def _watch(
     stack: Any, rollouts: list[Rollout], timer: Host, lapse: float, progress: Any, events: int
-) -> tuple[list[Rollout], list[dict[str, Any]]]:
-    """Follow the notifications until every rollout ended (or the time is up); the ticks the timer reported."""
+) -> tuple[list[Rollout], list[dict[str, Any]], float]:
+    """Follow the notifications until every rollout ended (or the time is up): the rollouts, the ticks the timer
+    reported and the machine's mean load average meanwhile."""
     by_name = {r.deployment: r for r in rollouts}
     ticks: list[dict[str, Any]] = []
     longest = max(floor for _, floor in KINDS.values())
@@ -290,7 +293,9 @@ def _watch(
     deadline = time.monotonic() + 8 * longest / lapse + events + 30
     shown = time.monotonic()
     reading = stack.aml.clock_reading()
+    loads: list[float] = []
     while time.monotonic() < deadline:
+        loads.append(os.getloadavg()[0])
         for event in stack.sink.events:
             name = str(event.get("subject", "")).rsplit("/", 1)[-1]
             rollout = by_name.get(name)
@@ -310,7 +315,7 @@ def _watch(
         if done == len(by_name):
             break
         time.sleep(0.25)
-    return list(by_name.values()), ticks
+    return list(by_name.values()), ticks, sum(loads) / len(loads) if loads else 0.0
 
 
 def measure(lapse: float, bursts: list[int], workers: list[int], progress: Any) -> Iterator[tuple[str, ...]]:

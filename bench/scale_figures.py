@@ -128,7 +128,9 @@ def arm_peaks(requests: Sequence[Request]) -> dict[str, int]:
 
 def monitor_per_baking_hour(requests: Sequence[Request], rollouts: Sequence[Rollout]) -> float | None:
     """Azure Monitor calls per baking rollout per hour: calls / the hours the canaries spent baking."""
-    hours = sum(((r.done_at or 0.0) - r.baking_from) / 3600 for r in rollouts if r.baking_from and r.done_at)
+    hours = sum(
+        (r.done_at - r.baking_from) / 3600 for r in rollouts if r.baking_from is not None and r.done_at is not None
+    )
     calls = sum(1 for r in requests if r.api == "metrics-batch" or METRICS_PATH in r.path.lower())
     return calls / hours if hours else None
 
@@ -198,6 +200,7 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         )
         miss = f"p95 {live['p95_ratio']:.2f}x > {GOAL_P95}x" if live["p95_ratio"] > GOAL_P95 else ""
         rows.append((label, f"p95 {live['p95_ratio']:.2f}x", f"{live['p95_s'] / 60:.1f} min", notes, miss))
+        rows.append(machine_row(run))
     if missing:
         states = ", ".join(f"{n} {state}" for state, n in Counter(run.extra.get("unfinished", {}).values()).items())
         rows.append((label, f"{missing} unfinished", "", f"not ended when the run's time was up; in the ledger: "
@@ -237,6 +240,24 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
     rows.append(("  conflicts", f"{seen.get('lease_contention', 0)} lease", f"{seen.get('etag_conflicts', 0)} ETag",
                  notes, miss))  # fmt: skip
     return rows
+
+
+def machine_row(run: RunFigures) -> tuple[str, str, str, str, str]:
+    """What this machine could give the run: the app's CPU in emulated time on its cores, and its load meanwhile.
+
+    At a time lapse every wall-clock second the app computes is ``lapse`` emulated seconds; on ``cores`` cores, with
+    nothing else running, the run's CPU alone takes ``cpu / cores * lapse``. When that is above the goal's 1.3x of
+    the floor, this machine, not Azure ML's operation times, bounds the figure.
+    """
+    cpu, cores, load = cpu_seconds(run.finals), int(run.extra.get("cores") or 1), float(run.extra.get("load") or 0)
+    floor = statistics.median(r.floor_s for r in run.rollouts) if run.rollouts else 0.0
+    needed = cpu / cores * run.lapse
+    notes = (
+        f"the app's CPU ({cpu:.0f} s over its {2 + run.workers} processes) is {needed / 60:.1f} emulated min on "
+        f"{cores} idle cores at {run.lapse:g}x, vs {GOAL_P95}x the median floor = {GOAL_P95 * floor / 60:.1f} min; "
+        f"load average {load:.1f} on {cores} cores meanwhile (other work shares the machine)"
+    )
+    return ("  this machine", f"{needed / 60:.1f} min CPU", f"load {load:.1f}", notes, "")
 
 
 def cpu_seconds(finals: Sequence[dict[str, Any]]) -> float:
