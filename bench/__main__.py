@@ -430,7 +430,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     scale.add_argument("--scale", action="store_true", help="bursts of ModelRegistered over many endpoints")
     scale.add_argument("--bursts", type=_numbers, default=[10, 50, 200], help="events per burst (default 10,50,200)")
     scale.add_argument("--workers", type=_numbers, default=[1, 2, 4],
-                       help="queue worker processes for the largest burst (default 1,2,4)")  # fmt: skip
+                       help="queue worker processes: every burst with 1 (if listed), the largest with the others "
+                       "(default 1,2,4)")  # fmt: skip
     scale.add_argument("--lapse", type=float, default=20.0, help="emulated seconds per wall-clock second (20)")
     args = parser.parse_args(argv)
     if args.scale and not 1 <= args.lapse <= 100:
@@ -488,7 +489,7 @@ def _scale(args: argparse.Namespace) -> int:
     from bench import scale
     from bench.scale_figures import GOAL_MONITOR_CUT, GOAL_P95, GOAL_READ_SHARE
 
-    runs = len(args.bursts) + len([n for n in args.workers if n != 1])
+    runs = len(args.bursts) * (1 in args.workers) + len([n for n in args.workers if n != 1])
     print(
         f"Measuring: {runs} runs of a ModelRegistered burst over {scale.WORKSPACES} workspaces and "
         f"{scale.WORKSPACES * scale.ENDPOINTS_PER_WORKSPACE} endpoints (a third each blue/green, canary "

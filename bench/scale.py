@@ -319,11 +319,13 @@ def _watch(
 
 
 def measure(lapse: float, bursts: list[int], workers: list[int], progress: Any) -> Iterator[tuple[str, ...]]:
-    """Each burst with one worker, then the largest one with each of ``workers``; every run on a fresh dev kit state."""
+    """Each burst with one worker (when ``workers`` has 1), then the largest one with each other count of
+    ``workers``; every run on a fresh dev kit state."""
     from bench.scale_figures import report
     from devkit.stack import DevStack
 
-    plan = [(events, 1) for events in bursts] + [(max(bursts), n) for n in workers if n != 1]
+    ones = [(events, 1) for events in bursts] if 1 in workers else []
+    plan = ones + [(max(bursts), n) for n in workers if n != 1]
     with DevStack(operation_duration_s=0.5) as stack:
         for events, count in plan:
             stack.reset()

@@ -36,6 +36,9 @@ OUTCOMES = {
     "not_reached": "out of time budget; next tick",
     "fanned_out": "fanned out",
     "deferred_idle": "idle polling deferred",
+    "gates_judged": " gate: gate ",
+    "gates_left_to_tick": "deferred to the tick",
+    "bake_follow_ups": "(bake end ",
 }
 _lock = threading.Lock()
 _outcomes: Counter[str] = Counter()
@@ -58,15 +61,21 @@ def _print(payload: dict[str, Any]) -> None:
 
 
 def _final(extra: dict[str, Any]) -> dict[str, Any]:
-    from app.azure.tables import TableStore
-    from app.azure.throttle import GATE
+    import importlib
 
+    from app.azure.tables import TableStore
+
+    # The gate and the conflict counter are recent: a host over an older app (a "before" measurement) has neither.
+    try:
+        gate = importlib.import_module("app.azure.throttle").GATE
+    except ImportError:
+        gate = None
     return {
         "final": {
             "table_ops": sum(TableStore.operations.values()),
-            "conflicts": dict(TableStore.conflicts),
-            "throttled": sum(GATE.throttled.values()),
-            "throttle_wait_s": round(sum(GATE.waited_s.values()), 3),
+            "conflicts": dict(getattr(TableStore, "conflicts", {})),
+            "throttled": sum(gate.throttled.values()) if gate else 0,
+            "throttle_wait_s": round(sum(gate.waited_s.values()), 3) if gate else 0.0,
             "outcomes": dict(_outcomes),
             "cpu_s": round(time.process_time(), 3),
             **extra,

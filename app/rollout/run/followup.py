@@ -42,6 +42,8 @@ DEFAULT_DELAYS: Mapping[str, float] = {
 }
 #: The kind of the follow-up the engine schedules at a bake's end (its reason reads ``bake end {time}``).
 BAKE = "bake"
+#: The kind of the follow-up a tick sends for an endpoint it had no time for (``tick.py``).
+HANDED_ON = "tick"
 #: A queue message can stay invisible for at most 7 days (Put Message, visibilitytimeout).
 MAX_VISIBILITY_S = 7 * 24 * 3600
 MAX_RECHECKS = 5
@@ -57,6 +59,8 @@ class FollowUp:
     endpoint: str
     reason: str
     rechecks: int = 0
+    #: When the message was sent, on the app's clock (set by the tick when it hands an endpoint on).
+    sent_at: dt.datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -66,7 +70,8 @@ class FollowUp:
 
     def to_json(self) -> str:
         body = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
-        return json.dumps({**body, "rechecks": self.rechecks})
+        sent = {"sentAt": self.sent_at.isoformat()} if self.sent_at is not None else {}
+        return json.dumps({**body, "rechecks": self.rechecks, **sent})
 
     @classmethod
     def parse(cls, body: bytes | str) -> FollowUp:
@@ -96,7 +101,19 @@ class FollowUp:
             endpoint,
             str(raw.get("reason", ""))[:200],
             rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
+            _instant(raw.get("sentAt")),
         )
+
+
+def _instant(value: object) -> dt.datetime | None:
+    """An ISO 8601 instant a message carries, or None (absent or unreadable: the message is handled as before)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def parse_delays(raw: str) -> tuple[dict[str, float], list[str]]:
@@ -235,6 +252,9 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
             return "nothing to do: no rollout in progress on this endpoint"
+        if followup.kind == HANDED_ON and _advanced_since(deps, endpoint, followup.sent_at):
+            logger.info("%s: advanced since the tick handed it on; nothing to do", label)
+            return "nothing to do: advanced since the tick handed it on"
         if followup.kind == BAKE and _gate_waits_for_tick(deps, endpoint, entries):
             logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
             return "deferred to the tick: its region's gates are read in one batch"
@@ -270,6 +290,16 @@ def _active_entries(deps: Deps) -> list[ActiveEndpoint]:
     from app.rollout.run.factories import ledger_of
 
     return ledger_of(deps).active_endpoints(deps.clock())
+
+
+def _advanced_since(deps: Deps, endpoint: tuple[str, str], sent_at: dt.datetime | None) -> bool:
+    """Has a pass held the endpoint's lease since ``sent_at``? (Its row's lease ends when the pass releases it.)"""
+    if sent_at is None:
+        return False
+    from app.rollout.run.factories import ledger_of
+
+    until = ledger_of(deps).endpoint_record(*endpoint).until
+    return until is not None and until >= sent_at
 
 
 def _gate_waits_for_tick(deps: Deps, endpoint: tuple[str, str], entries: list[ActiveEndpoint]) -> bool:

@@ -26,7 +26,7 @@ from app.azure.throttle import GATE, host_of
 from app.platform import telemetry
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.factories import ledger_of
-from app.rollout.run.followup import FollowUp
+from app.rollout.run.followup import HANDED_ON, FollowUp
 from app.rollout.run.gate_batch import TickGates, with_prefetch
 from app.rollout.run.triage import Priority, Work, ordered, triage
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The follow-up reason of an endpoint the tick handed on (its first word is the kind the bench counts).
-FANNED_OUT = "tick fan-out"
+#: The follow-up reason of an endpoint the tick handed on (its first word is its kind).
+FANNED_OUT = f"{HANDED_ON} fan-out"
 #: Endpoints this process handed on, and when (``time.monotonic``): one still waiting in the queue is not sent
 #: again, or a backlogged queue would only grow. Kept for five budgets, a few timer periods.
 _handed: dict[tuple[str, str], float] = {}
@@ -118,7 +118,8 @@ def _hand_on(deps: Deps, work: Work) -> list[str]:
             return [f"{work.endpoint}: out of time budget; already handed to the follow-up queue"]
         _handed[key] = now
     try:
-        deps.followups().schedule(FollowUp(work.workspace_id, work.endpoint, FANNED_OUT), 0)
+        handed = FollowUp(work.workspace_id, work.endpoint, FANNED_OUT, sent_at=deps.clock())
+        deps.followups().schedule(handed, 0)
     except Exception as err:
         logger.warning("reconcile: %s not handed to the queue (%s: %s); next tick", work.endpoint,
                        type(err).__name__, err)  # fmt: skip

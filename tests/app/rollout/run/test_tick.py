@@ -173,3 +173,24 @@ def test_past_the_budget_an_idle_look_waits_for_the_next_tick_and_is_not_queued(
     lines = tick.run(deps_for(store, queue), endpoints("idle", "deploying"), time.monotonic() - 1)
     assert [m.endpoint for m, _ in queue.sent] == ["deploying"] and passes == []
     assert any(line.startswith("idle: idle look left for the next tick") for line in lines)
+
+
+def test_a_handed_on_endpoint_advanced_since_by_another_pass_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FakeTableStore()
+    ledger = RolloutLedger(store)
+    ledger.index_endpoint(WORKSPACE_ID, "one", NOW)
+    store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
+    advanced: list[str] = []
+    monkeypatch.setattr(
+        "app.rollout.run.engine.RolloutEngine.advance", lambda self, ws, ep, deadline: advanced.append(ep) or []
+    )
+    deps = deps_for(store)
+    sent = FollowUp(WORKSPACE_ID, "one", tick.FANNED_OUT, sent_at=NOW - dt.timedelta(seconds=30))
+    assert FollowUp.parse(sent.to_json()) == sent
+    followup.follow_up(sent.to_json(), 1, deps)
+    assert advanced == ["one"]  # no pass since it was sent: this one advances it
+    lease = ledger.acquire_lease(WORKSPACE_ID, "one", "other-instance", NOW - dt.timedelta(seconds=10), 180)
+    assert lease is not None
+    ledger.release_lease(lease, NOW - dt.timedelta(seconds=5))  # another pass ran after the message was sent
+    assert followup.follow_up(sent.to_json(), 1, deps).startswith("nothing to do")
+    assert advanced == ["one"]
