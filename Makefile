@@ -24,7 +24,7 @@ help:
 	@echo "make up     - the dev kit with the app's HTTP API on localhost, until Ctrl-C (for aml-rollouts and the runbooks)"
 	@echo "make acceptance - the end-to-end scenarios offline; ACCEPTANCE_ARGS='--only canary --keep' passes flags"
 	@echo "make acceptance-live - the same scenarios against a real workspace and app (asks first; see acceptance/README.md)"
-	@echo "make bench  - benchmarks, printed as a table; BENCH_ARGS='--only-history' passes flags (python -m bench --help)"
+	@echo "make bench  - benchmarks, printed as a table (ARGS=--scale: hundreds of rollouts; ARGS=--help: the flags)"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m tools.replay)"
 	@echo "make install - the virtualenv, the pinned Python packages and Azurite"
@@ -102,8 +102,9 @@ acceptance: install
 acceptance-live: install
 	$(PY) -m acceptance --target live $(ACCEPTANCE_ARGS)
 
+# Flags go through ARGS, e.g. make bench ARGS=--scale, make bench ARGS="--only-history --history 5000".
 bench: install
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench $(ARGS)
 
 replay:
 	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m tools.replay --help)" >&2; exit 2; }

@@ -70,6 +70,10 @@ class AzureMl(Protocol):
 
     def canonical_id(self) -> str: ...
 
+    def location(self) -> str:
+        """The workspace's Azure region (its endpoints' region)."""
+        ...
+
     def observe(self, endpoint: str) -> EndpointView | None:
         """The endpoint with its deployments, or None when it does not exist."""
         ...
@@ -101,6 +105,16 @@ class MetricsSource(Protocol):
     """An online endpoint's platform metrics for a window: the gate's input (``app/azure/metrics.py``)."""
 
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow: ...
+
+
+class BatchMetricsSource(Protocol):
+    """Many endpoints' metrics of one region in one read (``metrics:getBatch``, ``app/azure/metrics_batch.py``)."""
+
+    def read_windows(
+        self, region: str, endpoint_ids: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> dict[str, MetricWindow]:
+        """Each endpoint's window by lower-cased endpoint id; an endpoint the answer leaves out is missing."""
+        ...
 
 
 class SmokeClient(Protocol):
@@ -206,5 +220,9 @@ class Deps:
     metrics: Callable[[WorkspaceRef], MetricsSource] = _NotWired("metrics")  # type: ignore[assignment]  # noqa: RUF009
     #: Where follow-up checks are scheduled after each AML write; None: no follow-ups, the timer alone advances.
     followups: Callable[[], FollowUps] | None = None
+    #: The batch metrics reader for a busy tick's gates; None: each gate is read on its own.
+    metrics_batch: Callable[[], BatchMetricsSource] | None = None
+    #: Whether Azure Resource Manager says this app's reads run short (idle looks then wait for a later tick).
+    arm_reads_short: Callable[[], bool] = lambda: False
     #: An Azure ML registry, by name (promotion: the staging app shares into it, production reads it).
     registry: Callable[[str], Registry] = _NotWired("registry")  # type: ignore[assignment]  # noqa: RUF009

@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 
-from app.azure.aml import AmlGateway
+from app.azure.aml import AmlGateway, arm_endpoint
 from app.azure.credential import get_credential
 from app.azure.metrics import MetricsReader
+from app.azure.metrics_batch import BatchMetricsReader
 from app.azure.queue import FollowUpQueue
 from app.azure.registry import ModelRegistry
 from app.azure.scoring import SmokeTester
 from app.azure.sinks import sinks_from_settings
 from app.azure.tables import TableStore
+from app.azure.throttle import GATE, host_of
 from app.notify.notifier import Notifier
 from app.notify.outbox import OutboxNotifier
 from app.platform.budgets import arm
@@ -20,7 +22,7 @@ from app.platform.settings_reader import get_settings
 from app.platform.tables import Table
 from app.platform.telemetry import setup as setup_telemetry
 from app.platform.workspace import WorkspaceRef
-from app.ports import AzureMl, Deps, FollowUps, MetricsSource, Registry, SmokeClient
+from app.ports import AzureMl, BatchMetricsSource, Deps, FollowUps, MetricsSource, Registry, SmokeClient
 
 
 @functools.cache
@@ -66,6 +68,20 @@ def _registry(name: str) -> Registry:
 
 def _metrics_reader(workspace: WorkspaceRef) -> MetricsSource:
     return MetricsReader(get_credential(), workspace.subscription_id)
+
+
+@functools.cache
+def _batch_reader() -> BatchMetricsReader:
+    # One per process: it keeps a client per regional endpoint of METRICS_BATCH_ENDPOINT.
+    return BatchMetricsReader(get_credential(), get_settings().metrics_batch_endpoint)
+
+
+def _metrics_batch() -> BatchMetricsSource:
+    return _batch_reader()
+
+
+def _arm_reads_short() -> bool:
+    return GATE.reads_short(host_of(arm_endpoint()))
 
 
 @functools.cache

@@ -116,7 +116,7 @@ param retentionSchedule string = '0 30 3 * * *'
 @description('Days a finished rollout (any state but pending, deploying and baking) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
 param rolloutRetentionDays string = '90'
 
-@description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
+@description('Seconds one reconciler tick may spend (1..600); the endpoints left over go to the follow-up queue.')
 param reconcileBudgetSeconds string = '45'
 
 @description('Endpoints the reconciler advances in parallel in one tick (1..64).')
@@ -215,10 +215,16 @@ param operatorPrincipalId string = ''
 @description('What operatorPrincipalId is.')
 param operatorPrincipalType string = 'User'
 
+// Why 10 (docs/operations.md, "Sizing"): every instance calls ARM as the same principal, and ARM's token bucket for
+// one principal (25 reads a second, 250 at once; 10 writes a second) is shared by all of them. A follow-up pass makes
+// about two ARM reads; one queue instance keeps 12 passes in flight (host.json batchSize 8 + newBatchThreshold 4), so
+// two or three instances already reach ARM's sustained read rate: more only buy 429s, which every instance then waits
+// out (app/azure/throttle.py). 10 leaves room for the Event Grid, HTTP and timer functions, which Flex Consumption
+// scales separately, and for a burst's deliveries.
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
-param functionMaximumInstanceCount int = 40
+param functionMaximumInstanceCount int = 10
 
 @allowed([
   512

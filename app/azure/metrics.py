@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from app.azure.aml import arm_endpoint
+from app.azure.throttle import throttle_policy
 from app.rollout.decide.gate import LatencyPoint, MetricWindow, RequestPoint
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class MetricsReader:
                 retry_total=RETRY_TOTAL,
                 connection_timeout=CONNECTION_TIMEOUT_S,
                 read_timeout=READ_TIMEOUT_S,
+                per_retry_policies=[throttle_policy()],  # metric reads are ARM reads: ARM's 429s pause them too
             )
         return self._client
 
@@ -67,10 +69,7 @@ class MetricsReader:
         Two ARM reads. The window is widened to whole minutes so no minute is cut by the query; the gate keeps
         only the points that lie wholly inside ``[start, end]``.
         """
-        first = start.replace(second=0, microsecond=0)
-        last = end.replace(second=0, microsecond=0)
-        if last < end or last <= first:
-            last += dt.timedelta(minutes=1)
+        first, last = minute_bounds(start, end)
         timespan = f"{_iso(first)}/{_iso(last)}"
         requests = self._list(endpoint_id, timespan, "RequestsPerMinute", "Total", REQUESTS_FILTER)
         latency = self._list(endpoint_id, timespan, "RequestLatency_P99", "Average", LATENCY_FILTER)
@@ -95,6 +94,15 @@ class MetricsReader:
             if str(item.name.value).lower() == metric.lower():
                 return item
         return None
+
+
+def minute_bounds(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` widened to whole minutes, so no minute is cut by the query (the gate keeps what fits)."""
+    first = start.replace(second=0, microsecond=0)
+    last = end.replace(second=0, microsecond=0)
+    if last < end or last <= first:
+        last += dt.timedelta(minutes=1)
+    return first, last
 
 
 def _dimensions(series: Any) -> dict[str, str]:

@@ -119,6 +119,8 @@ class Settings:
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
     gate_error_status_codes: frozenset[str] = DEFAULT_ERROR_STATUS_CODES
+    #: Azure Monitor's regional batch metrics endpoint, ``{region}`` standing for the endpoints' region.
+    metrics_batch_endpoint: str = "https://{region}.metrics.monitor.azure.com"
     #: Where traces, metrics and logs go in Azure; empty sends them nowhere (app/platform/telemetry.py).
     appinsights_connection_string: str = field(default="", repr=False)
     #: Local runs: print the spans and metrics on the console.

@@ -103,6 +103,9 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         gate_max_extensions=reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
         gate_inconclusive=reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
         gate_error_status_codes=reader.status_codes("GATE_ERROR_STATUS_CODES", DEFAULT_ERROR_STATUS_CODES),
+        metrics_batch_endpoint=reader.region_url(
+            "METRICS_BATCH_ENDPOINT", "https://{region}.metrics.monitor.azure.com"
+        ),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
         promote_to_registry=reader.registry("PROMOTE_TO_REGISTRY"),
@@ -232,6 +235,16 @@ class _Reader:
                 "URL in clear text); only the dev kit's local receivers may use http://, with ALLOW_HTTP_WEBHOOK=true"
             )
             return ""
+        return raw
+
+    def region_url(self, name: str, default: str) -> str:
+        """An https:// URL template with ``{region}`` where the Azure region goes."""
+        raw = self._raw(name) or default
+        if not raw.lower().startswith("https://") or "{region}" not in raw or raw.count("{") != 1:
+            self.problems.append(
+                f"{name}={raw!r} must be an https:// URL with {{region}} where the region goes, e.g. {default}"
+            )
+            return default
         return raw
 
     def table(self, name: str, default: str) -> str:

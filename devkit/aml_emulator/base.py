@@ -84,6 +84,11 @@ class AreaBase:
             **extra: Any,
         ) -> dict[str, Any]: ...
 
+        # DeploymentsArea (deployments.py).
+        def _deployment_body(
+            self, endpoint: str, name: str, body: Mapping[str, Any], created_at: float
+        ) -> dict[str, Any]: ...
+
         # OutboxArea (outbox.py).
         def _emit(self, event_type: str, subject: str, data: Mapping[str, Any], at: float) -> None: ...
 
@@ -109,6 +114,9 @@ class AreaBase:
             bad_input: bool = False,
             synthetic: bool = False,
         ) -> tuple[Resource, Outcome]: ...
+
+        # LimitsArea (limits.py).
+        def _limits_control(self, method: str, route: str, body: Mapping[str, Any]) -> Response | None: ...
 
         # MetricsArea (metrics.py).
         def set_metric_lag(self, seconds: float) -> None: ...

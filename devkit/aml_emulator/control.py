@@ -63,6 +63,7 @@ class ControlArea(AreaBase):
         - registries: see :meth:`_registry_control`
         - ``PUT /_emulator/config`` also takes ``"endpoint_name_hold_s"``
         - ``PUT|GET|DELETE /_emulator/monitor/outage``: see :meth:`MonitorOutageArea._monitor_outage_control`
+        - ``PUT|DELETE /_emulator/limits``: request limits (see :meth:`LimitsArea._limits_control`)
         """
         emu = cast("AmlEmulator", self)
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
@@ -219,6 +220,8 @@ class ControlArea(AreaBase):
             return delivered
         if (outage := emu._monitor_outage_control(request.method, route, body)) is not None:
             return outage
+        if (limited := emu._limits_control(request.method, route, body)) is not None:
+            return limited
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
 
     def _registry_control(self, method: str, route: str, body: dict[str, Any]) -> Response:

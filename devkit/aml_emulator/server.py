@@ -10,15 +10,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from devkit._server import BackgroundServer, Request, Response
+from devkit.aml_emulator.batch_metrics import BATCH_PATH, MetricsBatchArea
 from devkit.aml_emulator.control import CONTROL_PREFIX, ControlArea
 from devkit.aml_emulator.deployments import DeploymentsArea
 from devkit.aml_emulator.discovery import METADATA_PATH, RegistriesArea
 from devkit.aml_emulator.endpoints import EndpointsArea
 from devkit.aml_emulator.faults import FaultPlan, FaultsArea, RequestRule
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
+from devkit.aml_emulator.limits import ARM_API, BATCH_API, LimitsArea
 from devkit.aml_emulator.metrics import MetricsArea
 from devkit.aml_emulator.models import ModelsArea
 from devkit.aml_emulator.monitor_outage import MonitorOutageArea
@@ -42,6 +45,9 @@ from devkit.identity import TokenIssuer
 from devkit.tls import DevCertificateAuthority
 
 logger = logging.getLogger(__name__)
+
+#: The audience of Azure Monitor's data-plane metrics API (MetricsClient's default scope).
+METRICS_AUDIENCE = "https://metrics.monitor.azure.com"
 
 
 _WORKSPACE_RE = re.compile(
@@ -73,6 +79,8 @@ class AmlEmulator(
     ScoringArea,
     TrafficArea,
     MetricsArea,
+    LimitsArea,
+    MetricsBatchArea,
     MonitorOutageArea,
     RegistriesArea,
 ):
@@ -194,6 +202,24 @@ class AmlEmulator(
         for sibling in list(self._workspaces):
             sibling.wait_idle(timeout_s)
 
+    def set_clock(
+        self, now: str | float | datetime | None = None, *, frozen: bool | None = None, rate: float | None = None
+    ) -> None:
+        """As :meth:`TrafficArea.set_clock`, for every workspace served here (they share one clock)."""
+        self._catch_up_siblings()
+        super().set_clock(now, frozen=frozen, rate=rate)
+
+    def advance_clock(self, seconds: float) -> None:
+        """As :meth:`TrafficArea.advance_clock`, for every workspace served here (they share one clock)."""
+        self._catch_up_siblings()
+        super().advance_clock(seconds)
+
+    def _catch_up_siblings(self) -> None:
+        # Synthetic load up to now, in each added workspace, with the routing in force before time jumps.
+        for sibling in list(self._workspaces):
+            with sibling._lock:
+                sibling._run_load(sibling._clock.now())
+
     def workspace(self, workspace_name: str) -> AmlEmulator:
         """The emulator of a workspace served on this URL, by name (this one included)."""
         for ws in [self, *self._workspaces]:
@@ -250,9 +276,12 @@ class AmlEmulator(
             self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
             self.job_duration_s = DEFAULT_JOB_DURATION_S
             self._reset_traffic()
+            if self._host is not None:
+                self._clock = self._host._clock  # one time for every workspace served here, as in one Azure
             self._reset_scoring()
             self._reset_metrics()
             self._reset_monitor_outages()
+            self._reset_limits()
 
     def requests(
         self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None
@@ -269,8 +298,9 @@ class AmlEmulator(
         ]
 
     def request_counts(self, since: float | None = None) -> dict[str, int]:
-        """``{"reads": n, "writes": n, "total": n}`` of ARM requests (as ARM's quotas count them)."""
-        log = self.requests(since=since)
+        """``{"reads": n, "writes": n, "total": n}`` of ARM requests (as ARM's quotas count them; the data-plane
+        ``metrics:getBatch`` calls are not ARM requests)."""
+        log = [r for r in self.requests(since=since) if r.api == ARM_API]
         writes = sum(1 for r in log if r.is_write)
         return {"reads": len(log) - writes, "writes": writes, "total": len(log)}
 
@@ -334,8 +364,13 @@ class AmlEmulator(
             time.sleep(latency / 1000.0)
         injected = False
         rule: RequestRule | None = None
+        api = BATCH_API if BATCH_PATH.match(request.path) else ARM_API
+        principal, limit_headers = self._principal(request), dict[str, str]()
         try:
-            response = self._authorize(request)
+            response = self._authorize(request, METRICS_AUDIENCE if api == BATCH_API else None)
+            if response is None:
+                response, limit_headers = self._throttle(request, api, principal)
+                injected = response is not None
             if response is None:
                 response, rule = self._apply_rules(request, self._route)
                 injected = rule is not None and rule.kind != "stall"
@@ -349,6 +384,8 @@ class AmlEmulator(
         except json.JSONDecodeError as err:
             response = ArmError(400, "BadRequest", f"The request body is not valid JSON: {err}").response()
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        for name, value in limit_headers.items():
+            response.headers.setdefault(name, value)
         entry = LoggedRequest(
             time=started,
             method=request.method,
@@ -359,18 +396,22 @@ class AmlEmulator(
             injected=injected,
             query=dict(request.query),
             rule=rule.id if rule is not None else None,
+            api=api,
+            principal=principal,
+            body=_write_body(request),
         )
         with self._lock:
             self._log.append(entry)
         logger.debug("ARM %s %s -> %d", request.method, request.path, response.status)
         return response
 
-    def _authorize(self, request: Request) -> Response | None:
+    def _authorize(self, request: Request, audience: str | None = None) -> Response | None:
+        """401 unless the bearer token is the devkit's for ``audience`` (by default the audiences of the path)."""
         auth = request.headers.get("authorization")
         if not auth or not auth.lower().startswith("bearer "):
             err = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             return err.response()
-        audiences = self._audiences(request.path)
+        audiences = (audience,) if audience else self._audiences(request.path)
         if self.issuer is not None and not any(self.issuer.verify_authorization(auth, a) for a in audiences):
             err = ArmError(
                 401,
@@ -385,6 +426,10 @@ class AmlEmulator(
         registry_answer = self._route_registries(request)  # discovery and registries (discovery.py)
         if registry_answer is not None:
             return registry_answer
+        if batch := BATCH_PATH.match(request.path):
+            if request.method != "POST":
+                raise ArmError(405, "MethodNotAllowed", "metrics:getBatch is a POST.")
+            return self._metrics_batch(request, batch["region"], batch["sub"])
         op_match = _OPERATION_RE.match(request.path)
         if op_match:
             if request.method != "GET":
@@ -521,3 +566,13 @@ class AmlEmulator(
             query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "$skipToken")
             body["nextLink"] = f"{self.url}{request.path}?{query}&$skipToken={skip + page_size}"
         return Response(200, body)
+
+
+def _write_body(request: Request) -> Any:
+    """A write's JSON body for the request log (None for reads, empty or unreadable bodies)."""
+    if request.method in {"GET", "HEAD"} or not request.body:
+        return None
+    try:
+        return request.json()
+    except ValueError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -9,10 +10,12 @@ from typing import TYPE_CHECKING
 from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import EventValidationError, RetryableError
 from app.platform.workspace import WorkspaceRef
-from app.rollout.decide.followup import FollowUp
+from app.rollout.decide.followup import BAKE, HANDED_ON, FollowUp
+from app.rollout.ledger.indexes import ActiveEndpoint
 from app.rollout.ledger.ledger import ledger_of
 from app.rollout.ledger.promotions import promotion_key
 from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.gate_batch import batched_in_tick
 from app.rollout.run.promotion import PROMOTION_REASON, promote
 
 if TYPE_CHECKING:
@@ -47,11 +50,18 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
         logger.error("%s dropped: workspace %s is not in AML_ALLOWED_WORKSPACES", label, followup.workspace_id)
         return Outcome(OutcomeKind.DROPPED, "dropped: workspace not allowed")
     try:
-        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint)
+        entries = ledger_of(deps).active.endpoints(deps.clock())
+        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint, entries)
         if endpoint is None:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
             return Outcome(OutcomeKind.DROPPED, "nothing to do: no rollout in progress on this endpoint")
+        if followup.kind == HANDED_ON and _advanced_since(deps, endpoint, followup.sent_at):
+            logger.info("%s: advanced since the tick handed it on; nothing to do", label)
+            return Outcome(OutcomeKind.DROPPED, "nothing to do: advanced since the tick handed it on")
+        if followup.kind == BAKE and batched_in_tick(deps, endpoint[0], endpoint[1], entries):
+            logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
+            return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
         lines = (
             RolloutEngine(deps, followup=followup)
             .advance(endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds)
@@ -66,15 +76,25 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
     return Outcome(OutcomeKind.HANDLED, "; ".join(lines) or "nothing to do")
 
 
-def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, str] | None:
+def active_endpoint(
+    deps: Deps, workspace_id: str, endpoint: str, entries: list[ActiveEndpoint] | None = None
+) -> tuple[str, str] | None:
     """(workspace id, endpoint) as the ledger spells them if a rollout is in progress there; else None.
 
-    One read of the ledger's index of active endpoints (which may over-report: advancing such an endpoint finds
-    nothing to do). Names compare case-insensitively, as Azure ML's do.
+    One read of the ledger's index of active endpoints (``entries``, when the caller read it already; it may
+    over-report: advancing such an endpoint finds nothing to do). Names compare case-insensitively, as Azure ML's do.
     """
     key = WorkspaceRef.from_arm_id(workspace_id).key
-    for entry in ledger_of(deps).active.endpoints(deps.clock()):
+    for entry in entries if entries is not None else ledger_of(deps).active.endpoints(deps.clock()):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep
     return None
+
+
+def _advanced_since(deps: Deps, endpoint: tuple[str, str], sent_at: dt.datetime | None) -> bool:
+    """Has a pass held the endpoint's lease since ``sent_at``? (Its row's lease ends when the pass releases it.)"""
+    if sent_at is None:
+        return False
+    until = ledger_of(deps).leases.read(*endpoint).until
+    return until is not None and until >= sent_at

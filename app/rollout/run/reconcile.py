@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from app.platform import telemetry
 from app.platform.workspace import WorkspaceRef
 from app.rollout.ledger.ledger import ledger_of
-from app.rollout.run.engine import RolloutEngine
+from app.rollout.run import tick
 from app.rollout.run.promotion import sweep
 
 if TYPE_CHECKING:
@@ -51,18 +50,7 @@ def _reconcile(deps: Deps) -> list[str]:
     for ws, ep in sorted(set(endpoints) - set(allowed)):
         logger.warning("reconcile: rollout on %s in %s left alone: workspace no longer allowed", ep, ws)
     deadline = time.monotonic() + settings.reconcile_budget_seconds
-    lines: list[str] = []
-    with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="reconcile") as pool:
-        # Each endpoint's steps are children of this tick's span: the pool's threads do not carry it by themselves.
-        advance = [(telemetry.in_current_context(RolloutEngine(deps).advance), ws, ep) for ws, ep in allowed]
-        futures = {pool.submit(run, ws, ep, deadline): ep for run, ws, ep in advance}
-        for future, endpoint in futures.items():
-            try:
-                lines.extend(future.result().lines())
-            except Exception as err:
-                # One endpoint's trouble must not stop the others; the next tick tries again.
-                logger.error("reconcile: endpoint %s not advanced this tick: %s: %s", endpoint, type(err).__name__, err)
-                lines.append(f"{endpoint}: error {type(err).__name__}")
+    lines = tick.run(deps, allowed, deadline)
     logger.info("reconcile: %d endpoint(s), %s", len(allowed), "; ".join(lines) or "nothing to do")
     return lines
 
