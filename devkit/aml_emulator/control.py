@@ -54,7 +54,8 @@ class ControlArea(AreaBase):
           ``POST /_emulator/faults/deny`` ``{"status", "methods", "path_pattern", "seconds", "count", "nth"}``,
           ``POST /_emulator/faults/fail`` ``{"status", "methods", "path_pattern", "count", "nth", "seconds", "code",
           "message"}``, ``POST /_emulator/faults/deletes`` ``{"endpoint", "deployment", "status", "count"}``: each
-          answers 201 ``{"id"}``; ``GET /_emulator/faults/rules``; ``DELETE /_emulator/faults/rules/{id}``
+          answers 201 ``{"id"}`` (a deny or fail window's ``seconds`` run on the emulated clock, a stall's on the
+          wall clock); ``GET /_emulator/faults/rules``; ``DELETE /_emulator/faults/rules/{id}``
         - ``PUT /_emulator/states`` ``{"endpoint", "deployment", "state", "seconds", "workspace"}``;
           ``POST /_emulator/states/next`` ``{"endpoint", "deployment", "state", "count", "workspace"}``
         - ``PUT /_emulator/models/lag`` ``{"seconds", "name", "workspace"}``

@@ -12,7 +12,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import ArmError, _now
+from devkit.aml_emulator.state import ArmError
 from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID, DEVKIT_TENANT_ID
 
 STALL_APPLY_MODES = ("end", "start")
@@ -45,7 +45,8 @@ class RequestRule:
     A request matches when its method is in ``methods`` (None = any) and ``path_pattern`` (a regex searched in the
     path, case-insensitively; None = any) is found. The rule acts on the ``nth`` matching request (1 = the first)
     and the ``count - 1`` matching ones after it (``count`` None = every one), while its window lasts (``until``, a
-    wall-clock time; None = no window). The first active rule that matches a request, in the order added, wins.
+    time of the emulator's clock; None = no window). The first active rule that matches a request, in the order
+    added, wins.
     """
 
     id: str
@@ -71,11 +72,11 @@ class RequestRule:
             return False
         return self.path_pattern is None or re.search(self.path_pattern, path, re.IGNORECASE) is not None
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-able view, with ``active`` and the set of methods as a sorted list."""
+    def describe(self, now: float) -> dict[str, Any]:
+        """A JSON-able view, with ``active`` (at ``now``, the emulator's clock) and the methods as a sorted list."""
         view = asdict(self)
         view["methods"] = sorted(self.methods) if self.methods is not None else None
-        view["active"] = self.active(_now())
+        view["active"] = self.active(now)
         return view
 
 
@@ -199,15 +200,16 @@ class FaultsArea(AreaBase):
         403 answers ``AuthorizationFailed`` with ARM's text, naming the caller (the token's ``appid``/``oid``), the
         action derived from the method and resource type (:func:`arm_action`) and the scope (the request path).
         401 answers ``InvalidAuthenticationToken`` with a ``WWW-Authenticate`` challenge. The window lasts
-        ``seconds`` from now and/or ``count`` matching requests (both None: until cleared).
+        ``seconds`` from now on the emulator's clock (wall time unless a test or the host's time lapse moves it, as
+        for the metrics room: ``advance_clock`` past it ends it) and/or ``count`` matching requests (both None: until
+        cleared).
         ARM's text: "Troubleshoot Azure RBAC", https://learn.microsoft.com/azure/role-based-access-control/
         troubleshooting (symptom "does not have authorization ... or the scope is invalid. If access was recently
         granted, please refresh your credentials."); role assignments take up to 10 minutes to take effect (same page).
         """
         if status not in (401, 403):
             raise ValueError(f"deny_requests answers 401 or 403, not {status}; use fail_requests for other statuses")
-        until = _now() + seconds if seconds is not None else None
-        return self._add_rule("deny", methods, path_pattern, nth, count, until, status=status)
+        return self._add_rule("deny", methods, path_pattern, nth, count, seconds, status=status)
 
     def fail_requests(
         self,
@@ -224,11 +226,10 @@ class FaultsArea(AreaBase):
         """Answer chosen ARM requests with ``status`` (and ARM's error body) instead of serving them; returns the id.
 
         401 and 403 get :meth:`deny_requests`' bodies. ``count`` None fails every matching request (until cleared or
-        ``seconds`` pass). Nothing is applied: the resource is untouched.
+        ``seconds`` of the emulator's clock pass). Nothing is applied: the resource is untouched.
         """
-        until = _now() + seconds if seconds is not None else None
         return self._add_rule(
-            "fail", methods, path_pattern, nth, count, until, status=status, code=code, message=message
+            "fail", methods, path_pattern, nth, count, seconds, status=status, code=code, message=message
         )
 
     def fail_deletes(
@@ -246,7 +247,8 @@ class FaultsArea(AreaBase):
     def request_rules(self) -> list[dict[str, Any]]:
         """Every rule added since the last clear, with how many requests each matched (``seen``) and hit."""
         with self._lock:
-            return [rule.describe() for rule in self._rules]
+            now = self._clock.now()
+            return [rule.describe(now) for rule in self._rules]
 
     def clear_rule(self, rule_id: str) -> None:
         """Remove one rule (unknown ids are ignored)."""
@@ -260,24 +262,25 @@ class FaultsArea(AreaBase):
         path_pattern: str | None,
         nth: int,
         count: int | None,
-        until: float | None,
+        window_s: float | None,
         **extra: Any,
     ) -> str:
+        """Add a rule; its window (``window_s``, None: none) starts now on the emulator's clock."""
         if nth < 1 or (count is not None and count < 1):
             raise ValueError("nth and count must be at least 1 (count None = every matching request)")
         if path_pattern is not None:
             re.compile(path_pattern)
-        rule = RequestRule(
-            id=uuid.uuid4().hex[:8],
-            kind=kind,
-            methods=frozenset(m.upper() for m in methods) if methods is not None else None,
-            path_pattern=path_pattern,
-            nth=nth,
-            count=count,
-            until=until,
-            **extra,
-        )
         with self._lock:
+            rule = RequestRule(
+                id=uuid.uuid4().hex[:8],
+                kind=kind,
+                methods=frozenset(m.upper() for m in methods) if methods is not None else None,
+                path_pattern=path_pattern,
+                nth=nth,
+                count=count,
+                until=self._clock.now() + window_s if window_s is not None else None,
+                **extra,
+            )
             self._rules.append(rule)
         return rule.id
 
@@ -285,8 +288,8 @@ class FaultsArea(AreaBase):
         self, request: Request, route: Callable[[Request], Response]
     ) -> tuple[Response | None, RequestRule | None]:
         """Apply the first active rule matching ``request``: its answer (or ``route``'s, stalled) and the rule."""
-        now = _now()
         with self._lock:
+            now = self._clock.now()
             hit: RequestRule | None = None
             for rule in self._rules:
                 if not rule.active(now) or not rule.matches(request.method, request.path):

@@ -112,7 +112,8 @@ def test_a_403_window_names_the_missing_permission_then_ends(
     stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient, ml_client: MLClient
 ) -> None:
     stack.aml.seed_model("fraud", 1)
-    stack.aml.deny_requests(403, seconds=1.0, path_pattern="/onlineEndpoints|/models/")
+    stack.aml.set_clock(frozen=True)  # the window runs on the emulator's clock: it ends when the test moves it
+    stack.aml.deny_requests(403, seconds=600, path_pattern="/onlineEndpoints|/models/")  # up to 10 min in Azure
 
     with pytest.raises(HttpResponseError) as denied:
         mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-rbac", _endpoint(), polling=False)
@@ -129,7 +130,10 @@ def test_a_403_window_names_the_missing_permission_then_ends(
     assert f"'{AML}/workspaces/models/versions/read'" in str(read_denied.value)
     assert mgmt_client.workspaces.get(RG, WS).location == "eastus"  # outside the pattern: served
 
-    time.sleep(1.05)
+    stack.aml.advance_clock(599)
+    assert [rule["active"] for rule in stack.aml.request_rules()] == [True]
+    stack.aml.advance_clock(1)  # the role assignment took effect
+    assert [rule["active"] for rule in stack.aml.request_rules()] == [False]
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-rbac", _endpoint(), polling=False)
     assert ml_client.models.get("fraud", "1").version == "1"
     assert [r.status for r in stack.aml.requests(method="PUT")] == [403, 201]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
 import pytest
@@ -113,13 +112,15 @@ def test_models_registered_during_a_window_of_403s_are_deployed_after_it(app: Of
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     app.stack.aml.seed_model("fraud", 1, tags={"deploy": "true", "endpoint": "fraud"})
     events = [model_registered("credit", 1), model_registered("fraud", 1)]
-    app.stack.aml.deny_requests(403, seconds=3)  # a fresh role assignment still propagating
+    # A fresh role assignment still propagating (up to 10 minutes); the window runs on the emulator's clock, so it
+    # lasts however long the first deliveries take and ends when the test moves the clock past it.
+    app.stack.aml.deny_requests(403, seconds=600)
     deliveries = app.deliver(*events, max_attempts=1)
     for delivery in deliveries:  # raised, so Event Grid redelivers; today they were acknowledged and lost
         assert not delivery.acknowledged, delivery.attempts
         [denied] = delivery.errors
         assert isinstance(denied, HttpResponseError) and denied.status_code == 403
-    time.sleep(3.2)
+    app.stack.aml.advance_clock(600)  # the role assignment took effect
     assert all(d.acknowledged for d in app.deliver(*events))  # Event Grid's redelivery
     app.run_until_settled()
     assert app.rollout("credit-v1")["state"] == "live"
