@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -12,7 +12,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import ArmError, _now
+from devkit.aml_emulator.state import ArmError
 from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID, DEVKIT_TENANT_ID
 
 STALL_APPLY_MODES = ("end", "start")
@@ -71,11 +71,11 @@ class RequestRule:
             return False
         return self.path_pattern is None or re.search(self.path_pattern, path, re.IGNORECASE) is not None
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-able view, with ``active`` and the set of methods as a sorted list."""
+    def describe(self, now: float) -> dict[str, Any]:
+        """A JSON-able view, with ``active`` (at the emulated time ``now``) and the set of methods as a sorted list."""
         view = asdict(self)
         view["methods"] = sorted(self.methods) if self.methods is not None else None
-        view["active"] = self.active(_now())
+        view["active"] = self.active(now)
         return view
 
 
@@ -118,6 +118,7 @@ class FaultsArea(AreaBase):
     _faults: FaultPlan
     _rng: random.Random
     _rules: list[RequestRule]
+    _releases: dict[str, threading.Event]  # a stall rule's id -> set to end its stalls early
 
     def inject_faults(
         self,
@@ -160,6 +161,13 @@ class FaultsArea(AreaBase):
         with self._lock:
             self._faults = FaultPlan()
             self._rules = []
+            self._end_stalls()
+
+    def _end_stalls(self) -> None:
+        """Let every stalled request go (a reset must not leave one behind for the next test), then forget them."""
+        releases, self._releases = getattr(self, "_releases", {}), {}
+        for released in releases.values():
+            released.set()
 
     # ------------------------------------------------------------------ request rules: stall, deny, fail
 
@@ -179,6 +187,7 @@ class FaultsArea(AreaBase):
         effect *after* the requests served during the stall, as a write that was slow on the wire lands late.
         It lands even if the client gave up waiting, as ARM would. ``apply="start"`` applies it at once and only
         answers late (the write is visible before the caller hears back). Matching: see :class:`RequestRule`.
+        A stall is real time (the client's read timeout is); :meth:`release_stalls` ends it early.
         """
         if apply not in STALL_APPLY_MODES:
             raise ValueError(f"apply must be one of {STALL_APPLY_MODES}, not {apply!r}")
@@ -206,7 +215,7 @@ class FaultsArea(AreaBase):
         """
         if status not in (401, 403):
             raise ValueError(f"deny_requests answers 401 or 403, not {status}; use fail_requests for other statuses")
-        until = _now() + seconds if seconds is not None else None
+        until = self._clock.now() + seconds if seconds is not None else None
         return self._add_rule("deny", methods, path_pattern, nth, count, until, status=status)
 
     def fail_requests(
@@ -226,7 +235,7 @@ class FaultsArea(AreaBase):
         401 and 403 get :meth:`deny_requests`' bodies. ``count`` None fails every matching request (until cleared or
         ``seconds`` pass). Nothing is applied: the resource is untouched.
         """
-        until = _now() + seconds if seconds is not None else None
+        until = self._clock.now() + seconds if seconds is not None else None
         return self._add_rule(
             "fail", methods, path_pattern, nth, count, until, status=status, code=code, message=message
         )
@@ -243,10 +252,20 @@ class FaultsArea(AreaBase):
             path += f"/deployments/{re.escape(deployment)}"
         return self.fail_requests(status, methods=["DELETE"], path_pattern=path + "$", count=count)
 
+    def release_stalls(self) -> None:
+        """End every stall in progress now: each held request is applied (or answered) at once.
+
+        A test that has seen the client give up need not wait out the rest of the stall in real time.
+        """
+        with self._lock:
+            for released in self._releases.values():
+                released.set()
+
     def request_rules(self) -> list[dict[str, Any]]:
         """Every rule added since the last clear, with how many requests each matched (``seen``) and hit."""
         with self._lock:
-            return [rule.describe() for rule in self._rules]
+            now = self._clock.now()
+            return [rule.describe(now) for rule in self._rules]
 
     def clear_rule(self, rule_id: str) -> None:
         """Remove one rule (unknown ids are ignored)."""
@@ -285,7 +304,7 @@ class FaultsArea(AreaBase):
         self, request: Request, route: Callable[[Request], Response]
     ) -> tuple[Response | None, RequestRule | None]:
         """Apply the first active rule matching ``request``: its answer (or ``route``'s, stalled) and the rule."""
-        now = _now()
+        now = self._clock.now()
         with self._lock:
             hit: RequestRule | None = None
             for rule in self._rules:
@@ -299,11 +318,13 @@ class FaultsArea(AreaBase):
         if hit is None:
             return None, None
         if hit.kind == "stall":
+            with self._lock:
+                released = self._releases.setdefault(hit.id, threading.Event())
             if hit.apply == "start":
                 response = route(request)
-                time.sleep(hit.seconds)
+                released.wait(hit.seconds)
                 return response, hit
-            time.sleep(hit.seconds)
+            released.wait(hit.seconds)
             return route(request), hit
         if hit.status in (401, 403):
             return self._denied(request, hit.status), hit

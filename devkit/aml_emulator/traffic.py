@@ -30,7 +30,12 @@ MAX_CATCH_UP_REQUESTS = 2_000_000
 
 
 class EmulatedClock:
-    """Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds."""
+    """The emulated workspace's time: operations, jobs, fault windows, held names, scoring and metrics all run on it.
+
+    Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds, and
+    ``wait_idle`` jumps it to the end of the operations in progress, so a 90 s operation takes no real time. The
+    request log and the credentials keep the wall clock: they speak of real requests and real clients.
+    """
 
     def __init__(self) -> None:
         self._offset = 0.0
@@ -122,7 +127,9 @@ class TrafficArea(AreaBase):
     _health: dict[tuple[str, str], Health]
 
     def _reset_traffic(self) -> None:
-        self._clock = EmulatedClock()
+        # One clock for every workspace served on one URL: the host's (see AmlEmulator.add_workspace).
+        host = getattr(self, "_host", None)
+        self._clock = host._clock if host is not None else EmulatedClock()
         self._samples = {}
         self._loads = {}
         self._health = {}
