@@ -100,7 +100,7 @@ def test_a_job_put_again_updates_tags_without_restarting(stack: DevStack, arm: A
     stack.aml.set_job_duration(0.15)
     body = {"properties": {"jobType": "Command", "command": "x", "tags": {"a": "1"}}}
     assert arm.call("PUT", "/jobs/j1", body).status_code == 201
-    time.sleep(0.2)
+    stack.aml.advance_clock(0.2)
     again = arm.call("PUT", "/jobs/j1", {"properties": {"jobType": "Command", "tags": {"a": "2"}}})
     assert again.status_code == 200
     assert again.json()["properties"]["status"] == "Completed"

@@ -77,7 +77,9 @@ def test_a_traffic_write_that_lands_after_its_lease_never_downgrades(app: Offlin
         app.stack.aml.wait_idle()
         app.tick()
         assert app.traffic("credit") == {"credit-v3": 100}
-        # A's PUT lands last, giving v2 everything.
+        # A's PUT lands last, giving v2 everything: once A has given up waiting for its answer, the stall ends.
+        _wait_for(lambda: not instance_a.is_alive(), 30, "instance A to give up on its PUT")
+        app.stack.aml.release_stalls()
         _wait_for(lambda: app.traffic("credit") == {"credit-v2": 100}, 30, "A's late PUT to land")
         instance_a.join(30)
         app.run_until_settled()
