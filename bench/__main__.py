@@ -273,14 +273,11 @@ def print_row(row: Row) -> None:
 def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any) -> None:
     """``count`` finished rollouts (rows and index entries, as the ledger writes them), one a minute back from
     ``newest``; loaded in batches of 100 per partition, the way a bulk import would."""
-    from collections import defaultdict
-
+    from devkit.history import load_finished
     from devkit.stack import WORKSPACE_ID
-    from shared.rollout.ledger import entities_of
     from shared.rollout.model import Rollout, RolloutPlan, State
 
-    batches: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for n in range(count):
+    def finished(n: int) -> Rollout:
         created = newest - dt.timedelta(minutes=n)
         plan = RolloutPlan(
             workspace_id=WORKSPACE_ID,
@@ -295,12 +292,9 @@ def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any
             traffic=100,
             mirror=0,
         )
-        rollout = Rollout(plan=plan, state=State.SUPERSEDED, created_at=created, updated_at=created, reason="bench")
-        for partition, key, data in entities_of(rollout):
-            batches[partition].append(("upsert", {"PartitionKey": partition, "RowKey": key, **data}))
-    for operations in batches.values():
-        for start in range(0, len(operations), 100):
-            store.client.submit_transaction(operations[start : start + 100])
+        return Rollout(plan=plan, state=State.SUPERSEDED, created_at=created, updated_at=created, reason="bench")
+
+    load_finished(store, (finished(n) for n in range(count)))
 
 
 def history(rows: int) -> Iterator[Row]:
