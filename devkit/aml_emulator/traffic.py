@@ -17,7 +17,7 @@ from devkit.aml_emulator.health import (
     Health,
     HealthError,
     Outcome,
-    health_from_tags,
+    cached_tag_health,
     model_outcome,
     unavailable_outcome,
 )
@@ -187,7 +187,7 @@ class TrafficArea(AreaBase):
         match = re.search(r"/models/([^/]+)/versions/([^/]+)$", str(dep.body["properties"].get("model", "")), re.I)
         model = self._models.get(match[1].lower(), {}).get(match[2]) if match else None
         try:
-            return health_from_tags(model.tags if model else {})
+            return cached_tag_health(model.tags if model else {})
         except HealthError as err:
             raise ArmError(400, "BadArgument", f"deployment '{deployment}': {err}") from err
 
