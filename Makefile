@@ -74,7 +74,7 @@ typecheck: $(STAMP)
 # processes twice the share of one. TEST_WORKERS=0 runs everything in this process (pytest-xdist's -n 0).
 TEST_WORKERS ?= 2
 unit: install
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
 # fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).
