@@ -161,13 +161,7 @@ class FaultsArea(AreaBase):
         with self._lock:
             self._faults = FaultPlan()
             self._rules = []
-            self._end_stalls()
-
-    def _end_stalls(self) -> None:
-        """Let every stalled request go (a reset must not leave one behind for the next test), then forget them."""
-        releases, self._releases = getattr(self, "_releases", {}), {}
-        for released in releases.values():
-            released.set()
+            self.release_stalls()
 
     # ------------------------------------------------------------------ request rules: stall, deny, fail
 
@@ -181,14 +175,12 @@ class FaultsArea(AreaBase):
         nth: int = 1,
         count: int | None = 1,
     ) -> str:
-        """Hold chosen ARM requests for ``seconds``, serving every other request meanwhile; returns the rule id.
-
-        ``apply="end"`` (the default) applies the request when the stall ends: a traffic PUT stalled this way takes
-        effect *after* the requests served during the stall, as a write that was slow on the wire lands late.
-        It lands even if the client gave up waiting, as ARM would. ``apply="start"`` applies it at once and only
-        answers late (the write is visible before the caller hears back). Matching: see :class:`RequestRule`.
-        A stall is real time (the client's read timeout is); :meth:`release_stalls` ends it early.
-        """
+        """Hold chosen ARM requests for ``seconds`` of real time (:meth:`release_stalls` ends it early), serving every
+        other request meanwhile; returns the rule id. ``apply="end"`` (the default) applies the request when the
+        stall ends: a traffic PUT stalled this way takes effect *after* the requests served during the stall, as a
+        write that was slow on the wire lands late. It lands even if the client gave up waiting, as ARM would.
+        ``apply="start"`` applies it at once and only answers late (the write is visible before the caller hears
+        back). Matching: see :class:`RequestRule`."""
         if apply not in STALL_APPLY_MODES:
             raise ValueError(f"apply must be one of {STALL_APPLY_MODES}, not {apply!r}")
         return self._add_rule("stall", methods, path_pattern, nth, count, None, seconds=seconds, apply=apply)
@@ -253,19 +245,16 @@ class FaultsArea(AreaBase):
         return self.fail_requests(status, methods=["DELETE"], path_pattern=path + "$", count=count)
 
     def release_stalls(self) -> None:
-        """End every stall in progress now: each held request is applied (or answered) at once.
-
-        A test that has seen the client give up need not wait out the rest of the stall in real time.
-        """
+        """End the stalls in progress now (clearing the faults or a reset does too): no waiting out their rest."""
         with self._lock:
-            for released in self._releases.values():
+            for released in getattr(self, "_releases", {}).values():
                 released.set()
+            self._releases = {}
 
     def request_rules(self) -> list[dict[str, Any]]:
         """Every rule added since the last clear, with how many requests each matched (``seen``) and hit."""
         with self._lock:
-            now = self._clock.now()
-            return [rule.describe(now) for rule in self._rules]
+            return [rule.describe(self._clock.now()) for rule in self._rules]
 
     def clear_rule(self, rule_id: str) -> None:
         """Remove one rule (unknown ids are ignored)."""

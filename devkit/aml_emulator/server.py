@@ -231,7 +231,7 @@ class AmlEmulator(
             self._failing_deployments: set[str] = set()
             self._failing_jobs: set[str] = set()
             self._rules: list[RequestRule] = []
-            self._end_stalls()
+            self.release_stalls()
             self._scripted_outcomes: dict[tuple[str, str | None], list[str]] = {}
             self._model_read_lag: tuple[float, str | None] = (0.0, None)
             self.operation_duration_s = self.default_operation_duration_s
