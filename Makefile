@@ -71,10 +71,11 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # Two workers: on two cores one test's emulator round trips overlap another's work, and a busy machine gives two
-# processes twice the share of one. TEST_WORKERS=0 runs everything in this process (pytest-xdist's -n 0).
+# processes twice the share of one. The long real-time tests share one worker (their xdist_group "real-time"), so
+# they never compete with each other. TEST_WORKERS=0 runs everything in this process (pytest-xdist's -n 0).
 TEST_WORKERS ?= 2
 unit: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
 # fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).

@@ -19,6 +19,7 @@ from devkit.stack import DevStack
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.xdist_group("real-time")  # it asserts its own duration: not beside another long real-time test
 def test_make_acceptance_runs_every_scenario_offline_and_passes(
     capsys: pytest.CaptureFixture[str], stack: DevStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
