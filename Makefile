@@ -79,8 +79,10 @@ unit: install
 
 # The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
 # fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).
+# The folders of the emulator layer are not even collected (a test checks none of them holds a fast test).
+FAST_SKIPS := tests/integration tests/devkit tests/contract tests/worker
 test-fast: $(STAMP)
-	$(PY) -m pytest -m fast -q
+	$(PY) -m pytest -m fast -q $(addprefix --ignore=,$(FAST_SKIPS))
 
 infra-check:
 	bash infra/check.sh
