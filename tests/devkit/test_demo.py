@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -232,7 +231,7 @@ def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_
             return
         if "credit-risk/credit-risk-v2-v1: live" in text or len(printed) > 60:
             raise KeyboardInterrupt
-        time.sleep(0.2)
+        recording[-1].aml.wait_idle()  # the next tick once Azure ML has finished what it started: no fixed wait
 
     monkeypatch.setattr(demo, "_pause", pause)
 

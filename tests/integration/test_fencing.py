@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from devkit.stack import WORKSPACE_ID
 from shared.deps import production_deps
 from shared.rollout.ledger import LEASE_KEY, RolloutLedger, partition_key
 from shared.workspace import WorkspaceRef
+from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +45,7 @@ def _expire_lease(endpoint: str) -> None:
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    wait_until(condition, timeout_s=seconds, what=what)
 
 
 def _published(app: OfflineApp, kind: str, deployment: str = "") -> list[dict[str, Any]]:
