@@ -92,6 +92,7 @@ def test_latency_is_added_to_every_arm_answer(stack: DevStack, arm: ArmSession) 
 
 
 def test_async_operation_urls_report_progress(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_operation_duration(0.2)
     created = arm.call("PUT", "/onlineEndpoints/ep-lro", {"location": "eastus", "properties": {"authMode": "Key"}})
     assert created.status_code == 201

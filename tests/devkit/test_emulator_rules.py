@@ -229,6 +229,7 @@ def test_waiting_for_idle_covers_every_workspace_served(
 ) -> None:
     # The harness ticks "until settled" through the host's wait_idle; a second workspace's operations must count.
     team_b = stack.aml.add_workspace("team-b")
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     team_b.set_operation_duration(0.5)
     mgmt_client.online_endpoints.begin_create_or_update(RG, "team-b", "credit", _endpoint(), polling=False)
     assert team_b.endpoint_state("credit")["properties"]["provisioningState"] == "Creating"
