@@ -101,7 +101,7 @@ def _one_rollout(app: Any, version: int, label: str, tags: dict[str, str], quiet
 def rollouts(quiet_seconds: float) -> Iterator[Row]:
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.stack import DevStack
-    from shared.store import TableStore
+    from app.azure.tables import TableStore
 
     tags = {"deploy": "true", "endpoint": "credit"}
     with DevStack(operation_duration_s=0.2) as stack, app_environment(stack):
@@ -275,7 +275,7 @@ def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any
     ``newest``; loaded in batches of 100 per partition, the way a bulk import would."""
     from devkit.history import load_finished
     from devkit.stack import WORKSPACE_ID
-    from shared.rollout.model import Rollout, RolloutPlan, State
+    from app.rollout.decide.model import Rollout, RolloutPlan, State
 
     def finished(n: int) -> Rollout:
         created = newest - dt.timedelta(minutes=n)
@@ -303,9 +303,10 @@ def history(rows: int) -> Iterator[Row]:
     from devkit.harness import OfflineApp, app_environment, model_registered
     from devkit.runner import get_status
     from devkit.stack import WORKSPACE_ID, DevStack
-    from shared.deps import production_deps
-    from shared.rollout.ledger import ACTIVE_INDEX_GRACE, RolloutLedger
-    from shared.store import TableStore
+    from app.wiring import production_deps
+    from app.rollout.ledger.indexes import ACTIVE_INDEX_GRACE
+    from app.rollout.ledger.ledger import RolloutLedger
+    from app.azure.tables import TableStore
 
     def measure(action: Callable[[], Any]) -> tuple[str, str, str]:
         TableStore.operations.clear()
@@ -351,8 +352,8 @@ def history(rows: int) -> Iterator[Row]:
             yield ((f"tick advancing a rollout, {label}", *measure(app.tick)))
             settle()
             ledger = RolloutLedger(store)
-            for entry in ledger.active_endpoints(now):
-                ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
+            for entry in ledger.active.endpoints(now):
+                ledger.active.settle(entry, entry.since + ACTIVE_INDEX_GRACE)  # the idle endpoint leaves the index
             yield ((f"idle reconciler tick, {label}", *measure(app.tick)))
             pages: list[Any] = []
             figure = measure(lambda: pages.append(get_status({})[1]))  # noqa: B023 - called at once

@@ -12,8 +12,9 @@ from typing import Any
 
 from devkit import runner
 from devkit.stack import WORKSPACE_ID, DevStack, applied_env
-from shared import clock, events
-from shared.deps import reset_production_deps
+from app.platform import clock
+from app.intake import events
+from app.wiring import reset_production_deps
 
 #: App settings the offline app runs with, on top of what the stack points at itself.
 APP_SETTINGS = {
@@ -140,7 +141,7 @@ def run_status_changed(
     )
 
 
-#: The tag Azure ML's model-monitoring evaluate step sets on its run when a signal breaches (see shared.monitoring).
+#: The tag Azure ML's model-monitoring evaluate step sets on its run when a signal breaches (see app.retraining.signals).
 BREACH_TAG = "azureml_modelmonitor_threshold_breached"
 
 
@@ -266,7 +267,7 @@ class OfflineApp:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-        from shared.settings import get_settings
+        from app.platform.settings_reader import get_settings
 
         client = QueueClient.from_connection_string(
             self.stack.env["AzureWebJobsStorage"],
@@ -290,15 +291,15 @@ class OfflineApp:
     def _in_flight(self) -> list[str]:
         """The rollouts pending or deploying, read as the reconciler reads them: the ledger's index of active
         endpoints and their active rows, whatever the length of the history (the status API pages through it)."""
-        from shared.deps import production_deps
-        from shared.rollout.factories import ledger_of
-        from shared.rollout.model import State
+        from app.wiring import production_deps
+        from app.rollout.ledger.ledger import ledger_of
+        from app.rollout.decide.model import State
 
         deps = production_deps()
         ledger = ledger_of(deps)
         return [
             rollout.plan.deployment
-            for entry in ledger.active_endpoints(deps.clock())
+            for entry in ledger.active.endpoints(deps.clock())
             for rollout in ledger.endpoint_rollouts(entry.workspace_id, entry.endpoint)
             if rollout.state in (State.PENDING, State.DEPLOYING)
         ]

@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from shared.rollout.ledger import entities_of
+from app.rollout.ledger.ledger import entities_of
 
 if TYPE_CHECKING:
-    from shared.rollout.model import Rollout
-    from shared.store import TableStore
+    from app.rollout.decide.model import Rollout
+    from app.azure.tables import TableStore
 
 #: Azure Tables takes at most 100 operations, all in one partition, in one batch transaction.
 BATCH = 100

@@ -11,7 +11,7 @@ from devkit.aml_emulator.state import ArmError, _now
 
 # The VM sizes a managed online deployment accepts: one list, the app's (the app checks tags against it before it
 # writes; the emulator answers AML's validation error for any other). Its source is cited where it is defined.
-from shared.rollout.skus import MANAGED_ONLINE_SKUS
+from app.rollout.decide.skus import MANAGED_ONLINE_SKUS
 
 
 def validation_error(field: str, problem: str) -> ArmError:

@@ -221,7 +221,7 @@ def test_keep_leaves_the_stack_up_and_a_replay_from_another_process_attaches_to_
             attach = Path(re.search(r"--attach (\S+) ", text).group(1))  # type: ignore[union-attr]
             seen["attach"], seen["mode"] = attach, stat.S_IMODE(attach.stat().st_mode)
             seen["replay"] = subprocess.run(
-                [sys.executable, "-m", "devkit.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
+                [sys.executable, "-m", "tools.replay", "--attach", str(attach), demo.REPLAY_EXAMPLE],
                 cwd=ROOT,
                 env=user_environ,
                 capture_output=True,

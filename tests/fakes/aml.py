@@ -14,7 +14,7 @@ against):
   https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints);
 - a deployment with live or mirrored traffic can't be deleted (the safe-rollout page: set its traffic to 0 first);
 - endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter (the SDK's own rule,
-  azure.ai.ml ``EndpointConfigurations.NAME_REGEX_PATTERN``, which ``shared.rollout.naming`` applies); endpoint
+  azure.ai.ml ``EndpointConfigurations.NAME_REGEX_PATTERN``, which ``app.rollout.decide.naming`` applies); endpoint
   names unique in the region ("It must be unique in the Azure region",
   https://learn.microsoft.com/azure/machine-learning/how-to-deploy-online-endpoints);
 - writes are long-running operations: the resource shows ``Creating``/``Updating``/``Deleting`` until the
@@ -30,10 +30,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from shared.aml import ModelNotFound
-from shared.rollout.model import APP_TAG, APP_TAG_VALUE, EndpointView, ModelInfo, RolloutPlan
-from shared.rollout.naming import EndpointNameTaken, is_valid_name
-from shared.workspace import WorkspaceRef
+from app.ports import ModelNotFound
+from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.naming import EndpointNameTaken, is_valid_name
+from app.platform.workspace import WorkspaceRef
 from tests.fakes.aml_faults import ArmCall, Fault, FaultsMixin, HeldWrite
 from tests.fakes.aml_state import DURATIONS, Deployment, Endpoint, Operation, StateMixin
 from tests.fakes.arm import arm_error

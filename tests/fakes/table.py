@@ -8,8 +8,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.clock import as_utc
-from shared.store import Conflict, Row, TableStore
+from app.platform.clock import as_utc
+from app.platform.tables import Conflict, Row
+from app.azure.tables import TableStore
 
 #: Azure Tables answers at most this many entities a page (Query Entities, "Query timeout and pagination").
 MAX_PAGE = 1000

@@ -9,8 +9,8 @@ from azure.core.exceptions import ServiceResponseError
 
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
-from shared.deps import production_deps
-from shared.workspace import WorkspaceRef
+from app.wiring import production_deps
+from app.platform.workspace import WorkspaceRef
 from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,10 @@ import pytest
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
-from shared.deps import production_deps
-from shared.rollout.ledger import LEASE_KEY, RolloutLedger, partition_key
-from shared.workspace import WorkspaceRef
+from app.wiring import production_deps
+from app.rollout.ledger.rows import LEASE_KEY, partition_key
+from app.rollout.ledger.ledger import RolloutLedger
+from app.platform.workspace import WorkspaceRef
 from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration
@@ -184,7 +185,7 @@ def test_hand_edited_rows_never_stop_the_endpoints_other_rollouts(app: OfflineAp
 
 
 def test_a_row_whose_step_raises_fails_alone(app: OfflineApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.rollout import engine
+    from app.rollout.run import engine
 
     original = engine.step
 

@@ -13,20 +13,17 @@ from devkit import runner
 from devkit.harness import OfflineApp, model_registered
 from devkit.history import load_finished
 from devkit.stack import WORKSPACE_ID, DevStack
-from shared.deps import production_deps
-from shared.idempotency import Idempotency, RecordKey
-from shared.retention import purge_history
-from shared.rollout.ledger import (
-    ACTIVE_INDEX,
-    ACTIVE_INDEX_GRACE,
-    RECENT_INDEX,
-    RolloutLedger,
-    entities_of,
-    partition_key,
-)
-from shared.rollout.model import Rollout, State
-from shared.settings import Settings
-from shared.store import Row, TableStore
+from app.platform.settings_reader import settings_from_env
+from app.wiring import production_deps
+from app.platform.idempotency import Idempotency, RecordKey
+from app.rollout.ledger.retention import purge_history
+from app.rollout.ledger.indexes import ACTIVE_INDEX, ACTIVE_INDEX_GRACE, RECENT_INDEX
+from app.rollout.ledger.ledger import RolloutLedger, entities_of
+from app.rollout.ledger.rows import partition_key
+from app.rollout.decide.model import Rollout, State
+from app.platform.settings import Settings
+from app.platform.tables import Row
+from app.azure.tables import TableStore
 from tests.fakes import make_plan
 
 pytestmark = pytest.mark.integration
@@ -55,12 +52,12 @@ class CrashingStore(TableStore):
 
 
 def _store(stack: DevStack, kind: type[TableStore] = TableStore) -> Any:
-    settings = Settings.from_env(stack.env)
+    settings = settings_from_env(stack.env)
     return kind.from_settings(settings, "rollouts", lambda: pytest.fail("no credential needed"))
 
 
 def _entries(ledger: RolloutLedger, now: dt.datetime) -> list[tuple[str, str]]:
-    return [(e.workspace_id, e.endpoint) for e in ledger.active_endpoints(now)]
+    return [(e.workspace_id, e.endpoint) for e in ledger.active.endpoints(now)]
 
 
 # --- the index of active endpoints ------------------------------------------------------------------------
@@ -81,9 +78,9 @@ def test_the_index_entry_is_written_before_the_row_and_a_crash_between_only_over
     assert seen_at_insert == [[(WORKSPACE_ID, "credit")]]  # the reconciler could already find it
     assert ledger.endpoint_rollouts(WORKSPACE_ID, "credit") == []
     assert ledger.recent()[0] == []  # the orphaned index entry is never listed
-    [entry] = ledger.active_endpoints(NOW)
-    assert not ledger.settle(entry, NOW + ACTIVE_INDEX_GRACE / 2)  # a recorder may still be between its writes
-    assert ledger.settle(entry, NOW + ACTIVE_INDEX_GRACE)  # nothing came: the over-report is removed
+    [entry] = ledger.active.endpoints(NOW)
+    assert not ledger.active.settle(entry, NOW + ACTIVE_INDEX_GRACE / 2)  # a recorder may still be between its writes
+    assert ledger.active.settle(entry, NOW + ACTIVE_INDEX_GRACE)  # nothing came: the over-report is removed
     assert _entries(ledger, NOW) == []
     # The redelivery records it for real, and it is listed once.
     _, created = ledger.record(make_plan(1), State.PENDING, "e1", NOW + DAY)
@@ -99,7 +96,7 @@ def test_a_removal_never_drops_an_entry_a_new_rollout_rewrote_meanwhile(stack: D
     store.upsert(ACTIVE_INDEX, partition_key(WORKSPACE_ID, "credit"), {
         "Workspace": WORKSPACE_ID, "Endpoint": "credit", "Since": NOW - DAY,
     })  # fmt: skip
-    [stale] = ledger.active_endpoints(NOW)
+    [stale] = ledger.active.endpoints(NOW)
 
     def new_rollout_between_the_check_and_the_delete(row: Row) -> None:
         # The reconciler found no active rollout; now a delivery records one before the removal lands.
@@ -107,7 +104,7 @@ def test_a_removal_never_drops_an_entry_a_new_rollout_rewrote_meanwhile(stack: D
         other.record(make_plan(2), State.PENDING, "e2", NOW)
 
     store.before_delete = new_rollout_between_the_check_and_the_delete
-    assert not ledger.settle(stale, NOW)  # the ETag changed: the entry stays
+    assert not ledger.active.settle(stale, NOW)  # the ETag changed: the entry stays
     assert _entries(ledger, NOW) == [(WORKSPACE_ID, "credit")]
     assert [r.plan.deployment for r in ledger.endpoint_rollouts(WORKSPACE_ID, "credit")] == ["credit-v2"]
 
@@ -121,8 +118,8 @@ def test_the_reconciler_reads_the_index_not_the_table_and_drops_idle_endpoints(a
     TableStore.operations.clear()
     app.tick()
     assert "scan" not in TableStore.operations, TableStore.operations  # no table scan on a tick
-    [entry] = ledger.active_endpoints(NOW)
-    assert ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)
+    [entry] = ledger.active.endpoints(NOW)
+    assert ledger.active.settle(entry, entry.since + ACTIVE_INDEX_GRACE)
     TableStore.operations.clear()
     app.tick()
     # An idle tick: one read of the index partition, and one of the notification outbox's (its retries).
@@ -176,8 +173,8 @@ def _tick_cost(app: OfflineApp, history: int) -> tuple[dict[str, int], dict[str,
     app.tick()
     busy = dict(TableStore.operations), dict(TableStore.rows_read)
     app.run_until_settled()
-    for entry in ledger.active_endpoints(NOW):
-        ledger.settle(entry, entry.since + ACTIVE_INDEX_GRACE)
+    for entry in ledger.active.endpoints(NOW):
+        ledger.active.settle(entry, entry.since + ACTIVE_INDEX_GRACE)
     TableStore.operations.clear()
     app.tick()
     return busy[0], busy[1], dict(TableStore.operations)
@@ -319,10 +316,10 @@ def test_retention_work_per_run_is_bounded_and_resumes_on_the_next_run(app: Offl
     for n in range(1, 8):
         ledger.record(make_plan(n), State.SUPERSEDED, f"c{n}", NOW - (100 + n) * DAY)
     cutoff = NOW - 90 * DAY
-    first = ledger.purge(cutoff, budget=3)  # from the cutoff back: credit-v1 (the newest, kept), v2, v3
+    first = ledger.history.purge(cutoff, budget=3)  # from the cutoff back: credit-v1 (the newest, kept), v2, v3
     assert (first.examined, first.deleted, first.kept_newest) == (3, 2, 1)
     assert len(app.rollouts()) == 5
-    second = ledger.purge(cutoff, budget=10)
+    second = ledger.history.purge(cutoff, budget=10)
     assert (second.examined, second.deleted, second.kept_newest) == (5, 4, 1)
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v1"]
 
@@ -345,9 +342,9 @@ def test_rows_written_before_the_index_are_indexed_by_the_retention_runs(app: Of
         store.insert(partition, key, data)
     ledger.record(make_plan(9), State.LIVE, "c9", NOW)  # one written with its entries
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v9"]
-    assert ledger.index_history(NOW, budget=4) == 4
-    assert ledger.index_history(NOW, budget=4) == 2  # resumed where the first run stopped
-    assert ledger.index_history(NOW, budget=4) == 0  # done: one read from now on
+    assert ledger.history.backfill_index(NOW, budget=4) == 4
+    assert ledger.history.backfill_index(NOW, budget=4) == 2  # resumed where the first run stopped
+    assert ledger.history.backfill_index(NOW, budget=4) == 0  # done: one read from now on
     assert [r["deployment"] for r in app.rollouts()] == ["credit-v9", *(f"credit-v{n}" for n in range(1, 6))]
 
 
@@ -388,14 +385,14 @@ def test_a_cleanup_on_a_finished_rollout_keeps_its_logs(app: OfflineApp) -> None
 def test_a_row_read_without_its_logs_keeps_them_and_is_indexed_when_it_owes_cleanup_again(stack: DevStack) -> None:
     from dataclasses import replace
 
-    from shared.rollout.model import Cleanup
+    from app.rollout.decide.model import Cleanup
 
     store = _store(stack)
     ledger = RolloutLedger(store)
     rollout, _ = ledger.record(make_plan(1), State.PENDING, "e1", NOW - DAY)
     ledger.save(replace(rollout, state=State.FAILED, reason="ended Failed", logs="OOMKilled at step 3"), NOW - DAY)
-    [entry] = ledger.active_endpoints(NOW)
-    assert ledger.settle(entry, NOW)  # finished, nothing owed: the endpoint left the index
+    [entry] = ledger.active.endpoints(NOW)
+    assert ledger.active.settle(entry, NOW)  # finished, nothing owed: the endpoint left the index
     reader = RolloutLedger(store)  # a later pass: the row is one of the deployments AML shows
     [summary] = reader.deployment_rollouts(WORKSPACE_ID, "credit", ["credit-v1"])
     assert summary.logs == ""  # read without them
@@ -404,8 +401,8 @@ def test_a_row_read_without_its_logs_keeps_them_and_is_indexed_when_it_owes_clea
     assert row is not None and row.data["Logs"] == "OOMKilled at step 3"
     assert row.data["Active"] is True
     assert _entries(ledger, NOW) == [(WORKSPACE_ID, "credit")]  # indexed before the row turned active
-    [again] = ledger.active_endpoints(NOW)
-    assert not ledger.settle(again, NOW + ACTIVE_INDEX_GRACE)  # cleanup owed keeps it listed
+    [again] = ledger.active.endpoints(NOW)
+    assert not ledger.active.settle(again, NOW + ACTIVE_INDEX_GRACE)  # cleanup owed keeps it listed
 
 
 def test_a_save_of_a_row_read_without_logs_still_merges_a_duplicate_event(stack: DevStack) -> None:
@@ -422,7 +419,7 @@ def test_a_save_of_a_row_read_without_logs_still_merges_a_duplicate_event(stack:
 
 
 def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollout_active(stack: DevStack) -> None:
-    from shared.rollout import intents as intent_rules
+    from app.rollout.decide import intents as intent_rules
 
     store = _store(stack)
     ledger = RolloutLedger(store)
@@ -433,20 +430,20 @@ def test_a_traffic_write_in_doubt_keeps_its_endpoint_in_the_index_with_no_rollou
     intent = intent_rules.new_intent(lease.record.intents, lease.token, "", {"credit-v1": 100}, {}, NOW)
     lease = ledger.renew_lease(lease, NOW, 60, intent)  # recorded, then sent: no answer yet
     assert _entries(ledger, NOW) == [(WORKSPACE_ID, "credit")]  # listed before the lease row turned active
-    [entry] = ledger.active_endpoints(NOW)
+    [entry] = ledger.active.endpoints(NOW)
     later = NOW + ACTIVE_INDEX_GRACE
-    assert not ledger.settle(entry, later)  # the reconciler must keep observing: the write is in doubt
+    assert not ledger.active.settle(entry, later)  # the reconciler must keep observing: the write is in doubt
     settled = ledger.settle_intent(lease, intent.seq, intent_rules.ACCEPTED, NOW)
     assert settled is not None
     ledger.release_lease(settled, NOW)
-    [entry] = ledger.active_endpoints(later)
-    assert ledger.settle(entry, later)  # answered: nothing in doubt, nothing active, the entry goes
+    [entry] = ledger.active.endpoints(later)
+    assert ledger.active.settle(entry, later)  # answered: nothing in doubt, nothing active, the entry goes
 
 
 def test_retention_deletes_the_outboxs_sent_notification_rows_once_old(app: OfflineApp) -> None:
-    from shared.notify import Notification
-    from shared.outbox import OUTBOX_PARTITION, OutboxNotifier
-    from shared.workspace import WorkspaceRef
+    from app.notify.notifier import Notification
+    from app.notify.outbox import OUTBOX_PARTITION, OutboxNotifier
+    from app.platform.workspace import WorkspaceRef
 
     table = production_deps().table("idempotency")
 

@@ -11,8 +11,9 @@ import pytest
 
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
-from shared.deps import production_deps
-from shared.rollout.ledger import RolloutLedger, partition_key
+from app.wiring import production_deps
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import partition_key
 from tests.conditions import pollers_left, wait_until
 from tests.fakes import OTHER_WORKSPACE_ID
 

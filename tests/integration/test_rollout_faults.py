@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from devkit.harness import OfflineApp, app_environment, model_registered
-from shared.deps import production_deps
-from shared.rollout.ledger import RolloutLedger, partition_key
+from app.wiring import production_deps
+from app.rollout.ledger.ledger import RolloutLedger
+from app.rollout.ledger.rows import partition_key
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +162,7 @@ def test_an_event_denied_for_longer_than_the_budget_is_acknowledged_and_reported
 def test_an_internal_error_is_not_reported_as_azure_ml_refusing(
     app: OfflineApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.aml import AmlGateway
+    from app.azure.aml import AmlGateway
 
     def broken(self: AmlGateway, plan: Any, now: dt.datetime) -> None:
         raise KeyError("instance_type")

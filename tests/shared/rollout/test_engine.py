@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.rollout.model import State
+from app.rollout.decide.model import State
 from tests.fakes import WORKSPACE_ID, FakeWorld
 
 pytestmark = pytest.mark.fast

@@ -7,19 +7,12 @@ import datetime as dt
 
 import pytest
 
-from shared.rollout.intents import ACCEPTED, Intent, new_intent
-from shared.rollout.ledger import (
-    ACTIVE_INDEX,
-    LEASE_KEY,
-    RECENT_INDEX,
-    Lease,
-    LeaseLost,
-    RolloutLedger,
-    StaleRollout,
-    partition_key,
-)
-from shared.rollout.model import Cleanup, State
-from shared.store import Row
+from app.rollout.decide.intents import ACCEPTED, Intent, new_intent
+from app.rollout.ledger.indexes import ACTIVE_INDEX, RECENT_INDEX
+from app.rollout.ledger.rows import LEASE_KEY, partition_key
+from app.rollout.ledger.ledger import Lease, LeaseLost, RolloutLedger, StaleRollout
+from app.rollout.decide.model import Cleanup, State
+from app.platform.tables import Row
 from tests.fakes import WORKSPACE_ID, FakeClock, FakeTableStore, make_plan
 
 pytestmark = pytest.mark.fast
@@ -124,7 +117,7 @@ def test_a_traffic_write_in_doubt_keeps_its_endpoint_active_until_its_answer_is_
     ledger = RolloutLedger(store)
     lease, intent = _traffic_write_in_doubt(ledger, clock)
     assert store.rows[(PK, LEASE_KEY)].data["Active"] is True
-    assert [e.endpoint for e in ledger.active_endpoints(clock())] == ["credit"]
+    assert [e.endpoint for e in ledger.active.endpoints(clock())] == ["credit"]
 
     settled = ledger.settle_intent(lease, intent.seq, ACCEPTED, clock())
     assert settled is not None
@@ -140,7 +133,7 @@ def test_an_answer_recorded_after_the_lease_was_lost_still_lands_on_the_endpoint
     assert ledger.acquire_lease(WORKSPACE_ID, "credit", "b", clock.advance(61), 60) is not None
 
     assert ledger.settle_intent(lease, intent.seq, ACCEPTED, clock()) is None
-    [recorded] = ledger.endpoint_record(WORKSPACE_ID, "credit").intents
+    [recorded] = ledger.leases.read(WORKSPACE_ID, "credit").intents
     assert recorded.status == ACCEPTED
 
 
@@ -148,33 +141,33 @@ def test_an_idle_endpoint_leaves_the_active_index_only_after_the_grace(store: Fa
     ledger = RolloutLedger(store)
     rollout, _ = ledger.record(make_plan(1), State.PENDING, "evt-1", clock())
     ledger.save(dataclasses.replace(rollout, state=State.LIVE), clock())
-    [entry] = ledger.active_endpoints(clock())
-    assert not ledger.settle(entry, clock.advance(minutes=5))
+    [entry] = ledger.active.endpoints(clock())
+    assert not ledger.active.settle(entry, clock.advance(minutes=5))
 
-    assert ledger.settle(entry, clock.advance(minutes=6))
-    assert ledger.active_endpoints(clock()) == []
+    assert ledger.active.settle(entry, clock.advance(minutes=6))
+    assert ledger.active.endpoints(clock()) == []
 
 
 def test_an_entry_rewritten_by_a_new_rollout_is_not_removed(store: FakeTableStore, clock: FakeClock) -> None:
     ledger = RolloutLedger(store)
     rollout, _ = ledger.record(make_plan(1), State.PENDING, "evt-1", clock())
     ledger.save(dataclasses.replace(rollout, state=State.LIVE), clock())
-    [stale] = ledger.active_endpoints(clock.advance(minutes=11))
+    [stale] = ledger.active.endpoints(clock.advance(minutes=11))
     ledger.record(make_plan(2), State.PENDING, "evt-2", clock())  # rewrites the entry
 
-    assert not ledger.settle(stale, clock())
-    assert [e.endpoint for e in ledger.active_endpoints(clock())] == ["credit"]
+    assert not ledger.active.settle(stale, clock())
+    assert [e.endpoint for e in ledger.active.endpoints(clock())] == ["credit"]
 
 
 def test_cleanup_owed_again_puts_the_endpoint_back_in_the_active_index(store: FakeTableStore, clock: FakeClock) -> None:
     ledger = RolloutLedger(store)
     rollout, _ = ledger.record(make_plan(1), State.PENDING, "evt-1", clock())
     live = ledger.save(dataclasses.replace(rollout, state=State.LIVE), clock())
-    [entry] = ledger.active_endpoints(clock.advance(minutes=11))
-    assert ledger.settle(entry, clock())
+    [entry] = ledger.active.endpoints(clock.advance(minutes=11))
+    assert ledger.active.settle(entry, clock())
 
     ledger.save(dataclasses.replace(live, cleanup=Cleanup()), clock())
-    assert [e.endpoint for e in ledger.active_endpoints(clock())] == ["credit"]
+    assert [e.endpoint for e in ledger.active.endpoints(clock())] == ["credit"]
 
 
 def test_pages_of_recent_rollouts_list_each_once_newest_first(store: FakeTableStore, clock: FakeClock) -> None:
@@ -200,9 +193,9 @@ def test_an_operator_finds_a_rollout_by_endpoint_and_deployment(store: FakeTable
     ledger.record(make_plan(1), State.PENDING, "evt-1", clock())
     ledger.record(make_plan(1, endpoint="other"), State.PENDING, "evt-2", clock())
 
-    [found] = ledger.find("credit", "credit-v1")
+    [found] = ledger.recent.find("credit", "credit-v1")
     assert found.plan.endpoint == "credit"
-    assert ledger.find("credit", "credit-v9") == []
+    assert ledger.recent.find("credit", "credit-v9") == []
 
 
 def test_an_index_entry_whose_row_never_came_is_skipped(store: FakeTableStore, clock: FakeClock) -> None:
@@ -211,7 +204,7 @@ def test_an_index_entry_whose_row_never_came_is_skipped(store: FakeTableStore, c
     del store.rows[(PK, "credit-v1")]  # the recorder crashed between its index entries and the row
 
     assert ledger.recent() == ([], None)
-    assert ledger.find("credit", "credit-v1") == []
+    assert ledger.recent.find("credit", "credit-v1") == []
 
 
 def test_retention_deletes_old_finished_rollouts_but_keeps_the_newest_per_endpoint_and_the_active(
@@ -224,7 +217,7 @@ def test_retention_deletes_old_finished_rollouts_but_keeps_the_newest_per_endpoi
         clock.advance(60)
     ledger.record(make_plan(4), State.PENDING, "evt-4", clock())
 
-    purged = ledger.purge(clock.advance(dt.timedelta(days=100).total_seconds()), budget=100)
+    purged = ledger.history.purge(clock.advance(dt.timedelta(days=100).total_seconds()), budget=100)
     assert (purged.deleted, purged.kept_newest) == (2, 1)
     assert sorted(r.plan.model_version for r in ledger.recent()[0]) == ["3", "4"]
 
