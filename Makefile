@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed-$(shell { echo '$(PYTHON_ID)'; cat requirements.txt 
 help:
 	@echo "make test-fast - the fast layer, in under a minute: run it on every change (no emulators, no sockets)"
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
-	@echo "make unit   - every test: the fast layer, the emulator layer and the offline acceptance suite"
+	@echo "make unit   - every test (fast layer, emulator layer, offline acceptance) on TEST_WORKERS=2 workers"
 	@echo "make lint   - ruff (lint and format check) and import-linter;  make typecheck - mypy;  make infra-check - the Bicep checks"
 	@echo "make demo   - the whole flow offline against the local emulators (ARGS=--keep: then stay up as make up)"
 	@echo "make up     - the dev kit with the app's HTTP API on localhost, until Ctrl-C (for aml-rollouts and the runbooks)"
@@ -74,13 +74,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers: on two cores one test's emulator round trips overlap another's work, and a busy machine gives two
+# processes twice the share of one. The long real-time tests share one worker (their xdist_group "real-time"), so
+# they never compete with each other. TEST_WORKERS=0 runs everything in this process (pytest-xdist's -n 0).
+TEST_WORKERS ?= 2
 unit: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
 # fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).
+# The folders of the emulator layer are not even collected (a test checks none of them holds a fast test).
+FAST_SKIPS := tests/integration tests/devkit tests/contract tests/worker
 test-fast: $(STAMP)
-	$(PY) -m pytest -m fast -q
+	$(PY) -m pytest -m fast -q $(addprefix --ignore=,$(FAST_SKIPS))
 
 infra-check:
 	bash infra/check.sh

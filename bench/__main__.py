@@ -302,14 +302,12 @@ def progress(message: str) -> None:
 def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any) -> None:
     """``count`` finished rollouts (rows and index entries, as the ledger writes them), one a minute back from
     ``newest``; loaded in batches of 100 per partition, the way a bulk import would."""
-    from collections import defaultdict
 
     from app.rollout.decide.model import Rollout, RolloutPlan, State
-    from app.rollout.ledger.ledger import entities_of
+    from devkit.history import load_finished
     from devkit.stack import WORKSPACE_ID
 
-    batches: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for n in range(count):
+    def finished(n: int) -> Rollout:
         created = newest - dt.timedelta(minutes=n)
         plan = RolloutPlan(
             workspace_id=WORKSPACE_ID,
@@ -324,17 +322,17 @@ def _seed_history(store: Any, count: int, endpoint: str, model: str, newest: Any
             traffic=100,
             mirror=0,
         )
-        rollout = Rollout(plan=plan, state=State.SUPERSEDED, created_at=created, updated_at=created, reason="bench")
-        for partition, key, data in entities_of(rollout):
-            batches[partition].append(("upsert", {"PartitionKey": partition, "RowKey": key, **data}))
-    loaded, total, shown = 0, sum(len(ops) for ops in batches.values()), time.monotonic()
-    for operations in batches.values():
-        for start in range(0, len(operations), 100):
-            store.client.submit_transaction(operations[start : start + 100])
-            loaded += len(operations[start : start + 100])
-            if count >= 1000 and (time.monotonic() - shown > 5 or loaded == total):
-                shown = time.monotonic()
-                progress(f"history: {loaded:,} of {total:,} rows loaded ({count:,} rollouts with their index rows)")
+        return Rollout(plan=plan, state=State.SUPERSEDED, created_at=created, updated_at=created, reason="bench")
+
+    shown = time.monotonic()
+
+    def loaded(done: int, total: int) -> None:
+        nonlocal shown
+        if count >= 1000 and (time.monotonic() - shown > 5 or done == total):
+            shown = time.monotonic()
+            progress(f"history: {done:,} of {total:,} rows loaded ({count:,} rollouts with their index rows)")
+
+    load_finished(store, (finished(n) for n in range(count)), loaded)
 
 
 def history(rows: int) -> Iterator[Row]:

@@ -257,10 +257,26 @@ class OfflineApp:
         """Tick until no rollout is pending or deploying. Returns the number of ticks it took."""
         self.stack.aml.wait_idle()
         for ticks in range(max_ticks + 1):
-            if not [r for r in self.rollouts() if r["state"] in ("pending", "deploying")]:
+            if not self._in_flight():
                 return ticks
             self.tick()
         raise AssertionError(f"rollouts still active after {max_ticks} ticks: {self.rollouts()}")
+
+    def _in_flight(self) -> list[str]:
+        """The rollouts pending or deploying, read as the reconciler reads them: the ledger's index of active
+        endpoints and their active rows, whatever the length of the history (the status API pages through it)."""
+        from app.rollout.decide.model import State
+        from app.rollout.ledger.ledger import ledger_of
+        from app.wiring import production_deps
+
+        deps = production_deps()
+        ledger = ledger_of(deps)
+        return [
+            rollout.plan.deployment
+            for entry in ledger.active.endpoints(deps.clock())
+            for rollout in ledger.endpoint_rollouts(entry.workspace_id, entry.endpoint)
+            if rollout.state in (State.PENDING, State.DEPLOYING)
+        ]
 
     def control(self, deployment: str, action: str, reason: str = "", endpoint: str = "credit") -> tuple[int, Any]:
         """An operator action through the HTTP function (``POST /api/rollouts/{endpoint}/{deployment}/{action}``)."""

@@ -148,7 +148,8 @@ class EndpointsArea(AreaBase):
             self._validate_traffic(endpoint, props)
             self.names.claim(self.location, endpoint, self.workspace_id)
             op = self._start_operation("create", endpoint, None, request.query.get("api-version", ""))
-            res = Resource(endpoint, self._endpoint_body(endpoint, body, _now()), "Creating", _now(), op)
+            now = self._clock.now()
+            res = Resource(endpoint, self._endpoint_body(endpoint, body, now), "Creating", now, op)
             self._endpoints[endpoint.lower()] = res
             self._keys[endpoint.lower()] = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
             return self._lro_response(201, op, self._render(res))
@@ -196,7 +197,7 @@ class EndpointsArea(AreaBase):
 
     def _endpoint_token(self, request: Request, endpoint: str) -> Response:
         self._get_endpoint_resource(endpoint)
-        expiry = _now() + 3600
+        expiry = _now() + 3600  # a credential: the client checks it against its own (wall) clock
         return Response(
             200,
             {
@@ -234,6 +235,6 @@ class EndpointsArea(AreaBase):
                 "createdAt": _iso(created_at),
                 "createdBy": "devkit",
                 "createdByType": "Application",
-                "lastModifiedAt": _iso(_now()),
+                "lastModifiedAt": _iso(self._clock.now()),
             },
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -119,6 +119,7 @@ class FaultsArea(AreaBase):
     _faults: FaultPlan
     _rng: random.Random
     _rules: list[RequestRule]
+    _releases: dict[str, threading.Event]  # a stall rule's id -> set to end its stalls early
 
     def inject_faults(
         self,
@@ -161,6 +162,7 @@ class FaultsArea(AreaBase):
         with self._lock:
             self._faults = FaultPlan()
             self._rules = []
+            self.release_stalls()
 
     # ------------------------------------------------------------------ request rules: stall, deny, fail
 
@@ -174,13 +176,12 @@ class FaultsArea(AreaBase):
         nth: int = 1,
         count: int | None = 1,
     ) -> str:
-        """Hold chosen ARM requests for ``seconds``, serving every other request meanwhile; returns the rule id.
-
-        ``apply="end"`` (the default) applies the request when the stall ends: a traffic PUT stalled this way takes
-        effect *after* the requests served during the stall, as a write that was slow on the wire lands late.
-        It lands even if the client gave up waiting, as ARM would. ``apply="start"`` applies it at once and only
-        answers late (the write is visible before the caller hears back). Matching: see :class:`RequestRule`.
-        """
+        """Hold chosen ARM requests for ``seconds`` of real time (:meth:`release_stalls` ends it early), serving every
+        other request meanwhile; returns the rule id. ``apply="end"`` (the default) applies the request when the
+        stall ends: a traffic PUT stalled this way takes effect *after* the requests served during the stall, as a
+        write that was slow on the wire lands late. It lands even if the client gave up waiting, as ARM would.
+        ``apply="start"`` applies it at once and only answers late (the write is visible before the caller hears
+        back). Matching: see :class:`RequestRule`."""
         if apply not in STALL_APPLY_MODES:
             raise ValueError(f"apply must be one of {STALL_APPLY_MODES}, not {apply!r}")
         return self._add_rule("stall", methods, path_pattern, nth, count, None, seconds=seconds, apply=apply)
@@ -244,6 +245,13 @@ class FaultsArea(AreaBase):
             path += f"/deployments/{re.escape(deployment)}"
         return self.fail_requests(status, methods=["DELETE"], path_pattern=path + "$", count=count)
 
+    def release_stalls(self) -> None:
+        """End the stalls in progress now (clearing the faults or a reset does too): no waiting out their rest."""
+        with self._lock:
+            for released in getattr(self, "_releases", {}).values():
+                released.set()
+            self._releases = {}
+
     def request_rules(self) -> list[dict[str, Any]]:
         """Every rule added since the last clear, with how many requests each matched (``seen``) and hit."""
         with self._lock:
@@ -302,11 +310,13 @@ class FaultsArea(AreaBase):
         if hit is None:
             return None, None
         if hit.kind == "stall":
+            with self._lock:
+                released = self._releases.setdefault(hit.id, threading.Event())
             if hit.apply == "start":
                 response = route(request)
-                time.sleep(hit.seconds)
+                released.wait(hit.seconds)
                 return response, hit
-            time.sleep(hit.seconds)
+            released.wait(hit.seconds)
             return route(request), hit
         if hit.status in (401, 403):
             return self._denied(request, hit.status), hit

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 #: Model tags that set a deployment's emulated health (the control API overrides them).
+TAG_PREFIX = "emulator."
 TAG_ERROR_RATE = "emulator.error_rate"  # percent of requests the model answers with ``error_status`` (0..100)
 TAG_P50_MS = "emulator.p50_ms"  # median latency, milliseconds
 TAG_P99_MS = "emulator.p99_ms"  # 99th percentile latency, milliseconds
@@ -24,6 +27,7 @@ REQUEST_TIMEOUT_MS = 5000.0
 
 #: z-score of the 99th percentile of a standard normal: sigma of the lognormal from (p50, p99).
 _Z99 = 2.3263478740408408
+_STANDARD_NORMAL = NormalDist()
 
 
 class HealthError(ValueError):
@@ -65,6 +69,17 @@ class Health:
         for key, value in changes.items():
             typed[key] = bool(value) if key == "fail_all" else int(value) if key == "fail_status" else float(value)
         return replace(self, **typed)
+
+
+def cached_tag_health(tags: Mapping[str, str]) -> Health:
+    """``health_from_tags(tags)``, remembered per distinct set of ``emulator.*`` tags: synthetic load asks it for
+    every request, and a model's tags change far less often than that."""
+    return _tag_health(tuple(sorted((k, v) for k, v in tags.items() if k.startswith(TAG_PREFIX))))
+
+
+@functools.lru_cache(maxsize=512)
+def _tag_health(emulator_tags: tuple[tuple[str, str], ...]) -> Health:
+    return health_from_tags(dict(emulator_tags))
 
 
 def health_from_tags(tags: Mapping[str, str], base: Health | None = None) -> Health:
@@ -160,9 +175,7 @@ def lognormal_ms(health: Health, u: float) -> float:
 
 def _inverse_normal(p: float) -> float:
     # statistics.NormalDist is exact enough and in the standard library.
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(p)
+    return _STANDARD_NORMAL.inv_cdf(p)
 
 
 def score_body(deployment: str, model: str, payload: Any) -> dict[str, Any]:

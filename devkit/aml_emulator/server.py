@@ -124,7 +124,7 @@ class AmlEmulator(
         elif ca is not None:
             self._server = BackgroundServer("aml-emulator", self._handle, ca.server_context())
             self.url, self.port = self._server.url, self._server.port
-            self.names = EndpointNameRegistry()
+            self.names = EndpointNameRegistry(lambda: self._clock.now())
         else:
             raise ValueError("AmlEmulator needs a certificate authority to serve HTTPS (or a host to serve it)")
         self._routes: list[Route] = []
@@ -269,6 +269,7 @@ class AmlEmulator(
             self._failing_deployments: set[str] = set()
             self._failing_jobs: set[str] = set()
             self._rules: list[RequestRule] = []
+            self.release_stalls()
             self._scripted_outcomes: dict[tuple[str, str | None], list[str]] = {}
             self._model_read_lag: tuple[float, str | None] = (0.0, None)
             self.operation_duration_s = self.default_operation_duration_s

@@ -17,7 +17,7 @@ from devkit.aml_emulator.health import (
     Health,
     HealthError,
     Outcome,
-    health_from_tags,
+    cached_tag_health,
     model_outcome,
     unavailable_outcome,
 )
@@ -30,10 +30,13 @@ MAX_CATCH_UP_REQUESTS = 2_000_000
 
 
 class EmulatedClock:
-    """Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds.
+    """The emulated workspace's time: operations, jobs, fault windows, held names, scoring and metrics all run on it.
 
-    Running, it may also run faster than the wall clock (``rate``): a benchmark lets emulated minutes pass in
-    seconds while every process that reads the clock (:meth:`reading`) agrees on the time without asking again.
+    Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds, and
+    ``wait_idle`` jumps it to the end of the operations in progress, so a 90 s operation takes no real time. The
+    request log and the credentials keep the wall clock: they speak of real requests and real clients. Running, it
+    may also run faster than the wall clock (``rate``): a benchmark lets emulated minutes pass in seconds while
+    every process that reads the clock (:meth:`reading`) agrees on the time without asking again.
     """
 
     def __init__(self) -> None:
@@ -153,7 +156,9 @@ class TrafficArea(AreaBase):
     _health: dict[tuple[str, str], Health]
 
     def _reset_traffic(self) -> None:
-        self._clock = EmulatedClock()
+        # One clock for every workspace served on one URL: the host's (see AmlEmulator.add_workspace).
+        host = getattr(self, "_host", None)
+        self._clock = host._clock if host is not None else EmulatedClock()
         self._samples = {}
         self._loads = {}
         self._health = {}
@@ -220,7 +225,7 @@ class TrafficArea(AreaBase):
         match = re.search(r"/models/([^/]+)/versions/([^/]+)$", str(dep.body["properties"].get("model", "")), re.I)
         model = self._models.get(match[1].lower(), {}).get(match[2]) if match else None
         try:
-            return health_from_tags(model.tags if model else {})
+            return cached_tag_health(model.tags if model else {})
         except HealthError as err:
             raise ArmError(400, "BadArgument", f"deployment '{deployment}': {err}") from err
 

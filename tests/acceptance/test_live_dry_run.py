@@ -27,7 +27,8 @@ from devkit.promotion import (
 )
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
 
-pytestmark = pytest.mark.integration
+# Runs in real time with a timeout of its own: on one pytest-xdist worker with the other long real-time tests.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-time")]
 
 FUNCTION_KEY = "dry-run-function-key"
 EVENTGRID_KEY = "dry-run-eventgrid-key"

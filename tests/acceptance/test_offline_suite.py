@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
 
 import pytest
 
+import acceptance.offline
 from acceptance.__main__ import main
 from acceptance.offline import OfflineTarget
 from acceptance.scenarios import SCENARIOS
@@ -17,7 +19,12 @@ from devkit.stack import DevStack
 pytestmark = pytest.mark.integration
 
 
-def test_make_acceptance_runs_every_scenario_offline_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.xdist_group("real-time")  # a long real-time run: not beside another one
+def test_make_acceptance_runs_every_scenario_offline_and_passes(
+    capsys: pytest.CaptureFixture[str], stack: DevStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``make acceptance`` starts a stack of its own; here it runs on the session's, as every other test does.
+    monkeypatch.setattr(acceptance.offline, "OfflineTarget", functools.partial(OfflineTarget, stack=stack))
     code = main([])
     out = capsys.readouterr().out
     outcomes = ("PASS", "FAIL", "ERROR", "XFAIL", "XPASS")

@@ -115,6 +115,7 @@ def test_masked_hides_secrets_and_connection_string_keys_but_keeps_where_they_po
 
 
 @pytest.mark.integration
+@pytest.mark.xdist_group("real-time")  # long: on one pytest-xdist worker with the other long real-time tests
 def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_delivery(
     recording: list[RecordingStack], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

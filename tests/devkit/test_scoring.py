@@ -157,6 +157,7 @@ def test_deployment_that_is_not_serving_answers_503_then_502(stack: DevStack, ar
     client = _client(stack, _keys(arm, "ep-state")[0])
     uri = body["properties"]["scoringUri"]
     stack.aml.fail_deployments("red")
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_operation_duration(0.3)
     model = {
         "endpointComputeType": "Managed",

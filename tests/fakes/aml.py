@@ -13,8 +13,10 @@ against):
   a Failed endpoint ("Troubleshooting online endpoints deployment and scoring",
   https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints);
 - a deployment with live or mirrored traffic can't be deleted (the safe-rollout page: set its traffic to 0 first);
-- endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter; endpoint names unique
-  in the region (https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas#azure-machine-learning-online-endpoints-and-batch-endpoints);
+- endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter (the SDK's own rule,
+  azure.ai.ml ``EndpointConfigurations.NAME_REGEX_PATTERN``, which ``app.rollout.decide.naming`` applies); endpoint
+  names unique in the region ("It must be unique in the Azure region",
+  https://learn.microsoft.com/azure/machine-learning/how-to-deploy-online-endpoints);
 - writes are long-running operations: the resource shows ``Creating``/``Updating``/``Deleting`` until the
   operation ends on the fake clock, then ``Succeeded`` (or ``Failed``/``Canceled`` when told to).
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
+from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,10 +46,7 @@ def _expire_lease(endpoint: str) -> None:
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    wait_until(condition, timeout_s=seconds, what=what)
 
 
 def _published(app: OfflineApp, kind: str, deployment: str = "") -> list[dict[str, Any]]:
@@ -78,7 +75,9 @@ def test_a_traffic_write_that_lands_after_its_lease_never_downgrades(app: Offlin
         app.stack.aml.wait_idle()
         app.tick()
         assert app.traffic("credit") == {"credit-v3": 100}
-        # A's PUT lands last, giving v2 everything.
+        # A's PUT lands last, giving v2 everything: once A has given up waiting for its answer, the stall ends.
+        _wait_for(lambda: not instance_a.is_alive(), 30, "instance A to give up on its PUT")
+        app.stack.aml.release_stalls()
         _wait_for(lambda: app.traffic("credit") == {"credit-v2": 100}, 30, "A's late PUT to land")
         instance_a.join(30)
         app.run_until_settled()

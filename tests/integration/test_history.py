@@ -21,6 +21,7 @@ from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, model_registered
+from devkit.history import load_finished
 from devkit.stack import WORKSPACE_ID, DevStack
 from tests.fakes import make_plan
 
@@ -146,8 +147,20 @@ def _tick_cost(app: OfflineApp, history: int) -> tuple[dict[str, int], dict[str,
     finished rollouts of other versions on the same endpoint."""
     app.stack.reset()
     ledger = RolloutLedger(production_deps().table("rollouts"))
-    for n in range(history):
-        ledger.record(make_plan(1000 + n), State.SUPERSEDED, f"old-{n}", NOW - 30 * DAY + n * dt.timedelta(seconds=1))
+    # As ``ledger.record`` writes them (rows and index entries), in batches: the history is the setting, not the test.
+    load_finished(
+        ledger.store,
+        (
+            Rollout(
+                plan=make_plan(1000 + n),
+                state=State.SUPERSEDED,
+                created_at=NOW - 30 * DAY + n * dt.timedelta(seconds=1),
+                updated_at=NOW - 30 * DAY + n * dt.timedelta(seconds=1),
+                event_ids=(f"old-{n}",),
+            )
+            for n in range(history)
+        ),
+    )
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     app.deliver(model_registered("credit", 1))
     app.run_until_settled()

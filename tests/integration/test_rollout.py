@@ -15,6 +15,7 @@ from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
+from tests.conditions import pollers_left, wait_until
 from tests.fakes import OTHER_WORKSPACE_ID
 
 pytestmark = pytest.mark.integration
@@ -335,7 +336,8 @@ def test_ack_path_makes_few_arm_calls_and_leaves_no_poller(app: OfflineApp) -> N
     during = app.stack.aml.requests(since=started)
     assert len(during) <= 4, [(r.method, r.path) for r in during]
     assert returned - started < 10
-    time.sleep(5)
+    app.stack.aml.wait_idle()  # the operations end: a poller left behind would come back for their outcome
+    wait_until(lambda: not pollers_left(), timeout_s=5, what="every SDK poller to end")
     assert app.stack.aml.requests(since=returned) == []
 
 
