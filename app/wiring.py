@@ -107,10 +107,12 @@ def production_deps() -> Deps:
         metrics=_metrics_reader,
         followups=_followup_queue if settings.followup_delays else None,
         registry=_registry,
+        metrics_batch=_metrics_batch,
+        arm_reads_short=_arm_reads_short,
     )
 
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _gateway, _table, _queue, _model_registry, get_settings, get_credential):
+    for cached in (production_deps, _gateway, _table, _queue, _model_registry, _batch_reader, get_settings, get_credential):
         cached.cache_clear()

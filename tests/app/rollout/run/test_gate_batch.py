@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -87,8 +88,9 @@ def gate(workspace: str, endpoint: str, minutes: int = 10) -> Work:
 
 def test_two_gates_in_a_region_are_read_in_one_batch_a_lone_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = FakeBatch()
-    monkeypatch.setattr(gate_batch, "batch_reader", lambda template: batch)
-    deps = make_deps(aml=Gateways({"east1": "East US", "east2": "eastus", "west": "westus2"}))
+    deps = replace(
+        make_deps(aml=Gateways({"east1": "East US", "east2": "eastus", "west": "westus2"})), metrics_batch=lambda: batch
+    )
     works = [gate("east1", "a", 12), gate("east2", "b", 10), gate("west", "c"), Work(ws("east1"), "d", Priority.IDLE)]
     windows = gate_batch.prefetch(deps, works, NOW)
     assert [(region, len(ids)) for region, ids, _, _ in batch.calls] == [("eastus", 2)]
@@ -125,8 +127,7 @@ def test_a_forbidden_batch_api_turns_batching_off_for_the_process(monkeypatch: p
         status_code = 403
 
     batch = FakeBatch(fail=Forbidden("AuthorizationFailed"))
-    monkeypatch.setattr(gate_batch, "batch_reader", lambda template: batch)
-    deps = make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"}))
+    deps = replace(make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"})), metrics_batch=lambda: batch)
     works = [gate("east1", "a"), gate("east2", "b")]
     assert gate_batch.prefetch(deps, works, NOW) == {}
     assert gate_batch.prefetch(deps, works, NOW) == {}
@@ -135,8 +136,7 @@ def test_a_forbidden_batch_api_turns_batching_off_for_the_process(monkeypatch: p
 
 def test_a_failed_batch_leaves_each_gate_to_its_own_read(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = FakeBatch(fail=ConnectionError("reset"))
-    monkeypatch.setattr(gate_batch, "batch_reader", lambda template: batch)
-    deps = make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"}))
+    deps = replace(make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"})), metrics_batch=lambda: batch)
     assert gate_batch.prefetch(deps, [gate("east1", "a"), gate("east2", "b")], NOW) == {}
     assert gate_batch.prefetch(deps, [gate("east1", "a"), gate("east2", "b")], NOW) == {}
     assert len(batch.calls) == 2  # a transient failure does not turn batching off
@@ -159,9 +159,11 @@ def test_a_bake_s_end_waits_for_the_tick_only_when_another_endpoint_is_active_in
 
 def test_gates_that_fall_due_while_the_tick_runs_are_read_in_one_more_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = FakeBatch()
-    monkeypatch.setattr(gate_batch, "batch_reader", lambda template: batch)
     clock = [NOW]
-    deps = make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"}), clock=lambda: clock[0])
+    deps = replace(
+        make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus"}), clock=lambda: clock[0]),
+        metrics_batch=lambda: batch,
+    )
     later = NOW + dt.timedelta(minutes=1)
 
     def upcoming(workspace: str, endpoint: str) -> Work:

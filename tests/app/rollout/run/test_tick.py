@@ -14,12 +14,14 @@ import pytest
 
 from app.azure.aml import arm_endpoint
 from app.azure.throttle import GATE, host_of
+from app.intake.outcome import OutcomeKind
 from app.rollout.decide.followup import FollowUp
 from app.rollout.decide.gate import MetricWindow
 from app.rollout.decide.model import Progress, State
 from app.rollout.ledger.indexes import ACTIVE_INDEX, INDEX_BUILT
 from app.rollout.ledger.ledger import RolloutLedger
 from app.rollout.run import followup, gate_batch, tick
+from app.rollout.run.outcomes import PassOutcome
 from tests.fakes import WORKSPACE_ID, FakeTableStore, make_deps, make_plan, make_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -112,8 +114,10 @@ def test_without_follow_ups_what_does_not_fit_waits_for_the_next_tick(passes: li
 def test_while_arm_reads_run_short_idle_looks_wait_and_what_decides_goes_on(passes: list[str]) -> None:
     store = FakeTableStore()
     ledger_with(store, idle=State.BAKING, deploying=State.DEPLOYING)
+    # What the wiring reads from the process-wide throttle once ARM answered with few reads left.
     GATE.observe(host_of(arm_endpoint()), 200, {"x-ms-ratelimit-remaining-subscription-reads": "3"})
-    lines = tick.run(deps_for(store), endpoints("idle", "deploying"), time.monotonic() + 60)
+    short = replace(deps_for(store), arm_reads_short=lambda: GATE.reads_short(host_of(arm_endpoint())))
+    lines = tick.run(short, endpoints("idle", "deploying"), time.monotonic() + 60)
     assert passes == ["deploying"]
     assert any(line.startswith("idle: idle polling deferred") for line in lines)
 
@@ -130,24 +134,25 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     store = FakeTableStore()
     ledger = RolloutLedger(store)
     other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
-    ledger.index_endpoint(WORKSPACE_ID, "one", NOW)
-    ledger.index_endpoint(other_workspace, "two", NOW)
+    ledger.active.add(WORKSPACE_ID, "one", NOW)
+    ledger.active.add(other_workspace, "two", NOW)
     store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
     advanced: list[str] = []
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
     monkeypatch.setattr(
-        "app.rollout.run.engine.RolloutEngine.advance", lambda self, ws, ep, deadline: advanced.append(ep) or []
+        "app.rollout.run.engine.RolloutEngine.advance",
+        lambda self, ws, ep, deadline: advanced.append(ep) or PassOutcome(ep),
     )
     deps = deps_for(store)
     bake_end = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": f"bake end {NOW.isoformat()}"})
-    assert followup.follow_up(bake_end, 1, deps).startswith("deferred to the tick")
+    assert followup.follow_up(bake_end, 1, deps).kind is OutcomeKind.DEFERRED
     assert advanced == []
     other = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": "traffic"})
     followup.follow_up(other, 1, deps)
     assert advanced == ["one"]  # only a gate waits for the batch; every other follow-up advances at once
     regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
-    assert not followup.follow_up(bake_end, 1, deps).startswith("deferred")  # alone in its region: read now
+    assert followup.follow_up(bake_end, 1, deps).kind is not OutcomeKind.DEFERRED  # alone in its region: read now
 
 
 def test_a_gate_read_in_the_tick_s_batch_is_judged_in_the_tick_even_past_its_budget(
@@ -179,11 +184,12 @@ def test_past_the_budget_an_idle_look_waits_for_the_next_tick_and_is_not_queued(
 def test_a_handed_on_endpoint_advanced_since_by_another_pass_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     store = FakeTableStore()
     ledger = RolloutLedger(store)
-    ledger.index_endpoint(WORKSPACE_ID, "one", NOW)
+    ledger.active.add(WORKSPACE_ID, "one", NOW)
     store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
     advanced: list[str] = []
     monkeypatch.setattr(
-        "app.rollout.run.engine.RolloutEngine.advance", lambda self, ws, ep, deadline: advanced.append(ep) or []
+        "app.rollout.run.engine.RolloutEngine.advance",
+        lambda self, ws, ep, deadline: advanced.append(ep) or PassOutcome(ep),
     )
     deps = deps_for(store)
     sent = FollowUp(WORKSPACE_ID, "one", tick.FANNED_OUT, sent_at=NOW - dt.timedelta(seconds=30))
@@ -193,5 +199,5 @@ def test_a_handed_on_endpoint_advanced_since_by_another_pass_is_left_alone(monke
     lease = ledger.acquire_lease(WORKSPACE_ID, "one", "other-instance", NOW - dt.timedelta(seconds=10), 180)
     assert lease is not None
     ledger.release_lease(lease, NOW - dt.timedelta(seconds=5))  # another pass ran after the message was sent
-    assert followup.follow_up(sent.to_json(), 1, deps).startswith("nothing to do")
+    assert followup.follow_up(sent.to_json(), 1, deps).kind is OutcomeKind.DROPPED  # nothing to do
     assert advanced == ["one"]
