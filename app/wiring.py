@@ -114,5 +114,14 @@ def production_deps() -> Deps:
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _gateway, _table, _queue, _model_registry, _batch_reader, get_settings, get_credential):
+    for cached in (
+        production_deps,
+        _gateway,
+        _table,
+        _queue,
+        _model_registry,
+        _batch_reader,
+        get_settings,
+        get_credential,
+    ):
         cached.cache_clear()
