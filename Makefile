@@ -19,13 +19,13 @@ help:
 	@echo "make test-fast - the fast layer, in under a minute: run it on every change (no emulators, no sockets)"
 	@echo "make soak   - the rollout engine's model-based test at 100,000 examples (hours); prints what it explored"
 	@echo "make test   - lint, type-check and run every test (installs what it needs)"
-	@echo "make unit   - every test: the fast layer, the emulator layer and the offline acceptance suite"
+	@echo "make unit   - every test (fast layer, emulator layer, offline acceptance) on TEST_WORKERS=2 workers"
 	@echo "make lint   - ruff (lint and format check) and import-linter;  make typecheck - mypy;  make infra-check - the Bicep checks"
 	@echo "make demo   - the whole flow offline against the local emulators (ARGS=--keep: then stay up as make up)"
 	@echo "make up     - the dev kit with the app's HTTP API on localhost, until Ctrl-C (for aml-rollouts and the runbooks)"
 	@echo "make acceptance - the end-to-end scenarios offline; ACCEPTANCE_ARGS='--only canary --keep' passes flags"
 	@echo "make acceptance-live - the same scenarios against a real workspace and app (asks first; see acceptance/README.md)"
-	@echo "make bench  - benchmarks, printed as a table; BENCH_ARGS='--only-history' passes flags (python -m bench --help)"
+	@echo "make bench  - benchmarks, printed as a table (ARGS=--scale: hundreds of rollouts; ARGS=--help: the flags)"
 	@echo "make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json'"
 	@echo "             - replay Event Grid event files into the app (ARGS go to python -m tools.replay)"
 	@echo "make install - the virtualenv, the pinned Python packages and Azurite"
@@ -75,13 +75,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers: on two cores one test's emulator round trips overlap another's work, and a busy machine gives two
+# processes twice the share of one. The long real-time tests share one worker (their xdist_group "real-time"), so
+# they never compete with each other. TEST_WORKERS=0 runs everything in this process (pytest-xdist's -n 0).
+TEST_WORKERS ?= 2
 unit: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The fast layer (tests marked ``fast``): pure decisions, and the engine, ledger, controls and status API on the
 # fakes of tests/fakes. No sockets, Azurite, subprocesses or sleeps (tests/fast_layer.py fails a test that tries).
+# The folders of the emulator layer are not even collected (a test checks none of them holds a fast test).
+FAST_SKIPS := tests/integration tests/devkit tests/contract tests/worker
 test-fast: $(STAMP)
-	$(PY) -m pytest -m fast -q
+	$(PY) -m pytest -m fast -q $(addprefix --ignore=,$(FAST_SKIPS))
 
 # The rollout engine's model-based test (tests/app/rollout/test_model.py) at 100,000 examples of 30 steps, with no
 # time limit; it prints the rules fired, states reached and faults injected. make test runs 1,000, test-fast 200.
@@ -108,8 +114,9 @@ acceptance: install
 acceptance-live: install
 	$(PY) -m acceptance --target live $(ACCEPTANCE_ARGS)
 
+# Flags go through ARGS, e.g. make bench ARGS=--scale, make bench ARGS="--only-history --history 5000".
 bench: install
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench $(ARGS)
 
 replay:
 	@test -n "$(ARGS)" || { echo "make: say what to replay: make replay ARGS='--offline tests/events/model_registered.eventgrid.camel.json' (options: python -m tools.replay --help)" >&2; exit 2; }

@@ -38,13 +38,20 @@ def price_per_hour(instance_type: str, override: float | None = None) -> float |
     return override if override is not None else PRICE_PER_HOUR_USD.get(instance_type.lower())
 
 
-def estimate(scenarios: Sequence[Scenario], run_id: str, instance_type: str, price: float) -> Estimate:
+def estimate(
+    scenarios: Sequence[Scenario], run_id: str, instance_type: str, price: float, *, production: bool = False
+) -> Estimate:
+    """What each scenario creates and costs; a scenario that needs a production side and has none is skipped."""
     lines = []
-    dollars = 0.0
+    dollars, minutes = 0.0, CLEANUP_MINUTES
     for scenario in scenarios:
         names = Names(run_id, scenario.short)
+        if scenario.production and not production:
+            lines.append(f"  {scenario.name:<19} skipped: no production side (ACCEPTANCE_REGISTRY, ACCEPTANCE_PROD_*)")
+            continue
         cost = scenario.deployments * scenario.minutes / 60 * price
         dollars += cost
+        minutes += scenario.minutes
         versions = f"versions 1-{scenario.versions}" if scenario.versions > 1 else "version 1"
         creates = (
             f"model {names.model} ({versions}), endpoint {names.endpoint}, "
@@ -52,6 +59,7 @@ def estimate(scenarios: Sequence[Scenario], run_id: str, instance_type: str, pri
             if scenario.deployments
             else f"model {names.model} ({versions}); no endpoint, no deployment"
         )
+        if scenario.production:
+            creates += " (one in staging, one in production), its registry version"
         lines.append(f"  {scenario.name:<19} {creates}; ~{scenario.minutes} min, <= ${cost:.2f}")
-    minutes = sum(s.minutes for s in scenarios) + CLEANUP_MINUTES
     return Estimate(tuple(lines), minutes, dollars)

@@ -5,21 +5,38 @@ behind a function key, the Event Grid webhook behind the system key, ``/admin/fu
 key, the emulator's events forwarded to the webhook, the reconciler's timer on a short period) plus what this suite
 needs of the emulator: model deletion, and scoring containers that fail or answer slowly for the shipped models.
 Point a ``LiveTarget`` at ``url`` and at the emulator's ARM URL and it runs unchanged.
+
+Two apps can be hosted in one process (a promotion's staging and production apps): one with the process's settings,
+the other with ``settings`` of its own, applied around each of its calls; ``APP_LOCK`` lets only one app run at a
+time, since the settings are the process's. The production app's ``events`` are the staging app's
+``AmlEvents.Model.Promoted``, as the Event Grid subscription from its topic delivers them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from acceptance.emulator import ContainerSimulator, teach_model_deletion
-from devkit.host import HostKeys, LocalHost
+from devkit import runner
+from devkit._server import Request, Response
+from devkit.harness import app_environment
+from devkit.host import WEBHOOK, HostKeys, LocalHost
+
+if TYPE_CHECKING:
+    import requests
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from devkit.stack import DevStack
+
+
+#: One hosted app runs at a time: the app's settings are the process's.
+APP_LOCK = threading.RLock()
 
 
 class HostedApp(LocalHost):
@@ -36,10 +53,53 @@ class HostedApp(LocalHost):
         tick_s: float = 0.3,
         forward_s: float = 0.1,
         emulated_s_per_tick: float = 0.0,
+        settings: Mapping[str, str] | None = None,
+        events: Callable[[], list[Mapping[str, Any]]] | None = None,
     ) -> None:
         keys = HostKeys(function_key, eventgrid_key, master_key or secrets.token_urlsafe(24))
         super().__init__(stack, keys=keys, tick_s=tick_s, followup_s=forward_s, emulated_s_per_tick=emulated_s_per_tick)
         self.containers = ContainerSimulator(stack.aml, ml)
+        self.settings = dict(settings) if settings is not None else None
+        self._events = events or stack.aml.take_events
+
+    @contextlib.contextmanager
+    def _as_app(self) -> Iterator[None]:
+        """Run a call of this app: alone in the process, with its own settings if it has any."""
+        with APP_LOCK:
+            if self.settings is None:
+                yield
+                return
+            with app_environment(self.stack, **self.settings):
+                yield
+
+    def handle(self, request: Request) -> Response:
+        with self._as_app():
+            return super().handle(request)
+
+    def _guarded(self, name: str, step: Callable[[], object]) -> None:
+        if name == "forward":  # it posts to this host's webhook, whose handler runs as the app
+            super()._guarded(name, step)
+            return
+        with self._as_app():
+            super()._guarded(name, step)
+
+    def _forward(self, session: requests.Session, pending: list[Mapping[str, Any]]) -> None:
+        """What this app's Event Grid subscription delivers (by default what the AML emulator published) goes to
+        the webhook, one event per request; a failure is retried later."""
+        for event in self._events():
+            self.published(event)
+            pending.append(event)
+        while pending:
+            response = session.post(
+                f"{self.url}{WEBHOOK}",
+                params={"functionName": runner.EVENT_FUNCTION, "code": self.keys.eventgrid},
+                headers={"aeg-event-type": "Notification"},
+                json=[dict(pending[0])],
+                timeout=30,
+            )
+            if response.status_code >= 300:
+                return  # Event Grid retries later
+            pending.pop(0)
 
     def __enter__(self) -> HostedApp:
         teach_model_deletion(self.stack.aml)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from acceptance.target import SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
+from acceptance.promotion import ProductionSide, production_settings
+from acceptance.target import NOT_CONFIGURED, SCORING_REQUEST, ModelSource, Target, TargetError, Unavailable
 from app.platform.workspace import WorkspaceRef
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class LiveSettings:
     price_per_hour: float | None = None
     stage: str = ""
     load_rps: float = 5.0
+    #: The promotion scenario's production side (``ACCEPTANCE_REGISTRY``, ``ACCEPTANCE_PROD_*``); None: not set.
+    production: Mapping[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
@@ -95,6 +98,11 @@ class LiveSettings:
         base = (env.get("ACCEPTANCE_MODEL_URI") or "").strip()
         if base and not base.startswith("azureml://"):
             problems.append(f"ACCEPTANCE_MODEL_URI={base!r}: must be an azureml:// path holding tiny/ and broken/")
+        try:
+            production = production_settings(env)
+        except ValueError as err:
+            problems.append(str(err))
+            production = None
         if problems:
             raise LiveSettingsError(problems)
         return cls(
@@ -111,6 +119,7 @@ class LiveSettings:
             price_per_hour=price,
             stage=(env.get("ACCEPTANCE_STAGE") or "").strip(),
             load_rps=load_rps,
+            production=production,
         )
 
 
@@ -165,22 +174,14 @@ class LiveTarget(Target):
             query["continuation"] = body["continuation"]
 
     def _status_page(self, params: Mapping[str, str]) -> dict[str, Any]:
-        url = f"{self.settings.app_url}/api/rollouts"
-        try:
-            response = self._http.get(
-                url,
-                params=dict(params),
-                headers={"x-functions-key": self.settings.function_key},
-                timeout=HTTP_TIMEOUT_S,
-            )
-        except requests.RequestException as err:
-            raise TargetError(f"cannot reach {url} (ACCEPTANCE_APP_URL): {err}") from err
-        if response.status_code in (401, 403):
-            raise TargetError(f"{url} refused ACCEPTANCE_FUNCTION_KEY ({response.status_code})")
-        if response.status_code == 404:
-            raise TargetError(f"{url} does not exist: is ACCEPTANCE_APP_URL the Function App's base URL?")
-        response.raise_for_status()
-        return dict(response.json())
+        return status_page(self._http, self.settings.app_url, self.settings.function_key, params)
+
+    def promotion(self) -> ProductionSide:
+        if self.settings.production is None:
+            raise Unavailable(NOT_CONFIGURED)
+        if self.production is None:
+            self.production = LiveProduction(self.settings, self.credential(), self._http)
+        return self.production
 
     def cannot_redeliver(self) -> str | None:
         if self.settings.eventgrid_key:
@@ -244,6 +245,54 @@ class LiveTarget(Target):
 
     def stop(self) -> None:
         self._http.close()
+
+
+def status_page(
+    http: requests.Session, app_url: str, key: str, params: Mapping[str, str], prefix: str = "ACCEPTANCE"
+) -> dict[str, Any]:
+    """One page of an app's ``GET /api/rollouts``; a ``TargetError`` naming the variable to check."""
+    url = f"{app_url}/api/rollouts"
+    try:
+        response = http.get(url, params=dict(params), headers={"x-functions-key": key}, timeout=HTTP_TIMEOUT_S)
+    except requests.RequestException as err:
+        raise TargetError(f"cannot reach {url} ({prefix}_APP_URL): {err}") from err
+    if response.status_code in (401, 403):
+        raise TargetError(f"{url} refused {prefix}_FUNCTION_KEY ({response.status_code})")
+    if response.status_code == 404:
+        raise TargetError(f"{url} does not exist: is {prefix}_APP_URL the Function App's base URL?")
+    response.raise_for_status()
+    return dict(response.json())
+
+
+class LiveProduction(ProductionSide):
+    """A production workspace and its deployed app; Event Grid delivers the staging app's promotions to it."""
+
+    def __init__(self, settings: LiveSettings, credential: TokenCredential, http: requests.Session) -> None:
+        prod = settings.production or {}
+        workspace = WorkspaceRef(
+            prod["ACCEPTANCE_PROD_SUBSCRIPTION_ID"],
+            prod["ACCEPTANCE_PROD_RESOURCE_GROUP"],
+            prod["ACCEPTANCE_PROD_WORKSPACE"],
+        )
+        super().__init__(prod["ACCEPTANCE_REGISTRY"], workspace, credential)
+        self.app_url = prod["ACCEPTANCE_PROD_APP_URL"].rstrip("/")
+        self._key = prod["ACCEPTANCE_PROD_FUNCTION_KEY"]
+        self._poll_s = settings.poll_seconds
+        self._http = http
+        self.timeout_s = settings.timeout_minutes * 60
+
+    def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        query = dict(params)
+        while True:
+            body = status_page(self._http, self.app_url, self._key, query, prefix="ACCEPTANCE_PROD")
+            found.extend(body["rollouts"])
+            if not body.get("continuation"):
+                return found
+            query["continuation"] = body["continuation"]
+
+    def pass_time(self) -> None:
+        time.sleep(self._poll_s)
 
 
 class ScoringLoad:

@@ -9,12 +9,14 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from acceptance.emulator import ContainerSimulator, teach_model_deletion
+from acceptance.promotion import ProductionSide
 from acceptance.target import ModelSource, Registration, Target
 from app.intake.events import MODEL_REGISTERED
 from app.platform import clock
 from app.platform.workspace import WorkspaceRef
 from devkit import runner
-from devkit.harness import app_environment
+from devkit.harness import OfflineApp, app_environment
+from devkit.promotion import PRODUCTION_ID, REGISTRY, STAGING_SETTINGS, Promotion, set_up
 from devkit.stack import RESOURCE_GROUP, SUBSCRIPTION_ID, WORKSPACE_NAME, DevStack
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class OfflineTarget(Target):
         self._containers: ContainerSimulator | None = None
         self._credential: TokenCredential | None = None
         self._emulated = False
+        self._promotion: Promotion | None = None
 
     @property
     def stack(self) -> DevStack:
@@ -70,7 +73,9 @@ class OfflineTarget(Target):
             self._stack = self._given_stack or self._exit.enter_context(
                 DevStack(operation_duration_s=self.operation_duration_s)
             )
-            self._exit.enter_context(app_environment(self._stack, **self.app_settings))
+            # The app is the staging app of a promotion too: a production workspace and a registry stand beside it.
+            self._promotion = set_up(self._stack)
+            self._exit.enter_context(app_environment(self._stack, **{**STAGING_SETTINGS, **self.app_settings}))
             # The app reads the emulator's clock throughout: once a scoring load has moved it ahead of the wall,
             # the leases and bakes the app recorded in that time must not look far in the future.
             aml = self._stack.aml
@@ -161,5 +166,42 @@ class OfflineTarget(Target):
             aml.stop_load(endpoint)
             aml.set_clock(frozen=False)
 
+    def cannot_script_faults(self) -> str | None:
+        return None
+
+    def metrics_outage(self, minutes: float, status: int = 503) -> None:
+        # A millisecond Retry-After: the reader's own retries meet the outage without sleeping real seconds.
+        self.stack.aml.monitor_outage(status, seconds=minutes * 60.0, retry_after_s=0.001)
+
     def _post_control(self, endpoint: str, deployment: str, action: str, body: bytes) -> tuple[int, dict[str, Any]]:
         return runner.control(endpoint, deployment, action, body)
+
+    def promotion(self) -> ProductionSide:
+        if self.production is None:
+            assert self._promotion is not None, "the offline target is not started"
+            self.production = OfflineProduction(self, self._promotion)
+        return self.production
+
+
+class OfflineProduction(ProductionSide):
+    """The dev kit's production workspace and the same app with production's settings (``devkit/promotion.py``);
+    the staging app's ``AmlEvents.Model.Promoted`` reach it as the Event Grid subscription would deliver them."""
+
+    def __init__(self, target: OfflineTarget, promotion: Promotion) -> None:
+        super().__init__(REGISTRY, WorkspaceRef.from_arm_id(PRODUCTION_ID), target.credential())
+        self.target = target
+        self.p = promotion
+        self.staging = OfflineApp(target.stack)
+
+    def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        with self.p.production():
+            return self.target.status(params)
+
+    def pass_time(self) -> None:
+        self.staging.drain_followups()  # the staging app's promotions run on its follow-up queue
+        events = self.p.forward()
+        with self.p.production():
+            for delivery in runner.deliver(events):
+                logger.info("production: %s %s: %s", delivery.event_type, delivery.subject, delivery.outcome)
+            runner.tick()
+        self.target.pass_time()

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
 
+    from acceptance.promotion import ProductionSide
+
 logger = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -82,6 +84,13 @@ class Created:
         return bool(self.endpoints or self.models)
 
 
+#: Why the promotion scenario is skipped on a target without a production side.
+NOT_CONFIGURED = (
+    "the promotion scenario needs a production workspace, its app and a registry: set ACCEPTANCE_REGISTRY and the "
+    "ACCEPTANCE_PROD_* variables (acceptance/README.md)"
+)
+
+
 class Unavailable(Exception):
     """A scenario needs something this target does not have; the message says what to set."""
 
@@ -130,6 +139,7 @@ class Target(ABC):
         self.created = Created()
         self._ml: MLClient | None = None
         self._mgmt: MachineLearningServicesMgmtClient | None = None
+        self.production: ProductionSide | None = None  # the promotion scenario's, once it asked for it
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -174,6 +184,19 @@ class Target(ABC):
     def cannot_redeliver(self) -> str | None:
         """Why this target cannot hand the app an event itself (None: it can)."""
         return None
+
+    def promotion(self) -> ProductionSide:
+        """The production side of a promotion (``acceptance/promotion.py``); ``Unavailable`` when there is none."""
+        raise Unavailable(NOT_CONFIGURED)
+
+    def cannot_script_faults(self) -> str | None:
+        """Why this target cannot make Azure fail on cue (None: it can, as the dev kit's emulators can)."""
+        return "a real Azure Monitor cannot be told to fail: this scenario runs offline only"
+
+    def metrics_outage(self, minutes: float, status: int = 503) -> None:
+        """Azure Monitor answers the app's metrics reads with ``status`` for ``minutes`` from now (offline: the
+        emulator's time). Only where ``cannot_script_faults`` is None."""
+        raise Unavailable(self.cannot_script_faults() or "no scripted faults on this target")
 
     def check(self) -> None:
         """Raise ``TargetError`` naming the setting to fix if the target cannot be used (before creating anything)."""
@@ -361,7 +384,7 @@ class Target(ABC):
                 leftovers.append(f"model {name}:{version}: {type(err).__name__}: {err}")
         for name in dict.fromkeys(name for name, _ in self.created.models):
             leftovers.append(f"model {name}: some versions remain")
-        return leftovers
+        return leftovers + (self.production.cleanup() if self.production else [])
 
     def leftover_commands(self) -> list[str]:
         """Azure CLI commands that delete what this run created and has not deleted yet."""
@@ -373,7 +396,7 @@ class Target(ABC):
             "?api-version=2023-04-01'"
             for n, v in self.created.models
         ]
-        return commands
+        return commands + (self.production.leftover_commands() if self.production else [])
 
     def _settle_before(self, model: str, deadline: float) -> None:
         aborted: set[str] = set()

@@ -8,13 +8,13 @@ The table port (the ledger's and the idempotency records' store) is ``app.platfo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.notify.notifier import Notification
 from app.platform.clock import utc_now
-from app.platform.errors import PermanentError
+from app.platform.errors import PermanentError, RetryableError
 from app.platform.settings import Settings
 from app.platform.tables import Table
 from app.platform.workspace import WorkspaceRef
@@ -23,6 +23,13 @@ from app.retraining.registration import JobOutput, RegisterModel
 from app.rollout.decide.followup import FollowUp
 from app.rollout.decide.gate import MetricWindow
 from app.rollout.decide.model import EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.registry_model import (
+    PromotedVersions,
+    PromotionEvidence,
+    RegistryModelVersion,
+    SharedVersion,
+    WorkspaceModelRef,
+)
 from app.rollout.decide.smoke import SmokeResult, SmokeSample
 
 
@@ -63,6 +70,10 @@ class AzureMl(Protocol):
 
     def canonical_id(self) -> str: ...
 
+    def location(self) -> str:
+        """The workspace's Azure region (its endpoints' region)."""
+        ...
+
     def observe(self, endpoint: str) -> EndpointView | None:
         """The endpoint with its deployments, or None when it does not exist."""
         ...
@@ -96,11 +107,77 @@ class MetricsSource(Protocol):
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow: ...
 
 
+class BatchMetricsSource(Protocol):
+    """Many endpoints' metrics of one region in one read (``metrics:getBatch``, ``app/azure/metrics_batch.py``)."""
+
+    def read_windows(
+        self, region: str, endpoint_ids: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> dict[str, MetricWindow]:
+        """Each endpoint's window by lower-cased endpoint id; an endpoint the answer leaves out is missing."""
+        ...
+
+
 class SmokeClient(Protocol):
     """Sends one sample request to one deployment alone (``app/azure/scoring.py``)."""
 
     def run(self, endpoint: str, deployment: str, sample: SmokeSample, wait_s: float | None = None) -> SmokeResult:
         """Its classified answer; raises ``RetryableError`` when the request could not be sent."""
+        ...
+
+
+class RegistryError(PermanentError):
+    """A registry problem no retry can fix; the message names what to change."""
+
+
+class RegistryNotFound(RegistryError):
+    """Registry discovery does not know the registry's name."""
+
+
+class SourceModelNotFound(RegistryError):
+    """The workspace model version to share does not exist."""
+
+
+class RegistryConflict(RegistryError):
+    """The registry holds this name and version with other content than the model being shared."""
+
+
+class RegistryVersionNotFound(RegistryError):
+    """Not readable after the bounded retries (``waited_s``); a caller that knows it was just shared may retry."""
+
+    def __init__(self, message: str, waited_s: float) -> None:
+        super().__init__(message)
+        self.waited_s = waited_s
+
+
+class RegistryBusy(RetryableError):
+    """The registry is still copying this version: a later attempt finishes the job."""
+
+
+class Registry(Protocol):
+    """One Azure ML registry (``app/azure/registry.py``): the staging app shares into it, production reads it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def share(
+        self,
+        source: WorkspaceModelRef,
+        evidence: PromotionEvidence,
+        *,
+        carry_tags: Sequence[str] | None = None,
+        stage: str | None = None,
+    ) -> SharedVersion:
+        """Copy ``source`` into the registry with ``evidence`` (idempotent); blocks for the whole copy."""
+        ...
+
+    def get(self, name: str, version: str) -> RegistryModelVersion:
+        """The version, read again (bounded) while it lags; ``RegistryVersionNotFound`` after that."""
+        ...
+
+    def list_promoted(
+        self, since: dt.datetime | None, *, max_models: int = 100, max_reads: int = 200, max_versions: int = 100
+    ) -> PromotedVersions:
+        """Versions created at or after ``since``, oldest first, within the bounds on reads."""
         ...
 
 
@@ -143,3 +220,9 @@ class Deps:
     metrics: Callable[[WorkspaceRef], MetricsSource] = _NotWired("metrics")  # type: ignore[assignment]  # noqa: RUF009
     #: Where follow-up checks are scheduled after each AML write; None: no follow-ups, the timer alone advances.
     followups: Callable[[], FollowUps] | None = None
+    #: The batch metrics reader for a busy tick's gates; None: each gate is read on its own.
+    metrics_batch: Callable[[], BatchMetricsSource] | None = None
+    #: Whether Azure Resource Manager says this app's reads run short (idle looks then wait for a later tick).
+    arm_reads_short: Callable[[], bool] = lambda: False
+    #: An Azure ML registry, by name (promotion: the staging app shares into it, production reads it).
+    registry: Callable[[str], Registry] = _NotWired("registry")  # type: ignore[assignment]  # noqa: RUF009

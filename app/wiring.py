@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 
-from app.azure.aml import AmlGateway
+from app.azure.aml import AmlGateway, arm_endpoint
 from app.azure.credential import get_credential
 from app.azure.metrics import MetricsReader
+from app.azure.metrics_batch import BatchMetricsReader
 from app.azure.queue import FollowUpQueue
+from app.azure.registry import ModelRegistry
 from app.azure.scoring import SmokeTester
 from app.azure.sinks import sinks_from_settings
 from app.azure.tables import TableStore
+from app.azure.throttle import GATE, host_of
 from app.notify.notifier import Notifier
 from app.notify.outbox import OutboxNotifier
 from app.platform.budgets import arm
@@ -19,7 +22,7 @@ from app.platform.settings_reader import get_settings
 from app.platform.tables import Table
 from app.platform.telemetry import setup as setup_telemetry
 from app.platform.workspace import WorkspaceRef
-from app.ports import AzureMl, Deps, FollowUps, MetricsSource, SmokeClient
+from app.ports import AzureMl, BatchMetricsSource, Deps, FollowUps, MetricsSource, Registry, SmokeClient
 
 
 @functools.cache
@@ -54,8 +57,31 @@ def _smoke_client(workspace: WorkspaceRef) -> SmokeClient:
     return SmokeTester(_gateway(workspace), get_credential(), get_settings().smoke_timeout_seconds)
 
 
+@functools.cache
+def _model_registry(name: str) -> ModelRegistry:
+    return ModelRegistry(get_credential(), name)
+
+
+def _registry(name: str) -> Registry:
+    return _model_registry(name)
+
+
 def _metrics_reader(workspace: WorkspaceRef) -> MetricsSource:
     return MetricsReader(get_credential(), workspace.subscription_id)
+
+
+@functools.cache
+def _batch_reader() -> BatchMetricsReader:
+    # One per process: it keeps a client per regional endpoint of METRICS_BATCH_ENDPOINT.
+    return BatchMetricsReader(get_credential(), get_settings().metrics_batch_endpoint)
+
+
+def _metrics_batch() -> BatchMetricsSource:
+    return _batch_reader()
+
+
+def _arm_reads_short() -> bool:
+    return GATE.reads_short(host_of(arm_endpoint()))
 
 
 @functools.cache
@@ -80,10 +106,22 @@ def production_deps() -> Deps:
         smoke=_smoke_client,
         metrics=_metrics_reader,
         followups=_followup_queue if settings.followup_delays else None,
+        registry=_registry,
+        metrics_batch=_metrics_batch,
+        arm_reads_short=_arm_reads_short,
     )
 
 
 def reset_production_deps() -> None:
     """Forget the cached settings and clients (the dev kit calls this after changing the environment)."""
-    for cached in (production_deps, _gateway, _table, _queue, get_settings, get_credential):
+    for cached in (
+        production_deps,
+        _gateway,
+        _table,
+        _queue,
+        _model_registry,
+        _batch_reader,
+        get_settings,
+        get_credential,
+    ):
         cached.cache_clear()

@@ -1,4 +1,4 @@
-"""Azurite (npm, pinned in package.json) on free loopback ports, in memory, for Blob/Queue/Table."""
+"""Azurite (npm, pinned in package.json) on free loopback ports, in memory and silent, for Blob/Queue/Table."""
 
 from __future__ import annotations
 
@@ -90,7 +90,16 @@ class Azurite:
         node = shutil.which("node")
         if node is None:
             raise AzuriteError("node is not on PATH (install Node.js 20+)")
-        args = [node, str(launcher.resolve()), "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry"]
+        # --silent: no access-log line per request, which Azurite would format and this process read and drop
+        # (measured on a loaded 2-core machine: 600 Table calls, median 2.5 s instead of 3.3 s).
+        args = [
+            node,
+            str(launcher.resolve()),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ]
         for service in ("blob", "queue", "table"):
             args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", "0"]
         self._process = subprocess.Popen(

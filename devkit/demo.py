@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit import runner, status_table
+from devkit.demo_promotion import promotion
 from devkit.harness import APP_SETTINGS, OfflineApp, app_environment, model_registered, monitor_breach
 from devkit.stack import SUBSCRIPTION_ID, WORKSPACE_ID, DevStack
 
@@ -170,24 +170,15 @@ def failed_deployment(t: Timeline) -> None:
 
 
 def retry_failed_rollout(t: Timeline) -> None:
-    """The operator's recovery, as docs/operations.md says today: fix, delete the ledger row, replay the event."""
-    from azure.data.tables import TableClient
-
-    from app.rollout.ledger.rows import partition_key
-
+    """The operator's recovery, as docs/operations.md says: find why, fix the cause, POST .../retry."""
     t.section('The operator retries churn v1 (docs/operations.md, "Retry a failed rollout")')
-    key = partition_key(WORKSPACE_ID, "churn")
-    table = os.environ.get("ROLLOUT_TABLE", "rollouts")
-    print(f"{'':8}  1. why: GET /api/rollouts?state=failed has the reason and the container logs (above)")
+    print(f"{'':8}  1. why: aml-rollouts get churn churn-v1 (the reason and the container logs, above)")
     print(f"{'':8}  2. fix the cause (in Azure: the model's dependencies; here AML failed that one operation)")
-    print(f"{'':8}  3. delete the rollout's row: table {table}, PartitionKey {key}, RowKey churn-v1")
-    print(f"{'':8}     (Storage Explorer, or az storage entity delete --table-name {table} ...)")
-    print(f"{'':8}  4. replay its ModelRegistered event (python -m tools.replay event.json --to <app> --key <key>)")
+    print(f"{'':8}  3. aml-rollouts retry churn churn-v1 --reason 'dependency pinned'")
+    print(f'{"":8}     = POST /api/rollouts/churn/churn-v1/retry {{"reason": "dependency pinned"}}')
     t.app.stack.aml.wait_idle()  # the app deletes the failed deployment; let AML finish that first
-    with TableClient.from_connection_string(t.app.stack.env["AzureWebJobsStorage"], table_name=table) as client:
-        client.delete_entity(key, "churn-v1")
-    t.states.pop("churn-v1", None)
-    t.deliver(model_registered("churn", 1, eid="evt-churn-1"), note="replayed by the operator")
+    status, body = runner.control("churn", "churn-v1", "retry", json.dumps({"reason": "dependency pinned"}).encode())
+    print(f"{t.stamp()}  POST retry -> {status}: {body.get('effect')} ({body.get('note')})")
     t.settle()
     t.traffic("churn")
 
@@ -420,6 +411,7 @@ SCENES: list[Callable[[Timeline], None]] = [
     *PROGRESSIVE_DELIVERY_SCENES,
     close_the_loop,
     resync,
+    promotion,
     status,
 ]
 #: What a scene needs to have run before it (``--only`` adds it).

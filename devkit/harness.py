@@ -228,35 +228,19 @@ class OfflineApp:
     def drain_followups(self, *, wait_s: float = 0.0, max_dequeue: int = 5) -> int:
         """Deliver the follow-up messages that are due to ``follow_up_rollout``, as the queue trigger would.
 
-        Reads ``ROLLOUT_QUEUE`` with the real azure-storage-queue client; keeps reading for ``wait_s`` seconds while
-        messages are still invisible (scheduled). A message whose invocation raised becomes visible again and is
-        retried; after ``max_dequeue`` deliveries it goes to ``{queue}-poison``, as the host does
-        (host.json ``maxDequeueCount``, default 5). Returns the number of messages handled.
+        Reads ``ROLLOUT_QUEUE`` with the real azure-storage-queue client (:class:`devkit.queue_trigger.QueueTrigger`);
+        keeps reading for ``wait_s`` seconds while messages are still invisible (scheduled). A message whose
+        invocation raised becomes visible again and is retried; after ``max_dequeue`` deliveries it goes to
+        ``{queue}-poison``, as the host does (host.json ``maxDequeueCount``, default 5). Returns the number of
+        messages handled.
         """
-        import time
+        from devkit.queue_trigger import QueueTrigger
 
-        queue, handled = self._followup_queue(), 0
-        deadline = time.monotonic() + wait_s
-        while True:
-            got = list(queue.receive_messages(messages_per_page=16, visibility_timeout=30))
-            for message in got:
-                try:
-                    runner.follow_up(message.id, message.content, message.dequeue_count or 1)
-                except Exception:
-                    if (message.dequeue_count or 1) >= max_dequeue:
-                        poison = self._followup_queue(f"{queue.queue_name}-poison")
-                        poison.send_message(message.content)
-                        queue.delete_message(message)
-                    else:
-                        queue.update_message(message, visibility_timeout=0)
-                    continue
-                queue.delete_message(message)
-                handled += 1
-            if got:
-                continue
-            if time.monotonic() >= deadline or not queue.get_queue_properties().approximate_message_count:
-                return handled
-            time.sleep(0.1)
+        queue = self._followup_queue()
+        trigger = QueueTrigger(
+            queue, lambda: self._followup_queue(f"{queue.queue_name}-poison"), runner.follow_up, max_dequeue=max_dequeue
+        )
+        return trigger.drain(wait_s)
 
     def pending_followups(self) -> int:
         """Follow-up messages in the queue, due or scheduled (Azurite counts the invisible ones too)."""
@@ -264,29 +248,35 @@ class OfflineApp:
         return int(props.approximate_message_count or 0)
 
     def _followup_queue(self, name: str = "") -> Any:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
         from app.platform.settings_reader import get_settings
+        from devkit.queue_trigger import queue_client
 
-        client = QueueClient.from_connection_string(
-            self.stack.env["AzureWebJobsStorage"],
-            name or get_settings().rollout_queue,
-            message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=TextBase64DecodePolicy(),
-        )
-        with contextlib.suppress(ResourceExistsError):
-            client.create_queue()
-        return client
+        return queue_client(self.stack.env["AzureWebJobsStorage"], name or get_settings().rollout_queue)
 
     def run_until_settled(self, max_ticks: int = 10) -> int:
         """Tick until no rollout is pending or deploying. Returns the number of ticks it took."""
         self.stack.aml.wait_idle()
         for ticks in range(max_ticks + 1):
-            if not [r for r in self.rollouts() if r["state"] in ("pending", "deploying")]:
+            if not self._in_flight():
                 return ticks
             self.tick()
         raise AssertionError(f"rollouts still active after {max_ticks} ticks: {self.rollouts()}")
+
+    def _in_flight(self) -> list[str]:
+        """The rollouts pending or deploying, read as the reconciler reads them: the ledger's index of active
+        endpoints and their active rows, whatever the length of the history (the status API pages through it)."""
+        from app.rollout.decide.model import State
+        from app.rollout.ledger.ledger import ledger_of
+        from app.wiring import production_deps
+
+        deps = production_deps()
+        ledger = ledger_of(deps)
+        return [
+            rollout.plan.deployment
+            for entry in ledger.active.endpoints(deps.clock())
+            for rollout in ledger.endpoint_rollouts(entry.workspace_id, entry.endpoint)
+            if rollout.state in (State.PENDING, State.DEPLOYING)
+        ]
 
     def control(self, deployment: str, action: str, reason: str = "", endpoint: str = "credit") -> tuple[int, Any]:
         """An operator action through the HTTP function (``POST /api/rollouts/{endpoint}/{deployment}/{action}``)."""

@@ -10,6 +10,7 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,15 +64,18 @@ class TokenIssuer:
         """Return ``(token, expires_on)`` for the given resource (audience)."""
         now = int(time.time())
         expires_on = now + TOKEN_LIFETIME_S
+        client = client_id or self.client_id
+        # Another identity is another principal: ARM throttles per principal (the token's oid).
+        principal = DEVKIT_PRINCIPAL_ID if client == self.client_id else str(uuid.uuid5(uuid.NAMESPACE_URL, client))
         claims = {
             "aud": normalize_resource(resource),
             "iss": TOKEN_ISSUER,
             "iat": now,
             "nbf": now,
             "exp": expires_on,
-            "appid": client_id or self.client_id,
-            "oid": DEVKIT_PRINCIPAL_ID,
-            "sub": DEVKIT_PRINCIPAL_ID,
+            "appid": client,
+            "oid": principal,
+            "sub": principal,
             "tid": DEVKIT_TENANT_ID,
             "idtyp": "app",
             "jti": secrets.token_hex(8),

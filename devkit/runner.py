@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.timer import TimerRequest
+
+from app.intake.outcome import OutcomeKind
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +30,19 @@ FOLLOWUP_FUNCTION = "follow_up_rollout"
 
 @dataclass
 class Delivery:
-    """What happened to one event: each attempt's outcome, and whether it was finally acknowledged."""
+    """What happened to one event: each attempt's outcome, and whether it was finally acknowledged.
+
+    ``kind`` is the dispatcher's kind of outcome for the acknowledged attempt; ``errors`` what each raising attempt
+    raised (the host would have answered 500, and Event Grid redelivered).
+    """
 
     event_id: str
     event_type: str
     subject: str
     attempts: list[str] = field(default_factory=list)
     acknowledged: bool = False
+    kind: OutcomeKind | None = None
+    errors: list[Exception] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -41,27 +50,38 @@ class Delivery:
 
 
 class _Capture(logging.Handler):
-    """Collects the dispatcher's one-line outcome for the event being delivered."""
+    """Collects the dispatcher's one-line outcome, and its kind, for the event being delivered."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.outcomes: list[str] = []
+        self.kinds: list[OutcomeKind | None] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         outcome = getattr(record, "outcome", None)
         if outcome is not None:
             self.outcomes.append(str(outcome))
+            kind = getattr(record, "outcome_kind", None)
+            self.kinds.append(OutcomeKind(kind) if kind is not None else None)
+
+
+_INDEX_LOCK = threading.Lock()
+
+
+def _index() -> tuple[Any, ...]:
+    # functools.cache alone lets two threads (a hosted app's timer and a request) both build it on first use.
+    with _INDEX_LOCK:
+        return _built_index()
 
 
 @functools.cache
-def _index() -> tuple[Any, ...]:
+def _built_index() -> tuple[Any, ...]:
     # get_functions() builds the index once; calling it twice re-registers (see CONTEXT §6).
     import function_app
 
     return tuple(function_app.app.get_functions())
 
 
-@functools.cache
 def _functions() -> Mapping[str, Any]:
     return {str(fn.get_function_name()): fn.get_user_function() for fn in _index()}
 
@@ -126,8 +146,10 @@ def deliver(events: Iterable[Mapping[str, Any]], *, max_attempts: int = 3) -> li
                     function(to_function_event(body))
                 except Exception as err:  # the host would answer 500; Event Grid redelivers
                     delivery.attempts.append(f"raised {type(err).__name__}: {err}")
+                    delivery.errors.append(err)
                     continue
             delivery.attempts.append(capture.outcomes[-1] if capture.outcomes else "acknowledged")
+            delivery.kind = capture.kinds[-1] if capture.kinds else None
             delivery.acknowledged = True
             break
         deliveries.append(delivery)

@@ -197,6 +197,8 @@ class DevStack:
             **self.identity.env,
             **self.sink.env,
             "AML_ALLOWED_WORKSPACES": WORKSPACE_ID,
+            # Azure Monitor's regional batch metrics endpoints, all served by the emulator (region in the path).
+            "METRICS_BATCH_ENDPOINT": f"{self.aml.url}/{{region}}",
             "NO_PROXY": _no_proxy(),
         }
         if self.azurite is not None:

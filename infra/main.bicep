@@ -59,6 +59,13 @@ param adoptEndpoints string = ''
 @description('true rejects a rollout whose model has no sample request (no smoke_request tag and no readable MLflow input example); false skips the smoke test then, and the rollout\'s reason says so.')
 param smokeRequired string = 'false'
 
+@allowed([
+  'true'
+  'false'
+])
+@description('true refuses every model tag key that is not a tag of the contract; false refuses only keys that look like a misspelled tag (trafic, bake_time) and lets users\' own keys pass.')
+param strictTags string = 'false'
+
 @description('Seconds the smoke request may take before the smoke test fails (1..300).')
 param smokeTimeoutSeconds string = '30'
 
@@ -71,8 +78,11 @@ param gateMaxErrorRate string = '1'
 @description('Largest ratio of the new deployment\'s P99 latency to the stable deployment\'s that passes the gate (1..100).')
 param gateMaxLatencyRatio string = '1.5'
 
-@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit.')
+@description('Largest P99 latency, in milliseconds, of the new deployment that passes the gate. Empty: no absolute limit while a stable deployment gives a baseline; without one (a new endpoint, or the final step at 100%), 4000 ms, 80% of Azure ML\'s default scoring timeout.')
 param gateMaxP99Ms string = ''
+
+@description('The answers the gate counts as the new deployment\'s failures: comma-separated status classes (4xx, 5xx) and codes (400..599), matched against the endpoint\'s status and, behind a 424, the model\'s status.')
+param gateErrorStatusCodes string = '5xx,408,429'
 
 @description('Fewest requests the new deployment must serve in a bake window for the gate to judge it; fewer make the result inconclusive (1..10000000).')
 param gateMinRequests string = '100'
@@ -103,10 +113,10 @@ param reconcileSchedule string = '0 */1 * * * *'
 @description('NCRONTAB schedule of the retention timer (six fields, seconds first), read by the Functions host.')
 param retentionSchedule string = '0 30 3 * * *'
 
-@description('Days a finished rollout (any state but pending and deploying) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
+@description('Days a finished rollout (any state but pending, deploying and baking) is kept after its last update, and an idempotency record after its last claim or completion (2..3650).')
 param rolloutRetentionDays string = '90'
 
-@description('Seconds one reconciler tick may spend (1..600); what is left over waits for the next tick.')
+@description('Seconds one reconciler tick may spend (1..600); the endpoints left over go to the follow-up queue.')
 param reconcileBudgetSeconds string = '45'
 
 @description('Endpoints the reconciler advances in parallel in one tick (1..64).')
@@ -141,6 +151,32 @@ param retrainCompute string = ''
 
 @description('Comma-separated key=value tags every retraining job carries, for example register_model=credit,model.deploy=true, so that its completed run registers the model and the new version rolls out.')
 param retrainJobTags string = ''
+
+@description('Staging side of a promotion: ARM id of the Azure ML registry proven models are shared into (/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/registries/{name}); its name becomes PROMOTE_TO_REGISTRY, and the postdeploy hook grants the app its role there. Empty: nothing is promoted.')
+param promoteToRegistryId string = ''
+
+@allowed([
+  'true'
+  'false'
+])
+@description('true promotes every proven rollout, not only models tagged promote=true.')
+param promoteAll string = 'false'
+
+@description('Production side of a promotion: comma-separated ARM ids of the staging workspaces whose AmlEvents.Model.Promoted events the app takes (the source the staging app stamps on its CloudEvents), compared case-insensitively. Empty: every such event is ignored (fail closed), and the resync skips registry versions whose evidence names another workspace.')
+param promotionSources string = ''
+
+@description('Production side of a promotion: ARM id of the Azure ML registry whose versions the app rolls out; its name becomes PROMOTION_REGISTRIES, and the postdeploy hook grants the app read access there. Empty: no promoted version is rolled out.')
+param promotionRegistryId string = ''
+
+@allowed([
+  'true'
+  'false'
+])
+@description('true makes every rollout wait for an operator\'s approve before any live traffic, once its smoke test passed. A model may also ask for it with the tag approval=required; no tag can waive it.')
+param requireApproval string = 'false'
+
+@description('How long a rollout waits for an approval before it ends expired, with a notification: a duration such as 30m, 24h or 168h (1m..2160h).')
+param approvalTimeout string = '168h'
 
 @allowed([
   'true'
@@ -179,10 +215,16 @@ param operatorPrincipalId string = ''
 @description('What operatorPrincipalId is.')
 param operatorPrincipalType string = 'User'
 
+// Why 10 (docs/operations.md, "Sizing"): every instance calls ARM as the same principal, and ARM's token bucket for
+// one principal (25 reads a second, 250 at once; 10 writes a second) is shared by all of them. A follow-up pass makes
+// about two ARM reads; one queue instance keeps 12 passes in flight (host.json batchSize 8 + newBatchThreshold 4), so
+// two or three instances already reach ARM's sustained read rate: more only buy 429s, which every instance then waits
+// out (app/azure/throttle.py). 10 leaves room for the Event Grid, HTTP and timer functions, which Flex Consumption
+// scales separately, and for a burst's deliveries.
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
-param functionMaximumInstanceCount int = 40
+param functionMaximumInstanceCount int = 10
 
 @allowed([
   512
@@ -220,10 +262,12 @@ var appSettings = {
   ADOPT_ENDPOINTS: adoptEndpoints
   SMOKE_REQUIRED: smokeRequired
   SMOKE_TIMEOUT_SECONDS: smokeTimeoutSeconds
+  STRICT_TAGS: strictTags
   BAKE_DEFAULT: bakeDefault
   GATE_MAX_ERROR_RATE: gateMaxErrorRate
   GATE_MAX_LATENCY_RATIO: gateMaxLatencyRatio
   GATE_MAX_P99_MS: gateMaxP99Ms
+  GATE_ERROR_STATUS_CODES: gateErrorStatusCodes
   GATE_MIN_REQUESTS: gateMinRequests
   GATE_METRIC_LAG: gateMetricLag
   GATE_MAX_EXTENSIONS: gateMaxExtensions
@@ -253,6 +297,12 @@ var appSettings = {
   RETRAIN_COOLDOWN_MINUTES: retrainCooldownMinutes
   RETRAIN_COMPUTE: retrainCompute
   RETRAIN_JOB_TAGS: retrainJobTags
+  PROMOTE_TO_REGISTRY: empty(promoteToRegistryId) ? '' : last(split(promoteToRegistryId, '/'))
+  PROMOTE_ALL: promoteAll
+  PROMOTION_SOURCES: promotionSources
+  PROMOTION_REGISTRIES: empty(promotionRegistryId) ? '' : last(split(promotionRegistryId, '/'))
+  REQUIRE_APPROVAL: requireApproval
+  APPROVAL_TIMEOUT: approvalTimeout
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {
@@ -401,5 +451,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output NOTIFY_TOPIC_ENDPOINT string = notifyTopicEnabled ? notifyTopic.outputs.endpoint : ''
+// A production environment subscribes to a staging environment's topic with it (PROMOTION_SOURCE_TOPIC_ID).
+output NOTIFY_TOPIC_ID string = notifyTopicEnabled ? notifyTopic.outputs.id : ''
 output ALERT_ACTION_GROUP_IDS string = join(alerts.outputs.actionGroupIds, ',')
 output ALERT_EMAIL_SET bool = !empty(alertEmail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -79,3 +80,18 @@ def test_a_test_outside_the_probe_runs_guarded_too(slept: list[float]) -> None:
 
     time.sleep(1)
     assert slept == [1]
+
+
+@pytest.mark.fast
+def test_no_fast_test_lives_in_a_folder_make_test_fast_does_not_collect() -> None:
+    match = re.search(r"^FAST_SKIPS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert match, "Makefile has no FAST_SKIPS line"
+    skipped = [ROOT / folder for folder in match.group(1).split()]
+    marked = [
+        str(path.relative_to(ROOT))
+        for folder in skipped
+        for path in folder.rglob("*.py")
+        if "mark.fast" in path.read_text(encoding="utf-8")
+    ]
+    assert all(folder.is_dir() for folder in skipped), "a FAST_SKIPS folder no longer exists: update the Makefile"
+    assert marked == [], "these are in the fast layer but make test-fast skips their folder"

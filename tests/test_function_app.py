@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from app.intake.outcome import OutcomeKind
+from app.platform.errors import SettingsError
 from app.wiring import reset_production_deps
 from devkit import runner
 from tests.fakes import WORKSPACE_ID
@@ -46,7 +49,7 @@ def test_runner_invokes_on_aml_event_for_each_event_of_an_array(schema: str, mon
     finally:
         reset_production_deps()
     assert [d.event_id for d in deliveries] == [first["id"], "second-id"]
-    assert all(d.acknowledged and d.outcome == "notified: run train_20261122_01 completed" for d in deliveries)
+    assert all(d.acknowledged and d.kind is OutcomeKind.HANDLED for d in deliveries)
 
 
 def test_invalid_settings_make_the_event_redeliverable_and_say_why(
@@ -62,13 +65,10 @@ def test_invalid_settings_make_the_event_redeliverable_and_say_why(
         monkeypatch.delenv("MAX_INSTANCE_COUNT")
         reset_production_deps()
     assert not delivery.acknowledged
-    assert (
-        delivery.attempts
-        == [
-            "raised SettingsError: invalid app settings: MAX_INSTANCE_COUNT='lots' is not a "
-            "whole number (expected 1..100)"
-        ]
-        * 2
+    # Raised on each delivery, naming the setting and its value; logged with the event's id.
+    assert len(delivery.errors) == 2 and all(isinstance(err, SettingsError) for err in delivery.errors)
+    assert all("MAX_INSTANCE_COUNT='lots'" in str(err) for err in delivery.errors)
+    assert any(
+        r.levelno == logging.ERROR and f"id={event['id']}" in r.getMessage() and "MAX_INSTANCE_COUNT" in r.getMessage()
+        for r in caplog.records
     )
-    assert f"id={event['id']}" in caplog.text
-    assert "cannot be handled until the app settings are fixed" in caplog.text

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from app.intake.outcome import OutcomeKind
 from app.platform.errors import SettingsError
 from app.platform.settings_reader import settings_from_env
 from devkit import local_settings, runner
@@ -366,7 +367,7 @@ def _deliver(events: list[dict[str, Any]], args: argparse.Namespace) -> int:
                     outcome = delivery.outcome
                     if console.credential_failed and _is_credential_text(outcome):
                         outcome = outcome.split(":", 1)[0] + ": no Azure credential (see above)"
-                    bad = not delivery.acknowledged or outcome.startswith(("failed:", "rejected:"))
+                    bad = not delivery.acknowledged or delivery.kind in (OutcomeKind.FAILED, OutcomeKind.REJECTED)
                     failed += bad
                     tries = f" after {len(delivery.attempts)} deliveries" if len(delivery.attempts) > 1 else ""
                     gave_up = "; gave up, as Event Grid would after its retries" if not delivery.acknowledged else ""

@@ -1,5 +1,6 @@
 """Operator controls: ``POST /api/rollouts/{endpoint}/{deployment}/{action}`` (promote, rollback, abort, retry,
-pause, resume) recorded on the rollout's row and carried out at once when the endpoint's lease is free."""
+pause, resume) recorded on the rollout's row and carried out at once when the endpoint's lease is free; approve and
+reject are ``app/api/approvals.py``'s."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from app.platform.workspace import WorkspaceRef
+from app.api.approvals import approval_action
+from app.api.caller import caller_of
+from app.api.governance import EndpointLook, refusal
+from app.api.reason import reason_of
+from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import Rollout
 from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action, operated
 from app.rollout.decide.rollback import rollback_blocker
@@ -23,9 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Easy Auth (App Service authentication) puts the signed-in Entra principal here; the Functions host passes
-#: no name for a function key, so without Easy Auth the caller is recorded as "function key".
-PRINCIPAL_HEADER = "x-ms-client-principal-name"
 MAX_REASON = 500
 SAVE_ATTEMPTS = 3
 #: Actions that leave work for the engine: it is run at once for them when the endpoint's lease is free.
@@ -35,16 +37,19 @@ ENGINE_EFFECTS = (Effect.REQUEST_PROMOTE, Effect.REQUEST_ROLLBACK, Effect.RESTAR
 def operator_action(
     endpoint: str, deployment: str, action: str, body: bytes, headers: Mapping[str, str], deps: Deps
 ) -> tuple[int, str]:
-    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 404 unknown, 409 not applicable,
-    503 when Azure ML could not be read for it."""
+    """(HTTP status, JSON body): 202 with the rollout's status, 400 bad request, 403 refused by the app's governance
+    (the workspace allowlist, endpoint ownership), 404 unknown, 409 not applicable, 503 when Azure ML could not be
+    read for it."""
     action = action.lower()
+    if action in APPROVAL_ACTIONS:
+        return approval_action(endpoint, deployment, action, body, headers, deps)
     if action not in ACTIONS:
-        return 400, _error(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+        return 400, _error(f"action {action!r} is not one of {', '.join((*ACTIONS, *APPROVAL_ACTIONS))}")
     try:
-        reason = _reason(body)
+        reason = reason_of(body)
     except ValueError as err:
         return 400, _error(str(err))
-    caller = _caller(headers)
+    caller = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
         found = ledger.recent.find(endpoint, deployment)
@@ -54,12 +59,17 @@ def operator_action(
             workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
             return 409, _error(f"{endpoint}/{deployment} exists in several workspaces ({workspaces}); act in AML")
         rollout = found[0]
+        look = EndpointLook(rollout, deps)
         try:
-            blocked = _rollback_blocked(rollout, action, deps)
+            refused = refusal(rollout, action, deps, look)
+            blocked = "" if refused else _rollback_blocked(rollout, action, look, deps)
         except Exception as err:  # the one read an action needs: a retry of the request can fix it
             failure = classify(err)
             logger.warning("operator %s on %s/%s: Azure ML not read: %s", action, endpoint, deployment, failure.error)
             return 503, _error(f"could not read endpoint {endpoint} from Azure ML ({failure.detail}); try again")
+        if refused:
+            logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
+            return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)
         control = Control(
             state=rollout.state.value,
             paused=rollout.progress.paused,
@@ -92,7 +102,7 @@ def operator_action(
 
 
 def _record(rollout: Rollout, action: str, decision: Applied, reason: str, caller: str, deps: Deps) -> Rollout:
-    """Save the action's effect and its history entry; notify when it changed something."""
+    """Save the action's effect and its history entry, through the rollout's transition table; notify it."""
     now = deps.clock()
     entry = {
         "at": now.isoformat(),
@@ -132,32 +142,15 @@ def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
     return fresh[0] if fresh else rollout
 
 
-def _rollback_blocked(rollout: Rollout, action: str, deps: Deps) -> str:
+def _rollback_blocked(rollout: Rollout, action: str, look: EndpointLook, deps: Deps) -> str:
     """For a rollback after the rollout ended: why it cannot be carried out, or "" (one read of the endpoint)."""
     if action != "rollback" or not rollout.state.terminal:
         return ""
     plan = rollout.plan
-    view = deps.aml(WorkspaceRef.from_arm_id(plan.workspace_id)).observe(plan.endpoint)
+    view = look()
     shown = [d.name for d in view.deployments] if view else []
     siblings = ledger_of(deps).deployment_rollouts(plan.workspace_id, plan.endpoint, shown)
     return rollback_blocker(rollout, view, siblings)
-
-
-def _reason(body: bytes) -> str:
-    if not body.strip():
-        return ""
-    try:
-        data: Any = json.loads(body)
-    except ValueError as err:
-        raise ValueError(f'the body must be JSON like {{"reason": "..."}} or empty: {err}') from err
-    if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
-        raise ValueError('the body must be a JSON object whose "reason" is a string, like {"reason": "..."}')
-    return str(data.get("reason", "")).strip()
-
-
-def _caller(headers: Mapping[str, str]) -> str:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return str(lowered.get(PRINCIPAL_HEADER) or "function key")[:200]
 
 
 def _error(message: str) -> str:

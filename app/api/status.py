@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.model import Rollout, State
+from app.rollout.decide.promotion import promotion_status
 from app.rollout.ledger.leases import EndpointLeases
 from app.rollout.ledger.ledger import ledger_of
 
@@ -175,6 +176,7 @@ def with_observed(rollouts: Sequence[Rollout], endpoints: Sequence[Mapping[str, 
     out = []
     for rollout in rollouts:
         status = rollout.as_status()
+        status["promotion"] = promotion_status(rollout.plan)  # where a registry's version was proven, with links
         entry = by_key.get((rollout.plan.workspace_id, rollout.plan.endpoint))
         if entry and entry["observedTraffic"] is not None:
             me = rollout.plan.deployment.lower()

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.workspace import WorkspaceRef
 from app.ports import JobDetail, ModelNotFound
@@ -71,6 +72,7 @@ class AmlGateway:
                 self.workspace.resource_group,
                 self.workspace.workspace_name,
                 retry_policy=budgets.bounded_retry_policy(self.budget),
+                per_retry_policies=[throttle_policy()],  # ARM's 429s pause the whole process (throttle.py)
                 **self.budget.client_kwargs(),
             )
         return self._ml
@@ -86,6 +88,7 @@ class AmlGateway:
                 self.workspace.subscription_id,
                 base_url=arm_endpoint(),
                 retry_policy=budgets.bounded_retry_policy(self.budget),
+                per_retry_policies=[throttle_policy()],
                 **self.budget.client_kwargs(),
             )
         return self._mgmt
@@ -174,7 +177,12 @@ class AmlGateway:
         # SDK on first use, not at import: keeps cold start light.
         from azure.mgmt.machinelearningservices import models
 
-        model_id = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        # A registry's version is referenced by its asset id, not copied into the workspace.
+        model_id = (
+            plan.model_ref
+            if plan.source is not None
+            else f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        )
         body = models.OnlineDeployment(
             location=self.location(),
             kind="Managed",

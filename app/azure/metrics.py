@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from app.azure.aml import arm_endpoint
+from app.azure.throttle import throttle_policy
 from app.rollout.decide.gate import LatencyPoint, MetricWindow, RequestPoint
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REQUESTS_FILTER = "deployment eq '*' and statusCodeClass eq '*' and modelStatusCode eq '*'"
+#: Split by the status code too: 408 and 429 are the deployment's own failures (app/rollout/decide/gate_statuses.py).
+REQUESTS_FILTER = "deployment eq '*' and statusCode eq '*' and statusCodeClass eq '*' and modelStatusCode eq '*'"
 LATENCY_FILTER = "deployment eq '*'"
 #: Azure Monitor returns only the ``top`` series per metric (default 10) when a filter splits by dimensions;
 #: deployments x status classes x model statuses easily exceed that, so ask for far more than can exist.
@@ -56,19 +58,18 @@ class MetricsReader:
                 retry_total=RETRY_TOTAL,
                 connection_timeout=CONNECTION_TIMEOUT_S,
                 read_timeout=READ_TIMEOUT_S,
+                per_retry_policies=[throttle_policy()],  # metric reads are ARM reads: ARM's 429s pause them too
             )
         return self._client
 
     def read_window(self, endpoint_id: str, start: dt.datetime, end: dt.datetime) -> MetricWindow:
-        """Request counts by deployment, status class and model status, and P99 by deployment, in [start, end).
+        """Request counts by deployment, status code and class and model status, and P99 by deployment, in
+        [start, end).
 
         Two ARM reads. The window is widened to whole minutes so no minute is cut by the query; the gate keeps
         only the points that lie wholly inside ``[start, end]``.
         """
-        first = start.replace(second=0, microsecond=0)
-        last = end.replace(second=0, microsecond=0)
-        if last < end or last <= first:
-            last += dt.timedelta(minutes=1)
+        first, last = minute_bounds(start, end)
         timespan = f"{_iso(first)}/{_iso(last)}"
         requests = self._list(endpoint_id, timespan, "RequestsPerMinute", "Total", REQUESTS_FILTER)
         latency = self._list(endpoint_id, timespan, "RequestLatency_P99", "Average", LATENCY_FILTER)
@@ -95,6 +96,15 @@ class MetricsReader:
         return None
 
 
+def minute_bounds(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` widened to whole minutes, so no minute is cut by the query (the gate keeps what fits)."""
+    first = start.replace(second=0, microsecond=0)
+    last = end.replace(second=0, microsecond=0)
+    if last < end or last <= first:
+        last += dt.timedelta(minutes=1)
+    return first, last
+
+
 def _dimensions(series: Any) -> dict[str, str]:
     return {str(m.name.value).lower(): str(m.value) for m in (series.metadatavalues or [])}
 
@@ -112,6 +122,7 @@ def _request_points(metric: Any) -> list[RequestPoint]:
                         status_class=dims.get("statuscodeclass", ""),
                         model_status=dims.get("modelstatuscode", ""),
                         count=float(point.total),
+                        status_code=dims.get("statuscode", ""),
                     )
                 )
     return points

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.errors import SettingsError
 from app.rollout.decide.followup import FollowUp, visibility
@@ -44,6 +45,7 @@ class FollowUpQueue:
                 "message_encode_policy": TextBase64EncodePolicy(),
                 "message_decode_policy": TextBase64DecodePolicy(),
                 **budgets.TABLES.client_kwargs(),
+                "per_retry_policies": [throttle_policy()],
             }
             if settings.storage_connection_string:
                 return QueueClient.from_connection_string(
@@ -88,4 +90,4 @@ class FollowUpQueue:
             # The queue was deleted under us (an operator, a dev-kit reset): create it and send again.
             self.client.create_queue()
             self.client.send_message(followup.to_json(), visibility_timeout=visibility(delay))
-        FollowUpQueue.sent[followup.reason.split(" ")[0]] += 1
+        FollowUpQueue.sent[followup.kind] += 1

@@ -10,10 +10,10 @@ Three SDK surfaces, each where Azure puts the operation (``devkit/ARM_SEQUENCES.
   provisioning state a share leaves, the tag update that records the evidence (tags, description and stage are all
   that may change on a version), and the ordered, bounded listing behind :meth:`list_promoted`.
 
-Errors, classified by the app's error policy without this module importing it: :class:`RegistryError` and its
-subclasses are permanent (no HTTP status: acknowledged); :class:`RegistryBusy` (a copy still running) carries
-``status_code`` 409, which it retries; azure-core's exceptions pass through unchanged (429/5xx and network errors
-retried, 403 retried while roles propagate, other 4xx permanent).
+Errors (defined with the registry port in ``app/ports.py``, so that the domain can tell them apart):
+:class:`RegistryError` and its subclasses are permanent; :class:`RegistryBusy` (a copy still running) is retryable;
+azure-core's exceptions pass through unchanged (429/5xx and network errors retried, 403 retried while roles
+propagate, other 4xx permanent).
 
 Its rooms: this module (the SDK calls and the errors), ``registry_versions.py`` (the frozen types it takes and
 returns, re-exported here), ``registry_evidence.py`` (the evidence, as tags within Azure ML's limits) and
@@ -44,6 +44,14 @@ from app.azure.registry_versions import (
     WorkspaceModelRef,
     from_arm,
     from_asset,
+)
+from app.ports import (
+    RegistryBusy,
+    RegistryConflict,
+    RegistryError,
+    RegistryNotFound,
+    RegistryVersionNotFound,
+    SourceModelNotFound,
 )
 
 if TYPE_CHECKING:
@@ -76,39 +84,6 @@ READ_DELAYS_S = (1.0, 2.0, 4.0)
 def arm_endpoint() -> str:
     """The ARM endpoint azure-ai-ml itself would use (its own variable, read as the app's Azure ML adapter does)."""
     return os.environ.get("AZUREML_DEV_URL_MFE") or ARM_ENDPOINT
-
-
-class RegistryError(Exception):
-    """A registry problem no retry can fix; the message names what to change."""
-
-
-class RegistryNotFound(RegistryError):
-    """Registry discovery does not know the registry's name."""
-
-
-class SourceModelNotFound(RegistryError):
-    """The workspace model version to share does not exist."""
-
-
-class RegistryConflict(RegistryError):
-    """The registry holds this name and version with other content than the model being shared."""
-
-
-class RegistryVersionNotFound(RegistryError):
-    """Not readable after the bounded retries (``waited_s``); a caller that knows it was just shared may retry."""
-
-    def __init__(self, message: str, waited_s: float) -> None:
-        super().__init__(message)
-        self.waited_s = waited_s
-
-
-class RegistryBusy(Exception):
-    """The registry is still copying this version: a later attempt finishes the job.
-
-    ``status_code`` is 409 (Azure ML's "busy") so that the app's error policy, which reads an error's status, retries.
-    """
-
-    status_code = 409
 
 
 class ModelRegistry:

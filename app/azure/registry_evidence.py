@@ -19,19 +19,42 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from app.rollout.decide.registry_model import (
+    EVIDENCE_PREFIX,
+    GateEvidence,
+    PromotionEvidence,
+    RecordedEvidence,
+    SmokeEvidence,
+)
+
+# The evidence types live with the promotion's decisions, which build them; re-exported for the adapter's users.
+__all__ = [
+    "CORE_KEYS",
+    "EvidenceTooLarge",
+    "GateEvidence",
+    "PromotionEvidence",
+    "RecordedEvidence",
+    "SmokeEvidence",
+    "content_differences",
+    "evidence_digest",
+    "promotion_tags",
+    "read_evidence",
+]
 
 MAX_TAGS = 50
 MAX_KEY_LENGTH = 100
 MAX_VALUE_LENGTH = 1000
-PREFIX = "promotion."
+PREFIX = EVIDENCE_PREFIX
 SOURCE_WORKSPACE = f"{PREFIX}source_workspace"
 SOURCE_MODEL = f"{PREFIX}source_model"
 ROLLOUT = f"{PREFIX}rollout"
 TIME = f"{PREFIX}time"
 SMOKE = f"{PREFIX}smoke"
 DIGEST = f"{PREFIX}digest"
+#: The staging rollout in its app's status API (only when the staging app knows its host name).
+STATUS = f"{PREFIX}status"
 GATE = f"{PREFIX}gate."
 GATES = f"{PREFIX}gates"
 #: The evidence tags every promoted version carries, whatever else must give way.
@@ -40,47 +63,6 @@ CORE_KEYS = (SOURCE_WORKSPACE, SOURCE_MODEL, ROLLOUT, TIME, SMOKE, DIGEST)
 
 class EvidenceTooLarge(ValueError):
     """The model's tags leave no room for the evidence: the message says how many tags to carry at most."""
-
-
-@dataclass(frozen=True)
-class GateEvidence:
-    """One gate's verdict and the figures it judged (e.g. ``{"p99_ms": 412.0, "error_rate": 0.2}``)."""
-
-    name: str
-    verdict: str
-    figures: Mapping[str, float | int | str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SmokeEvidence:
-    """The smoke test's result before any traffic."""
-
-    passed: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class PromotionEvidence:
-    """What the staging rollout proved, recorded on the registry version it promotes."""
-
-    source_workspace: str  # the staging workspace's ARM id
-    rollout_id: str
-    time: datetime
-    gates: tuple[GateEvidence, ...] = ()
-    smoke: SmokeEvidence | None = None
-
-
-@dataclass(frozen=True)
-class RecordedEvidence:
-    """The evidence as a registry version's tags show it (gate figures only when they fitted)."""
-
-    rollout_id: str
-    source_workspace: str
-    source_model: str
-    time: datetime | None
-    smoke: str
-    gates: Mapping[str, str]
-    digest: str
 
 
 def promotion_tags(
@@ -95,10 +77,11 @@ def promotion_tags(
     The model's own tags are kept as they are (Azure accepted them on the source); any ``promotion.`` tag among them
     gives way to the evidence. Raises :class:`EvidenceTooLarge` when the carried tags leave no room for it.
     """
+    wanted = None if carry is None else {name.lower() for name in carry}  # tag keys compare case-insensitively
     carried = {
         key: value
         for key, value in model_tags.items()
-        if (carry is None or key in carry) and not key.startswith(PREFIX)
+        if (wanted is None or key.lower() in wanted) and not key.startswith(PREFIX)
     }
     core = {
         SOURCE_WORKSPACE: evidence.source_workspace,
@@ -108,6 +91,8 @@ def promotion_tags(
         SMOKE: _smoke(evidence.smoke),
         DIGEST: evidence_digest(evidence, source_model),
     }
+    if evidence.status_link:
+        core[STATUS] = evidence.status_link
     room = MAX_TAGS - len(carried) - len(core)
     needed = min(len(evidence.gates), 1)
     if room < needed:
@@ -185,6 +170,8 @@ def evidence_digest(evidence: PromotionEvidence, source_model: str) -> str:
             for g in evidence.gates
         ],
     }
+    if evidence.status_link:  # absent when unset, so that evidence without a link keeps the digest it always had
+        document["status"] = evidence.status_link
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -203,6 +190,7 @@ def read_evidence(tags: Mapping[str, str]) -> RecordedEvidence | None:
         smoke=tags.get(SMOKE, ""),
         gates=gates,
         digest=tags.get(DIGEST, ""),
+        status_link=tags.get(STATUS, ""),
     )
 
 

@@ -1,76 +1,19 @@
-"""What the registry adapter takes and returns: frozen types of its own, and the SDKs' answers converted to them."""
+"""The SDKs' answers about registry versions, converted to the promotion's own frozen types (which live with its
+decisions, ``app/rollout/decide/registry_model.py``, and are re-exported here for the adapter's users)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from app.azure.registry_evidence import RecordedEvidence, read_evidence
+from app.azure.registry_evidence import read_evidence
+from app.rollout.decide.registry_model import (
+    PromotedVersions,
+    RegistryModelVersion,
+    SharedVersion,
+    WorkspaceModelRef,
+)
 
-
-@dataclass(frozen=True)
-class WorkspaceModelRef:
-    """A model version in a workspace."""
-
-    subscription_id: str
-    resource_group: str
-    workspace_name: str
-    name: str
-    version: str
-
-    @property
-    def workspace_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.workspace_name}"
-        )
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.workspace_id}/models/{self.name}/versions/{self.version}"
-
-
-@dataclass(frozen=True)
-class RegistryModelVersion:
-    """A model version in a registry, as the registry reports it."""
-
-    registry: str
-    name: str
-    version: str
-    model_type: str
-    tags: Mapping[str, str]
-    properties: Mapping[str, str]
-    stage: str | None
-    job_name: str | None
-    created_at: datetime | None
-    evidence: RecordedEvidence | None
-
-    @property
-    def asset_id(self) -> str:
-        """What a deployment in any workspace names: ``azureml://registries/{r}/models/{n}/versions/{v}``."""
-        return f"azureml://registries/{self.registry}/models/{self.name}/versions/{self.version}"
-
-
-@dataclass(frozen=True)
-class SharedVersion:
-    """The registry version a share left; ``shared`` says whether this call copied it (False: it was there)."""
-
-    version: RegistryModelVersion
-    shared: bool
-
-
-@dataclass(frozen=True)
-class PromotedVersions:
-    """Versions created at or after a cursor, oldest first, and the cursor to pass next time.
-
-    ``complete`` is False when a bound stopped the scan; the cursor then stays where the scan is sure of.
-    """
-
-    versions: tuple[RegistryModelVersion, ...]
-    cursor: datetime | None
-    complete: bool
+__all__ = ["PromotedVersions", "RegistryModelVersion", "SharedVersion", "WorkspaceModelRef", "from_arm", "from_asset"]
 
 
 def from_arm(registry: str, found: Any) -> RegistryModelVersion:

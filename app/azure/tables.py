@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from app.azure.throttle import throttle_policy
 from app.platform import budgets
 from app.platform.errors import SettingsError
 from app.platform.tables import Conflict, Row, Table
@@ -32,6 +33,8 @@ class TableStore(Table):
     operations: ClassVar[Counter[str]] = Counter()
     #: Entities the queries and reads returned, process-wide: what a request cost in data, not in calls.
     rows_read: ClassVar[Counter[str]] = Counter()
+    #: Writes refused because the row changed or existed (ETag mismatch), process-wide: contention, by kind.
+    conflicts: ClassVar[Counter[str]] = Counter()
 
     def __init__(self, client_factory: Callable[[], TableClient]) -> None:
         self._client_factory = client_factory
@@ -47,7 +50,8 @@ class TableStore(Table):
             from azure.data.tables import TableClient
 
             # Explicit caps: azure-core's defaults (10 retries, 300 s reads) could outlast the endpoint lease.
-            limits = budgets.TABLES.client_kwargs()
+            # Every attempt waits while storage asks this process to back off (app/azure/throttle.py).
+            limits = {**budgets.TABLES.client_kwargs(), "per_retry_policies": [throttle_policy()]}
             if settings.storage_connection_string:
                 return TableClient.from_connection_string(
                     settings.storage_connection_string, table_name=table, **limits
@@ -136,6 +140,7 @@ class TableStore(Table):
                 lambda: self.client.create_entity({"PartitionKey": partition, "RowKey": key, **data})
             )
         except ResourceExistsError as err:
+            TableStore.conflicts["insert"] += 1
             raise Conflict(f"{partition}/{key} exists") from err
         return Row(partition, key, dict(data), str(metadata.get("etag", "")))
 
@@ -155,6 +160,7 @@ class TableStore(Table):
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as err:
+            TableStore.conflicts["replace"] += 1
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
         return Row(row.partition, row.key, dict(data), str(metadata.get("etag", "")))
 
@@ -170,6 +176,7 @@ class TableStore(Table):
                 row.partition, row.key, etag=row.etag, match_condition=MatchConditions.IfNotModified
             )
         except ResourceModifiedError as err:
+            TableStore.conflicts["delete"] += 1
             raise Conflict(f"{row.partition}/{row.key} changed since it was read") from err
 
     def page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome
 from app.notify.notifier import Notification
 from app.retraining.decide import drift_signal
 from app.retraining.submit import retrain
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def handle(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
+def handle(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> Outcome:
     drift = event.data
     monitor = drift.data_drift_name or drift.data_drift_id
     window = f"{_iso(drift.start_time)} .. {_iso(drift.end_time)}"
@@ -39,7 +40,7 @@ def handle(event: AmlEvent[DatasetDriftDetectedData], deps: Deps) -> str:
         )
     )
     noticed = f"notified: drift {drift.drift_coefficient:.3f} on {monitor}"
-    return f"{noticed}; {retrain(event, drift_signal(drift), deps)}"
+    return retrain(event, drift_signal(drift), deps).after(noticed)
 
 
 def _iso(value: object) -> str:

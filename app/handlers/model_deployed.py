@@ -7,6 +7,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.platform.errors import is_retryable
 from app.rollout.run.engine import RolloutEngine
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 _SUBJECT = re.compile(r"(?:^|/)(?:online)?endpoints/(?P<name>[A-Za-z][A-Za-z0-9-]{2,31})$", re.IGNORECASE)
 
 
-def handle(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
+def handle(event: AmlEvent[ModelDeployedData], deps: Deps) -> Outcome:
     service = event.data
     models = ", ".join(service.model_ids) or "no model ids"
     deps.notifier.send(
@@ -42,21 +43,19 @@ def handle(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
     )
     notified = f"notified: service {service.service_name} deployed ({models})"
     advanced = _advance(event, deps)
-    return f"{notified}; {advanced}" if advanced else notified
+    return advanced.after(notified) if advanced else Outcome(OutcomeKind.HANDLED, notified)
 
 
-def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
+def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> Outcome | None:
     """AML says an operation on the endpoint finished: take the rollout's next step now, within the event budget."""
     settings = deps.settings
     if not settings.records_rollouts:
-        return ""
+        return None
     match = _SUBJECT.search(event.envelope.subject or "")
     name = match.group("name") if match else event.data.service_name
-    # Lazy: the follow-up module brings the ledger; most events never need it.
-
     found = active_endpoint(deps, event.workspace.arm_id, name) if name else None
     if found is None:
-        return ""
+        return None
 
     try:
         deadline = time.monotonic() + settings.event_budget_seconds
@@ -66,6 +65,6 @@ def _advance(event: AmlEvent[ModelDeployedData], deps: Deps) -> str:
             raise
         # The rollout is in the ledger: the timer (or a follow-up) advances it. No need to redeliver the event.
         logger.warning("%s endpoint %s not advanced now, the timer will: %s", event.label, found[1], err)
-        return f"endpoint {found[1]} left to the timer"
+        return Outcome(OutcomeKind.DEFERRED, f"endpoint {found[1]} left to the timer")
     logger.info("%s advanced endpoint %s: %s", event.label, found[1], "; ".join(lines) or "nothing to do")
-    return f"advanced endpoint {found[1]}: {'; '.join(lines) or 'nothing to do'}"
+    return Outcome(OutcomeKind.HANDLED, f"advanced endpoint {found[1]}: {'; '.join(lines) or 'nothing to do'}")

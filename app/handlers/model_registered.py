@@ -7,6 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import RetryableError, is_retryable
 from app.ports import ModelNotFound
 from app.rollout.decide.model import Reject, Skip, State
@@ -27,15 +28,19 @@ logger = logging.getLogger(__name__)
 #: 10 s, 40 s and 100 s) before it counts as missing: AML can send ModelRegistered before a GET finds the version.
 MODEL_READ_WINDOW = dt.timedelta(minutes=5)
 
+#: A rollout that ends where it starts, by the state its row is in; a row an earlier event left in another state
+#: (it was recorded before, in another mode) is that event's: this one is a duplicate.
+_FINAL_KINDS = {State.REJECTED: OutcomeKind.REJECTED, State.PLANNED: OutcomeKind.PLANNED}
 
-def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
+
+def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> Outcome:
 
     settings = deps.settings
     model = _read_model(event, deps)
     decision = plan_rollout(event.workspace, model, settings)
     if isinstance(decision, Skip):
         logger.info("%s skipped: %s", event.label, decision.reason)
-        return f"skipped: {decision.reason}"
+        return Outcome(OutcomeKind.SKIPPED, f"skipped: {decision.reason}")
 
     ledger, now = ledger_of(deps), deps.clock()
     if isinstance(decision, Reject):
@@ -60,7 +65,9 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
     target = f"{decision.endpoint}/{decision.deployment}"
     if not created:
         logger.info("%s duplicate: rollout %s is already %s", event.label, target, rollout.state.value)
-        return f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+        return Outcome(
+            OutcomeKind.DUPLICATE, f"duplicate: rollout {target} is already {rollout.state.value}; event id recorded"
+        )
     deadline = time.monotonic() + settings.event_budget_seconds
     try:
         outcome = RolloutEngine(deps).advance(decision.workspace_id, decision.endpoint, deadline)
@@ -69,11 +76,12 @@ def handle(event: AmlEvent[ModelRegisteredData], deps: Deps) -> str:
             raise
         # The rollout is recorded; the reconciler drives it from here. No need to redeliver the event.
         logger.warning("%s rollout %s recorded; first step deferred to the reconciler: %s", event.label, target, err)
-        return f"recorded rollout {target}; first step deferred to the reconciler"
+        return Outcome(OutcomeKind.DEFERRED, f"recorded rollout {target}; first step deferred to the reconciler")
     mine = outcome.rollout(decision.deployment)
     if isinstance(mine, Stepped):
-        return f"rollout {target}: {mine.state.value} ({mine.reason})"
-    return f"rollout {target}: {'out of time budget; next tick' if mine else 'queued'}"
+        return Outcome(OutcomeKind.HANDLED, f"rollout {target}: {mine.state.value} ({mine.reason})")
+    # No time left for it, or another rollout on the endpoint goes first: the timer (or a follow-up) takes it.
+    return Outcome(OutcomeKind.DEFERRED, f"rollout {target}: {'out of time budget; next tick' if mine else 'queued'}")
 
 
 def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
@@ -97,7 +105,7 @@ def _read_model(event: AmlEvent[ModelRegisteredData], deps: Deps) -> ModelInfo:
         ) from err
 
 
-def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> str:
+def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, reason: str) -> Outcome:
     """Record a rollout that ends where it starts (planned or rejected) and notify once per event."""
     now = deps.clock()
     rollout, created = ledger_of(deps).record(plan, state, event_id, now, reason=reason)
@@ -105,4 +113,4 @@ def _record_final(deps: Deps, event_id: str, plan: RolloutPlan, state: State, re
     # and keeps one a sink failed for the reconciler's tick to retry).
     if created or event_id == rollout.event_ids[0]:
         deps.notifier.send(rollout_notification(rollout, state, reason, status_host=deps.settings.status_host))
-    return f"{rollout.state.value}: {reason}"
+    return Outcome(_FINAL_KINDS.get(rollout.state, OutcomeKind.DUPLICATE), f"{rollout.state.value}: {reason}")

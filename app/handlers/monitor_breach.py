@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.platform.errors import RetryableError
 from app.platform.idempotency import CLAIM_FOR, AlreadyDone, Idempotency, InProgressElsewhere, record_key
@@ -27,14 +28,17 @@ logger = logging.getLogger(__name__)
 BREACH_RECORD = "monitor-breach"
 
 
-def handle(event: AmlEvent[Any], breach: MonitorBreach, deps: Deps) -> str:
+def handle(event: AmlEvent[Any], breach: MonitorBreach, deps: Deps) -> Outcome:
     records = Idempotency(deps.table(deps.settings.idempotency_table), in_progress_for=CLAIM_FOR)
     key = record_key(BREACH_RECORD, event.workspace, breach.run_id, field="data.runId", what="an Azure ML run id")
     payload = {"runId": breach.run_id, "monitorRunId": breach.monitor_run_id, "monitor": breach.monitor}
     outcome = records.claim(key, payload, deps.clock(), Monitor=breach.monitor, Signal=breach.signal)
     if isinstance(outcome, AlreadyDone):
         logger.info("%s duplicate: the breach of run %s was handled", event.label, breach.run_id)
-        return f"duplicate: monitoring breach of run {breach.run_id} already handled: {outcome.result['outcome']}"
+        return Outcome(
+            OutcomeKind.DUPLICATE,
+            f"duplicate: monitoring breach of run {breach.run_id} already handled: {outcome.result['outcome']}",
+        )
     if isinstance(outcome, InProgressElsewhere):
         raise RetryableError(f"the monitoring breach of run {breach.run_id} is being handled by another delivery")
     try:
@@ -44,9 +48,9 @@ def handle(event: AmlEvent[Any], breach: MonitorBreach, deps: Deps) -> str:
         # The redelivery claims the breach again at once.
         records.release(outcome.record)
         raise
-    records.complete(outcome.record, {"outcome": retrained}, deps.clock())
+    records.complete(outcome.record, {"outcome": retrained.text}, deps.clock())
     signal = breach.signal or "?"
-    return f"notified: monitor {breach.monitor} signal {signal} breached its thresholds; {retrained}"
+    return retrained.after(f"notified: monitor {breach.monitor} signal {signal} breached its thresholds")
 
 
 def _notification(event: AmlEvent[Any], breach: MonitorBreach) -> Notification:

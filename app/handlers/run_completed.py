@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.handlers import monitor_breach
+from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.platform.errors import RetryableError
 from app.platform.idempotency import CLAIM_FOR, AlreadyDone, Claimed, Idempotency, PayloadMismatch, RecordKey, Status
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
+def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> Outcome:
     run = event.data
     breach = breach_of(run)
     if breach is not None:
@@ -40,22 +41,26 @@ def handle(event: AmlEvent[RunCompletedData], deps: Deps) -> str:
     noticed = f"notified: run {run.run_id} completed"
     request = registration_request(run)
     if request is None:
-        return noticed
+        return Outcome(OutcomeKind.HANDLED, noticed)
     parent = parent_run_id(run)
     if parent:
         logger.info("%s run %s is a step of pipeline %s: the pipeline registers", event.label, run.run_id, parent)
-        return f"{noticed}; step of pipeline {parent}: registration is the pipeline's, not the step's"
+        return Outcome(
+            OutcomeKind.SKIPPED, f"{noticed}; step of pipeline {parent}: registration is the pipeline's, not the step's"
+        )
     if not deps.settings.applies_changes:
         where = f"output {request.output}" if request.output else request.path
         logger.info("%s DEPLOY_MODE=plan: would register %s from %s", event.label, request.name, where)
-        return f"{noticed}; DEPLOY_MODE=plan: would register {where} as model {request.name}"
+        return Outcome(
+            OutcomeKind.PLANNED, f"{noticed}; DEPLOY_MODE=plan: would register {where} as model {request.name}"
+        )
     job = deps.aml(event.workspace).read_job(run.run_id)
     if job is not None:
         request = from_job_output(request, job.outputs, pipeline=job.is_pipeline)
-    return f"{noticed}; {_register(event, deps, request)}"
+    return _register(event, deps, request).after(noticed)
 
 
-def _register(event: AmlEvent[RunCompletedData], deps: Deps, request: RegisterModel) -> str:
+def _register(event: AmlEvent[RunCompletedData], deps: Deps, request: RegisterModel) -> Outcome:
     """Claim the run's record, find or create the model version, record it, report it once."""
     records = Idempotency(deps.table(deps.settings.idempotency_table), in_progress_for=CLAIM_FOR)
     key = registration_key(event.workspace, request.run_id)
@@ -72,7 +77,10 @@ def _register(event: AmlEvent[RunCompletedData], deps: Deps, request: RegisterMo
         recorded = str(outcome.result["model_version"])
         if outcome.record.fields.get("Notified"):
             logger.info("%s duplicate: run %s registered %s:%s", event.label, request.run_id, request.name, recorded)
-            return f"duplicate: run {request.run_id} is already registered as {request.name}:{recorded}"
+            return Outcome(
+                OutcomeKind.DUPLICATE,
+                f"duplicate: run {request.run_id} is already registered as {request.name}:{recorded}",
+            )
         return _report(event, deps, records, key, request, recorded, created=False)
 
     mine = isinstance(outcome, Claimed)
@@ -103,7 +111,7 @@ def _report(
     version: str,
     *,
     created: bool,
-) -> str:
+) -> Outcome:
     """Notify ``model registered from run`` (notification first: if it fails, the redelivery sends it)."""
     deps.notifier.send(
         Notification.about(
@@ -128,4 +136,4 @@ def _report(
     )
     records.annotate(key, Notified=True)
     verb = "registered" if created else "found registered"
-    return f"{verb}: model {request.name}:{version} from run {request.run_id}"
+    return Outcome(OutcomeKind.HANDLED, f"{verb}: model {request.name}:{version} from run {request.run_id}")

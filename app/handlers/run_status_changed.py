@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.handlers import monitor_breach
+from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.retraining.signals import breach_of
 
@@ -22,7 +23,7 @@ _NOTICES = {
 }
 
 
-def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> str:
+def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> Outcome:
     run = event.data
     breach = breach_of(run)
     if breach is not None:
@@ -31,7 +32,9 @@ def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> str:
     status = run.run_status.strip().lower()
     if status not in deps.settings.notify_run_statuses:
         logger.debug("%s run %s status %s: not in NOTIFY_RUN_STATUSES, ignored", event.label, run.run_id, status)
-        return f"ignored: run {run.run_id} is {run.run_status} (not in NOTIFY_RUN_STATUSES)"
+        return Outcome(
+            OutcomeKind.IGNORED, f"ignored: run {run.run_id} is {run.run_status} (not in NOTIFY_RUN_STATUSES)"
+        )
     # Events arrive late and out of order: act on the status AML reports now, not on the event's.
     job = deps.aml(event.workspace).get_job(run.run_id)
     current = job.status if job is not None else ""
@@ -44,7 +47,10 @@ def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> str:
                 run.run_status,
                 current,
             )
-            return f"ignored: run {run.run_id} is {current} in Azure ML (the event said {run.run_status})"
+            return Outcome(
+                OutcomeKind.IGNORED,
+                f"ignored: run {run.run_id} is {current} in Azure ML (the event said {run.run_status})",
+            )
         status = current.lower()
     kind, severity = _NOTICES.get(status, ("AmlEvents.Run.StatusChanged", "info"))
     shown = current or run.run_status
@@ -58,4 +64,4 @@ def handle(event: AmlEvent[RunStatusChangedData], deps: Deps) -> str:
             amlStatus=current or "unknown (no such job in Azure ML)",
         )
     )
-    return f"notified: run {run.run_id} {status if status in _NOTICES else 'is ' + shown}"
+    return Outcome(OutcomeKind.HANDLED, f"notified: run {run.run_id} {status if status in _NOTICES else 'is ' + shown}")

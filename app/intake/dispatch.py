@@ -8,7 +8,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from app.intake import admission
 from app.intake.events import AmlEvent, Envelope, envelope_from_function_event, parse, require_event_type, workspace_of
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform import telemetry
 from app.platform.clock import as_utc
 from app.platform.errors import PermanentError, SettingsError, is_retryable, permission_problem
@@ -20,12 +22,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[AmlEvent[Any], "Deps"], str]
+Handler = Callable[[AmlEvent[Any], "Deps"], Outcome]
 
 
 def receive(
     event: func.EventGridEvent | func.CloudEvent, deps: Callable[[], Deps], handlers: Mapping[str, Handler]
-) -> str:
+) -> Outcome:
     """What ``on_aml_event`` does: read the envelope, build the dependencies, ``process``.
 
     Reading the envelope is under the same error policy as handling: an event the worker hands over in a shape
@@ -50,49 +52,47 @@ def receive(
     return process(envelope, built, handlers)
 
 
-def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> str:
-    """Handle one event and return a one-line account of what was done.
+def process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> Outcome:
+    """Handle one event and return what was done: its kind, and a one-line account.
 
     Raises only when a redelivery can fix the failure (the host then answers 500 and Event Grid
     retries). Everything else is logged with the event's id, type and subject, and acknowledged.
     """
     with telemetry.event_span(envelope) as span:
         outcome = _process(envelope, deps, handlers)
-        telemetry.set_outcome(span, outcome)
+        telemetry.set_outcome(span, outcome.text, outcome.kind)
         return outcome
 
 
-def _process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> str:
+def _process(envelope: Envelope, deps: Deps, handlers: Mapping[str, Handler]) -> Outcome:
     label = envelope.label
     try:
         require_event_type(envelope)
-        workspace = workspace_of(envelope)
-        if not deps.settings.allowed_workspaces:
-            outcome = "ignored: no workspace is allowed (AML_ALLOWED_WORKSPACES is empty, failing closed)"
-            logger.error("%s %s", label, outcome, extra={"outcome": outcome})
-            return outcome
-        if not deps.settings.allows(workspace):
-            outcome = f"ignored: workspace {workspace.arm_id} is not in AML_ALLOWED_WORKSPACES"
-            logger.warning("%s %s", label, outcome, extra={"outcome": outcome})
+        refused = admission.refusal(envelope, workspace_of(envelope), deps.settings)
+        if refused is not None:
+            text, level = refused
+            outcome = Outcome(OutcomeKind.IGNORED, text)
+            logger.log(level, "%s %s", label, outcome, extra=outcome.log_extra())
             return outcome
         handler = handlers.get(envelope.event_type)
         if handler is None:
-            outcome = f"ignored: unknown event type {envelope.event_type}"
-            logger.info("%s %s", label, outcome, extra={"outcome": outcome})
+            outcome = Outcome(OutcomeKind.IGNORED, f"ignored: unknown event type {envelope.event_type}")
+            logger.info("%s %s", label, outcome, extra=outcome.log_extra())
             return outcome
         event = parse(envelope)
         outcome = handler(event, deps)
-        logger.info("%s handled: %s", label, outcome, extra={"outcome": outcome})
+        logger.info("%s handled: %s", label, outcome, extra=outcome.log_extra())
         return outcome
     except Exception as err:
         denied = permission_problem(err)
         if denied and _older_than(envelope, deps.settings.permission_retry_minutes, deps.clock()):
-            outcome = (
+            outcome = Outcome(
+                OutcomeKind.FAILED,
                 f"failed: permission denied for longer than PERMISSION_RETRY_MINUTES="
-                f"{deps.settings.permission_retry_minutes}: {denied}"
+                f"{deps.settings.permission_retry_minutes}: {denied}",
             )
             logger.error(
-                "%s %s; acknowledged: event=%s", label, outcome, _replayable(envelope), extra={"outcome": outcome}
+                "%s %s; acknowledged: event=%s", label, outcome, _replayable(envelope), extra=outcome.log_extra()
             )
             return outcome
         if is_retryable(err):
@@ -105,10 +105,10 @@ def _log_redelivery(label: str, err: Exception) -> None:
     logger.warning("%s failed, Event Grid will redeliver: %s: %s", label, type(err).__name__, err)
 
 
-def _settle(err: Exception, label: str, replayable: Callable[[], str]) -> str:
+def _settle(err: Exception, label: str, replayable: Callable[[], str]) -> Outcome:
     """The error policy for what no redelivery can fix: log it with the event, and acknowledge."""
-    kind = "rejected" if isinstance(err, PermanentError) else "failed"
-    outcome = f"{kind}: {err}"
+    kind = OutcomeKind.REJECTED if isinstance(err, PermanentError) else OutcomeKind.FAILED
+    outcome = Outcome(kind, f"{kind}: {err}")
     # The event goes into the log whole, so an operator can replay it after a fix.
     logger.error(
         "%s %s permanently, acknowledged: %s: %s; event=%s",
@@ -118,7 +118,7 @@ def _settle(err: Exception, label: str, replayable: Callable[[], str]) -> str:
         err,
         replayable(),
         exc_info=not isinstance(err, PermanentError),
-        extra={"outcome": outcome},
+        extra=outcome.log_extra(),
     )
     return outcome
 

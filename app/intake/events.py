@@ -27,6 +27,9 @@ RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
 RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
 DATASET_DRIFT_DETECTED = "Microsoft.MachineLearningServices.DatasetDriftDetected"
 AML_EVENT_TYPES = (MODEL_REGISTERED, MODEL_DEPLOYED, RUN_COMPLETED, RUN_STATUS_CHANGED, DATASET_DRIFT_DETECTED)
+#: Our own event, published by a staging app after it promoted a model version into a registry (a CloudEvent whose
+#: source is the staging workspace; Azure ML raises no event for registries: docs/research/registry-events.md).
+MODEL_PROMOTED = "AmlEvents.Model.Promoted"
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,25 @@ class DatasetDriftDetectedData:
     end_time: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class ModelPromotedData:
+    """``AmlEvents.Model.Promoted``: a staging app shared a proven version into a registry. Subject
+    ``registries/{registry}/models/{name}/versions/{version}``; the registry is authoritative, this is a hint."""
+
+    registry: str
+    model_name: str
+    model_version: str
+    staging_rollout: str  # ``{endpoint}/{deployment}`` in the staging app, when the event says
+
+
 D = TypeVar(
-    "D", ModelRegisteredData, ModelDeployedData, RunCompletedData, RunStatusChangedData, DatasetDriftDetectedData
+    "D",
+    ModelRegisteredData,
+    ModelDeployedData,
+    RunCompletedData,
+    RunStatusChangedData,
+    DatasetDriftDetectedData,
+    ModelPromotedData,
 )
 
 
@@ -206,8 +226,9 @@ def parse(envelope: Envelope) -> AmlEvent[Any]:
         raise EventValidationError("data", "must be a JSON object")
     parser = _PARSERS.get(envelope.event_type)
     if parser is None:
+        known = ", ".join((*AML_EVENT_TYPES, MODEL_PROMOTED))
         raise EventValidationError(
-            "eventType", f"{envelope.event_type!r} is not an Azure ML event type ({', '.join(AML_EVENT_TYPES)})"
+            "eventType", f"{envelope.event_type!r} is not an event type this app takes ({known})"
         )
     workspace = workspace_of(envelope)
     return AmlEvent(envelope=envelope, workspace=workspace, data=parser(_Fields(envelope)))
@@ -261,6 +282,9 @@ class _Fields:
 _MODEL_SUBJECT = re.compile(r"^models/(?P<name>[^:/]+):(?P<version>[^/]+)$", re.IGNORECASE)
 _ENDPOINT_SUBJECT = re.compile(r"^endpoints/(?P<service>[^/]+)$", re.IGNORECASE)
 _RUN_SUBJECT = re.compile(r"^experiments/(?P<experiment>[^/]+)/runs/(?P<run>[^/]+)$", re.IGNORECASE)
+_REGISTRY_SUBJECT = re.compile(
+    r"^registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE
+)
 _DRIFT_SUBJECT = re.compile(r"^datadrifts?/(?P<drift>[^/]+)/runs?/(?P<run>[^/]+)$", re.IGNORECASE)
 
 
@@ -324,12 +348,34 @@ def _dataset_drift_detected(fields: _Fields) -> DatasetDriftDetectedData:
     )
 
 
+def _model_promoted(fields: _Fields) -> ModelPromotedData:
+    raw = fields.get("facts")
+    facts: dict[str, Any] = {str(key).lower(): value for key, value in raw.items()} if isinstance(raw, Mapping) else {}
+    evidence = facts["evidence"] if isinstance(facts.get("evidence"), Mapping) else {}
+
+    def part(name: str, fact: str) -> str:
+        value = _subject_part(_REGISTRY_SUBJECT, fields.subject, name) or facts.get(fact)
+        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+            raise EventValidationError(
+                f"data.facts.{fact}", "missing, and the subject is not registries/{r}/models/{name}/versions/{v}"
+            )
+        return str(value)
+
+    return ModelPromotedData(
+        registry=part("registry", "registry"),
+        model_name=part("name", "model"),
+        model_version=part("version", "version"),
+        staging_rollout=str(evidence.get("rollout") or ""),
+    )
+
+
 _PARSERS = {
     MODEL_REGISTERED: _model_registered,
     MODEL_DEPLOYED: _model_deployed,
     RUN_COMPLETED: _run_completed,
     RUN_STATUS_CHANGED: _run_status_changed,
     DATASET_DRIFT_DETECTED: _dataset_drift_detected,
+    MODEL_PROMOTED: _model_promoted,
 }
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

@@ -33,6 +33,8 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Monitor.ThresholdBreached",
     "AmlEvents.Model.Deployed",
     "AmlEvents.Model.RegisteredFromRun",
+    "AmlEvents.Model.Promoted",
+    "AmlEvents.Model.PromotionFailed",
     "AmlEvents.Drift.Detected",
     "AmlEvents.Retraining.Submitted",
     "AmlEvents.Retraining.Skipped",
@@ -59,6 +61,7 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.Paused",
     "AmlEvents.Rollout.Resumed",
     "AmlEvents.Rollout.OperatorAction",
+    "AmlEvents.Rollout.AwaitingApproval",
 )
 _ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
 

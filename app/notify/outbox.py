@@ -5,7 +5,9 @@ transition produces the same id. Two kinds of rows in the idempotency table:
 
 - ``notify-outbox`` / ``{id}``: a notification not yet delivered to every sink, with the sinks that took it. It is
   written before the first attempt, so a crash or a failing sink leaves it for the reconciler's tick to retry
-  (only to the sinks that have not taken it). One small partition, read by key range each tick.
+  (only to the sinks that have not taken it). One small partition, read by key range each tick. While an attempt
+  is under way (``InFlightSince``), no other instance takes it, for longer than every sink's whole retry budget
+  (``IN_FLIGHT``): a slow webhook must not get the same notification twice.
 - ``notified~{workspace scope}`` / ``{id}``: the notification went out; a later send of the same id is skipped.
 """
 
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.notify.notifier import Notification, Notifier, Sink
+from app.platform import budgets
 from app.platform.clock import as_utc, utc_now
 from app.platform.tables import Conflict, Row, Table, workspace_scope
 from app.platform.workspace import WorkspaceRef
@@ -27,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 OUTBOX_PARTITION = "notify-outbox"
 SENT_PREFIX = "notified"
-#: A pending row younger than this with no attempt recorded is being sent right now by its first sender.
-IN_FLIGHT = dt.timedelta(seconds=30)
+#: An attempt started less than this long ago may still be under way (every sink waiting out its retries), so the
+#: row is left to its sender; after it, the sender is taken to have died and the tick retries.
+IN_FLIGHT = dt.timedelta(seconds=budgets.notification_in_flight_seconds())
 #: A notification still undelivered after this long is given up, with an error that carries it whole.
 GIVE_UP_AFTER = dt.timedelta(hours=24)
 #: Pending notifications one tick retries at most (a dead sink must not eat the tick's budget).
@@ -71,7 +75,7 @@ class OutboxNotifier(Notifier):
         rows = sorted(store.partition(OUTBOX_PARTITION), key=lambda r: as_utc(r.data["CreatedAt"]))
         for row in rows[:FLUSH_LIMIT]:
             created, attempts = as_utc(row.data["CreatedAt"]), int(row.data.get("Attempts") or 0)
-            if attempts == 0 and now - created < IN_FLIGHT:
+            if _in_flight(row, now):
                 continue
             if now - created > GIVE_UP_AFTER:
                 logger.error(
@@ -85,7 +89,7 @@ class OutboxNotifier(Notifier):
                 continue
             try:
                 # Taking the row (a conditional write) keeps two instances' ticks from sending it both.
-                mine = store.replace(row, {**row.data, "Attempts": attempts + 1})
+                mine = store.replace(row, {**row.data, "Attempts": attempts + 1, "InFlightSince": now})
             except Conflict:
                 continue
             if not self._attempt(store, mine, _decode(row)):
@@ -104,6 +108,7 @@ class OutboxNotifier(Notifier):
                 "SentTo": json.dumps(sorted(done)),
                 "Attempts": max(int(row.data.get("Attempts") or 0), 1),
                 "LastFailure": ", ".join(published.retryable),
+                "InFlightSince": "",  # the attempt is over: the next tick may retry at once
             }
             with contextlib.suppress(Conflict):
                 store.replace(row, data)
@@ -121,6 +126,15 @@ class OutboxNotifier(Notifier):
         with contextlib.suppress(Conflict):
             store.delete(row)
         return True
+
+
+def _in_flight(row: Row, now: dt.datetime) -> bool:
+    """Is an attempt at this row possibly still under way? Rows written before ``InFlightSince`` existed count their
+    first attempt from ``CreatedAt``."""
+    since = row.data.get("InFlightSince")
+    if since is None and not int(row.data.get("Attempts") or 0):
+        since = row.data["CreatedAt"]
+    return isinstance(since, dt.datetime) and now - as_utc(since) < IN_FLIGHT
 
 
 def _sent_partition(notification: Notification) -> str:
@@ -143,6 +157,7 @@ def _encode(notification: Notification, now: dt.datetime) -> dict[str, Any]:
         "Type": notification.type,
         "Notification": json.dumps(body, default=str),
         "CreatedAt": now,
+        "InFlightSince": now,
         "Attempts": 0,
         "SentTo": "[]",
     }

@@ -69,6 +69,13 @@ WEBHOOK_RETRY_DELAYS = (0.3, 0.9)
 WEBHOOK = CallBudget("webhook", len(WEBHOOK_RETRY_DELAYS), 0.0, max(WEBHOOK_RETRY_DELAYS), 5.0, 10.0)
 
 
+def notification_in_flight_seconds() -> float:
+    """How long a notification's sender may still be sending it: the topic's and the webhook's whole budgets (they
+    are tried one after the other), the Table write that records the outcome, and ``LEASE_MARGIN_SECONDS`` for the
+    instances' clocks. Until then the outbox lets no other instance retry it (app/notify/outbox.py)."""
+    return EVENT_GRID.longest_seconds + WEBHOOK.longest_seconds + TABLES.longest_seconds + LEASE_MARGIN_SECONDS
+
+
 def budget_problems(lease_seconds: float, arm_read_timeout: float) -> list[str]:
     """Why these settings cannot fence writes, or [] when they can.
 

@@ -31,6 +31,9 @@ DEFAULT_NOTIFY_RUN_STATUSES = frozenset({"failed", "canceled"})
 #: At most this many model versions are read per resync run (RESYNC_MAX_MODELS).
 DEFAULT_RESYNC_MAX_MODELS = 200
 GATE_INCONCLUSIVE_CHOICES = ("hold", "promote", "rollback")
+#: What the gate's error rule counts (GATE_ERROR_STATUS_CODES): server errors, and the timeouts (408) and overload
+#: (429) Azure ML documents as the deployment's own (app/rollout/decide/gate_statuses.py).
+DEFAULT_ERROR_STATUS_CODES = frozenset({"5xx", "408", "429"})
 #: What each write usually takes in Azure ML, in seconds: the follow-up is due then (FOLLOWUP_DELAYS overrides).
 #: Endpoint creation is typically 1-2 minutes, a managed deployment 5-15 minutes (VM allocation and image pull),
 #: a traffic update well under a minute. ``recheck``: a follow-up that found the operation still running looks
@@ -44,6 +47,8 @@ DEFAULT_DELAYS: Mapping[str, float] = {
 }
 #: A queue message can stay invisible for at most 7 days (Put Message, visibilitytimeout).
 MAX_VISIBILITY_S = 7 * 24 * 3600
+#: How long a rollout waits for an approval before it expires (APPROVAL_TIMEOUT).
+DEFAULT_APPROVAL_TIMEOUT = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,12 @@ class Settings:
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""
+    #: App Service authentication is on (``WEBSITE_AUTH_ENABLED``, set by the platform): only then is the
+    #: ``X-MS-CLIENT-PRINCIPAL`` header the platform's, not the caller's (app/api/caller.py).
+    easy_auth_enabled: bool = False
     smoke_required: bool = False
+    #: Refuse every model tag key that is not a tag of the contract (else only keys close to one).
+    strict_tags: bool = False
     smoke_timeout_seconds: float = 30.0
     bake_default: dt.timedelta = dt.timedelta(0)
     gate_max_error_rate: float = 1.0
@@ -108,10 +118,28 @@ class Settings:
     gate_metric_lag: dt.timedelta = dt.timedelta(minutes=2)
     gate_max_extensions: int = 2
     gate_inconclusive: str = "hold"
+    gate_error_status_codes: frozenset[str] = DEFAULT_ERROR_STATUS_CODES
+    #: Azure Monitor's regional batch metrics endpoint, ``{region}`` standing for the endpoints' region.
+    metrics_batch_endpoint: str = "https://{region}.metrics.monitor.azure.com"
     #: Where traces, metrics and logs go in Azure; empty sends them nowhere (app/platform/telemetry.py).
     appinsights_connection_string: str = field(default="", repr=False)
     #: Local runs: print the spans and metrics on the console.
     telemetry_console: bool = False
+    #: Promotion, staging side (docs/promotion.md): the registry proven models are shared into; empty: none.
+    promote_to_registry: str = ""
+    #: Promote every proven rollout, not only models tagged ``promote=true``.
+    promote_all: bool = False
+    #: Promotion, production side: the workspaces (keys, as ``allowed_workspaces``) whose ``AmlEvents.Model.Promoted``
+    #: events are taken; empty takes none (fail closed).
+    promotion_sources: frozenset[str] = frozenset()
+    #: The registries (lower-cased names) promoted versions are read from and rolled out; empty: none.
+    promotion_registries: frozenset[str] = frozenset()
+    #: The workspace (its key) promoted versions are rolled out into: ``PROMOTION_WORKSPACE``, else the only one
+    #: ``AML_ALLOWED_WORKSPACES`` lists.
+    promotion_workspace: str = ""
+    #: Every rollout waits for an operator's approval before live traffic (the tag ``approval=required`` asks too).
+    require_approval: bool = False
+    approval_timeout: dt.timedelta = DEFAULT_APPROVAL_TIMEOUT
 
     @property
     def applies_changes(self) -> bool:
@@ -127,6 +155,14 @@ class Settings:
     def followup_delay(self, kind: str) -> float | None:
         """Seconds until the follow-up of a write of ``kind`` is due; None when follow-ups are off."""
         return dict(self.followup_delays).get(kind)
+
+    def promotes_from(self, workspace: WorkspaceRef) -> bool:
+        """Is ``workspace`` one whose promotions this app takes (``PROMOTION_SOURCES``)? Empty allows none."""
+        return workspace.key in self.promotion_sources
+
+    def reads_registry(self, registry: str) -> bool:
+        """Is ``registry`` one this app rolls promoted versions out from (``PROMOTION_REGISTRIES``)? Empty: none."""
+        return registry.lower() in self.promotion_registries
 
     def allows(self, workspace: WorkspaceRef) -> bool:
         """Is ``workspace`` on the allowlist? Compared case-insensitively; empty allows nothing."""

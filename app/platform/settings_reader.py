@@ -8,6 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from app.platform import budgets
@@ -15,7 +16,9 @@ from app.platform.durations import parse_duration
 from app.platform.errors import SettingsError
 from app.platform.names import is_valid_name
 from app.platform.settings import (
+    DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_DELAYS,
+    DEFAULT_ERROR_STATUS_CODES,
     DEFAULT_NOTIFY_RUN_STATUSES,
     DEFAULT_RESYNC_MAX_MODELS,
     DEPLOY_MODES,
@@ -29,6 +32,13 @@ from app.platform.workspace import WorkspaceRef
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+#: Azure ML registry names (the 2023-04-01 spec's ``registryName`` pattern, azure-rest-api-specs
+#: specification/machinelearningservices/resource-manager/.../stable/2023-04-01/registries.json).
+REGISTRY_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{2,32}")
+MIN_APPROVAL_TIMEOUT = dt.timedelta(minutes=1)
+MAX_APPROVAL_TIMEOUT = dt.timedelta(days=90)
+#: An HTTP error status class (4xx, 5xx) or code (400-599).
+STATUS_CODE = re.compile(r"[45](?:xx|[0-9]{2})")
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -80,17 +90,21 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
+        # The platform writes "True"; read it as the Functions host does (bool.TryParse: anything else is off).
+        easy_auth_enabled=reader.text("WEBSITE_AUTH_ENABLED", "").lower() == "true",
         **_delivery(reader),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
         telemetry_console=reader.boolean("TELEMETRY_CONSOLE", False),
+        **_promotion(reader),
     )
-    return _checked(settings, reader)
+    return _checked(replace(settings, promotion_workspace=reader.promotion_workspace(settings)), reader)
 
 
 def _delivery(reader: _Reader) -> dict[str, Any]:
-    """Progressive delivery's settings: the smoke test, the default bake and the metric gate."""
+    """Progressive delivery's settings: the smoke test, tag strictness, the default bake and the metric gate."""
     return {
         "smoke_required": reader.boolean("SMOKE_REQUIRED", False),
+        "strict_tags": reader.boolean("STRICT_TAGS", False),
         "smoke_timeout_seconds": reader.number("SMOKE_TIMEOUT_SECONDS", 30.0, low=1, high=300),
         "bake_default": reader.duration("BAKE_DEFAULT", dt.timedelta(0), high=dt.timedelta(hours=24)),
         "gate_max_error_rate": reader.number("GATE_MAX_ERROR_RATE", 1.0, low=0.0, high=100.0),
@@ -100,11 +114,29 @@ def _delivery(reader: _Reader) -> dict[str, Any]:
         "gate_metric_lag": reader.duration("GATE_METRIC_LAG", dt.timedelta(minutes=2), high=dt.timedelta(hours=1)),
         "gate_max_extensions": reader.integer("GATE_MAX_EXTENSIONS", 2, low=0, high=100),
         "gate_inconclusive": reader.choice("GATE_INCONCLUSIVE", GATE_INCONCLUSIVE_CHOICES, "hold"),
+        "gate_error_status_codes": reader.status_codes("GATE_ERROR_STATUS_CODES", DEFAULT_ERROR_STATUS_CODES),
+        "metrics_batch_endpoint": reader.region_url(
+            "METRICS_BATCH_ENDPOINT", "https://{region}.metrics.monitor.azure.com"
+        ),
+    }
+
+
+def _promotion(reader: _Reader) -> dict[str, Any]:
+    """Promotion's settings: the registry a proven version goes to, what production trusts, and approvals."""
+    return {
+        "promote_to_registry": reader.registry("PROMOTE_TO_REGISTRY"),
+        "promote_all": reader.boolean("PROMOTE_ALL", False),
+        "promotion_sources": reader.workspaces("PROMOTION_SOURCES"),
+        "promotion_registries": reader.registries("PROMOTION_REGISTRIES"),
+        "require_approval": reader.boolean("REQUIRE_APPROVAL", False),
+        "approval_timeout": reader.duration(
+            "APPROVAL_TIMEOUT", DEFAULT_APPROVAL_TIMEOUT, high=MAX_APPROVAL_TIMEOUT, low=MIN_APPROVAL_TIMEOUT
+        ),
     }
 
 
 def _checked(settings: Settings, reader: _Reader) -> Settings:
-    """Every problem at once (the retry budgets too, when the rest is sound); an empty allowlist said loudly."""
+    """Every problem at once (the retry budgets too, when the rest is sound); what fails closed said loudly."""
     if not reader.problems:
         reader.problems.extend(
             budgets.budget_problems(settings.endpoint_lease_seconds, settings.arm_read_timeout_seconds)
@@ -115,6 +147,11 @@ def _checked(settings: Settings, reader: _Reader) -> Settings:
         logger.error(
             "AML_ALLOWED_WORKSPACES is empty: failing closed, NO workspace's events will be honoured. "
             "Set it to a comma-separated list of workspace ARM ids."
+        )
+    if settings.promotion_sources and not settings.promotion_registries:
+        logger.error(
+            "PROMOTION_SOURCES is set and PROMOTION_REGISTRIES is empty: failing closed, NO promoted version will be "
+            "rolled out. Set PROMOTION_REGISTRIES to the registries promoted versions are read from."
         )
     return settings
 
@@ -175,7 +212,9 @@ class _Reader:
             return None
         return self._ranged(name, 0.0, low, high, float, "a number")
 
-    def duration(self, name: str, default: dt.timedelta, *, high: dt.timedelta) -> dt.timedelta:
+    def duration(
+        self, name: str, default: dt.timedelta, *, high: dt.timedelta, low: dt.timedelta = dt.timedelta(0)
+    ) -> dt.timedelta:
         raw = self._raw(name)
         if not raw:
             return default
@@ -186,6 +225,9 @@ class _Reader:
             return default
         if value > high:
             self.problems.append(f"{name}={raw!r} is longer than the maximum of {high}")
+            return default
+        if value < low:
+            self.problems.append(f"{name}={raw!r} is shorter than the minimum of {low}")
             return default
         return value
 
@@ -212,6 +254,16 @@ class _Reader:
                 "URL in clear text); only the dev kit's local receivers may use http://, with ALLOW_HTTP_WEBHOOK=true"
             )
             return ""
+        return raw
+
+    def region_url(self, name: str, default: str) -> str:
+        """An https:// URL template with ``{region}`` where the Azure region goes."""
+        raw = self._raw(name) or default
+        if not raw.lower().startswith("https://") or "{region}" not in raw or raw.count("{") != 1:
+            self.problems.append(
+                f"{name}={raw!r} must be an https:// URL with {{region}} where the region goes, e.g. {default}"
+            )
+            return default
         return raw
 
     def table(self, name: str, default: str) -> str:
@@ -281,6 +333,52 @@ class _Reader:
                 f"{name}: {', '.join(unknown)} is not an Azure ML run status (use e.g. Failed,Canceled; known: "
                 "NotStarted, Starting, Provisioning, Preparing, Queued, Running, Finalizing, CancelRequested, "
                 "Completed, Failed, Canceled, NotResponding, Paused, Unknown)"
+            )
+            return default
+        return frozenset(values)
+
+    def registry(self, name: str, raw: str | None = None) -> str:
+        value = self._raw(name) if raw is None else raw
+        if value and not REGISTRY_NAME.fullmatch(value):
+            self.problems.append(
+                f"{name}: {value!r} is not an Azure ML registry name (3-33 letters, digits, hyphens and underscores, "
+                "starting with a letter or digit)"
+            )
+            return ""
+        return value
+
+    def registries(self, name: str) -> frozenset[str]:
+        return frozenset(value.lower() for value in (self.registry(name, item) for item in self.items(name)) if value)
+
+    def promotion_workspace(self, settings: Settings) -> str:
+        """``PROMOTION_WORKSPACE`` (an allowed workspace), else the only allowed one when promotions are taken."""
+        name = "PROMOTION_WORKSPACE"
+        chosen = self.workspaces(name)
+        allowed = settings.allowed_workspaces
+        if chosen:
+            key = next(iter(chosen))
+            if len(chosen) > 1 or key not in allowed:
+                self.problems.append(
+                    f"{name}: name one workspace of AML_ALLOWED_WORKSPACES, the one promoted versions roll out into"
+                )
+                return ""
+            return key
+        if settings.promotion_registries and len(allowed) > 1:
+            self.problems.append(
+                f"{name} is empty and AML_ALLOWED_WORKSPACES lists {len(allowed)} workspaces: set it to the ARM id of "
+                "the one that PROMOTION_REGISTRIES' versions roll out into"
+            )
+        return next(iter(allowed)) if len(allowed) == 1 else ""
+
+    def status_codes(self, name: str, default: frozenset[str]) -> frozenset[str]:
+        values = {item.lower() for item in self.items(name)}
+        if not values:
+            return default
+        bad = sorted(v for v in values if not STATUS_CODE.fullmatch(v))
+        if bad:
+            self.problems.append(
+                f"{name}: {', '.join(bad)} is not an HTTP error status class or code (use classes 4xx and 5xx and "
+                "codes 400-599, comma-separated, e.g. 5xx,408,429)"
             )
             return default
         return frozenset(values)

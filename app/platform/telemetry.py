@@ -214,10 +214,10 @@ def event_span(envelope: EventFields) -> Iterator[Span]:
         yield span
 
 
-def set_outcome(span: Span, outcome: str) -> None:
+def set_outcome(span: Span, outcome: str, kind: str) -> None:
     """The one-line account of what was done with the event, and its kind (handled, ignored, rejected ...)."""
     span.set_attribute("aml.event.outcome", outcome[:1000])
-    span.set_attribute("aml.event.outcome_kind", outcome.split(":", 1)[0].split(" ", 1)[0])
+    span.set_attribute("aml.event.outcome_kind", str(kind))
 
 
 @contextlib.contextmanager

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.notify.notifier import Notification
 from app.platform.errors import RetryableError, is_retryable
 from app.platform.idempotency import CLAIM_FOR, AlreadyDone, Idempotency, InProgressElsewhere
 from app.retraining.decide import (
     COOLDOWN,
     DRIFT,
+    PLAN_ONLY,
     RetrainSignal,
     SkipRetraining,
     Submit,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> str:
+def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> Outcome:
     """Decide and hold the monitor (its cooldown record), claim the signal run's submission, find or submit
     the job, report it, and record the job as the submission's result."""
     settings = deps.settings
@@ -71,7 +73,9 @@ def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> str:
         # Completed only once its notification was sent: a duplicate has nothing left to do.
         job_name = outcome.result["job"]
         logger.info("%s duplicate: %s run %s already has job %s", event.label, signal.kind, signal.run_id, job_name)
-        return f"duplicate: {signal.kind} run {signal.run_id} already has retraining job {job_name}"
+        return Outcome(
+            OutcomeKind.DUPLICATE, f"duplicate: {signal.kind} run {signal.run_id} already has retraining job {job_name}"
+        )
     if isinstance(outcome, InProgressElsewhere):
         raise RetryableError(
             f"{signal.kind} run {signal.run_id}'s retraining job is being submitted by another delivery"
@@ -86,7 +90,10 @@ def retrain(event: AmlEvent[Any], signal: RetrainSignal, deps: Deps) -> str:
     result = {"job": job.name, "status": job.status, "submitted": submitted}
     submissions.complete(outcome.record, result, deps.clock())
     verb = "submitted" if submitted else "found"
-    return f"retraining {verb}: job {job.name} ({decision.component}) for {signal.kind} run {signal.run_id}"
+    return Outcome(
+        OutcomeKind.HANDLED,
+        f"retraining {verb}: job {job.name} ({decision.component}) for {signal.kind} run {signal.run_id}",
+    )
 
 
 def _find_or_submit(
@@ -156,7 +163,7 @@ def _notify_submitted(
     )
 
 
-def _skipped(event: AmlEvent[Any], deps: Deps, signal: RetrainSignal, skip: SkipRetraining) -> str:
+def _skipped(event: AmlEvent[Any], deps: Deps, signal: RetrainSignal, skip: SkipRetraining) -> Outcome:
     logger.info("%s retraining skipped (%s): %s", event.label, skip.kind, skip.reason)
     deps.notifier.send(
         Notification.about(
@@ -167,4 +174,5 @@ def _skipped(event: AmlEvent[Any], deps: Deps, signal: RetrainSignal, skip: Skip
             links=_run_link(event, signal),
         )
     )
-    return f"retraining skipped ({skip.kind}): {skip.reason}"
+    kind = OutcomeKind.PLANNED if skip.kind == PLAN_ONLY else OutcomeKind.SKIPPED
+    return Outcome(kind, f"retraining skipped ({skip.kind}): {skip.reason}")

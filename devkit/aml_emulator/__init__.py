@@ -18,7 +18,8 @@ One room per ARM area; :class:`AmlEmulator` in ``server.py`` composes them:
 - ``deployments.py``: online deployments, getLogs and container logs.
 - ``jobs.py``: jobs and components.
 - ``outbox.py``: the Event Grid events the emulated workspace publishes.
-- ``scoring.py``: each endpoint's ``scoringUri`` on the emulator (``/inference/{endpoint}/score``), key and
+- ``scoring.py``: each endpoint's ``scoringUri`` on the emulator (``/inference/{endpoint}/score``; an added
+  workspace's ``/inference/{endpoint}.{region}/score``), key and
   Entra-token auth, the ``azureml-model-deployment`` header.
 - ``health.py``: emulated model behaviour per deployment (error rate, lognormal latency, failing on purpose),
   from the control API or the model's ``emulator.*`` tags.

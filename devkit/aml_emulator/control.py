@@ -54,7 +54,8 @@ class ControlArea(AreaBase):
           ``POST /_emulator/faults/deny`` ``{"status", "methods", "path_pattern", "seconds", "count", "nth"}``,
           ``POST /_emulator/faults/fail`` ``{"status", "methods", "path_pattern", "count", "nth", "seconds", "code",
           "message"}``, ``POST /_emulator/faults/deletes`` ``{"endpoint", "deployment", "status", "count"}``: each
-          answers 201 ``{"id"}``; ``GET /_emulator/faults/rules``; ``DELETE /_emulator/faults/rules/{id}``
+          answers 201 ``{"id"}`` (a deny or fail window's ``seconds`` run on the emulated clock, a stall's on the
+          wall clock); ``GET /_emulator/faults/rules``; ``DELETE /_emulator/faults/rules/{id}``
         - ``PUT /_emulator/states`` ``{"endpoint", "deployment", "state", "seconds", "workspace"}``;
           ``POST /_emulator/states/next`` ``{"endpoint", "deployment", "state", "count", "workspace"}``
         - ``PUT /_emulator/models/lag`` ``{"seconds", "name", "workspace"}``
@@ -62,6 +63,8 @@ class ControlArea(AreaBase):
           ``{"id", "location"}``
         - registries: see :meth:`_registry_control`
         - ``PUT /_emulator/config`` also takes ``"endpoint_name_hold_s"``
+        - ``PUT|GET|DELETE /_emulator/monitor/outage``: see :meth:`MonitorOutageArea._monitor_outage_control`
+        - ``PUT|DELETE /_emulator/limits``: request limits (see :meth:`LimitsArea._limits_control`)
         """
         emu = cast("AmlEmulator", self)
         route = request.path[len(CONTROL_PREFIX) :].rstrip("/")
@@ -216,6 +219,10 @@ class ControlArea(AreaBase):
             return self._registry_control(request.method, route, body)
         if (delivered := emu._delivery_control(request.method, route, body)) is not None:
             return delivered
+        if (outage := emu._monitor_outage_control(request.method, route, body)) is not None:
+            return outage
+        if (limited := emu._limits_control(request.method, route, body)) is not None:
+            return limited
         raise ArmError(404, "NotFound", f"Unknown control route {request.method} {request.path}")
 
     def _registry_control(self, method: str, route: str, body: dict[str, Any]) -> Response:

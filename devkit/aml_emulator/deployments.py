@@ -10,7 +10,7 @@ from typing import Any
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
 from devkit.aml_emulator.rules import require_fields
-from devkit.aml_emulator.state import ArmError, Resource, _iso, _now, validate_name
+from devkit.aml_emulator.state import ArmError, Resource, _iso, validate_name
 
 NO_CODE_MODEL_TYPES = frozenset({"mlflow_model", "triton_model"})
 
@@ -102,7 +102,8 @@ class DeploymentsArea(AreaBase):
         api_version = request.query.get("api-version", "")
         if existing is None:
             op = self._start_operation("create", ep.name, deployment, api_version)
-            res = Resource(deployment, self._deployment_body(ep.name, deployment, body, _now()), "Creating", _now(), op)
+            now = self._clock.now()
+            res = Resource(deployment, self._deployment_body(ep.name, deployment, body, now), "Creating", now, op)
             deployments[deployment.lower()] = res
             return self._lro_response(201, op, self._render(res))
         op = self._start_operation("update", ep.name, existing.name, api_version)

@@ -24,6 +24,39 @@ class EndpointsArea(AreaBase):
             res = self._endpoints.get(name.lower())
             return copy.deepcopy(self._render(res)) if res else None
 
+    def seed_endpoint(
+        self,
+        name: str,
+        deployments: Mapping[str, Mapping[str, Any]],
+        traffic: Mapping[str, int],
+        *,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """An endpoint that already exists, with ``deployments`` (name -> ARM body: ``properties``, ``tags``,
+        ``sku``) all ``Succeeded`` and ``traffic`` in force: the state a long-running workspace is in, made at once
+        (a benchmark's 300 endpoints), held to the same name and traffic rules as a PUT."""
+        validate_name(name, "online endpoint")
+        with self._lock:
+            if name.lower() in self._endpoints:
+                raise ValueError(f"endpoint '{name}' exists already")
+            now = _now()
+            seeded = self._deployments.setdefault(name.lower(), {})
+            for dep_name, body in deployments.items():
+                validate_name(dep_name, "online deployment")
+                seeded[dep_name.lower()] = Resource(
+                    dep_name, self._deployment_body(name, dep_name, body, now), "Succeeded", now
+                )
+            props = {"authMode": "Key", "traffic": dict(traffic)}
+            try:
+                self._validate_traffic(name, props)
+                self.names.claim(self.location, name, self.workspace_id)
+            except ArmError:
+                self._deployments.pop(name.lower(), None)
+                raise
+            body = {"properties": props, "tags": dict(tags or {}), "identity": {"type": "SystemAssigned"}}
+            self._endpoints[name.lower()] = Resource(name, self._endpoint_body(name, body, now), "Succeeded", now)
+            self._keys[name.lower()] = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+
     def _get_endpoint_resource(self, name: str) -> Resource:
         res = self._endpoints.get(name.lower())
         if res is None:
@@ -115,7 +148,8 @@ class EndpointsArea(AreaBase):
             self._validate_traffic(endpoint, props)
             self.names.claim(self.location, endpoint, self.workspace_id)
             op = self._start_operation("create", endpoint, None, request.query.get("api-version", ""))
-            res = Resource(endpoint, self._endpoint_body(endpoint, body, _now()), "Creating", _now(), op)
+            now = self._clock.now()
+            res = Resource(endpoint, self._endpoint_body(endpoint, body, now), "Creating", now, op)
             self._endpoints[endpoint.lower()] = res
             self._keys[endpoint.lower()] = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
             return self._lro_response(201, op, self._render(res))
@@ -163,7 +197,7 @@ class EndpointsArea(AreaBase):
 
     def _endpoint_token(self, request: Request, endpoint: str) -> Response:
         self._get_endpoint_resource(endpoint)
-        expiry = _now() + 3600
+        expiry = _now() + 3600  # a credential: the client checks it against its own (wall) clock
         return Response(
             200,
             {
@@ -201,6 +235,6 @@ class EndpointsArea(AreaBase):
                 "createdAt": _iso(created_at),
                 "createdBy": "devkit",
                 "createdByType": "Application",
-                "lastModifiedAt": _iso(_now()),
+                "lastModifiedAt": _iso(self._clock.now()),
             },
         }

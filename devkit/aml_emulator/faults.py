@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -12,7 +12,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import ArmError, _now
+from devkit.aml_emulator.state import ArmError
 from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID, DEVKIT_TENANT_ID
 
 STALL_APPLY_MODES = ("end", "start")
@@ -45,7 +45,8 @@ class RequestRule:
     A request matches when its method is in ``methods`` (None = any) and ``path_pattern`` (a regex searched in the
     path, case-insensitively; None = any) is found. The rule acts on the ``nth`` matching request (1 = the first)
     and the ``count - 1`` matching ones after it (``count`` None = every one), while its window lasts (``until``, a
-    wall-clock time; None = no window). The first active rule that matches a request, in the order added, wins.
+    time of the emulator's clock; None = no window). The first active rule that matches a request, in the order
+    added, wins.
     """
 
     id: str
@@ -71,11 +72,11 @@ class RequestRule:
             return False
         return self.path_pattern is None or re.search(self.path_pattern, path, re.IGNORECASE) is not None
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-able view, with ``active`` and the set of methods as a sorted list."""
+    def describe(self, now: float) -> dict[str, Any]:
+        """A JSON-able view, with ``active`` (at ``now``, the emulator's clock) and the methods as a sorted list."""
         view = asdict(self)
         view["methods"] = sorted(self.methods) if self.methods is not None else None
-        view["active"] = self.active(_now())
+        view["active"] = self.active(now)
         return view
 
 
@@ -118,6 +119,7 @@ class FaultsArea(AreaBase):
     _faults: FaultPlan
     _rng: random.Random
     _rules: list[RequestRule]
+    _releases: dict[str, threading.Event]  # a stall rule's id -> set to end its stalls early
 
     def inject_faults(
         self,
@@ -160,6 +162,7 @@ class FaultsArea(AreaBase):
         with self._lock:
             self._faults = FaultPlan()
             self._rules = []
+            self.release_stalls()
 
     # ------------------------------------------------------------------ request rules: stall, deny, fail
 
@@ -173,13 +176,12 @@ class FaultsArea(AreaBase):
         nth: int = 1,
         count: int | None = 1,
     ) -> str:
-        """Hold chosen ARM requests for ``seconds``, serving every other request meanwhile; returns the rule id.
-
-        ``apply="end"`` (the default) applies the request when the stall ends: a traffic PUT stalled this way takes
-        effect *after* the requests served during the stall, as a write that was slow on the wire lands late.
-        It lands even if the client gave up waiting, as ARM would. ``apply="start"`` applies it at once and only
-        answers late (the write is visible before the caller hears back). Matching: see :class:`RequestRule`.
-        """
+        """Hold chosen ARM requests for ``seconds`` of real time (:meth:`release_stalls` ends it early), serving every
+        other request meanwhile; returns the rule id. ``apply="end"`` (the default) applies the request when the
+        stall ends: a traffic PUT stalled this way takes effect *after* the requests served during the stall, as a
+        write that was slow on the wire lands late. It lands even if the client gave up waiting, as ARM would.
+        ``apply="start"`` applies it at once and only answers late (the write is visible before the caller hears
+        back). Matching: see :class:`RequestRule`."""
         if apply not in STALL_APPLY_MODES:
             raise ValueError(f"apply must be one of {STALL_APPLY_MODES}, not {apply!r}")
         return self._add_rule("stall", methods, path_pattern, nth, count, None, seconds=seconds, apply=apply)
@@ -199,15 +201,16 @@ class FaultsArea(AreaBase):
         403 answers ``AuthorizationFailed`` with ARM's text, naming the caller (the token's ``appid``/``oid``), the
         action derived from the method and resource type (:func:`arm_action`) and the scope (the request path).
         401 answers ``InvalidAuthenticationToken`` with a ``WWW-Authenticate`` challenge. The window lasts
-        ``seconds`` from now and/or ``count`` matching requests (both None: until cleared).
+        ``seconds`` from now on the emulator's clock (wall time unless a test or the host's time lapse moves it, as
+        for the metrics room: ``advance_clock`` past it ends it) and/or ``count`` matching requests (both None: until
+        cleared).
         ARM's text: "Troubleshoot Azure RBAC", https://learn.microsoft.com/azure/role-based-access-control/
         troubleshooting (symptom "does not have authorization ... or the scope is invalid. If access was recently
         granted, please refresh your credentials."); role assignments take up to 10 minutes to take effect (same page).
         """
         if status not in (401, 403):
             raise ValueError(f"deny_requests answers 401 or 403, not {status}; use fail_requests for other statuses")
-        until = _now() + seconds if seconds is not None else None
-        return self._add_rule("deny", methods, path_pattern, nth, count, until, status=status)
+        return self._add_rule("deny", methods, path_pattern, nth, count, seconds, status=status)
 
     def fail_requests(
         self,
@@ -224,11 +227,10 @@ class FaultsArea(AreaBase):
         """Answer chosen ARM requests with ``status`` (and ARM's error body) instead of serving them; returns the id.
 
         401 and 403 get :meth:`deny_requests`' bodies. ``count`` None fails every matching request (until cleared or
-        ``seconds`` pass). Nothing is applied: the resource is untouched.
+        ``seconds`` of the emulator's clock pass). Nothing is applied: the resource is untouched.
         """
-        until = _now() + seconds if seconds is not None else None
         return self._add_rule(
-            "fail", methods, path_pattern, nth, count, until, status=status, code=code, message=message
+            "fail", methods, path_pattern, nth, count, seconds, status=status, code=code, message=message
         )
 
     def fail_deletes(
@@ -243,10 +245,18 @@ class FaultsArea(AreaBase):
             path += f"/deployments/{re.escape(deployment)}"
         return self.fail_requests(status, methods=["DELETE"], path_pattern=path + "$", count=count)
 
+    def release_stalls(self) -> None:
+        """End the stalls in progress now (clearing the faults or a reset does too): no waiting out their rest."""
+        with self._lock:
+            for released in getattr(self, "_releases", {}).values():
+                released.set()
+            self._releases = {}
+
     def request_rules(self) -> list[dict[str, Any]]:
         """Every rule added since the last clear, with how many requests each matched (``seen``) and hit."""
         with self._lock:
-            return [rule.describe() for rule in self._rules]
+            now = self._clock.now()
+            return [rule.describe(now) for rule in self._rules]
 
     def clear_rule(self, rule_id: str) -> None:
         """Remove one rule (unknown ids are ignored)."""
@@ -260,24 +270,25 @@ class FaultsArea(AreaBase):
         path_pattern: str | None,
         nth: int,
         count: int | None,
-        until: float | None,
+        window_s: float | None,
         **extra: Any,
     ) -> str:
+        """Add a rule; its window (``window_s``, None: none) starts now on the emulator's clock."""
         if nth < 1 or (count is not None and count < 1):
             raise ValueError("nth and count must be at least 1 (count None = every matching request)")
         if path_pattern is not None:
             re.compile(path_pattern)
-        rule = RequestRule(
-            id=uuid.uuid4().hex[:8],
-            kind=kind,
-            methods=frozenset(m.upper() for m in methods) if methods is not None else None,
-            path_pattern=path_pattern,
-            nth=nth,
-            count=count,
-            until=until,
-            **extra,
-        )
         with self._lock:
+            rule = RequestRule(
+                id=uuid.uuid4().hex[:8],
+                kind=kind,
+                methods=frozenset(m.upper() for m in methods) if methods is not None else None,
+                path_pattern=path_pattern,
+                nth=nth,
+                count=count,
+                until=self._clock.now() + window_s if window_s is not None else None,
+                **extra,
+            )
             self._rules.append(rule)
         return rule.id
 
@@ -285,8 +296,8 @@ class FaultsArea(AreaBase):
         self, request: Request, route: Callable[[Request], Response]
     ) -> tuple[Response | None, RequestRule | None]:
         """Apply the first active rule matching ``request``: its answer (or ``route``'s, stalled) and the rule."""
-        now = _now()
         with self._lock:
+            now = self._clock.now()
             hit: RequestRule | None = None
             for rule in self._rules:
                 if not rule.active(now) or not rule.matches(request.method, request.path):
@@ -299,11 +310,13 @@ class FaultsArea(AreaBase):
         if hit is None:
             return None, None
         if hit.kind == "stall":
+            with self._lock:
+                released = self._releases.setdefault(hit.id, threading.Event())
             if hit.apply == "start":
                 response = route(request)
-                time.sleep(hit.seconds)
+                released.wait(hit.seconds)
                 return response, hit
-            time.sleep(hit.seconds)
+            released.wait(hit.seconds)
             return route(request), hit
         if hit.status in (401, 403):
             return self._denied(request, hit.status), hit

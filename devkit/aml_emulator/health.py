@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 #: Model tags that set a deployment's emulated health (the control API overrides them).
+TAG_PREFIX = "emulator."
 TAG_ERROR_RATE = "emulator.error_rate"  # percent of requests the model answers with ``error_status`` (0..100)
 TAG_P50_MS = "emulator.p50_ms"  # median latency, milliseconds
 TAG_P99_MS = "emulator.p99_ms"  # 99th percentile latency, milliseconds
 TAG_SMOKE = "emulator.smoke"  # "fail": the model answers every request with ``fail_status``
 TAG_FAIL_STATUS = "emulator.fail_status"  # what the model container answers when failing (default 500)
+TAG_TIMEOUT_RATE = "emulator.timeout_rate"  # percent of requests answered 408: scoring took too long (0..100)
+TAG_OVERLOAD_RATE = "emulator.overload_rate"  # percent of requests answered 429: too many pending (0..100)
+#: Azure ML's default scoring timeout, ``request_settings.request_timeout_ms`` (reference-yaml-deployment-managed-
+#: online, RequestSettings): a request answered 408 waited this long.
+REQUEST_TIMEOUT_MS = 5000.0
 
 #: z-score of the 99th percentile of a standard normal: sigma of the lognormal from (p50, p99).
 _Z99 = 2.3263478740408408
+_STANDARD_NORMAL = NormalDist()
 
 
 class HealthError(ValueError):
@@ -34,10 +43,17 @@ class Health:
     p99_ms: float = 60.0
     fail_all: bool = False
     fail_status: int = 500
+    timeout_rate: float = 0.0  # percent answered 408 by the endpoint (the model took longer than its timeout)
+    overload_rate: float = 0.0  # percent answered 429 by the endpoint (too many requests pending)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.error_rate <= 100.0:
-            raise HealthError(f"error_rate {self.error_rate} is a percent: it must be between 0 and 100")
+        for name, rate in (("error_rate", self.error_rate), ("timeout_rate", self.timeout_rate)):
+            if not 0.0 <= rate <= 100.0:
+                raise HealthError(f"{name} {rate} is a percent: it must be between 0 and 100")
+        if not 0.0 <= self.overload_rate <= 100.0 - self.timeout_rate:
+            raise HealthError(
+                f"overload_rate {self.overload_rate} is a percent: at most 100 - timeout_rate ({self.timeout_rate})"
+            )
         if self.p50_ms <= 0 or self.p99_ms < self.p50_ms:
             raise HealthError(f"latency p50_ms={self.p50_ms}, p99_ms={self.p99_ms}: need 0 < p50_ms <= p99_ms")
         if not 400 <= self.fail_status <= 599:
@@ -45,7 +61,7 @@ class Health:
 
     def with_changes(self, changes: Mapping[str, Any]) -> Health:
         """A copy with some fields changed (unknown names raise :class:`HealthError`)."""
-        known = {"error_rate", "p50_ms", "p99_ms", "fail_all", "fail_status"}
+        known = {"error_rate", "p50_ms", "p99_ms", "fail_all", "fail_status", "timeout_rate", "overload_rate"}
         unknown = set(changes) - known
         if unknown:
             raise HealthError(f"unknown health field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -55,11 +71,29 @@ class Health:
         return replace(self, **typed)
 
 
+def cached_tag_health(tags: Mapping[str, str]) -> Health:
+    """``health_from_tags(tags)``, remembered per distinct set of ``emulator.*`` tags: synthetic load asks it for
+    every request, and a model's tags change far less often than that."""
+    return _tag_health(tuple(sorted((k, v) for k, v in tags.items() if k.startswith(TAG_PREFIX))))
+
+
+@functools.lru_cache(maxsize=512)
+def _tag_health(emulator_tags: tuple[tuple[str, str], ...]) -> Health:
+    return health_from_tags(dict(emulator_tags))
+
+
 def health_from_tags(tags: Mapping[str, str], base: Health | None = None) -> Health:
     """The health the ``emulator.*`` tags of a model ask for (other tags are ignored)."""
     health = base or Health()
     changes: dict[str, Any] = {}
-    for tag, field in ((TAG_ERROR_RATE, "error_rate"), (TAG_P50_MS, "p50_ms"), (TAG_P99_MS, "p99_ms")):
+    numbers = (
+        (TAG_ERROR_RATE, "error_rate"),
+        (TAG_P50_MS, "p50_ms"),
+        (TAG_P99_MS, "p99_ms"),
+        (TAG_TIMEOUT_RATE, "timeout_rate"),
+        (TAG_OVERLOAD_RATE, "overload_rate"),
+    )
+    for tag, field in numbers:
         if tag in tags:
             try:
                 changes[field] = float(tags[tag])
@@ -97,6 +131,8 @@ def model_outcome(health: Health, rng: random.Random, *, bad_input: bool = False
     troubleshooting guide, "HTTP status codes" (learn.microsoft.com/azure/machine-learning/
     how-to-troubleshoot-online-endpoints#http-status-codes).
     """
+    if (refused := capacity_outcome(health, rng)) is not None:
+        return refused
     latency = lognormal_ms(health, rng.random())
     failed = health.fail_all or rng.random() * 100.0 < health.error_rate
     if bad_input and not failed:
@@ -104,6 +140,25 @@ def model_outcome(health: Health, rng: random.Random, *, bad_input: bool = False
     if failed:
         return Outcome(424, health.fail_status, latency)
     return Outcome(200, 200, latency)
+
+
+def capacity_outcome(health: Health, rng: random.Random) -> Outcome | None:
+    """408 or 429 for a deployment that times out or is overloaded, drawn from its rates; None to serve the request.
+
+    Azure ML's troubleshooting guide, "HTTP status codes" (learn.microsoft.com/azure/machine-learning/
+    how-to-troubleshoot-online-endpoints#http-status-codes): 408 when "the model execution took longer than the
+    timeout supplied in request_timeout_ms" (the caller waited that long), 429 "too many pending requests" beyond
+    ``2 * max_concurrent_requests_per_instance * instance_count`` (refused at once). Neither answer comes from the
+    model container, so the model status is 0. Healthy deployments draw nothing here, keeping seeded runs as they were.
+    """
+    if not (health.timeout_rate or health.overload_rate):
+        return None
+    roll = rng.random() * 100.0
+    if roll < health.timeout_rate:
+        return Outcome(408, 0, REQUEST_TIMEOUT_MS)
+    if roll < health.timeout_rate + health.overload_rate:
+        return Outcome(429, 0, 1.0)
+    return None
 
 
 def unavailable_outcome(state: str) -> Outcome:
@@ -120,9 +175,7 @@ def lognormal_ms(health: Health, u: float) -> float:
 
 def _inverse_normal(p: float) -> float:
     # statistics.NormalDist is exact enough and in the standard library.
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(p)
+    return _STANDARD_NORMAL.inv_cdf(p)
 
 
 def score_body(deployment: str, model: str, payload: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import PROVIDER, ArmError, ComponentVersion, Job, _iso, _now, _parse_time
+from devkit.aml_emulator.state import PROVIDER, ArmError, ComponentVersion, Job, _iso, _parse_time
 
 DEFAULT_JOB_DURATION_S = 0.5
 #: The run property naming a step's parent pipeline run (read the same way by Azure ML's own components).
@@ -80,7 +80,7 @@ class JobsArea(AreaBase):
                 name=name,
                 version=str(version),
                 spec=spec,
-                created_at=_parse_time(created_at),
+                created_at=self._clock.now() if created_at is None else _parse_time(created_at),
                 sequence=self._component_sequence,
                 description=description,
                 tags=dict(tags or {}),
@@ -89,9 +89,10 @@ class JobsArea(AreaBase):
         return component
 
     def wait_jobs(self, timeout_s: float = 30.0) -> None:
-        """Block until every job has ended (Completed, Failed or Canceled); raises TimeoutError."""
+        """Let every job end (Completed, Failed or Canceled) at once, the emulated clock jumping to the last one's end;
+        ``TimeoutError`` if that is more than ``timeout_s`` away."""
         self._wait_until_ended(
-            lambda: [j.ends_at for j in self._jobs.values() if not j.canceled and j.ends_at > _now()],
+            lambda: [j.ends_at for j in self._jobs.values() if not j.canceled and j.ends_at > self._clock.now()],
             "jobs still running",
             timeout_s,
         )
@@ -210,8 +211,9 @@ class JobsArea(AreaBase):
     def _job_status(self, job: Job) -> str:
         if job.canceled:
             return "Canceled"
-        elapsed = _now() - job.created_at
-        if _now() >= job.ends_at:
+        now = self._clock.now()
+        elapsed = now - job.created_at
+        if now >= job.ends_at:
             return job.outcome
         return "Running" if elapsed > 0.05 else "Starting"
 
@@ -246,7 +248,7 @@ class JobsArea(AreaBase):
                     current[mutable] = props[mutable]
             return Response(200, self._job_body(existing))
         self._check_job_component(props)
-        created = _now()
+        created = self._clock.now()
         props.setdefault("jobType", "Command")
         props.setdefault("experimentName", "Default")
         props.setdefault("displayName", name)
@@ -322,6 +324,6 @@ class JobsArea(AreaBase):
 
     def _cancel_job(self, request: Request, name: str) -> Response:
         job = self._get_job_entity(name)
-        if _now() < job.ends_at:
+        if self._clock.now() < job.ends_at:
             job.canceled = True
         return Response(202, None, {"Location": f"{self.url}{request.path}"})

@@ -18,7 +18,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import ArmError, _iso
+from devkit.aml_emulator.state import ArmError, Resource, _iso
 from devkit.aml_emulator.traffic import Sample
 
 NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
@@ -139,6 +139,42 @@ def parse_filter(value: str | None, metric: MetricDef) -> dict[str, str]:
     return clauses
 
 
+@dataclass(frozen=True)
+class MetricsQuery:
+    """What a metrics request asks for, checked: metric names, aggregations, the interval and ``top``."""
+
+    names: tuple[str, ...]
+    aggregations: tuple[str, ...]
+    interval: str
+    interval_s: float
+    top: int
+
+    @classmethod
+    def parse(cls, names: str | None, aggregation: str | None, interval: str | None, top: str | None) -> MetricsQuery:
+        """From the query string's values (``metricnames``, ``aggregation``, ``interval``, ``top``); 400 otherwise."""
+        wanted = tuple(n.strip() for n in (names or "RequestsPerMinute").split(",") if n.strip())
+        unknown = [n for n in wanted if n.lower() not in METRICS]
+        if unknown:
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"Failed to find metric configuration for provider: Microsoft.MachineLearningServices, resource Type: "
+                f"workspaces/onlineEndpoints, metric: {', '.join(unknown)}, Valid metrics: "
+                f"{', '.join(m.name for m in METRICS.values())}",
+            )
+        aggregations = tuple(a.strip().lower() for a in (aggregation or "average").split(",") if a.strip())
+        if bad := [a for a in aggregations if a not in AGGREGATIONS]:
+            raise ArmError(400, "BadRequest", f"Unknown aggregation {bad}; use one of {', '.join(AGGREGATIONS)}.")
+        interval = interval or "PT1M"
+        try:
+            interval_s = parse_duration(interval)
+        except ValueError as err:
+            raise ArmError(400, "BadRequest", f"Invalid interval: {err}.") from err
+        if interval_s < 60 or interval_s % 60:
+            raise ArmError(400, "BadRequest", f"Invalid interval '{interval}': use whole minutes (PT1M, PT5M, PT1H).")
+        return cls(wanted, aggregations, interval, interval_s, int(top or DEFAULT_TOP))
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of non-empty ``values``."""
     ordered = sorted(values)
@@ -219,46 +255,36 @@ class MetricsArea(AreaBase):
             self.metric_lag_s = float(seconds)
 
     def _list_metrics(self, request: Request, endpoint: str) -> Response:
+        if (refused := self._monitor_outage_answer(request)) is not None:
+            return refused
         ep = self._get_endpoint_resource(endpoint)
         q = {k.lower(): v for k, v in request.query.items()}
         if not q.get("api-version"):
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         if q.get("metricnamespace") and q["metricnamespace"].lower() != NAMESPACE.lower():
             raise ArmError(400, "BadRequest", f"Unknown metricnamespace '{q['metricnamespace']}'; use '{NAMESPACE}'.")
-        names = [n.strip() for n in (q.get("metricnames") or "RequestsPerMinute").split(",") if n.strip()]
-        unknown = [n for n in names if n.lower() not in METRICS]
-        if unknown:
-            raise ArmError(
-                400,
-                "BadRequest",
-                f"Failed to find metric configuration for provider: Microsoft.MachineLearningServices, resource Type: "
-                f"workspaces/onlineEndpoints, metric: {', '.join(unknown)}, Valid metrics: "
-                f"{', '.join(m.name for m in METRICS.values())}",
-            )
-        aggregations = [a.strip().lower() for a in (q.get("aggregation") or "average").split(",") if a.strip()]
-        if bad := [a for a in aggregations if a not in AGGREGATIONS]:
-            raise ArmError(400, "BadRequest", f"Unknown aggregation {bad}; use one of {', '.join(AGGREGATIONS)}.")
-        interval = q.get("interval") or "PT1M"
-        try:
-            interval_s = parse_duration(interval)
-        except ValueError as err:
-            raise ArmError(400, "BadRequest", f"Invalid interval: {err}.") from err
-        if interval_s < 60 or interval_s % 60:
-            raise ArmError(400, "BadRequest", f"Invalid interval '{interval}': use whole minutes (PT1M, PT5M, PT1H).")
-        top = int(q.get("top") or DEFAULT_TOP)
+        query = MetricsQuery.parse(q.get("metricnames"), q.get("aggregation"), q.get("interval"), q.get("top"))
+        start, end = parse_timespan(q.get("timespan"), self._clock.now())
+        body = self._metrics_of(ep, query, start, end, q.get("$filter"), q.get("orderby"))
+        return Response(200, {"cost": body.pop("cost"), "timespan": f"{_iso(start)}/{_iso(end)}", **body})
+
+    def _metrics_of(
+        self, ep: Resource, query: MetricsQuery, start: float, end: float, filter_: str | None, orderby: str | None
+    ) -> dict[str, Any]:
+        """One resource's answer (shared by the per-resource API and ``metrics:getBatch``): ``cost``, ``interval``,
+        ``namespace``, ``resourceregion`` and ``value`` (one item per metric, over the complete minutes)."""
         now = self._clock.now()
-        start, end = parse_timespan(q.get("timespan"), now)
         cutoff = min(end, now - self.metric_lag_s)
         first_minute = start - (start % 60)
         minutes = [first_minute + 60 * i for i in range(int((cutoff - first_minute) // 60))]
         samples = self.samples(ep.name, first_minute, first_minute + 60 * len(minutes))
         value = []
-        for name in names:
+        for name in query.names:
             metric = METRICS[name.lower()]
-            filters = parse_filter(q.get("$filter"), metric)
-            series = metric_series(metric, samples, filters, minutes, interval_s, aggregations)
-            if len(series) > top:
-                series = self._top(series, top, q.get("orderby"), aggregations)
+            filters = parse_filter(filter_, metric)
+            series = metric_series(metric, samples, filters, minutes, query.interval_s, query.aggregations)
+            if len(series) > query.top:
+                series = self._top(series, query.top, orderby, query.aggregations)
             value.append(
                 {
                     "id": f"{self._render(ep)['id']}/providers/Microsoft.Insights/metrics/{metric.name}",
@@ -278,15 +304,13 @@ class MetricsArea(AreaBase):
                     "errorCode": "Success",
                 }
             )
-        body = {
-            "cost": len(minutes) * max(1, len(names)),
-            "timespan": f"{_iso(start)}/{_iso(end)}",
-            "interval": interval.upper(),
+        return {
+            "cost": len(minutes) * max(1, len(query.names)),
+            "interval": query.interval.upper(),
             "namespace": NAMESPACE,
             "resourceregion": self.location,
             "value": value,
         }
-        return Response(200, body)
 
     @staticmethod
     def _top(series: list[Any], top: int, orderby: str | None, aggregations: Sequence[str]) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from devkit._server import Request, Response
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import PROVIDER, ArmError, ModelVersion, _iso, _now, _parse_time
+from devkit.aml_emulator.state import PROVIDER, ArmError, ModelVersion, _iso, _parse_time
 
 #: What AML reports for a model registered from an MLflow run (the SDK requires ``flavors`` to be a dict).
 _DEFAULT_FLAVORS: dict[str, dict[str, Any]] = {
@@ -45,7 +45,7 @@ class ModelsArea(AreaBase):
             tags=dict(tags or {}),
             properties=dict(properties or {}),
             description=description,
-            created_at=_parse_time(created_at),
+            created_at=self._clock.now() if created_at is None else _parse_time(created_at),
             extra={"jobName": job_name} if job_name else {},
         )
         with self._lock:
@@ -77,7 +77,7 @@ class ModelsArea(AreaBase):
         lag, only = self._model_read_lag
         is_new = model.version not in self._models.get(model.name.lower(), {})
         if lag > 0 and is_new and only in (None, model.name.lower()):
-            model.readable_at = _now() + lag
+            model.readable_at = self._clock.now() + lag
         self._models.setdefault(model.name.lower(), {})[model.version] = model
         container = self._model_containers.setdefault(
             model.name.lower(), {"name": model.name, "tags": {}, "description": None, "createdAt": model.created_at}
@@ -154,7 +154,7 @@ class ModelsArea(AreaBase):
         body = request.json() or {}
         props = body.get("properties", {})
         created = name.lower() not in self._model_containers
-        container = self._model_containers.setdefault(name.lower(), {"name": name, "createdAt": _now()})
+        container = self._model_containers.setdefault(name.lower(), {"name": name, "createdAt": self._clock.now()})
         container["tags"] = props.get("tags") or {}
         container["description"] = props.get("description")
         return Response(201 if created else 200, self._model_container_body(name))
@@ -180,7 +180,7 @@ class ModelsArea(AreaBase):
 
     def _get_model_version(self, request: Request, name: str, version: str) -> Response:
         model = self._get_model(name, version)
-        if _now() < model.readable_at:
+        if self._clock.now() < model.readable_at:
             raise ArmError(404, "UserError", f"Could not find asset with name {name} and version {version}.")
         return Response(200, self._model_version_body(model))
 
@@ -196,7 +196,7 @@ class ModelsArea(AreaBase):
             properties=props.pop("properties", None) or {},
             description=props.pop("description", None),
             model_uri=props.pop("modelUri", None),
-            created_at=existing.created_at if existing else _now(),
+            created_at=existing.created_at if existing else self._clock.now(),
         )
         for server_owned in ("provisioningState", "isArchived", "isAnonymous"):
             props.pop(server_owned, None)

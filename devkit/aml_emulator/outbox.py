@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devkit.aml_emulator.base import AreaBase
-from devkit.aml_emulator.state import _iso, _now
+from devkit.aml_emulator.state import _iso
 
 EVENT_TYPE_PREFIX = "Microsoft.MachineLearningServices."
 #: What AML reports as ``runType`` for each ``jobType`` (RunCompleted / RunStatusChanged ``data.runType``).
@@ -60,7 +60,7 @@ class OutboxArea(AreaBase):
     def _announce_ended_jobs(self) -> None:
         """RunCompleted for each newly completed job, RunStatusChanged for each newly failed one (AML's rule)."""
         for job in sorted(self._jobs.values(), key=lambda j: j.ends_at):
-            if job.announced or job.canceled or _now() < job.ends_at:
+            if job.announced or job.canceled or self._clock.now() < job.ends_at:
                 continue
             parent = self._jobs.get(job.parent.lower()) if job.parent else None
             if parent is not None and parent.canceled:

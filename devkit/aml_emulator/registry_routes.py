@@ -140,6 +140,17 @@ def _put_version(registry: EmulatedRegistry, request: Request, *, dataplane: boo
     return Response(200, version_body(registry, existing, dataplane=dataplane))
 
 
+def _delete_version(
+    registry: EmulatedRegistry, request: Request, *, dataplane: bool, name: str, version: str
+) -> Response:
+    """Delete a version: 200, or 204 when there is none (2023-04-01 ``RegistryModelVersions_Delete`` answers 200, 202
+    or 204: azure-rest-api-specs, .../stable/2023-04-01/registries.json). The emulator deletes at once, no 202."""
+    if registry._models.get(name.lower(), {}).get(version) is None:
+        return Response(204)
+    registry._remove(name, version)
+    return Response(200)
+
+
 def _import(registry: EmulatedRegistry, request: Request, *, dataplane: bool) -> Response:
     return registry.start_import(request.json() or {}, request.query.get("api-version", ""))
 
@@ -222,6 +233,7 @@ _ROUTES: tuple[tuple[str, str, Handler, bool | None], ...] = (
     ("GET", f"/models/{_NAME}/versions", _list_versions, None),
     ("GET", f"/models/{_NAME}/versions/{_VERSION}", _get_version, None),
     ("PUT", f"/models/{_NAME}/versions/{_VERSION}", _put_version, None),
+    ("DELETE", f"/models/{_NAME}/versions/{_VERSION}", _delete_version, False),
     ("POST", "/import", _import, True),
     ("GET", "/operationResults/(?P<op>[^/]+)", _import_result, True),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # The VM sizes a managed online deployment accepts: one list, the app's (the app checks tags against it before it
@@ -90,7 +90,8 @@ class EndpointNameRegistry:
         "Try some other name."
     )
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = _now) -> None:
+        self._now = now  # the emulated clock of the workspaces it serves (a held name is freed in their time)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], str] = {}  # (region, name) -> id of the workspace holding it
         self._released: dict[tuple[str, str], float] = {}  # (region, name) -> when it becomes usable again
@@ -109,7 +110,7 @@ class EndpointNameRegistry:
         with self._lock:
             holder = self._held.get(key)
             usable_at = self._released.get(key, 0.0)
-            if (holder is not None and holder.lower() != workspace_id.lower()) or _now() < usable_at:
+            if (holder is not None and holder.lower() != workspace_id.lower()) or self._now() < usable_at:
                 raise validation_error("", self.MESSAGE)
             self._held[key] = workspace_id
             self._released.pop(key, None)
@@ -120,7 +121,7 @@ class EndpointNameRegistry:
         with self._lock:
             if self._held.get(key, "").lower() == workspace_id.lower():
                 del self._held[key]
-                self._released[key] = _now() + self.hold_after_delete_s
+                self._released[key] = self._now() + self.hold_after_delete_s
 
     def holder(self, location: str, name: str) -> str | None:
         """The id of the workspace holding ``name`` in ``location``, if any."""

@@ -15,7 +15,10 @@ from devkit.aml_emulator.state import Resource
 from devkit.aml_emulator.traffic import NoRoute
 
 #: Scoring URIs are ``{emulator url}/inference/{endpoint}/score``: the devkit certificate names only the
-#: loopback address, so the real ``{endpoint}.{region}.inference.ml.azure.com`` host is replaced by a path.
+#: loopback address, so the real ``{endpoint}.{region}.inference.ml.azure.com`` host is replaced by a path. A workspace
+#: added with ``add_workspace`` names its endpoints ``{endpoint}.{region}`` there, as Azure's host does: endpoint
+#: names are unique per region ("Endpoint name needs to be unique within a region", the service's validation error),
+#: so the same name in two workspaces of two regions has two scoring URIs.
 SCORING_PREFIX = "/inference/"
 #: Audience of the Entra tokens an ``AADToken`` endpoint accepts (learn.microsoft.com/azure/machine-learning/
 #: how-to-authenticate-online-endpoint: "https://ml.azure.com").
@@ -23,6 +26,11 @@ INFERENCE_AUDIENCE = "https://ml.azure.com"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 #: Real sleeps are capped, whatever the emulated latency and sleep scale say.
 MAX_SLEEP_S = 10.0
+#: What the endpoint answers a request its deployment timed out on or had no room for (health.capacity_outcome).
+REFUSALS = {
+    408: "Request timed out: the model execution of deployment '{deployment}' took longer than request_timeout_ms.",
+    429: "Too many pending requests for deployment '{deployment}': it is getting more requests than it can handle.",
+}
 NO_ROUTE_MESSAGE = (
     "No valid deployments to route to. Please check that the endpoint has at least one deployment with positive "
     "weight values or use a deployment specific header to route."
@@ -39,6 +47,8 @@ class ScoringArea(AreaBase):
     scoring_seed: int
     scoring_sleep_scale: float
     _scoring_count: int
+    _host: Any
+    _workspaces: list[Any]
 
     def _reset_scoring(self) -> None:
         self.scoring_seed = 0
@@ -60,13 +70,17 @@ class ScoringArea(AreaBase):
 
     def scoring_uri(self, endpoint: str) -> str:
         """Where the endpoint is scored (also its ``properties.scoringUri``)."""
-        return f"{self.url}{SCORING_PREFIX}{endpoint}/score"
+        return f"{self.url}{SCORING_PREFIX}{self._scoring_name(endpoint)}/score"
+
+    def _scoring_name(self, endpoint: str) -> str:
+        """The endpoint's name in its scoring path: the host workspace's as it is, an added one's with its region."""
+        return endpoint if self._host is None else f"{endpoint}.{self.location}"
 
     def _scoring_properties(self, endpoint: str) -> dict[str, str]:
         """``scoringUri``/``swaggerUri`` for an endpoint body being written; synthetic load up to now is produced
         first, with the traffic that was in force until this write."""
         self._run_load(self._clock.now())
-        swagger = f"{self.url}{SCORING_PREFIX}{endpoint}/swagger.json"
+        swagger = f"{self.url}{SCORING_PREFIX}{self._scoring_name(endpoint)}/swagger.json"
         return {"scoringUri": self.scoring_uri(endpoint), "swaggerUri": swagger}
 
     # ------------------------------------------------------------------ HTTP
@@ -75,7 +89,23 @@ class ScoringArea(AreaBase):
         parts = request.path[len(SCORING_PREFIX) :].strip("/").split("/")
         if len(parts) != 2 or parts[1] not in {"score", "swagger.json"}:
             return _text(404, f"Not found: {request.path}")
-        endpoint, action = parts
+        name, action = parts
+        endpoint, _, region = name.partition(".")
+        owner: ScoringArea = self
+        if region:  # an added workspace's endpoint: the one in that region that has it
+            owner = next(
+                (
+                    ws
+                    for ws in self._workspaces
+                    if ws.location.lower() == region.lower() and endpoint.lower() in ws._endpoints
+                ),
+                self,
+            )
+            if owner is self:
+                return _text(404, f"Endpoint '{endpoint}' not found in {region}.")
+        return owner._score_request(endpoint, action, request)
+
+    def _score_request(self, endpoint: str, action: str, request: Request) -> Response:
         with self._lock:
             self._advance()
             ep = self._endpoints.get(endpoint.lower())
@@ -145,6 +175,8 @@ class ScoringArea(AreaBase):
             reason = "the input is not valid JSON" if bad_input else "the model raised while scoring"
             body = {"message": f"An unexpected error occurred in scoring script: {reason} (emulated)."}
             response = Response(outcome.status, body, headers)
+        elif outcome.status in REFUSALS:
+            response = _text(outcome.status, REFUSALS[outcome.status].format(deployment=dep.name))
         else:
             response = _text(outcome.status, f"Deployment '{dep.name}' is {dep.state}: its container is not serving.")
         response.headers.setdefault(DEPLOYMENT_HEADER, dep.name)

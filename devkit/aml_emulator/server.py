@@ -10,17 +10,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from devkit._server import BackgroundServer, Request, Response
+from devkit.aml_emulator.batch_metrics import BATCH_PATH, MetricsBatchArea
 from devkit.aml_emulator.control import CONTROL_PREFIX, ControlArea
 from devkit.aml_emulator.deployments import DeploymentsArea
 from devkit.aml_emulator.discovery import METADATA_PATH, RegistriesArea
 from devkit.aml_emulator.endpoints import EndpointsArea
 from devkit.aml_emulator.faults import FaultPlan, FaultsArea, RequestRule
 from devkit.aml_emulator.jobs import DEFAULT_JOB_DURATION_S, JobsArea
+from devkit.aml_emulator.limits import ARM_API, BATCH_API, LimitsArea
 from devkit.aml_emulator.metrics import MetricsArea
 from devkit.aml_emulator.models import ModelsArea
+from devkit.aml_emulator.monitor_outage import MonitorOutageArea
 from devkit.aml_emulator.operations import DEFAULT_OPERATION_DURATION_S, DEFAULT_POLL_INTERVAL_S, OperationsArea
 from devkit.aml_emulator.outbox import OutboxArea
 from devkit.aml_emulator.rules import EndpointNameRegistry
@@ -41,6 +45,9 @@ from devkit.identity import TokenIssuer
 from devkit.tls import DevCertificateAuthority
 
 logger = logging.getLogger(__name__)
+
+#: The audience of Azure Monitor's data-plane metrics API (MetricsClient's default scope).
+METRICS_AUDIENCE = "https://metrics.monitor.azure.com"
 
 
 _WORKSPACE_RE = re.compile(
@@ -72,6 +79,9 @@ class AmlEmulator(
     ScoringArea,
     TrafficArea,
     MetricsArea,
+    LimitsArea,
+    MetricsBatchArea,
+    MonitorOutageArea,
     RegistriesArea,
 ):
     """ARM for an Azure ML workspace, over HTTPS, with LROs, AML's write rules, faults and a request log.
@@ -114,7 +124,7 @@ class AmlEmulator(
         elif ca is not None:
             self._server = BackgroundServer("aml-emulator", self._handle, ca.server_context())
             self.url, self.port = self._server.url, self._server.port
-            self.names = EndpointNameRegistry()
+            self.names = EndpointNameRegistry(lambda: self._clock.now())
         else:
             raise ValueError("AmlEmulator needs a certificate authority to serve HTTPS (or a host to serve it)")
         self._routes: list[Route] = []
@@ -192,6 +202,24 @@ class AmlEmulator(
         for sibling in list(self._workspaces):
             sibling.wait_idle(timeout_s)
 
+    def set_clock(
+        self, now: str | float | datetime | None = None, *, frozen: bool | None = None, rate: float | None = None
+    ) -> None:
+        """As :meth:`TrafficArea.set_clock`, for every workspace served here (they share one clock)."""
+        self._catch_up_siblings()
+        super().set_clock(now, frozen=frozen, rate=rate)
+
+    def advance_clock(self, seconds: float) -> None:
+        """As :meth:`TrafficArea.advance_clock`, for every workspace served here (they share one clock)."""
+        self._catch_up_siblings()
+        super().advance_clock(seconds)
+
+    def _catch_up_siblings(self) -> None:
+        # Synthetic load up to now, in each added workspace, with the routing in force before time jumps.
+        for sibling in list(self._workspaces):
+            with sibling._lock:
+                sibling._run_load(sibling._clock.now())
+
     def workspace(self, workspace_name: str) -> AmlEmulator:
         """The emulator of a workspace served on this URL, by name (this one included)."""
         for ws in [self, *self._workspaces]:
@@ -241,6 +269,7 @@ class AmlEmulator(
             self._failing_deployments: set[str] = set()
             self._failing_jobs: set[str] = set()
             self._rules: list[RequestRule] = []
+            self.release_stalls()
             self._scripted_outcomes: dict[tuple[str, str | None], list[str]] = {}
             self._model_read_lag: tuple[float, str | None] = (0.0, None)
             self.operation_duration_s = self.default_operation_duration_s
@@ -248,8 +277,12 @@ class AmlEmulator(
             self.poll_interval_s = DEFAULT_POLL_INTERVAL_S
             self.job_duration_s = DEFAULT_JOB_DURATION_S
             self._reset_traffic()
+            if self._host is not None:
+                self._clock = self._host._clock  # one time for every workspace served here, as in one Azure
             self._reset_scoring()
             self._reset_metrics()
+            self._reset_monitor_outages()
+            self._reset_limits()
 
     def requests(
         self, *, method: str | None = None, path_contains: str | None = None, since: float | None = None
@@ -266,8 +299,9 @@ class AmlEmulator(
         ]
 
     def request_counts(self, since: float | None = None) -> dict[str, int]:
-        """``{"reads": n, "writes": n, "total": n}`` of ARM requests (as ARM's quotas count them)."""
-        log = self.requests(since=since)
+        """``{"reads": n, "writes": n, "total": n}`` of ARM requests (as ARM's quotas count them; the data-plane
+        ``metrics:getBatch`` calls are not ARM requests)."""
+        log = [r for r in self.requests(since=since) if r.api == ARM_API]
         writes = sum(1 for r in log if r.is_write)
         return {"reads": len(log) - writes, "writes": writes, "total": len(log)}
 
@@ -331,8 +365,13 @@ class AmlEmulator(
             time.sleep(latency / 1000.0)
         injected = False
         rule: RequestRule | None = None
+        api = BATCH_API if BATCH_PATH.match(request.path) else ARM_API
+        principal, limit_headers = self._principal(request), dict[str, str]()
         try:
-            response = self._authorize(request)
+            response = self._authorize(request, METRICS_AUDIENCE if api == BATCH_API else None)
+            if response is None:
+                response, limit_headers = self._throttle(request, api, principal)
+                injected = response is not None
             if response is None:
                 response, rule = self._apply_rules(request, self._route)
                 injected = rule is not None and rule.kind != "stall"
@@ -346,6 +385,8 @@ class AmlEmulator(
         except json.JSONDecodeError as err:
             response = ArmError(400, "BadRequest", f"The request body is not valid JSON: {err}").response()
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        for name, value in limit_headers.items():
+            response.headers.setdefault(name, value)
         entry = LoggedRequest(
             time=started,
             method=request.method,
@@ -356,18 +397,22 @@ class AmlEmulator(
             injected=injected,
             query=dict(request.query),
             rule=rule.id if rule is not None else None,
+            api=api,
+            principal=principal,
+            body=_write_body(request),
         )
         with self._lock:
             self._log.append(entry)
         logger.debug("ARM %s %s -> %d", request.method, request.path, response.status)
         return response
 
-    def _authorize(self, request: Request) -> Response | None:
+    def _authorize(self, request: Request, audience: str | None = None) -> Response | None:
+        """401 unless the bearer token is the devkit's for ``audience`` (by default the audiences of the path)."""
         auth = request.headers.get("authorization")
         if not auth or not auth.lower().startswith("bearer "):
             err = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             return err.response()
-        audiences = self._audiences(request.path)
+        audiences = (audience,) if audience else self._audiences(request.path)
         if self.issuer is not None and not any(self.issuer.verify_authorization(auth, a) for a in audiences):
             err = ArmError(
                 401,
@@ -382,6 +427,10 @@ class AmlEmulator(
         registry_answer = self._route_registries(request)  # discovery and registries (discovery.py)
         if registry_answer is not None:
             return registry_answer
+        if batch := BATCH_PATH.match(request.path):
+            if request.method != "POST":
+                raise ArmError(405, "MethodNotAllowed", "metrics:getBatch is a POST.")
+            return self._metrics_batch(request, batch["region"], batch["sub"])
         op_match = _OPERATION_RE.match(request.path)
         if op_match:
             if request.method != "GET":
@@ -518,3 +567,13 @@ class AmlEmulator(
             query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "$skipToken")
             body["nextLink"] = f"{self.url}{request.path}?{query}&$skipToken={skip + page_size}"
         return Response(200, body)
+
+
+def _write_body(request: Request) -> Any:
+    """A write's JSON body for the request log (None for reads, empty or unreadable bodies)."""
+    if request.method in {"GET", "HEAD"} or not request.body:
+        return None
+    try:
+        return request.json()
+    except ValueError:
+        return None

@@ -145,6 +145,9 @@ class LoggedRequest:
     injected: bool
     query: Mapping[str, str] = field(default_factory=dict)
     rule: str | None = None  # the id of the request rule (stall, deny, fail) that acted on it, if any
+    api: str = "arm"  # "arm", or "metrics-batch" for Azure Monitor's data-plane metrics:getBatch
+    principal: str = ""  # the caller's token oid (ARM throttles per principal)
+    body: Any = None  # a write's JSON body, as sent (reads have none)
 
     @property
     def is_write(self) -> bool:

@@ -17,7 +17,7 @@ from devkit.aml_emulator.health import (
     Health,
     HealthError,
     Outcome,
-    health_from_tags,
+    cached_tag_health,
     model_outcome,
     unavailable_outcome,
 )
@@ -30,26 +30,52 @@ MAX_CATCH_UP_REQUESTS = 2_000_000
 
 
 class EmulatedClock:
-    """Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds."""
+    """The emulated workspace's time: operations, jobs, fault windows, held names, scoring and metrics all run on it.
+
+    Wall-clock time by default; tests freeze it and advance it, so a 10-minute bake takes milliseconds, and
+    ``wait_idle`` jumps it to the end of the operations in progress, so a 90 s operation takes no real time. The
+    request log and the credentials keep the wall clock: they speak of real requests and real clients. Running, it
+    may also run faster than the wall clock (``rate``): a benchmark lets emulated minutes pass in seconds while
+    every process that reads the clock (:meth:`reading`) agrees on the time without asking again.
+    """
 
     def __init__(self) -> None:
-        self._offset = 0.0
+        self._anchor = (time.time(), time.time())  # (wall, emulated) when the rate or the time was last set
+        self._rate = 1.0
         self._frozen_at: float | None = None
 
     def now(self) -> float:
         """Seconds since the epoch, as the scoring, traffic and metrics rooms see it."""
-        return self._frozen_at if self._frozen_at is not None else time.time() + self._offset
+        if self._frozen_at is not None:
+            return self._frozen_at
+        wall, emulated = self._anchor
+        return emulated + (time.time() - wall) * self._rate
 
     @property
     def frozen(self) -> bool:
         return self._frozen_at is not None
 
-    def set(self, now: float | None = None, frozen: bool | None = None) -> None:
-        """Jump to ``now`` (if given) and freeze or unfreeze (if given); unfrozen time runs at wall-clock speed."""
+    @property
+    def rate(self) -> float:
+        """Emulated seconds per wall-clock second while the clock runs (1: wall-clock speed)."""
+        return self._rate
+
+    def reading(self) -> dict[str, float | bool]:
+        """What another process needs to compute :meth:`now` itself: the anchor, the rate and whether it is frozen."""
+        wall, emulated = self._anchor
+        if self._frozen_at is not None:
+            wall, emulated = time.time(), self._frozen_at
+        return {"wall": wall, "emulated": emulated, "rate": self._rate, "frozen": self.frozen}
+
+    def set(self, now: float | None = None, frozen: bool | None = None, rate: float | None = None) -> None:
+        """Jump to ``now`` (if given), freeze or unfreeze (if given) and set the running speed (if given)."""
+        if rate is not None and not 0 < rate <= 10_000:
+            raise ValueError(f"rate={rate}: the clock runs at 0 < rate <= 10000 emulated seconds per second")
         current = self.now() if now is None else now
         freeze = self.frozen if frozen is None else frozen
+        self._rate = self._rate if rate is None else float(rate)
         self._frozen_at = current if freeze else None
-        self._offset = 0.0 if freeze else current - time.time()
+        self._anchor = (time.time(), current)
 
     def advance(self, seconds: float) -> None:
         """Move time forward (never backward: metrics already produced would change)."""
@@ -58,7 +84,8 @@ class EmulatedClock:
         if self._frozen_at is not None:
             self._frozen_at += seconds
         else:
-            self._offset += seconds
+            wall, emulated = self._anchor
+            self._anchor = (wall, emulated + seconds)
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,13 @@ def pick_mirror(mirror: Mapping[str, int], u: float) -> str | None:
     return None
 
 
+def follow_reading(reading: Mapping[str, Any]) -> float:
+    """Now on an emulated clock whose :meth:`EmulatedClock.reading` another process sent (epoch seconds)."""
+    if reading.get("frozen"):
+        return float(reading["emulated"])
+    return float(reading["emulated"]) + (time.time() - float(reading["wall"])) * float(reading["rate"])
+
+
 class NoRoute(Exception):
     """No deployment can take the request (unknown deployment in the header, or no live traffic)."""
 
@@ -122,7 +156,9 @@ class TrafficArea(AreaBase):
     _health: dict[tuple[str, str], Health]
 
     def _reset_traffic(self) -> None:
-        self._clock = EmulatedClock()
+        # One clock for every workspace served on one URL: the host's (see AmlEmulator.add_workspace).
+        host = getattr(self, "_host", None)
+        self._clock = host._clock if host is not None else EmulatedClock()
         self._samples = {}
         self._loads = {}
         self._health = {}
@@ -134,14 +170,23 @@ class TrafficArea(AreaBase):
         with self._lock:
             return self._clock.now()
 
-    def set_clock(self, now: str | float | datetime | None = None, *, frozen: bool | None = None) -> None:
-        """Jump the emulated clock to ``now`` and/or freeze it (``frozen=False`` lets it run again)."""
+    def set_clock(
+        self, now: str | float | datetime | None = None, *, frozen: bool | None = None, rate: float | None = None
+    ) -> None:
+        """Jump the emulated clock to ``now`` and/or freeze it (``frozen=False`` lets it run again); ``rate``: how
+        many emulated seconds pass per wall-clock second while it runs (a benchmark's time lapse)."""
         with self._lock:
             target = None if now is None else _parse_time(now)
             if target is not None and target < self._clock.now():
                 raise ValueError("the emulated clock only moves forward; metrics already produced would change")
             self._run_load(self._clock.now())
-            self._clock.set(target, frozen)
+            self._clock.set(target, frozen, rate)
+
+    def clock_reading(self) -> dict[str, float | bool]:
+        """The clock's anchor, rate and state (``EmulatedClock.reading``): another process follows it with
+        :func:`follow_reading` without asking the emulator again."""
+        with self._lock:
+            return self._clock.reading()
 
     def advance_clock(self, seconds: float) -> None:
         """Move the emulated clock forward; synthetic load for the skipped time is generated when next needed."""
@@ -180,7 +225,7 @@ class TrafficArea(AreaBase):
         match = re.search(r"/models/([^/]+)/versions/([^/]+)$", str(dep.body["properties"].get("model", "")), re.I)
         model = self._models.get(match[1].lower(), {}).get(match[2]) if match else None
         try:
-            return health_from_tags(model.tags if model else {})
+            return cached_tag_health(model.tags if model else {})
         except HealthError as err:
             raise ArmError(400, "BadArgument", f"deployment '{deployment}': {err}") from err
 
@@ -286,11 +331,11 @@ class TrafficArea(AreaBase):
     def _delivery_control(self, method: str, route: str, body: Mapping[str, Any]) -> Response | None:
         """The progressive-delivery control routes (``None`` when ``route`` is not one of them):
 
-        - ``GET /_emulator/clock``; ``PUT /_emulator/clock`` ``{"now": ISO or epoch, "frozen": bool}``;
+        - ``GET /_emulator/clock``; ``PUT /_emulator/clock`` ``{"now": ISO or epoch, "frozen": bool, "rate": float}``;
           ``POST /_emulator/clock/advance`` ``{"seconds"}``
         - ``PUT /_emulator/load/{endpoint}`` ``{"rpm", "seed"}``; ``DELETE /_emulator/load/{endpoint}``
         - ``GET|PUT|DELETE /_emulator/health/{endpoint}/{deployment}``, PUT body ``{"error_rate" (percent),
-          "p50_ms", "p99_ms", "fail_all", "fail_status"}``
+          "p50_ms", "p99_ms", "fail_all", "fail_status", "timeout_rate", "overload_rate" (percents answered 408/429)}``
         - ``PUT /_emulator/delivery`` ``{"metric_lag_s", "scoring_seed", "scoring_sleep_scale"}``
         - ``GET /_emulator/samples/{endpoint}``: every request its deployments answered, mirrored copies included
         """
@@ -298,10 +343,10 @@ class TrafficArea(AreaBase):
         head, rest = parts[0], parts[1:]
         if head == "clock" and not rest and method in {"GET", "PUT"}:
             if method == "PUT":
-                self.set_clock(body.get("now"), frozen=body.get("frozen"))
+                self.set_clock(body.get("now"), frozen=body.get("frozen"), rate=body.get("rate"))
             with self._lock:
-                now, frozen = self._clock.now(), self._clock.frozen
-            return Response(200, {"now": _iso(now), "epoch": now, "frozen": frozen})
+                now, reading = self._clock.now(), self._clock.reading()
+            return Response(200, {"now": _iso(now), "epoch": now, **reading})
         if head == "clock" and rest == ["advance"] and method == "POST":
             self.advance_clock(float(body["seconds"]))
             return Response(200, {"now": _iso(self.clock_now()), "epoch": self.clock_now()})

@@ -47,6 +47,31 @@ for ($attempt = 1; $attempt -le 5; $attempt++) {
 }
 
 $parsed = ($outputs | Out-String) | ConvertFrom-Json
+
+# Promotion (docs/promotion.md): the app's role on its registry, each in the registry's own resource group, and
+# the optional subscription of this (production) app to a staging app's topic, in that topic's resource group.
+# ARM ids split on '/': "" subscriptions {sub} resourceGroups {rg} providers {namespace} {type} {name}.
+function Grant-RegistryRole([string]$registryId, [string]$access) {
+  $parts = $registryId.Split('/')
+  Write-Host "postdeploy: granting the app its $access role on registry $($parts[8])"
+  az deployment group create --subscription $parts[2] --resource-group $parts[4] `
+    --name "aml-registry-$envName-$access" --template-file (Join-Path $infraDir 'registry.bicep') `
+    --parameters "registryName=$($parts[8])" "appPrincipalId=$env:APP_IDENTITY_PRINCIPAL_ID" "access=$access" `
+    --output none
+  if ($LASTEXITCODE -ne 0) { Write-Error "postdeploy: the registry role on $($parts[8]) was not granted" }
+}
+if ($env:PROMOTE_TO_REGISTRY_ID) { Grant-RegistryRole $env:PROMOTE_TO_REGISTRY_ID 'promote' }
+if ($env:PROMOTION_REGISTRY_ID) { Grant-RegistryRole $env:PROMOTION_REGISTRY_ID 'read' }
+if ($env:PROMOTION_SOURCE_TOPIC_ID) {
+  $topic = $env:PROMOTION_SOURCE_TOPIC_ID.Split('/')
+  Write-Host "postdeploy: subscribing on_aml_event to the promotions of staging topic $($topic[8])"
+  az deployment group create --subscription $topic[2] --resource-group $topic[4] `
+    --name "aml-promotions-$envName" --template-file (Join-Path $infraDir 'promotion-events.bicep') `
+    --parameters "topicName=$($topic[8])" "functionAppId=$env:AZURE_FUNCTION_APP_ID" `
+      "deadLetterStorageAccountId=$env:DEADLETTER_STORAGE_ACCOUNT_ID" "deadLetterContainerName=$env:DEADLETTER_CONTAINER_NAME" `
+    --output none
+  if ($LASTEXITCODE -ne 0) { Write-Error "postdeploy: the subscription to staging topic $($topic[8]) was not created" }
+}
 azd env set EVENTGRID_SYSTEM_TOPIC_NAME $parsed.systemTopicName.value
 azd env set EVENTGRID_SUBSCRIPTION_ID $parsed.eventSubscriptionId.value
 Write-Host "postdeploy: $($parsed.systemTopicName.value) delivers Azure ML events to $env:AZURE_FUNCTION_APP_NAME"

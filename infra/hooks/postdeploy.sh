@@ -51,6 +51,29 @@ for attempt in 1 2 3 4 5; do
 done
 
 read -r topic subscription <<<"$(echo "$outputs" | tr '\n' ' ')"
+# Promotion (docs/promotion.md): the app's role on its registry, each in the registry's own resource group, and
+# the optional subscription of this (production) app to a staging app's topic, in that topic's resource group.
+# ARM ids split on '/': "" subscriptions {sub} resourceGroups {rg} providers {namespace} {type} {name}.
+registry_role() {
+  local sub rg name
+  IFS=/ read -r _ _ sub _ rg _ _ _ name <<<"$1"
+  echo "postdeploy: granting the app its $2 role on registry $name"
+  az deployment group create --subscription "$sub" --resource-group "$rg" \
+    --name "aml-registry-${AZURE_ENV_NAME:-azd}-$2" --template-file "$infra_dir/registry.bicep" \
+    --parameters registryName="$name" appPrincipalId="$APP_IDENTITY_PRINCIPAL_ID" access="$2" --output none
+}
+if [[ -n "${PROMOTE_TO_REGISTRY_ID:-}" ]]; then registry_role "$PROMOTE_TO_REGISTRY_ID" promote; fi
+if [[ -n "${PROMOTION_REGISTRY_ID:-}" ]]; then registry_role "$PROMOTION_REGISTRY_ID" read; fi
+if [[ -n "${PROMOTION_SOURCE_TOPIC_ID:-}" ]]; then
+  IFS=/ read -r _ _ topic_sub _ topic_rg _ _ _ topic_name <<<"$PROMOTION_SOURCE_TOPIC_ID"
+  echo "postdeploy: subscribing on_aml_event to the promotions of staging topic $topic_name"
+  az deployment group create --subscription "$topic_sub" --resource-group "$topic_rg" \
+    --name "aml-promotions-${AZURE_ENV_NAME:-azd}" --template-file "$infra_dir/promotion-events.bicep" \
+    --parameters topicName="$topic_name" functionAppId="$AZURE_FUNCTION_APP_ID" \
+      deadLetterStorageAccountId="$DEADLETTER_STORAGE_ACCOUNT_ID" deadLetterContainerName="$DEADLETTER_CONTAINER_NAME" \
+    --output none
+fi
+
 azd env set EVENTGRID_SYSTEM_TOPIC_NAME "$topic"
 azd env set EVENTGRID_SUBSCRIPTION_ID "$subscription"
 echo "postdeploy: $topic delivers Azure ML events to ${AZURE_FUNCTION_APP_NAME:-the function app} (mode ${DEPLOY_MODE:-plan})"

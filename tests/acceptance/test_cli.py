@@ -57,7 +57,7 @@ def test_the_live_plan_lists_what_each_scenario_creates_and_the_totals(capsys: p
     assert "(version 1)" in dup and "1 deployment(s) x 1 instance" in dup
     [guard] = [line for line in out.splitlines() if line.strip().startswith("guardrails")]
     assert "no endpoint, no deployment" in guard and "<= $0.00" in guard
-    assert "Expected time: about 287 minutes; expected cost: at most about $1.90." in out
+    assert "Expected time: about 417 minutes; expected cost: at most about $2.92." in out
 
 
 def test_an_instance_type_without_a_known_price_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,3 +69,32 @@ def test_an_instance_type_without_a_known_price_says_how_to_give_one(capsys: pyt
     env["ACCEPTANCE_PRICE_PER_HOUR"] = "3.06"
     assert main(["--target", "live", "--only", "canary"], env=env) == 1
     assert "expected cost: at most about $3.57." in capsys.readouterr().out
+
+
+PRODUCTION_ENV = {
+    "ACCEPTANCE_REGISTRY": "reg-promo",
+    "ACCEPTANCE_PROD_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000002",
+    "ACCEPTANCE_PROD_RESOURCE_GROUP": "rg-prod",
+    "ACCEPTANCE_PROD_WORKSPACE": "mlw-prod",
+    "ACCEPTANCE_PROD_APP_URL": "https://func-prod.azurewebsites.net",
+    "ACCEPTANCE_PROD_FUNCTION_KEY": "not-a-real-key",
+}
+
+
+def test_the_promotion_scenario_is_priced_only_with_a_production_side(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--target", "live", "--only", "promotion"], env=LIVE_ENV) == 1
+    out = capsys.readouterr().out
+    assert "promotion" in out and "skipped" in out and "ACCEPTANCE_PROD_" in out
+    assert "Expected time: about 10 minutes; expected cost: at most about $0.00." in out
+
+    assert main(["--target", "live", "--only", "promotion"], env={**LIVE_ENV, **PRODUCTION_ENV}) == 1
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if line.strip().startswith("promotion")]
+    assert "2 deployment(s)" in line and "production" in line and "registry version" in line
+    assert "Expected time: about 60 minutes; expected cost: at most about $0.33." in out
+
+
+def test_a_production_side_needs_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    partial = {key: value for key, value in PRODUCTION_ENV.items() if key != "ACCEPTANCE_PROD_APP_URL"}
+    assert main(["--target", "live"], env={**LIVE_ENV, **partial}) == 2
+    assert "ACCEPTANCE_PROD_APP_URL" in capsys.readouterr().err

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
 from devkit.stack import DevStack
+from tests.conditions import wait_until
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -204,7 +204,8 @@ def test_ai_ml_pollers_keep_polling_in_the_background(stack: DevStack, ml_client
     """Why the app writes through the mgmt SDK: azure-ai-ml's begin_* starts a poller that keeps calling ARM."""
     poller = ml_client.online_endpoints.begin_create_or_update(_endpoint("poll-ep"))
     try:
-        time.sleep(stack.aml.operation_duration_s + 0.3)  # no result() call yet: nobody asked for polling
+        # No result() call yet: nobody asked for polling.
+        wait_until(lambda: len(stack.aml.requests(path_contains="/mfeOperationsStatus/")) >= 2, what="two polls")
         polls = stack.aml.requests(path_contains="/mfeOperationsStatus/")
         assert len(polls) >= 2
     finally:

@@ -92,6 +92,7 @@ def test_latency_is_added_to_every_arm_answer(stack: DevStack, arm: ArmSession) 
 
 
 def test_async_operation_urls_report_progress(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_operation_duration(0.2)
     created = arm.call("PUT", "/onlineEndpoints/ep-lro", {"location": "eastus", "properties": {"authMode": "Key"}})
     assert created.status_code == 201
@@ -100,14 +101,14 @@ def test_async_operation_urls_report_progress(stack: DevStack, arm: ArmSession) 
     assert "retry-after-ms" in created.headers or "Retry-After" in created.headers
     assert arm.session.get(status_url).json()["status"] == "InProgress"
     assert arm.session.get(created.headers["Location"]).status_code == 202
-    time.sleep(0.25)
+    stack.aml.advance_clock(0.25)
     assert arm.session.get(status_url).json()["status"] == "Succeeded"
     assert arm.session.get(created.headers["Location"]).json()["name"] == "ep-lro"
 
     deleted = arm.call("DELETE", "/onlineEndpoints/ep-lro")
     assert deleted.status_code == 202
     assert arm.call("GET", "/onlineEndpoints/ep-lro").json()["properties"]["provisioningState"] == "Deleting"
-    time.sleep(0.25)
+    stack.aml.advance_clock(0.25)
     assert arm.call("GET", "/onlineEndpoints/ep-lro").status_code == 404
     assert arm.call("DELETE", "/onlineEndpoints/ep-lro").status_code == 204
 

@@ -12,6 +12,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 
 from devkit.identity import DEVKIT_CLIENT_ID, DEVKIT_PRINCIPAL_ID
 from devkit.stack import RESOURCE_GROUP, WORKSPACE_NAME, DevStack
+from tests.conditions import wait_until
 from tests.devkit.arm_session import ArmSession
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def test_a_stalled_traffic_put_lands_after_the_writes_served_meanwhile(
 
     writer = threading.Thread(target=slow_writer)
     writer.start()
-    time.sleep(0.3)
+    wait_until(lambda: stack.aml.request_rules()[0]["hits"] == 1, what="the traffic PUT to be stalled")
     assert _traffic(mgmt_client, "ep-late") == {}  # the stalled write has not landed
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-late", _endpoint({"green": 100}), polling=False)
     stack.aml.wait_idle()
@@ -102,7 +103,7 @@ def test_apply_then_answer_late_shows_the_write_before_the_caller_hears_back(
         )
     )
     writer.start()
-    time.sleep(0.5)
+    wait_until(lambda: _traffic(mgmt_client, "ep-early") == {"blue": 100}, what="the write to be applied")
     assert writer.is_alive()
     assert _traffic(mgmt_client, "ep-early") == {"blue": 100}
     writer.join(timeout=10)
@@ -112,7 +113,8 @@ def test_a_403_window_names_the_missing_permission_then_ends(
     stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient, ml_client: MLClient
 ) -> None:
     stack.aml.seed_model("fraud", 1)
-    stack.aml.deny_requests(403, seconds=1.0, path_pattern="/onlineEndpoints|/models/")
+    stack.aml.set_clock(frozen=True)  # the window runs on the emulator's clock: it ends when the test moves it
+    stack.aml.deny_requests(403, seconds=600, path_pattern="/onlineEndpoints|/models/")  # up to 10 min in Azure
 
     with pytest.raises(HttpResponseError) as denied:
         mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-rbac", _endpoint(), polling=False)
@@ -129,7 +131,10 @@ def test_a_403_window_names_the_missing_permission_then_ends(
     assert f"'{AML}/workspaces/models/versions/read'" in str(read_denied.value)
     assert mgmt_client.workspaces.get(RG, WS).location == "eastus"  # outside the pattern: served
 
-    time.sleep(1.05)
+    stack.aml.advance_clock(599)
+    assert [rule["active"] for rule in stack.aml.request_rules()] == [True]
+    stack.aml.advance_clock(1)  # the role assignment took effect
+    assert [rule["active"] for rule in stack.aml.request_rules()] == [False]
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-rbac", _endpoint(), polling=False)
     assert ml_client.models.get("fraud", "1").version == "1"
     assert [r.status for r in stack.aml.requests(method="PUT")] == [403, 201]
@@ -197,7 +202,7 @@ def test_a_new_model_version_is_not_readable_during_the_lag(
         ml_client.models.get("churn", "1")
     assert ml_client.models.get("old", "1").version == "1"
 
-    time.sleep(1.05)
+    stack.aml.advance_clock(1.05)
     assert ml_client.models.get("churn", "1").type == "mlflow_model"
 
 
@@ -220,5 +225,6 @@ def test_a_stalled_write_lands_even_when_the_client_gave_up(stack: DevStack, arm
     with pytest.raises(requests.Timeout):
         arm.session.put(f"{arm.workspace}/onlineEndpoints/ep-gone", json=body, params=API, timeout=0.3)
     assert stack.aml.endpoint_state("ep-gone") is None
-    time.sleep(1.0)
+    stack.aml.release_stalls()
+    wait_until(lambda: stack.aml.endpoint_state("ep-gone") is not None, what="the stalled PUT to land")
     assert stack.aml.endpoint_state("ep-gone") is not None  # ARM applied it: the caller never heard back

@@ -97,10 +97,11 @@ def test_a_pipeline_job_is_one_put_and_its_inputs_are_checked(stack: DevStack, m
 
 
 def test_a_job_put_again_updates_tags_without_restarting(stack: DevStack, arm: ArmSession) -> None:
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_job_duration(0.15)
     body = {"properties": {"jobType": "Command", "command": "x", "tags": {"a": "1"}}}
     assert arm.call("PUT", "/jobs/j1", body).status_code == 201
-    time.sleep(0.2)
+    stack.aml.advance_clock(0.2)
     again = arm.call("PUT", "/jobs/j1", {"properties": {"jobType": "Command", "tags": {"a": "2"}}})
     assert again.status_code == 200
     assert again.json()["properties"]["status"] == "Completed"
@@ -157,6 +158,7 @@ def test_sdk_model_create_without_version_takes_the_next_and_announces_it(stack:
 
 def test_jobs_announce_completion_and_failure_once(stack: DevStack, ml_client: MLClient) -> None:
     stack.aml.seed_component("retrain", 1, INPUTS)
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_job_duration(0.5)
     stack.aml.fail_jobs("job-red")
     for name in ("job-green", "job-red"):

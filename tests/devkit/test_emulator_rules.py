@@ -4,7 +4,6 @@ one mirror, and the Failed, Canceled and Scaling states on request."""
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -93,7 +92,7 @@ def test_a_deleted_endpoint_name_is_held_for_a_while(
     with pytest.raises(HttpResponseError) as held:
         mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "churn", _endpoint(), polling=False)
     assert _validation_errors(held.value) == {"": [REGION_MESSAGE]}
-    time.sleep(1.05)
+    stack.aml.advance_clock(1.05)
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "churn", _endpoint(), polling=False)
     assert stack.aml.names.holder("eastus", "churn") == stack.aml.workspace_id
 
@@ -220,7 +219,7 @@ def test_a_scaling_deployment_keeps_the_endpoint_busy_for_a_while(
         mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "scale-ep", endpoint, polling=False)
     assert busy.value.status_code == 409 and "Scaling provisioning state" in str(busy.value)
 
-    time.sleep(1.05)
+    stack.aml.advance_clock(1.05)
     assert ml_client.online_deployments.get("blue", "scale-ep").provisioning_state == "Succeeded"
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "scale-ep", endpoint, polling=False)
 
@@ -230,6 +229,7 @@ def test_waiting_for_idle_covers_every_workspace_served(
 ) -> None:
     # The harness ticks "until settled" through the host's wait_idle; a second workspace's operations must count.
     team_b = stack.aml.add_workspace("team-b")
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     team_b.set_operation_duration(0.5)
     mgmt_client.online_endpoints.begin_create_or_update(RG, "team-b", "credit", _endpoint(), polling=False)
     assert team_b.endpoint_state("credit")["properties"]["provisioningState"] == "Creating"

@@ -9,6 +9,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from devkit.stack import RESOURCE_GROUP, WORKSPACE_NAME, DevStack
+from tests.conditions import pollers_left, wait_until
 from tests.devkit.arm_session import ArmSession
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def test_writes_with_polling_false_send_one_request_and_nothing_after(
             assert stack.aml.endpoint_state("ep-mgmt")["tags"] == {"rollout": "r1"}  # type: ignore[index]
 
     stack.aml.clear_requests()
-    time.sleep(QUIET_PERIOD_S)
+    wait_until(lambda: not pollers_left(), timeout_s=QUIET_PERIOD_S, what="every SDK poller to end")
     assert stack.aml.requests() == []
     assert stack.aml.deployment_state("ep-mgmt", "blue") is None
     assert stack.aml.endpoint_state("ep-mgmt")["properties"]["traffic"] == {}  # type: ignore[index]
@@ -98,7 +99,7 @@ def test_writes_with_polling_false_send_one_request_and_nothing_after(
 def test_state_advances_without_any_polling(stack: DevStack, mgmt_client: MachineLearningServicesMgmtClient) -> None:
     mgmt_client.online_endpoints.begin_create_or_update(RG, WS, "ep-lazy", _endpoint_body(), polling=False)
     assert mgmt_client.online_endpoints.get(RG, WS, "ep-lazy").properties.provisioning_state == "Creating"
-    time.sleep(stack.aml.operation_duration_s + 0.05)
+    stack.aml.advance_clock(stack.aml.operation_duration_s + 0.05)
     assert mgmt_client.online_endpoints.get(RG, WS, "ep-lazy").properties.provisioning_state == "Succeeded"
 
 
@@ -166,7 +167,7 @@ def test_jobs_progress_and_can_be_forced_to_fail(
     submit("good-job")
     submit("bad-job")
     assert mgmt_client.jobs.get(RG, WS, "good-job").properties.status in {"Starting", "Running"}
-    time.sleep(stack.aml.job_duration_s + 0.05)
+    stack.aml.advance_clock(stack.aml.job_duration_s + 0.05)
     assert mgmt_client.jobs.get(RG, WS, "good-job").properties.status == "Completed"
     assert mgmt_client.jobs.get(RG, WS, "bad-job").properties.status == "Failed"
     assert sorted(str(j.name) for j in mgmt_client.jobs.list(RG, WS)) == ["bad-job", "good-job"]

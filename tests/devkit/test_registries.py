@@ -132,6 +132,16 @@ def test_an_update_changes_tags_description_and_stage_only(
     assert model is not None and model.model_type == "mlflow_model"
 
 
+def test_a_version_is_deleted_through_arm(registry: EmulatedRegistry, mgmt_client: MachineLearningServicesMgmtClient):
+    registry.seed_model("credit", 3)
+    registry.seed_model("credit", 4)
+
+    mgmt_client.registry_model_versions.begin_delete(RESOURCE_GROUP, REGISTRY, "credit", "3").result()
+    mgmt_client.registry_model_versions.begin_delete(RESOURCE_GROUP, REGISTRY, "credit", "3").result()  # gone: 204
+
+    assert registry.model("credit", 3) is None and registry.model("credit", 4) is not None
+
+
 def test_a_workspace_outside_the_registry_regions_cannot_share(stack: DevStack):
     stack.aml.add_registry(REGISTRY, regions=("westeurope",))
     _seed(stack)

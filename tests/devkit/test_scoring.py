@@ -157,6 +157,7 @@ def test_deployment_that_is_not_serving_answers_503_then_502(stack: DevStack, ar
     client = _client(stack, _keys(arm, "ep-state")[0])
     uri = body["properties"]["scoringUri"]
     stack.aml.fail_deployments("red")
+    stack.aml.set_clock(frozen=True)  # emulated time moves only when the test moves it: no race with real time
     stack.aml.set_operation_duration(0.3)
     model = {
         "endpointComputeType": "Managed",
@@ -184,8 +185,78 @@ def test_control_api_sets_health_over_http(stack: DevStack, arm: ArmSession) -> 
         "p99_ms": 900.0,
         "fail_all": False,
         "fail_status": 500,
+        "timeout_rate": 0.0,
+        "overload_rate": 0.0,
     }
     bad = arm.session.put(f"{control}/health/ep-ctl/blue", json={"error_rate": 150})
     assert bad.status_code == 400 and "percent" in bad.json()["error"]["message"]
     typo = arm.session.put(f"{control}/health/ep-ctl/blue", json={"errors": 1})
     assert typo.status_code == 400 and "errors" in typo.json()["error"]["message"]
+
+
+def test_an_endpoint_of_another_workspace_and_region_has_a_scoring_uri_of_its_own(
+    stack: DevStack, arm: ArmSession
+) -> None:
+    """Endpoint names are unique per region: the same name in a workspace of another region is another endpoint."""
+    here = make_endpoint(stack, arm, "ep-twin", {"blue": {}}, traffic={"blue": 100})
+    other = stack.aml.add_workspace("mlw-west", location="westus2")
+    there = ArmSession(stack, "https://management.azure.com")
+    there.workspace = f"{stack.aml.url}{other.workspace_id}"
+    assert (
+        there.call(
+            "PUT", "/onlineEndpoints/ep-twin", {"location": "westus2", "properties": {"authMode": "Key"}}
+        ).status_code
+        == 201
+    )
+    stack.aml.wait_idle()
+    other.seed_model("model-green", 1)
+    green = {"location": "westus2", "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_DS3_v2",
+             "model": f"{other.workspace_id}/models/model-green/versions/1"}}  # fmt: skip
+    assert there.call("PUT", "/onlineEndpoints/ep-twin/deployments/green", green).status_code == 201
+    stack.aml.wait_idle()
+    body = {"location": "westus2", "properties": {"authMode": "Key", "traffic": {"green": 100}}}
+    assert there.call("PUT", "/onlineEndpoints/ep-twin", body).status_code == 200
+    stack.aml.wait_idle()
+    uri = there.call("GET", "/onlineEndpoints/ep-twin").json()["properties"]["scoringUri"]
+    key = there.call("POST", "/onlineEndpoints/ep-twin/listKeys").json()["primaryKey"]
+
+    assert uri == f"{stack.aml.url}/inference/ep-twin.westus2/score" != here["properties"]["scoringUri"]
+    answer = _client(stack, key).post(uri, json=SAMPLE, timeout=5)
+    assert answer.status_code == 200 and answer.headers["azureml-model-deployment"] == "green"
+    assert _client(stack, key).post(here["properties"]["scoringUri"], json=SAMPLE, timeout=5).status_code == 401
+    missing = f"{stack.aml.url}/inference/ep-twin.northeurope/score"
+    assert _client(stack, key).post(missing, json=SAMPLE, timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(("health", "status"), [({"timeout_rate": 100}, 408), ({"overload_rate": 100}, 429)])
+def test_a_deployment_that_times_out_or_is_overloaded_answers_408_or_429(
+    stack: DevStack, arm: ArmSession, health: dict[str, float], status: int
+) -> None:
+    name = f"ep-{status}"
+    body = make_endpoint(stack, arm, name, {"blue": {}, "green": {}}, traffic={"blue": 100})
+    stack.aml.set_health(name, "green", **health)
+    client = _client(stack, _keys(arm, name)[0])
+    uri = body["properties"]["scoringUri"]
+
+    answer = client.post(uri, json=SAMPLE, headers={"azureml-model-deployment": "green"}, timeout=5)
+    assert answer.status_code == status
+    assert "ms-azureml-model-error-statuscode" not in answer.headers  # the endpoint answered, not the model
+    assert client.post(uri, json=SAMPLE, timeout=5).status_code == 200  # blue is healthy
+    [sample] = [s for s in stack.aml.samples(name) if s.deployment == "green"]
+    assert (sample.status, sample.model_status) == (status, 0)
+
+
+def test_timeout_and_overload_rates_come_from_model_tags_and_split_the_load(stack: DevStack, arm: ArmSession) -> None:
+    tags = {"emulator.timeout_rate": "30", "emulator.overload_rate": "20"}
+    make_endpoint(stack, arm, "ep-cap", {"blue": tags}, traffic={"blue": 100})
+    health = stack.aml.deployment_health("ep-cap", "blue")
+    assert (health.timeout_rate, health.overload_rate) == (30.0, 20.0)
+    stack.aml.set_clock(frozen=True)
+    stack.aml.start_load("ep-cap", rpm=1000, seed=3)
+    stack.aml.advance_clock(60)
+    statuses = Counter(s.status for s in stack.aml.samples("ep-cap"))
+    total = sum(statuses.values())
+    assert 0.25 < statuses[408] / total < 0.35 and 0.15 < statuses[429] / total < 0.25
+    assert statuses[200] + statuses[408] + statuses[429] == total
+    with pytest.raises(ValueError, match="overload_rate"):
+        stack.aml.set_health("ep-cap", "blue", timeout_rate=80, overload_rate=30)

@@ -13,8 +13,10 @@ against):
   a Failed endpoint ("Troubleshooting online endpoints deployment and scoring",
   https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints);
 - a deployment with live or mirrored traffic can't be deleted (the safe-rollout page: set its traffic to 0 first);
-- endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter; endpoint names unique
-  in the region (https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas#azure-machine-learning-online-endpoints-and-batch-endpoints);
+- endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter (the SDK's own rule,
+  azure.ai.ml ``EndpointConfigurations.NAME_REGEX_PATTERN``, which ``app.rollout.decide.naming`` applies); endpoint
+  names unique in the region ("It must be unique in the Azure region",
+  https://learn.microsoft.com/azure/machine-learning/how-to-deploy-online-endpoints);
 - writes are long-running operations: the resource shows ``Creating``/``Updating``/``Deleting`` until the
   operation ends on the fake clock, then ``Succeeded`` (or ``Failed``/``Canceled`` when told to).
 
@@ -59,6 +61,8 @@ class FakeAzureML(StateMixin, FaultsMixin):
         self.taken_names: set[str] = set()
         #: (endpoint, deployment or "") -> how its next create/update operations end ("" endpoint: any endpoint).
         self.failing: dict[tuple[str, str], list[str]] = {}
+        #: The registry versions a deployment may name (registry, model, version) -> the model, or None.
+        self.registry_models: Callable[[str, str, str], ModelInfo | None] = lambda *_: None
         #: Every accepted traffic write: (time, endpoint, live, mirror), as the metrics fake routes requests by it.
         self.traffic_log: list[tuple[dt.datetime, str, dict[str, int], dict[str, int]]] = []
         #: Who set each split of ``traffic_log``: "app" (an answered write), "late" (one landing late), "hand".
@@ -77,6 +81,11 @@ class FakeAzureML(StateMixin, FaultsMixin):
 
     def location(self) -> str:
         return "eastus"
+
+    def canonical_id(self) -> str:
+        """The workspace's ARM id as ARM spells it."""
+        self._call("canonical_id", "")
+        return self.workspace.arm_id
 
     def get_model(self, name: str, version: str) -> ModelInfo:
         self._call("get_model", "", name)
@@ -111,7 +120,11 @@ class FakeAzureML(StateMixin, FaultsMixin):
             "model-created-at": plan.model_created_at,
             "created-at": now.isoformat(),
         }
-        model = f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        model = (
+            plan.model_ref
+            if plan.source is not None
+            else f"{self.workspace.arm_id}/models/{plan.model_name}/versions/{plan.model_version}"
+        )
         self._call(
             "create_deployment",
             plan.endpoint,
@@ -162,7 +175,10 @@ class FakeAzureML(StateMixin, FaultsMixin):
             )
         name_version = model.rsplit("/models/", 1)[-1].replace("/versions/", ":")
         model_name, _, version = name_version.partition(":")
-        known = self.models.get((model_name.lower(), version))
+        if model.lower().startswith("azureml://registries/"):  # a registry's version, read from there
+            known = self.registry_models(model.split("/")[3], model_name, version)
+        else:
+            known = self.models.get((model_name.lower(), version))
         if known is None:
             raise arm_error(404, "UserError", f"Could not find model {name_version}.", method="PUT", path=path)
         if known.type not in ("mlflow_model", "triton_model"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.platform.clock import as_utc
@@ -169,10 +169,3 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def rows_of(store: FakeTableStore, partition: str) -> Iterator[Row]:
-    """Every row of ``partition`` in key order (a test's view, not counted as a query)."""
-    for (pk, _), row in sorted(store.rows.items()):
-        if pk == partition:
-            yield row

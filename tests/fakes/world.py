@@ -19,17 +19,19 @@ from typing import Any
 from app.handlers import HANDLERS
 from app.intake.dispatch import process
 from app.intake.events import MODEL_REGISTERED, Envelope
+from app.intake.outcome import Outcome
 from app.notify.outbox import OutboxNotifier
 from app.platform.settings import Settings
 from app.platform.settings_reader import settings_from_env
 from app.ports import Deps
-from app.rollout.decide.model import Rollout
+from app.rollout.decide.model import ModelInfo, Rollout
 from app.rollout.ledger.ledger import RolloutLedger
 from tests.fakes.aml import FakeAzureML
 from tests.fakes.clock import FakeClock
 from tests.fakes.deps import WORKSPACE, WORKSPACE_ID, FakeSink
 from tests.fakes.monitor import FakeMetrics
 from tests.fakes.queue import FakeFollowUpQueue
+from tests.fakes.registry import FakeRegistry
 from tests.fakes.scoring import FakeSmoke
 from tests.fakes.table import FakeTableStore
 
@@ -54,6 +56,8 @@ class FakeWorld:
         # As production wires it: each notification id sent once, through the outbox in the idempotency table.
         self.notifier = OutboxNotifier([self.sink], lambda: self.table(self.settings.idempotency_table), self.clock)
         self.tables: dict[str, FakeTableStore] = {}
+        self.registries: dict[str, FakeRegistry] = {}
+        self.aml.registry_models = self._registry_model
         self.deps = Deps(
             settings=self.settings,
             notifier=self.notifier,
@@ -63,6 +67,7 @@ class FakeWorld:
             smoke=self.smoke,
             metrics=self.metrics,
             followups=lambda: self.queue,
+            registry=self.registry,
         )
 
     def configure(self, **changes: Any) -> None:
@@ -72,6 +77,23 @@ class FakeWorld:
 
     def table(self, name: str) -> FakeTableStore:
         return self.tables.setdefault(name, FakeTableStore())
+
+    def registry(self, name: str) -> FakeRegistry:
+        """An Azure ML registry added with ``add_registry`` (or shared with another world)."""
+        return self.registries[name.lower()]
+
+    def _registry_model(self, registry: str, name: str, version: str) -> ModelInfo | None:
+        found = self.registries.get(registry.lower())
+        stored = found.versions.get((name.lower(), version)) if found else None
+        return ModelInfo(name, version, stored.model_type, stored.tags) if stored else None
+
+    def add_registry(self, name: str, registry: FakeRegistry | None = None) -> FakeRegistry:
+        """A registry this world's app reaches; by default a new one whose shares copy this world's models."""
+        found = registry or FakeRegistry(
+            name, self.clock, lambda ref: self.aml.models.get((ref.name.lower(), ref.version))
+        )
+        self.registries[name.lower()] = found
+        return found
 
     @property
     def store(self) -> FakeTableStore:
@@ -85,12 +107,14 @@ class FakeWorld:
 
     # ------------------------------------------------------------------------------------ what happens to the app
 
-    def register(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> str:
+    def register(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> Outcome:
         """A model version is registered in Azure ML and its ``ModelRegistered`` event delivered; the outcome."""
         self.aml.register_model(model, version, tags)
         return self.deliver_registered(model, version, tags, event_id=event_id)
 
-    def deliver_registered(self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = "") -> str:
+    def deliver_registered(
+        self, model: str, version: str | int, tags: Mapping[str, str], *, event_id: str = ""
+    ) -> Outcome:
         """Deliver a ``ModelRegistered`` event (again, or for a version AML does not show) through the dispatcher."""
         data = {"modelName": model, "modelVersion": str(version), "modelTags": dict(tags), "modelProperties": {}}
         envelope = Envelope(

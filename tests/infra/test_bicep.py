@@ -28,8 +28,16 @@ AML_EVENT_TYPES = {
     "Microsoft.MachineLearningServices.DatasetDriftDetected",
 }
 
-# (scope resource type, built-in role definition id) -> how many assignments; the whole intended set.
+# (scope resource type, built-in role definition id) -> how many assignments; the whole intended set. A custom
+# role is named by its actions.
 STORAGE = "Microsoft.Storage/storageAccounts"
+PROMOTER_ROLE = "custom: " + ", ".join(
+    (
+        "Microsoft.MachineLearningServices/registries/read",
+        "Microsoft.MachineLearningServices/registries/assets/read",
+        "Microsoft.MachineLearningServices/registries/assets/write",
+    )
+)
 EXPECTED_ROLES = Counter(
     {
         (STORAGE, "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"): 1,  # Storage Blob Data Owner
@@ -43,6 +51,10 @@ EXPECTED_ROLES = Counter(
         ("Microsoft.MachineLearningServices/workspaces", "43d0d8ad-25c7-4714-9337-8ba259a9fe05"): 1,
         # Storage Blob Data Contributor for the system topic, on the dead-letter container only
         (f"{STORAGE}/blobServices/containers", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"): 1,
+        # Promotion: a staging app's custom role on its registry only (read it and its assets, write assets; no
+        # deletes), and a production app's Reader on the registry it rolls versions out from.
+        ("Microsoft.MachineLearningServices/registries", PROMOTER_ROLE): 1,
+        ("Microsoft.MachineLearningServices/registries", "acdd72a7-3385-48ef-bd42-f606fba81ae7"): 1,
     }
 )
 # The optional on-call operator's roles (operatorPrincipalId), each on the one resource its runbook touches.
@@ -240,7 +252,11 @@ def role_assignments(path: Path) -> list[tuple[str, str]]:
             continue
         config = resource["config"]
         scope = config["scope"]
-        role_var = config["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        role_id = config["properties"]["roleDefinitionId"]
+        if "operator" in role_id:  # a custom role defined beside it: ``role.id``
+            found.append((declared[scope]["type"], _custom_role(path, declared, config, scope, symbol)))
+            continue
+        role_var = role_id["function"]["parameters"]["resource_name_1"]
         assert config["name"]["function"] == {
             "type": "guid",
             "parameters": {
@@ -262,6 +278,27 @@ def role_assignments(path: Path) -> list[tuple[str, str]]:
         assert preceding.startswith("//"), f"{path.name}:{symbol} needs a comment justifying the role"
         found.append((declared[scope]["type"], variable(path, role_var)))
     return found
+
+
+def _custom_role(
+    path: Path, declared: dict[str, dict[str, Any]], config: dict[str, Any], scope: str, symbol: str
+) -> str:
+    """A custom role's assignment: named guid(scope.id, principalId, role.id), the role assignable on that scope
+    alone, justified by a comment; the role is returned as its actions."""
+    role = config["properties"]["roleDefinitionId"]["operator"]["operands"]["operand_1"]
+    definition = declared[role]
+    assert definition["type"] == "Microsoft.Authorization/roleDefinitions"
+    accessor = {"operator": {"type": "property_accessor", "operands": {"operand_1": scope, "operand_2": "id"}}}
+    assert definition["config"]["properties"]["assignableScopes"] == [accessor], f"{path.name}:{role} assignable"
+    assert config["name"]["function"]["parameters"]["base_string"] == accessor, f"{path.name}:{symbol} name"
+    assert config["properties"]["principalType"] == "ServicePrincipal"
+    [permission] = definition["config"]["properties"]["permissions"]
+    assert permission["notActions"] == [] and not permission.get("dataActions")
+    text = path.read_text()
+    for name in (role, symbol):
+        preceding = text[: text.index(f"resource {name} ")].rstrip().splitlines()[-1]
+        assert preceding.startswith("//"), f"{path.name}:{name} needs a comment justifying the role"
+    return "custom: " + ", ".join(permission["actions"])
 
 
 def test_role_assignments_are_exactly_the_intended_least_privilege_set() -> None:
@@ -494,3 +531,26 @@ def test_host_json_fits_flex_consumption_and_keeps_requests_unsampled() -> None:
     assert reconcile_budget < timeout <= FLEX_GUARANTEED_TIMEOUT_SECONDS
     sampling = host["logging"]["applicationInsights"]["samplingSettings"]
     assert "Request" in sampling["excludedTypes"].split(";")
+
+
+def test_the_promotion_subscription_delivers_only_promotions_as_cloud_events_with_dead_letters() -> None:
+    path = INFRA / "promotion-events.bicep"
+    props = only(path, "Microsoft.EventGrid/topics/eventSubscriptions")["properties"]
+    assert props["destination"]["endpointType"] == "AzureFunction"
+    assert props["destination"]["properties"]["resourceId"] == "${functionAppId}/functions/on_aml_event"
+    assert props["eventDeliverySchema"] == "CloudEventSchemaV1_0"
+    assert props["filter"]["includedEventTypes"] == ["AmlEvents.Model.Promoted"]
+    assert props["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
+    assert props["deadLetterWithResourceIdentity"]["identity"] == {"type": "SystemAssigned"}
+
+
+def test_the_postdeploy_hook_grants_the_registry_roles_and_subscribes_to_promotions_only_when_asked() -> None:
+    registry = {n for n, p in parse(INFRA / "registry.bicep")["parameters"].items() if p["default"] is None}
+    events = {n for n, p in parse(INFRA / "promotion-events.bicep")["parameters"].items() if p["default"] is None}
+    guards = {"postdeploy.sh": 'if [[ -n "${{{}:-}}" ]]', "postdeploy.ps1": "if ($env:{})"}
+    for name, guard in guards.items():
+        text = (INFRA / "hooks" / name).read_text()
+        assert {n for n in registry | events if f"{n}=" not in text} == set(), name
+        for variable_name in ("PROMOTE_TO_REGISTRY_ID", "PROMOTION_REGISTRY_ID", "PROMOTION_SOURCE_TOPIC_ID"):
+            assert guard.format(variable_name) in text, (name, variable_name)
+        assert "registry.bicep" in text and "promotion-events.bicep" in text

@@ -11,6 +11,7 @@ from app.platform.workspace import WorkspaceRef
 from app.wiring import production_deps
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID
+from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,8 @@ def test_a_write_without_an_answer_is_not_resent(app: OfflineApp) -> None:
         with pytest.raises(ServiceResponseError):
             gateway.create_endpoint("credit")
         elapsed = time.monotonic() - started
-        time.sleep(4.5)  # the stalled PUT is applied when its stall ends, as ARM would
+        app.stack.aml.release_stalls()  # the stalled PUT is applied when its stall ends, as ARM would
+        wait_until(lambda: app.stack.aml.endpoint_state("credit") is not None, what="the stalled PUT to land")
     assert elapsed < 3, elapsed
     assert len(app.stack.aml.requests(method="PUT", path_contains="/onlineEndpoints/credit")) == 1
     assert app.stack.aml.endpoint_state("credit") is not None

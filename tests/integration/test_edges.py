@@ -11,6 +11,8 @@ import pytest
 import requests
 
 from app.handlers.model_registered import MODEL_READ_WINDOW
+from app.intake.outcome import OutcomeKind
+from app.platform.errors import RetryableError
 from app.rollout.decide.naming import endpoint_name
 from devkit.aml_emulator import ARM_AUDIENCE
 from devkit.harness import OfflineApp, app_environment, model_registered, run_completed
@@ -70,11 +72,12 @@ def test_an_endpoint_the_app_did_not_create_is_refused_with_a_notification_and_n
     before = len(app.stack.aml.requests())
     app.stack.aml.seed_model("credit", 1, tags={"deploy": "true", "endpoint": "shared"})
     [delivery] = app.deliver(model_registered("credit", 1))
-    assert delivery.acknowledged and "rejected" in delivery.outcome, delivery.attempts
+    assert delivery.acknowledged and delivery.kind is OutcomeKind.HANDLED, delivery.attempts
+    assert app.rollout("credit-v1")["state"] == "rejected"  # by the event's own pass
     app.run_until_settled()
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "rejected"
-    assert "not in ADOPT_ENDPOINTS" in rollout["reason"] and "nothing was written" in rollout["reason"]
+    assert "ADOPT_ENDPOINTS" in rollout["reason"]  # the setting that would let the app adopt it
     assert [r for r in app.stack.aml.requests()[before:] if r.is_write] == []
     assert app.traffic("shared") == {"blue": 100}
     assert app.published_types() == ["AmlEvents.Rollout.Rejected"]
@@ -128,8 +131,8 @@ def test_an_endpoint_name_taken_in_the_region_is_a_rejection_that_says_to_set_th
     app.run_until_settled()
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "rejected", rollout
-    assert "already taken in this Azure region" in rollout["reason"]
-    assert "Set the model's endpoint tag" in rollout["reason"]
+    # It names the taken name and the fix: the model's endpoint tag.
+    assert "credit" in rollout["reason"] and "endpoint tag" in rollout["reason"]
     assert app.published_types()[-1] == "AmlEvents.Rollout.Rejected"
     assert len(app.stack.aml.requests(method="PUT", path_contains="/onlineEndpoints/credit")) == 2  # B's, and ours
     assert not app.stack.aml.requests(path_contains="/deployments/credit-v1")
@@ -165,7 +168,7 @@ def test_a_model_not_yet_readable_is_read_again_on_redelivery_and_then_deployed(
     event = model_registered("credit", 1)
     [first] = app.deliver(event, max_attempts=2)
     assert not first.acknowledged  # the host answers 500: Event Grid redelivers (10 s, 30 s, 1 min ...)
-    assert all("not readable yet" in attempt for attempt in first.attempts)
+    assert len(first.errors) == 2 and all(isinstance(err, RetryableError) for err in first.errors)
     assert app.rollouts() == []
     model.readable_at = time.time()  # the lag ends before the next redelivery
     [redelivered] = app.deliver(event, max_attempts=1)
@@ -179,11 +182,12 @@ def test_a_model_still_missing_after_the_window_is_a_permanent_model_not_found(a
     event = model_registered("ghost", 1)
     event["eventTime"] = (dt.datetime.now(dt.UTC) - MODEL_READ_WINDOW - dt.timedelta(seconds=1)).isoformat()
     [late] = app.deliver(event)
-    assert late.acknowledged
-    assert late.outcome.startswith("rejected: model ghost:1 does not exist in mlw-devkit (still not readable after")
+    assert late.acknowledged and len(late.attempts) == 1  # not read again
+    assert late.kind is OutcomeKind.REJECTED and "ghost:1" in late.outcome
     fresh = model_registered("ghost", 2)  # registered just now: within the window, so retried
     [delivery] = app.deliver(fresh, max_attempts=2)
-    assert not delivery.acknowledged and all("not readable yet" in attempt for attempt in delivery.attempts)
+    assert not delivery.acknowledged
+    assert len(delivery.errors) == 2 and all(isinstance(err, RetryableError) for err in delivery.errors)
 
 
 # -- item 8: exactly one notification per transition ----------------------------------------------

@@ -35,7 +35,7 @@ def test_a_table_403_is_a_retryable_permission_problem_of_storage(stack: DevStac
     assert error_source(err) == "permission"
     assert is_retryable(err)
     problem = permission_problem(err)
-    assert problem is not None and problem.startswith("storage answered 403 Forbidden")
+    assert problem is not None and "storage" in problem and "403" in problem  # which service refused, and how
 
 
 def test_a_table_error_is_reported_as_storage_not_azure_ml(stack: DevStack) -> None:
@@ -43,4 +43,4 @@ def test_a_table_error_is_reported_as_storage_not_azure_ml(stack: DevStack) -> N
     with pytest.raises(ResourceNotFoundError) as caught:
         table.get_entity("p", "r")
     assert error_source(caught.value) == "storage"
-    assert describe_error(caught.value).startswith("storage error: ResourceNotFoundError: ")
+    assert "ResourceNotFoundError" in describe_error(caught.value)

@@ -21,6 +21,7 @@ from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, model_registered
+from devkit.history import load_finished
 from devkit.stack import WORKSPACE_ID, DevStack
 from tests.fakes import make_plan
 
@@ -146,8 +147,20 @@ def _tick_cost(app: OfflineApp, history: int) -> tuple[dict[str, int], dict[str,
     finished rollouts of other versions on the same endpoint."""
     app.stack.reset()
     ledger = RolloutLedger(production_deps().table("rollouts"))
-    for n in range(history):
-        ledger.record(make_plan(1000 + n), State.SUPERSEDED, f"old-{n}", NOW - 30 * DAY + n * dt.timedelta(seconds=1))
+    # As ``ledger.record`` writes them (rows and index entries), in batches: the history is the setting, not the test.
+    load_finished(
+        ledger.store,
+        (
+            Rollout(
+                plan=make_plan(1000 + n),
+                state=State.SUPERSEDED,
+                created_at=NOW - 30 * DAY + n * dt.timedelta(seconds=1),
+                updated_at=NOW - 30 * DAY + n * dt.timedelta(seconds=1),
+                event_ids=(f"old-{n}",),
+            )
+            for n in range(history)
+        ),
+    )
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     app.deliver(model_registered("credit", 1))
     app.run_until_settled()
@@ -236,23 +249,24 @@ def test_a_rollout_recorded_between_pages_is_never_listed_twice(app: OfflineApp)
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("params", "names"),
     [
-        ({"limit": "0"}, "limit='0' is not a whole number from 1 to 500"),
-        ({"limit": "501"}, "limit='501' is not a whole number from 1 to 500"),
-        ({"limit": "ten"}, "limit='ten' is not a whole number from 1 to 500"),
-        ({"continuation": "not-a-token"}, "continuation is not a token this API issued"),
-        ({"continuation": "eyJ2IjoxfQ"}, "continuation is not a token this API issued"),
-        ({"state": "bogus"}, "state='bogus' is not one of"),
-        ({"page": "2"}, "unknown query parameter(s) page; use endpoint, model, state, limit, continuation"),
+        ({"limit": "0"}, ["limit", "'0'", "500"]),
+        ({"limit": "501"}, ["limit", "'501'", "500"]),
+        ({"limit": "ten"}, ["limit", "'ten'", "500"]),
+        ({"continuation": "not-a-token"}, ["continuation"]),
+        ({"continuation": "eyJ2IjoxfQ"}, ["continuation"]),
+        ({"state": "bogus"}, ["state", "'bogus'"]),
+        ({"page": "2"}, ["page", "endpoint, model, state, limit, continuation"]),
     ],
 )
 def test_bad_paging_parameters_are_400s_that_name_the_parameter(
-    app: OfflineApp, params: dict[str, str], message: str
+    app: OfflineApp, params: dict[str, str], names: list[str]
 ) -> None:
+    # The parameter, its value, and what it may be (the bound, or the parameters there are).
     status, body = runner.get_status(params)
     assert status == 400
-    assert message in body["error"]
+    assert all(name in body["error"] for name in names), body
 
 
 def test_a_continuation_only_works_with_the_filters_it_was_issued_for(app: OfflineApp) -> None:
@@ -260,7 +274,7 @@ def test_a_continuation_only_works_with_the_filters_it_was_issued_for(app: Offli
     _, body = runner.get_status({"endpoint": "credit", "limit": "2"})
     status, answer = runner.get_status({"endpoint": "fraud", "limit": "2", "continuation": body["continuation"]})
     assert status == 400
-    assert "continuation belongs to a query with other endpoint/model/state filters" in answer["error"]
+    assert "continuation" in answer["error"] and "endpoint" in answer["error"]
 
 
 # --- retention ----------------------------------------------------------------------------------------------
@@ -284,7 +298,7 @@ def test_retention_deletes_old_finished_rollouts_but_the_newest_per_endpoint_and
     records.complete(done.record, {"model": "credit:1"}, NOW - 100 * DAY)  # type: ignore[union-attr]
     records.claim(new_key, {"run": "new"}, NOW - DAY)
 
-    lines = purge_history(production_deps())
+    run = purge_history(production_deps())
 
     kept = sorted(r["deployment"] for r in app.rollouts())
     assert kept == ["credit-v0", "credit-v3", "credit-v4", "fraud-v2", "legacy-v1"]
@@ -292,9 +306,9 @@ def test_retention_deletes_old_finished_rollouts_but_the_newest_per_endpoint_and
     index = list(store.query("PartitionKey eq @pk", pk=RECENT_INDEX))
     assert len(index) == 5  # the deleted rollouts' index entries went with them
     assert (records.get(old_key), records.get(new_key) is not None) == (None, True)
-    assert lines[0].startswith("rollouts: 3 deleted, 2 kept as their endpoint's newest")
-    assert lines[1].startswith("idempotency: 1 deleted")
-    assert purge_history(production_deps())[0].startswith("rollouts: 0 deleted")
+    assert (run.rollouts.deleted, run.rollouts.kept_newest) == (3, 2)
+    assert run.idempotency_deleted == 1
+    assert purge_history(production_deps()).rollouts.deleted == 0
 
 
 def test_retention_work_per_run_is_bounded_and_resumes_on_the_next_run(app: OfflineApp) -> None:
@@ -455,8 +469,8 @@ def test_retention_deletes_the_outboxs_sent_notification_rows_once_old(app: Offl
     sent = [r for r in table.query("PartitionKey ge @lo and PartitionKey lt @hi", lo="notified~", hi="notified~~")]
     assert len(sent) == 2 and not table.partition(OUTBOX_PARTITION)
 
-    lines = purge_history(production_deps())
+    run = purge_history(production_deps())
 
     left = [r for r in table.query("PartitionKey ge @lo and PartitionKey lt @hi", lo="notified~", hi="notified~~")]
     assert [r.key for r in left] == [r.key for r in sent if r.data["SentAt"] > NOW - 90 * DAY]
-    assert lines[1].startswith("idempotency: 1 deleted")
+    assert run.idempotency_deleted == 1

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.intake import events
+from app.intake.outcome import OutcomeKind
 from app.retraining.decide import MONITOR_INPUTS, job_name
 from devkit.harness import OfflineApp, app_environment, model_registered, monitor_breach, run_status_changed
 from devkit.runner import Delivery
@@ -29,9 +30,9 @@ def loop(stack: DevStack) -> Iterator[OfflineApp]:
         yield OfflineApp(stack)
 
 
-def _acknowledged(deliveries: list[Delivery]) -> list[str]:
+def _acknowledged(deliveries: list[Delivery]) -> list[Delivery]:
     assert all(d.acknowledged for d in deliveries), [d.attempts for d in deliveries]
-    return [d.outcome for d in deliveries]
+    return deliveries
 
 
 def _job_puts(app: OfflineApp) -> list[Any]:
@@ -60,8 +61,8 @@ def test_a_monitoring_breach_ends_in_exactly_one_tagged_job_under_duplicate_deli
     [outcome, *duplicates] = _acknowledged(loop.deliver(first, *again))
 
     name = job_name(MONITOR, MONITOR_RUN)
-    assert outcome.endswith(f"retraining submitted: job {name} ({COMPONENT}@latest) for monitor run {MONITOR_RUN}")
-    assert all(d.startswith(f"duplicate: monitoring breach of run {step} already handled") for d in duplicates)
+    assert outcome.kind is OutcomeKind.HANDLED
+    assert [d.kind for d in duplicates] == [OutcomeKind.DUPLICATE] * len(again)
     [put] = _job_puts(loop)
     assert put.path.endswith(f"/jobs/{name}")
     job = loop.stack.aml.job_state(name)
@@ -95,10 +96,8 @@ def test_two_breached_signals_of_one_monitor_run_share_its_one_job(loop: Offline
 
     first, second = _acknowledged(loop.deliver(drift, quality))
 
-    assert "retraining submitted" in first
-    assert second.endswith(
-        f"duplicate: monitor run {MONITOR_RUN} already has retraining job {job_name(MONITOR, MONITOR_RUN)}"
-    )
+    assert first.kind is OutcomeKind.HANDLED
+    assert second.kind is OutcomeKind.DUPLICATE and job_name(MONITOR, MONITOR_RUN) in second.outcome
     assert len(_job_puts(loop)) == 1
     assert len(_types(loop, "AmlEvents.Monitor.ThresholdBreached")) == 2  # one per signal
 
@@ -107,7 +106,8 @@ def test_the_next_monitor_run_inside_the_cooldown_is_skipped(loop: OfflineApp) -
     loop.stack.aml.seed_component(COMPONENT, 1, MONITOR_INPUTS)
     _acknowledged(loop.deliver(monitor_breach(MONITOR, "fraud-monitor_data_drift", "s-1", MONITOR_RUN)))
     [outcome] = _acknowledged(loop.deliver(monitor_breach(MONITOR, "fraud-monitor_data_drift", "s-2", "next-run")))
-    assert "retraining skipped (cooldown): monitor fraud-monitor was retrained by job" in outcome
+    assert outcome.kind is OutcomeKind.SKIPPED and job_name(MONITOR, MONITOR_RUN) in outcome.outcome
+    assert [n["facts"]["kind"] for n in _types(loop, "AmlEvents.Retraining.Skipped")] == ["cooldown"]
     assert len(_job_puts(loop)) == 1
 
 
@@ -116,10 +116,9 @@ def test_plan_mode_reports_the_job_it_would_submit_and_submits_nothing(stack: De
     with app_environment(stack, DEPLOY_MODE="plan", **RETRAIN):
         app = OfflineApp(stack)
         [outcome] = _acknowledged(app.deliver(monitor_breach(MONITOR, "sig", "s-1", MONITOR_RUN)))
-    assert outcome.endswith(
-        f"retraining skipped (plan only): DEPLOY_MODE=plan: would submit {COMPONENT}@latest as job "
-        f"{job_name(MONITOR, MONITOR_RUN)} in experiment drift-retraining"
-    )
+    # What it would submit: the component, as which job.
+    assert outcome.kind is OutcomeKind.PLANNED
+    assert f"{COMPONENT}@latest" in outcome.outcome and job_name(MONITOR, MONITOR_RUN) in outcome.outcome
     assert _job_puts(app) == []
 
 
@@ -127,7 +126,7 @@ def test_a_monitor_run_that_merely_completes_starts_nothing_and_calls_no_aml(loo
     loop.stack.aml.seed_component(COMPONENT, 1, MONITOR_INPUTS)
     step = run_status_changed("s-1", "Completed", properties={"azureml.pipelinerunid": MONITOR_RUN}, experiment=MONITOR)
     [outcome] = _acknowledged(loop.deliver(step))
-    assert outcome == "ignored: run s-1 is Completed (not in NOTIFY_RUN_STATUSES)"
+    assert outcome.kind is OutcomeKind.IGNORED and "NOTIFY_RUN_STATUSES" in outcome.outcome
     assert loop.stack.aml.requests() == []
     assert loop.published() == []
 
@@ -146,7 +145,7 @@ def test_an_unrelated_failed_run_is_rechecked_notified_and_starts_no_retraining(
 
     [outcome] = _acknowledged(loop.deliver(*failed))
 
-    assert outcome == f"notified: run {name} failed"
+    assert outcome.kind is OutcomeKind.HANDLED
     assert [r.method for r in aml.requests()] == ["GET"]  # the re-check, and nothing submitted
     [notice] = _types(loop, "AmlEvents.Run.Failed")
     assert notice["facts"]["amlStatus"] == "Failed"
@@ -159,8 +158,10 @@ def test_a_late_failure_event_is_rechecked_and_not_notified_when_aml_says_otherw
     aml.wait_jobs()
     name = job_name(MONITOR, MONITOR_RUN)
     stale = run_status_changed(name, "failed")
+    since = time.time()
     [outcome] = _acknowledged(loop.deliver(stale))
-    assert outcome == f"ignored: run {name} is Completed in Azure ML (the event said failed)"
+    assert outcome.kind is OutcomeKind.IGNORED
+    assert [r.method for r in aml.requests(since=since)] == ["GET"]  # the re-check
     assert _types(loop, "AmlEvents.Run.Failed") == []
 
 
@@ -178,11 +179,13 @@ def test_a_pipeline_with_step_runs_registers_once_from_its_named_output(loop: Of
     assert steps and all(e["data"]["runProperties"] == {"azureml.pipelinerunid": name} for e in steps)
     assert pipeline["data"]["runId"] == name
 
-    outcomes = _acknowledged(loop.deliver(*steps, pipeline, pipeline))
-
-    assert all("registration is the pipeline's, not the step's" in o or "registered" not in o for o in outcomes[:-2])
-    assert outcomes[-2].endswith(f"registered: model fraud:2 from run {name}")
-    assert outcomes[-1].endswith(f"duplicate: run {name} is already registered as fraud:2")
+    stepped = _acknowledged(loop.deliver(*steps))
+    # A step is notified; its registration (if it carried the tags) is the pipeline's.
+    assert {d.kind for d in stepped} <= {OutcomeKind.HANDLED, OutcomeKind.SKIPPED}
+    assert aml.model_state("fraud", 2) is None
+    deliveries = _acknowledged(loop.deliver(pipeline, pipeline))
+    assert [d.kind for d in deliveries] == [OutcomeKind.HANDLED, OutcomeKind.DUPLICATE]
+    assert all("fraud:2" in d.outcome for d in deliveries)
     model = aml.model_state("fraud", 2)
     assert model is not None
     # The pipeline's named output by its URI (azure-ai-ml spells the datastore out), not the parent's empty
@@ -215,7 +218,7 @@ def test_resync_deploys_a_tagged_model_that_got_no_event_once_even_if_the_event_
     # The event arrives late, and the next resync runs: nothing is deployed twice.
     puts = len(aml.requests(method="PUT"))
     [outcome] = _acknowledged(app.deliver(model_registered("churn", 2, {"deploy": "true", "endpoint": "churn"})))
-    assert outcome == "duplicate: rollout churn/churn-v2 is already live; event id recorded"
+    assert outcome.kind is OutcomeKind.DUPLICATE
     app.resync()
     app.run_until_settled()
     assert len(aml.requests(method="PUT")) == puts

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from app.intake.outcome import OutcomeKind
 from app.rollout.ledger.ledger import RolloutLedger
 from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
+from tests.conditions import pollers_left, wait_until
 from tests.fakes import OTHER_WORKSPACE_ID
 
 pytestmark = pytest.mark.integration
@@ -39,7 +41,10 @@ def _go_live(app: OfflineApp, version: int, tags: dict[str, str] | None = None) 
 def test_new_endpoint_goes_live_blue_green(app: OfflineApp) -> None:
     app.stack.aml.seed_model("credit_risk.v2", 1, tags=CREDIT)
     [delivery] = app.deliver(model_registered("credit_risk.v2", 1))
-    assert delivery.outcome == "rollout credit/credit-risk-v2-v1: deploying (sent PUT endpoint credit)"
+    # The event's own pass creates the endpoint and leaves the rest to follow-ups and the timer.
+    assert delivery.kind is OutcomeKind.HANDLED
+    assert app.rollout("credit-risk-v2-v1")["state"] == "deploying"
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in _writes(app)] == [("PUT", "credit")]
     ticks = app.run_until_settled()
     rollout = app.rollout("credit-risk-v2-v1")
     assert rollout["state"] == "live", rollout
@@ -77,7 +82,7 @@ def test_the_same_event_three_times_in_sequence_deploys_once(app: OfflineApp) ->
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     event = model_registered("credit", 1)
     deliveries = app.deliver(event, event, event)
-    assert [d.outcome.split(":")[0] for d in deliveries] == ["rollout credit/credit-v1", "duplicate", "duplicate"]
+    assert [d.kind for d in deliveries] == [OutcomeKind.HANDLED, OutcomeKind.DUPLICATE, OutcomeKind.DUPLICATE]
     app.run_until_settled()
     assert len(_deployment_puts(app)) == 1
     assert app.rollout("credit-v1")["eventIds"] == [event["id"]]
@@ -103,7 +108,8 @@ def test_out_of_order_older_version_is_superseded_and_never_gets_traffic(app: Of
     _go_live(app, 3)
     app.stack.aml.seed_model("credit", 2, tags=CREDIT)
     [delivery] = app.deliver(model_registered("credit", 2))
-    assert "superseded" in delivery.outcome
+    assert delivery.kind is OutcomeKind.HANDLED
+    assert app.rollout("credit-v2")["state"] == "superseded"  # by the event's own pass
     app.run_until_settled()
     assert app.rollout("credit-v2")["state"] == "superseded"
     assert app.traffic("credit") == {"credit-v3": 100}
@@ -166,7 +172,6 @@ def test_a_failed_deployment_leaves_traffic_alone_and_reports_its_logs(app: Offl
     app.run_until_settled()
     rollout = app.rollout("credit-v2")
     assert rollout["state"] == "failed"
-    assert "ended Failed" in rollout["reason"]
     assert rollout["logs"]
     assert app.traffic("credit") == {"credit-v1": 100}
     [failed] = [e for e in app.published() if e["type"] == "AmlEvents.Rollout.Failed"]
@@ -185,9 +190,9 @@ def test_a_rollout_times_out(app: OfflineApp) -> None:
     took_turn = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=61)).isoformat()
     ledger.store.replace(row, {**row.data, "TurnTakenAt": took_turn})
     app.tick(settle=False)
+    # One tick while the endpoint is still being created: only the timeout fails it (otherwise it waits).
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "failed"
-    assert rollout["reason"].startswith("timed out after 60 minutes")
     assert "AmlEvents.Rollout.Failed" in app.published_types()
 
 
@@ -228,41 +233,46 @@ def test_plan_mode_writes_nothing_to_azure_ml(app: OfflineApp) -> None:
     with app_environment(app.stack, DEPLOY_MODE="plan"):
         [delivery] = app.deliver(model_registered("credit", 1))
         app.tick()
-        assert delivery.outcome.startswith(
-            "planned: DEPLOY_MODE=plan: would deploy 1 x Standard_DS3_v2 to credit/credit-v1"
+        assert delivery.kind is OutcomeKind.PLANNED
+        planned = app.rollout("credit-v1")
+        assert planned["state"] == "planned"
+        assert (planned["endpoint"], planned["instanceCount"], planned["instanceType"]) == (
+            "credit",
+            1,
+            "Standard_DS3_v2",
         )
-        assert app.rollout("credit-v1")["state"] == "planned"
     assert _writes(app) == []
     assert app.published_types() == ["AmlEvents.Rollout.Planned"]
 
 
 @pytest.mark.parametrize(
-    ("tags", "problem"),
+    ("tags", "names"),
     [
-        ({"instance_count": "9"}, "tag 'instance_count'='9': must be a whole number from 1 to 3"),
+        ({"instance_count": "9"}, ["instance_count", "'9'"]),
         (
             {"instance_type": "Standard_NC96ads_A100_v4"},
-            "tag 'instance_type'='Standard_NC96ads_A100_v4': not in ALLOWED_INSTANCE_TYPES",
+            ["instance_type", "Standard_NC96ads_A100_v4", "ALLOWED_INSTANCE_TYPES"],
         ),
-        ({"traffic": "150"}, "tag 'traffic'='150': must be a whole number from 0 to 100"),
+        ({"traffic": "150"}, ["traffic", "'150'"]),
     ],
 )
-def test_guardrails_reject_and_write_nothing(app: OfflineApp, tags: dict[str, str], problem: str) -> None:
+def test_guardrails_reject_and_write_nothing(app: OfflineApp, tags: dict[str, str], names: list[str]) -> None:
     app.stack.aml.seed_model("credit", 1, tags={**CREDIT, **tags})
     [delivery] = app.deliver(model_registered("credit", 1))
-    assert delivery.acknowledged
-    assert problem in delivery.outcome
+    assert delivery.acknowledged and delivery.kind is OutcomeKind.REJECTED
+    # The log line and the notification name the tag, its value and the setting that bounds it.
+    assert all(name in delivery.outcome for name in names)
     assert app.rollout("credit-v1")["state"] == "rejected"
     assert _writes(app) == []
     [rejected] = app.published()
     assert rejected["type"] == "AmlEvents.Rollout.Rejected"
-    assert problem in rejected["data"]["summary"]
+    assert all(name in rejected["data"]["summary"] for name in names)
 
 
 def test_a_foreign_workspace_writes_nothing_and_calls_nothing(app: OfflineApp) -> None:
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     [delivery] = app.deliver(model_registered("credit", 1, workspace_id=OTHER_WORKSPACE_ID))
-    assert delivery.outcome == f"ignored: workspace {OTHER_WORKSPACE_ID} is not in AML_ALLOWED_WORKSPACES"
+    assert delivery.kind is OutcomeKind.IGNORED and "AML_ALLOWED_WORKSPACES" in delivery.outcome
     assert app.stack.aml.requests() == []
     assert app.rollouts() == []
     assert app.published() == []
@@ -271,16 +281,18 @@ def test_a_foreign_workspace_writes_nothing_and_calls_nothing(app: OfflineApp) -
 def test_model_not_opted_in_is_skipped_after_one_read(app: OfflineApp) -> None:
     app.stack.aml.seed_model("credit", 1, tags={"deploy": "false"})
     [delivery] = app.deliver(model_registered("credit", 1, tags={"deploy": "true"}))  # the event's tags lie
-    assert delivery.outcome.startswith("skipped: not opted in")
+    assert delivery.kind is OutcomeKind.SKIPPED and "deploy=true" in delivery.outcome  # the tag that opts in
     assert [r.method for r in app.stack.aml.requests()] == ["GET"]
+    assert app.rollouts() == []
 
 
 def test_a_deleted_model_is_a_clear_permanent_error(app: OfflineApp) -> None:
     event = model_registered("ghost", 1)
     event["eventTime"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat()  # past the read-lag window
     [delivery] = app.deliver(event)
-    assert delivery.acknowledged
-    assert delivery.outcome.startswith("rejected: model ghost:1 does not exist in mlw-devkit")
+    assert delivery.acknowledged and delivery.kind is OutcomeKind.REJECTED
+    assert "ghost:1" in delivery.outcome
+    assert app.rollouts() == []
 
 
 def test_the_status_shows_each_endpoint_s_traffic_writes_over_time(app: OfflineApp) -> None:
@@ -309,7 +321,7 @@ def test_rollout_status_filters(app: OfflineApp) -> None:
     assert app.rollouts(state="live", endpoint="fraud") == []
     status, body = runner.get_status({"state": "bogus"})
     assert status == 400
-    assert "state='bogus' is not one of" in body["error"]
+    assert "state" in body["error"] and "bogus" in body["error"]
     status, body = runner.get_status({"colour": "blue"})
     assert status == 400
 
@@ -324,7 +336,8 @@ def test_ack_path_makes_few_arm_calls_and_leaves_no_poller(app: OfflineApp) -> N
     during = app.stack.aml.requests(since=started)
     assert len(during) <= 4, [(r.method, r.path) for r in during]
     assert returned - started < 10
-    time.sleep(5)
+    app.stack.aml.wait_idle()  # the operations end: a poller left behind would come back for their outcome
+    wait_until(lambda: not pollers_left(), timeout_s=5, what="every SDK poller to end")
     assert app.stack.aml.requests(since=returned) == []
 
 
@@ -341,10 +354,7 @@ def test_a_failing_observation_backs_off_and_a_refusal_fails_the_rollout(app: Of
     # Every endpoint GET answers 500: the ack path records the rollout and backs off, without redelivery.
     app.stack.aml.inject_faults(rate_500=1.0, methods=["GET"], path_pattern="onlineEndpoints", retry_after_s=0.01)
     [delivery] = app.deliver(model_registered("credit", 1))
-    assert delivery.attempts == [
-        "rollout credit/credit-v1: pending (retrying after a transient error (attempt 1): "
-        "Azure ML error (500 InternalServerError): An unexpected error occurred (injected by the devkit).)"
-    ]
+    assert delivery.kind is OutcomeKind.HANDLED and len(delivery.attempts) == 1  # acknowledged, not redelivered
     rollout = app.rollout("credit-v1")
     assert (rollout["state"], rollout["attempts"]) == ("pending", 1)
     assert "HttpResponseError" in rollout["lastError"]
@@ -356,7 +366,7 @@ def test_a_failing_observation_backs_off_and_a_refusal_fails_the_rollout(app: Of
     app.tick()
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "failed"
-    assert rollout["reason"] == "Azure ML refused (400 BadRequest): The endpoint is unsupported."
+    assert "The endpoint is unsupported." in rollout["reason"]  # Azure ML's own words, for the operator
     assert rollout["errorSource"] == "azureml"
     assert "AmlEvents.Rollout.Failed" in app.published_types()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
+from app.intake.outcome import OutcomeKind
 from app.rollout.ledger.ledger import RolloutLedger
 from app.rollout.ledger.rows import partition_key
 from app.wiring import production_deps
@@ -59,6 +60,11 @@ def _deployments(app: OfflineApp) -> list[str]:
     return sorted(app.stack.aml.snapshot()["endpoints"]["credit"]["deployments"])
 
 
+def _writes(app: OfflineApp) -> list[tuple[str, str]]:
+    """The writes Azure ML received, as (method, the resource's name)."""
+    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in app.stack.aml.requests() if r.is_write]
+
+
 def _settle_cleanup(app: OfflineApp, ticks: int = 6) -> None:
     for _ in range(ticks):
         app.tick()
@@ -106,12 +112,15 @@ def test_models_registered_during_a_window_of_403s_are_deployed_after_it(app: Of
     app.stack.aml.seed_model("credit", 1, tags=CREDIT)
     app.stack.aml.seed_model("fraud", 1, tags={"deploy": "true", "endpoint": "fraud"})
     events = [model_registered("credit", 1), model_registered("fraud", 1)]
-    app.stack.aml.deny_requests(403, seconds=3)  # a fresh role assignment still propagating
+    # A fresh role assignment still propagating (up to 10 minutes); the window runs on the emulator's clock, so it
+    # lasts however long the first deliveries take and ends when the test moves the clock past it.
+    app.stack.aml.deny_requests(403, seconds=600)
     deliveries = app.deliver(*events, max_attempts=1)
     for delivery in deliveries:  # raised, so Event Grid redelivers; today they were acknowledged and lost
         assert not delivery.acknowledged, delivery.attempts
-        assert "AuthorizationFailed" in delivery.attempts[0]
-    time.sleep(3.2)
+        [denied] = delivery.errors
+        assert isinstance(denied, HttpResponseError) and denied.status_code == 403
+    app.stack.aml.advance_clock(600)  # the role assignment took effect
     assert all(d.acknowledged for d in app.deliver(*events))  # Event Grid's redelivery
     app.run_until_settled()
     assert app.rollout("credit-v1")["state"] == "live"
@@ -124,7 +133,6 @@ def test_a_denied_write_waits_naming_the_permission_then_proceeds(app: OfflineAp
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "deploying", rollout  # it took the endpoint's turn for that write
     assert ENDPOINT_WRITE in rollout["reason"]
-    assert rollout["reason"].startswith("waiting for a permission until ")
     assert rollout["errorSource"] == "permission"
     app.stack.aml.clear_faults()  # the role assignment took effect
     _due_now(app)
@@ -140,9 +148,8 @@ def test_a_permission_still_missing_after_the_budget_fails_clearly(app: OfflineA
     _due_now(app)
     app.tick()
     rollout = app.rollout("credit-v1")
-    assert rollout["state"] == "failed"
-    assert rollout["reason"].startswith("permission denied for 30 minutes (PERMISSION_RETRY_MINUTES), giving up:")
-    assert ENDPOINT_WRITE in rollout["reason"]
+    assert rollout["state"] == "failed" and rollout["errorSource"] == "permission"
+    assert "PERMISSION_RETRY_MINUTES" in rollout["reason"] and ENDPOINT_WRITE in rollout["reason"]
     assert "AmlEvents.Rollout.Failed" in app.published_types()
 
 
@@ -152,9 +159,10 @@ def test_an_event_denied_for_longer_than_the_budget_is_acknowledged_and_reported
     event = model_registered("credit", 1)
     event["eventTime"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31)).isoformat()
     [delivery] = app.deliver(event, max_attempts=1)
-    assert delivery.acknowledged
-    assert delivery.outcome.startswith("failed: permission denied for longer than PERMISSION_RETRY_MINUTES=30:")
+    assert delivery.acknowledged and delivery.kind is OutcomeKind.FAILED
+    assert "PERMISSION_RETRY_MINUTES" in delivery.outcome
     assert "Microsoft.MachineLearningServices/workspaces/models/versions/read" in delivery.outcome
+    assert app.rollouts() == []
 
 
 # -- 4. reasons name their source ----------------------------------------------------------------
@@ -172,7 +180,7 @@ def test_an_internal_error_is_not_reported_as_azure_ml_refusing(
     _go_live(app, 1)
     rollout = app.rollout("credit-v1")
     assert rollout["state"] == "failed"
-    assert rollout["reason"] == "internal error: KeyError: 'instance_type'"
+    assert "KeyError" in rollout["reason"]  # the error itself, not "Azure ML refused"
     assert rollout["errorSource"] == "internal"
 
 
@@ -187,7 +195,7 @@ def test_a_new_canary_replaces_the_earlier_canary_of_the_same_model(app: Offline
     assert app.traffic("credit") == {"credit-v1": 80, "credit-v3": 20}  # not v1 64%, v2 16%, v3 20%
     v2 = app.rollout("credit-v2")
     assert v2["state"] == "superseded"
-    assert v2["reason"] == "retired: version 3 (credit-v3) took over its traffic"
+    assert "credit-v3" in v2["reason"]  # the deployment that took over its traffic
     _settle_cleanup(app)
     assert _deployments(app) == ["credit-v1", "credit-v3"]
 
@@ -227,8 +235,9 @@ def test_time_spent_queued_does_not_count_toward_the_timeout(app: OfflineApp) ->
         _set_row(app, deployment, CreatedAt=hours_ago)
     app.tick(settle=False)
     assert app.rollout("fraud-v1")["state"] == "deploying"
-    assert app.rollout("credit-v1")["state"] == "pending"
-    assert "waiting for rollout fraud-v1" in app.rollout("credit-v1")["reason"]
+    queued = app.rollout("credit-v1")
+    assert queued["state"] == "pending" and queued["actions"] == []
+    assert "fraud-v1" in queued["reason"]  # the rollout it waits for
 
 
 # -- 12. states the emulator never showed --------------------------------------------------------
@@ -237,10 +246,11 @@ def test_time_spent_queued_does_not_count_toward_the_timeout(app: OfflineApp) ->
 def test_a_failed_endpoint_is_put_again_once_and_the_rollout_proceeds(app: OfflineApp) -> None:
     _go_live(app, 1)
     app.stack.aml.set_provisioning_state("credit", state="Failed")
+    app.stack.aml.clear_requests()
     _go_live(app, 2)
     rollout = app.rollout("credit-v2")
     assert rollout["state"] == "live", rollout
-    assert rollout["actions"][0] == "PUT endpoint credit again to recover it from Failed, traffic unchanged"
+    assert _writes(app)[:2] == [("PUT", "credit"), ("PUT", "credit-v2")]  # the endpoint recovered first
     assert app.traffic("credit") == {"credit-v2": 100}
 
 
@@ -248,22 +258,22 @@ def test_an_endpoint_failing_again_after_its_re_put_fails_the_rollout(app: Offli
     _go_live(app, 1)
     app.stack.aml.set_provisioning_state("credit", state="Failed")
     app.stack.aml.end_next_operations("credit", state="Failed")
+    app.stack.aml.clear_requests()
     _go_live(app, 2)
     rollout = app.rollout("credit-v2")
     assert rollout["state"] == "failed"
-    assert rollout["reason"] == "endpoint credit is Failed, also after one PUT to recover it"
+    assert _writes(app) == [("PUT", "credit")]  # one PUT to recover it, and no deployment
     assert app.traffic("credit") == {"credit-v1": 100}
 
 
 def test_a_canceled_deployment_is_put_again_once(app: OfflineApp) -> None:
     _go_live(app, 1)
     app.stack.aml.end_next_operations("credit", "credit-v2", state="Canceled")
+    app.stack.aml.clear_requests()
     _go_live(app, 2)
     rollout = app.rollout("credit-v2")
     assert rollout["state"] == "live", rollout
-    assert [a for a in rollout["actions"] if a.startswith("PUT deployment")] == [
-        "PUT deployment credit-v2 (1 x Standard_DS3_v2)"
-    ] * 2
+    assert [w for w in _writes(app) if w[1] == "credit-v2"] == [("PUT", "credit-v2")] * 2
 
 
 def test_a_scaling_deployment_counts_as_busy(app: OfflineApp) -> None:
@@ -272,7 +282,9 @@ def test_a_scaling_deployment_counts_as_busy(app: OfflineApp) -> None:
     app.stack.aml.seed_model("credit", 2, tags=CREDIT)
     app.stack.aml.clear_requests()
     [delivery] = app.deliver(model_registered("credit", 2))
-    assert delivery.outcome == "rollout credit/credit-v2: pending (AML is busy: deployment credit-v1 is Scaling)"
+    assert delivery.kind is OutcomeKind.HANDLED
+    waiting = app.rollout("credit-v2")
+    assert waiting["state"] == "pending" and "credit-v1" in waiting["reason"]  # the deployment AML is busy with
     assert [r for r in app.stack.aml.requests() if r.is_write] == []
     app.run_until_settled()
     assert app.rollout("credit-v2")["state"] == "live"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.intake.outcome import OutcomeKind
 from devkit.harness import OfflineApp, model_registered
 from devkit.stack import WORKSPACE_ID
 from tests.conftest import Telemetry
@@ -53,7 +54,7 @@ def test_a_rollout_that_goes_live_leaves_one_span_per_event_and_per_step_and_its
         "aml.event.subject": "models/otel:1",
         "aml.workspace": WORKSPACE_ID,
         "aml.event.outcome": delivery.outcome,
-        "aml.event.outcome_kind": "rollout",
+        "aml.event.outcome_kind": OutcomeKind.HANDLED.value,
     }
 
     # One span per step: the event path's first step is the event span's child; later ones are the ticks'.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,20 @@ CHROME_FLAGS = (
     "--window-size=1400,1300",
 )
 WAIT_S = 90
+#: What a person reads on the page, taken in one script: the page redraws between two scripts, never during one.
+SHOWN = """
+const text = (id) => document.getElementById(id).innerText.trim();
+const all = (css, read) => Array.from(document.querySelectorAll(css), read);
+return {
+  state: text("detail-state"),
+  step: text("detail-step"),
+  split: text("detail-split"),
+  gate: text("detail-gate"),
+  steps: all("#steps li", (li) => li.dataset.status),
+  passCharts: all(".gate[data-outcome=pass] .gate-chart", () => 1).length,
+  history: all("#history tbody tr", (tr) => tr.innerText),
+};
+"""
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +83,14 @@ def browser(chromium_present: None) -> Iterator[WebDriver]:
         driver.quit()
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    url: str
+    host: LocalHost
+
+
 @pytest.fixture
-def dashboard(stack: DevStack) -> Iterator[str]:
+def dashboard(stack: DevStack) -> Iterator[Dashboard]:
     """``make up``'s host (time lapse, synthetic load) and ``aml-rollouts dashboard --allow-actions`` on it."""
     with (
         app_environment(stack, GATE_MIN_REQUESTS="20"),
@@ -78,7 +99,7 @@ def dashboard(stack: DevStack) -> Iterator[str]:
         client = ApiClient(Connection(host.url, KEYS.function, None, "--url"))
         server, url = start(client, allow_actions=True, refresh_s=1)
         try:
-            yield url
+            yield Dashboard(url, host)
         finally:
             server.shutdown()
             server.server_close()
@@ -104,6 +125,20 @@ def until(driver: WebDriver, check: Callable[[WebDriver], Any], what: str) -> No
     WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(check, message=what)
 
 
+def seen(driver: WebDriver, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """Wait until one read of the page (``SHOWN``) passes ``check``, and return that read: what a person saw at
+    one moment, never a mix of two refreshes."""
+    shown: dict[str, Any] = {}
+
+    def read(d: WebDriver) -> bool:
+        page = d.execute_script(SHOWN)
+        shown.update(page)
+        return check(page)
+
+    until(driver, read, what)
+    return shown
+
+
 def screenshot(driver: WebDriver, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
@@ -126,44 +161,54 @@ def select(driver: WebDriver, key: str) -> None:
 
 
 def test_a_canary_shows_its_step_split_and_gate_and_is_promoted_from_the_page(
-    browser: WebDriver, dashboard: str, stack: DevStack
+    browser: WebDriver, dashboard: Dashboard, stack: DevStack
 ) -> None:
     replay(stack, "credit-v1.json")
-    browser.get(dashboard)
+    browser.get(dashboard.url)
     until(browser, lambda d: text(d, "detail-state") == "live", "credit-v1 live")
     replay(stack, "credit-v2-canary.json")
     select(browser, "credit/credit-v2")
 
-    until(browser, lambda d: text(d, "detail-step") == "step 2/3 at 50%", "the canary's second step")
-    until(browser, lambda d: text(d, "detail-split").startswith("credit-v1 50%, credit-v2 50%"), "a 50/50 split")
-    assert text(browser, "detail-state") == "baking"
-    assert text(browser, "detail-gate").startswith("gate pass")  # step 1's verdict
-    steps = browser.find_elements("css selector", "#steps li")
-    assert [s.get_attribute("data-status") for s in steps] == ["done", "current", "next"]
+    at_step_2 = seen(
+        browser,
+        lambda page: page["step"] == "step 2/3 at 50%" and page["split"].startswith("credit-v1 50%, credit-v2 50%"),
+        "the canary's second step, with a 50/50 split",
+    )
+    # From here the app's clock runs at wall speed: the step's 5-minute bake outlasts the reads and the promote.
+    dashboard.host.emulated_s_per_tick = 0
+    assert at_step_2["state"] == "baking"
+    assert at_step_2["gate"].startswith("gate pass")  # step 1's verdict
+    assert at_step_2["steps"] == ["done", "current", "next"]
+    assert at_step_2["passCharts"] == 3
     until(browser, lambda d: d.find_elements("css selector", "#traffic-chart .scatterlayer .trace"), "traffic chart")
-    assert len(browser.find_elements("css selector", ".gate[data-outcome=pass] .gate-chart")) == 3
     screenshot(browser, "canary.png")
 
-    browser.find_element("css selector", '#actions button[data-action="promote"]').click()
+    # The page refreshes every second; the button a person is about to click stays the same one meanwhile.
+    promote = browser.find_element("css selector", '#actions button[data-action="promote"]')
+    observed = at_step_2["split"]
+    seen(browser, lambda page: page["split"] != observed, "a refresh with a newer observation")
+    promote.click()
     until(browser, lambda d: d.find_element("id", "confirm").get_attribute("open") is not None, "the dialog")
     browser.find_element("id", "confirm-go").click()  # no reason yet: refused on the page
     assert "Say why" in text(browser, "confirm-problem")
     browser.find_element("id", "confirm-reason").send_keys("metrics fine, verified by hand")
     browser.find_element("id", "confirm-go").click()
 
-    until(browser, lambda d: text(d, "detail-state") == "live", "promoted to live")
-    until(browser, lambda d: "metrics fine, verified by hand" in text(d, "history"), "the action in the history")
-    row = browser.find_element("css selector", "#history tbody tr").text
-    assert "promote" in row and "function key" in row
-    assert text(browser, "detail-split").startswith("credit-v2 100%")
+    promoted = seen(
+        browser,
+        lambda page: page["state"] == "live" and any("metrics fine, verified by hand" in r for r in page["history"]),
+        "promoted to live, the action in the history",
+    )
+    assert "promote" in promoted["history"][0] and "function key" in promoted["history"][0]
+    assert promoted["split"].startswith("credit-v2 100%")
     screenshot(browser, "promoted.png")
 
 
 def test_a_bad_canary_shows_the_failed_gate_and_the_rollback(
-    browser: WebDriver, dashboard: str, stack: DevStack
+    browser: WebDriver, dashboard: Dashboard, stack: DevStack
 ) -> None:
     replay(stack, "credit-v1.json")
-    browser.get(dashboard)
+    browser.get(dashboard.url)
     until(browser, lambda d: text(d, "detail-state") == "live", "credit-v1 live")
     replay(stack, "credit-v3-bad.json")
     select(browser, "credit/credit-v3")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from devkit import local_settings
+from app.intake.outcome import OutcomeKind
+from devkit import local_settings, runner
 from devkit.stack import WORKSPACE_ID
 from tests.receiver import Receiver, running
 from tools import replay
@@ -40,6 +41,21 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in APP_ENV:
         monkeypatch.delenv(name, raising=False)
     return work
+
+
+@pytest.fixture
+def delivered(monkeypatch: pytest.MonkeyPatch) -> list[runner.Delivery]:
+    """What replay's deliveries came to, as the dev kit's runner recorded them (kinds, errors)."""
+    seen: list[runner.Delivery] = []
+    deliver = runner.deliver
+
+    def recording(*args: Any, **kwargs: Any) -> list[runner.Delivery]:
+        deliveries = deliver(*args, **kwargs)
+        seen.extend(deliveries)
+        return deliveries
+
+    monkeypatch.setattr(runner, "deliver", recording)
+    return seen
 
 
 def write(path: Path, body: Any) -> Path:
@@ -122,19 +138,25 @@ def test_an_unusable_to_url_is_one_line_and_exit_2(capsys: pytest.CaptureFixture
 # ---------------------------------------------------------------------------------------------- exit codes
 
 
-def test_a_rejected_event_exits_1(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rejected_event_exits_1(
+    isolated: Path, capsys: pytest.CaptureFixture[str], delivered: list[runner.Delivery]
+) -> None:
     event = json.loads(MODEL_REGISTERED.read_text())[0]
     event["subject"] = "not-a-model"
     event["data"] = {"modelTags": {}}
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=event["topic"])
     code, out, err = run(capsys, str(write(isolated / "bad-event.json", [event])))
     assert code == replay.EXIT_FAILED
-    assert out[-1].startswith("model-registered-camel-0001-eg ModelRegistered not-a-model -> rejected: ")
+    assert [d.kind for d in delivered] == [OutcomeKind.REJECTED]
+    assert out[-1].startswith("model-registered-camel-0001-eg ModelRegistered not-a-model -> ")  # one line per event
     assert not [line for line in err if "Traceback" in line]
 
 
 def test_redelivery_until_it_gives_up_exits_1(
-    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    isolated: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    delivered: list[runner.Delivery],
 ) -> None:
     from app import handlers
     from app.intake.events import RUN_COMPLETED as RUN_COMPLETED_TYPE
@@ -147,7 +169,9 @@ def test_redelivery_until_it_gives_up_exits_1(
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID)
     code, out, err = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_FAILED
-    assert "-> raised RetryableError: storage is down" in out[-1]
+    [delivery] = delivered
+    assert not delivery.acknowledged and len(delivery.errors) == 3
+    assert all(isinstance(e, RetryableError) for e in delivery.errors)
     assert out[-1].endswith("after 3 deliveries; gave up, as Event Grid would after its retries")
     assert not [line for line in err if "Traceback" in line]
 
@@ -176,7 +200,7 @@ def _no_stack(events: object) -> Iterator[None]:
 
 
 def test_handled_events_exit_0_with_one_line_each(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, delivered: list[runner.Delivery]
 ) -> None:
     from app.wiring import reset_production_deps
 
@@ -185,26 +209,30 @@ def test_handled_events_exit_0_with_one_line_each(
     code, out, _ = run(capsys, str(RUN_COMPLETED), str(EVENTS / "model_deployed.cloudevents.camel.json"))
     assert code == replay.EXIT_OK
     assert out[0] == "settings: no local.settings.json here; using the environment only"
-    assert out[1].endswith(
-        "RunCompleted experiments/0fa9dfaa-cba3-4fa7-b590-23e48548f5c1/runs/train_20261122_01"
-        " -> notified: run train_20261122_01 completed"
-    )
-    assert out[2].endswith("-> notified: service credit-svc deployed (credit_risk.v2:1, credit_risk.v2:2)")
+    assert [d.kind for d in delivered] == [OutcomeKind.HANDLED] * 2
+    # One line per event, naming it and ending with its outcome.
+    assert len(out) == 3
+    assert all(d.event_id in line and line.endswith(d.outcome) for d, line in zip(delivered, out[1:], strict=True))
 
 
 # ---------------------------------------------------------------------------------------------- local.settings.json
 
 
-def test_local_settings_values_apply_as_func_start_does(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_local_settings_values_apply_as_func_start_does(
+    isolated: Path, capsys: pytest.CaptureFixture[str], delivered: list[runner.Delivery]
+) -> None:
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=WORKSPACE_ID)
     code, out, _ = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_OK
     assert out[0] == f"settings: 1 values from {isolated / 'local.settings.json'}"
-    assert out[1].endswith("-> notified: run train_20261122_01 completed")
+    assert [d.kind for d in delivered] == [OutcomeKind.HANDLED]  # the file's allowlist applied
 
 
 def test_the_environment_wins_over_local_settings(
-    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    isolated: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    delivered: list[runner.Delivery],
 ) -> None:
     other = WORKSPACE_ID.replace("mlw-devkit", "mlw-elsewhere")
     settings_file(isolated / "local.settings.json", AML_ALLOWED_WORKSPACES=other)
@@ -212,7 +240,7 @@ def test_the_environment_wins_over_local_settings(
     code, out, _ = run(capsys, str(RUN_COMPLETED))
     assert code == replay.EXIT_OK
     assert out[0].endswith("; the environment wins for AML_ALLOWED_WORKSPACES")
-    assert out[1].endswith("-> notified: run train_20261122_01 completed")  # not "ignored: workspace ... not allowed"
+    assert [d.kind for d in delivered] == [OutcomeKind.HANDLED]  # not ignored: the workspace is allowed
 
 
 def test_an_empty_environment_variable_is_filled_from_the_file_like_core_tools() -> None:
@@ -343,25 +371,20 @@ def test_offline_says_which_of_your_settings_it_overrides_and_keeps_the_rest() -
 
 @pytest.mark.integration
 def test_offline_runs_the_reconciler_until_the_rollout_settles_and_prints_the_timeline(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], delivered: list[runner.Delivery]
 ) -> None:
     code, out, err = run(capsys, "--offline", str(MODEL_REGISTERED))
     assert code == replay.EXIT_OK, (out, err)
+    [delivery] = delivered
+    assert delivery.kind is OutcomeKind.HANDLED
     assert [line for line in out if " -> " in line] == [
-        "model-registered-camel-0001-eg ModelRegistered models/credit_risk.v2:1 -> rollout "
-        "credit-risk/credit-risk-v2-v1: deploying (sent PUT endpoint credit-risk)"
+        f"model-registered-camel-0001-eg ModelRegistered models/credit_risk.v2:1 -> {delivery.outcome}"
     ]
     ticks = [line for line in out if line.endswith("reconcile_rollouts")]
     assert 1 <= len(ticks) <= 3
     timeline = [line.split("s  ", 1)[1] for line in out if "credit-risk/credit-risk-v2-v1: " in line and "s  " in line]
-    assert timeline[-1] == "credit-risk/credit-risk-v2-v1: live - serving 100% of traffic"
-    assert any(
-        line.endswith(
-            "published AmlEvents.Rollout.Live: Rollout of credit_risk.v2:1 to "
-            "credit-risk/credit-risk-v2-v1 is live: serving 100% of traffic"
-        )
-        for line in out
-    )
+    assert timeline[-1].startswith("credit-risk/credit-risk-v2-v1: live ")  # the rollout, and the state it ended in
+    assert any("published AmlEvents.Rollout.Live: " in line for line in out)
 
 
 @pytest.mark.integration

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_RECHECKS = 5
+#: The kind of the follow-up the engine schedules at a bake's end (its reason reads ``bake end {time}``).
+BAKE = "bake"
+#: The kind of the follow-up a tick sends for an endpoint it had no time for (``tick.py``).
+HANDED_ON = "tick"
 #: A message body is at most this long; ours are far shorter, anything longer is not ours.
 MAX_BODY = 4096
 
@@ -33,9 +37,23 @@ class FollowUp:
     endpoint: str
     reason: str
     rechecks: int = 0
+    #: A follow-up about one rollout rather than its endpoint (a promotion owed): its deployment.
+    deployment: str = ""
+    #: When the message was sent, on the app's clock (set by the tick when it hands an endpoint on).
+    sent_at: dt.datetime | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the follow-up is for: the first word of its reason (``bake`` at a bake's end, ``tick`` when the tick
+        handed the endpoint on, the kind of write otherwise)."""
+        return self.reason.split(" ", 1)[0]
 
     def to_json(self) -> str:
-        body = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
+        body: dict[str, object] = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
+        if self.deployment:
+            body["deployment"] = self.deployment
+        if self.sent_at is not None:
+            body["sentAt"] = self.sent_at.isoformat()
         return json.dumps({**body, "rechecks": self.rechecks})
 
     @classmethod
@@ -60,13 +78,28 @@ class FollowUp:
             raise EventValidationError("workspaceId", str(err)) from err
         if not isinstance(endpoint, str) or not is_valid_name(endpoint):
             raise EventValidationError("endpoint", f"{endpoint!r} is not an online endpoint name")
-        rechecks = raw.get("rechecks", 0)
+        rechecks, deployment = raw.get("rechecks", 0), raw.get("deployment", "")
+        if deployment and not (isinstance(deployment, str) and is_valid_name(deployment)):
+            raise EventValidationError("deployment", f"{deployment!r} is not an online deployment name")
         return cls(
             workspace_id,
             endpoint,
             str(raw.get("reason", ""))[:200],
             rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
+            str(deployment),
+            _instant(raw.get("sentAt")),
         )
+
+
+def _instant(value: object) -> dt.datetime | None:
+    """An ISO 8601 instant a message carries, or None (absent or unreadable: the message is handled as before)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def visibility(delay: dt.timedelta | float) -> int:

@@ -4,14 +4,11 @@ Modelled on Argo Rollouts' AnalysisRun and Flagger's canary analysis: one evalua
 its inputs, its measurements and its outcome, with an explicit *inconclusive* outcome for "not enough data to
 judge", so the caller can store it on the ledger row and in the notification as it is.
 
-What counts as a server error. A managed online endpoint whose model container answers non-200 answers the
-client **424**, with the container's status in the ``modelStatusCode`` metric dimension (Azure ML,
-"Troubleshooting online endpoints deployment and scoring", section "HTTP status codes":
-learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints#http-status-codes). Counting
-only ``statusCodeClass`` 5xx would pass a canary whose model crashes on every request. So a request is a
-server error when its ``statusCodeClass`` is 5xx (the endpoint or the container was not serving: 502, 503,
-504) **or** its ``modelStatusCode`` is 5xx (the model raised). A 424 whose model status is 4xx (bad input) is
-the caller's error and does not count. The gate's "5xx share" means exactly this.
+What counts as an error: the answers Azure ML documents as the deployment's own failures, 5xx, 408 and 429
+by default, also behind a 424 in ``modelStatusCode`` (``gate_statuses.py``; ``GATE_ERROR_STATUS_CODES``).
+Counting only ``statusCodeClass`` 5xx would pass a canary whose model crashes, times out or is overloaded on
+every request. A 424 whose model status is 4xx (bad input) is the caller's error and does not count. The
+gate's "server-error share" means exactly this.
 """
 
 from __future__ import annotations
@@ -21,6 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from app.platform.settings import DEFAULT_ERROR_STATUS_CODES
+from app.rollout.decide.gate_statuses import NO_BASELINE_MAX_P99_MS, counts_as_failure
 
 GRAIN = dt.timedelta(minutes=1)  # Azure Monitor's PT1M data points
 INCONCLUSIVE_ACTIONS = ("hold", "promote", "rollback")
@@ -41,18 +41,24 @@ class NextAfterInconclusive(StrEnum):
 
 @dataclass(frozen=True)
 class RequestPoint:
-    """One ``RequestsPerMinute`` data point (aggregation Total) of one series split by deployment, status class
-    and model status. ``model_status`` is ``"0"`` when the request never reached the model, ``""`` if unknown."""
+    """One ``RequestsPerMinute`` data point (aggregation Total) of one series split by deployment, status code
+    and class and model status. ``model_status`` is ``"0"`` when the request never reached the model, ``""`` if
+    unknown; ``status_code`` is ``""`` when the series was not split by it."""
 
     deployment: str
     timestamp: dt.datetime
     status_class: str
     model_status: str
     count: float
+    status_code: str = ""
+
+    def failed(self, counted: frozenset[str] = DEFAULT_ERROR_STATUS_CODES) -> bool:
+        """Was this answer one of the deployment's failures, counting the ``counted`` classes and codes?"""
+        return counts_as_failure(self.status_class, self.model_status, self.status_code, counted)
 
     @property
     def server_error(self) -> bool:
-        return self.status_class.lower() == "5xx" or self.model_status.strip().startswith("5")
+        return self.failed()
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,10 @@ class GatePolicy:
     metric_lag: dt.timedelta = dt.timedelta(minutes=2)  # points newer than now - lag are left out
     max_extensions: int = 2
     inconclusive: str = "hold"  # after the extensions: hold | promote | rollback
+    #: Status classes and codes counted as the deployment's failures (GATE_ERROR_STATUS_CODES).
+    error_status_codes: frozenset[str] = DEFAULT_ERROR_STATUS_CODES
+    #: The P99 limit when ``max_p99_ms`` is unset and there is no baseline; None: no limit then.
+    no_baseline_max_p99_ms: float | None = NO_BASELINE_MAX_P99_MS
 
     def __post_init__(self) -> None:
         if self.inconclusive not in INCONCLUSIVE_ACTIONS:
@@ -143,6 +153,7 @@ class GateEvidence:
     points_outside_window: int
     points_dropped_for_lag: int
     notes: tuple[str, ...] = ()
+    counted_statuses: frozenset[str] = DEFAULT_ERROR_STATUS_CODES
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +175,7 @@ class GateEvidence:
                 "maxLatencyRatio": self.max_latency_ratio,
                 "maxP99Ms": self.max_p99_ms,
                 "minRequests": self.min_requests,
+                "countedStatuses": sorted(self.counted_statuses),
             },
             "points": {
                 "used": self.points_used,
@@ -255,7 +267,7 @@ def _count(window: MetricWindow, new: str, stable: Sequence[str], policy: GatePo
         tally.requests += point.count
         slot = (key, point.timestamp)
         tally.per_minute[slot] = tally.per_minute.get(slot, 0.0) + point.count
-        if point.server_error:
+        if point.failed(policy.error_status_codes):
             tally.errors += point.count
     for lat in window.latency:
         if not counted.keep(window, lat.timestamp):
@@ -289,6 +301,11 @@ def _evidence(
         all_notes.append(
             "the stable deployment served no requests with latency data in the window: absolute thresholds only"
         )
+    max_p99 = policy.max_p99_ms
+    if max_p99 is None and not baseline and new_p99 is not None and policy.no_baseline_max_p99_ms is not None:
+        # Nothing to compare with and no limit set: the tail must at least stay clear of the scoring timeout.
+        max_p99 = policy.no_baseline_max_p99_ms
+        all_notes.append(f"no baseline and no GATE_MAX_P99_MS: P99 limit {max_p99:g} ms")
     return GateEvidence(
         window_start=window.start,
         window_end=window.end,
@@ -305,12 +322,13 @@ def _evidence(
         baseline=baseline,
         max_error_rate=policy.max_error_rate,
         max_latency_ratio=policy.max_latency_ratio,
-        max_p99_ms=policy.max_p99_ms,
+        max_p99_ms=max_p99,
         min_requests=policy.min_requests,
         points_used=counted.used,
         points_outside_window=counted.outside,
         points_dropped_for_lag=counted.lagged,
         notes=tuple(all_notes),
+        counted_statuses=policy.error_status_codes,
     )
 
 
@@ -336,11 +354,12 @@ def _judge(new: str, policy: GatePolicy, evidence: GateEvidence) -> GateResult:
         failures.append(
             f"server-error share {share:.2f}% ({errors:g}/{requests:g}) is above {policy.max_error_rate:g}%"
         )
+    max_p99 = evidence.max_p99_ms
     needs_latency = policy.max_p99_ms is not None or evidence.baseline
     if needs_latency and new_p99 is None:
         unknowns.append(f"no RequestLatency_P99 data for {new} in the window")
-    if new_p99 is not None and policy.max_p99_ms is not None and new_p99 > policy.max_p99_ms:
-        failures.append(f"P99 {new_p99:.1f} ms is above the limit of {policy.max_p99_ms:g} ms")
+    if new_p99 is not None and max_p99 is not None and new_p99 > max_p99:
+        failures.append(f"P99 {new_p99:.1f} ms is above the limit of {max_p99:g} ms")
     if ratio is not None and ratio > policy.max_latency_ratio:
         failures.append(
             f"P99 {new_p99:.1f} ms is {ratio:.2f}x the stable P99 {evidence.stable_p99_ms:.1f} ms, above "

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.rollout.decide.registry_model import PromotionSource, promotion_fields, registry_asset_id
+
 APP_TAG = "managed-by"
 APP_TAG_VALUE = "aml-event-handler"
 NO_CODE_TYPES = ("mlflow_model", "triton_model")
@@ -69,6 +71,11 @@ class RolloutPlan:
     smoke_request: str = ""  # inline JSON from the ``smoke_request`` tag
     max_error_rate: float | None = None  # tighten-only tags; None: the settings' thresholds
     max_p99_ms: float | None = None
+    # Promotion and approval (docs/promotion.md).
+    promote: bool = False  # tag promote=true: share into PROMOTE_TO_REGISTRY once proven
+    promote_tags: tuple[str, ...] | None = None  # tag promote_tags: the model tags the registry version keeps
+    approval_requested: bool = False  # tag approval=required (REQUIRE_APPROVAL asks for every rollout)
+    source: PromotionSource | None = None  # set when the model is a registry's version: where it was proven
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -83,6 +90,9 @@ class RolloutPlan:
 
     @property
     def model_ref(self) -> str:
+        """What the deployment names: the registry version's asset id, or the workspace's model."""
+        if self.source is not None:
+            return registry_asset_id(self.source.registry, self.model_name, self.model_version)
         return f"azureml:{self.model_name}:{self.model_version}"
 
     def to_json(self) -> str:
@@ -112,6 +122,7 @@ class RolloutPlan:
             smoke_request=_text(data.get("smoke_request", "")),
             max_error_rate=_number(data.get("max_error_rate"), "max_error_rate"),
             max_p99_ms=_number(data.get("max_p99_ms"), "max_p99_ms"),
+            **promotion_fields(data),
         )
 
 
@@ -278,6 +289,7 @@ class Progress:
     held: bool = False  # an inconclusive gate (GATE_INCONCLUSIVE=hold): no more reads, it waits for an operator
     reads_failing_since: dt.datetime | None = None  # the first of an unbroken run of failed metric reads
     retired: tuple[str, ...] = ()  # earlier canaries and mirrors this rollout's traffic writes retired
+    gates: tuple[Mapping[str, Any], ...] = ()  # every gate's verdict and figures, oldest first (``gate_trail``)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -295,6 +307,7 @@ class Progress:
                 "held": self.held,
                 "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
                 "retired": list(self.retired),
+                "gates": list(self.gates),
             }
         )
 
@@ -321,6 +334,7 @@ class Progress:
             held=bool(data.get("held", False)),
             reads_failing_since=dt.datetime.fromisoformat(failing) if failing else None,
             retired=tuple(str(name) for name in data.get("retired") or ()),
+            gates=tuple(g for g in data.get("gates") or () if isinstance(g, dict)),
         )
 
     def as_status(self, plan: RolloutPlan) -> dict[str, Any]:
@@ -338,6 +352,7 @@ class Progress:
             "history": list(self.history),
             "held": self.held,
             "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
+            "gates": list(self.gates),
         }
 
 

@@ -9,8 +9,10 @@ from app.platform.settings import Settings
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.model import NO_CODE_TYPES, ModelInfo, Reject, RolloutPlan, Skip
 from app.rollout.decide.naming import deployment_name, endpoint_name, is_valid_name
+from app.rollout.decide.promotion_tags import parse_promotion_tags
 from app.rollout.decide.skus import SKU_LIST_URL, VM_SIZE_PATTERN, is_managed_online_sku
 from app.rollout.decide.stepping_tags import parse_progressive_tags
+from app.rollout.decide.tag_keys import check_tag_keys, resembles
 
 OPT_IN_TAGS = ("deploy", "ncd")  # ``ncd=true`` is the original sample's opt-in
 MAX_MIRROR = 50
@@ -20,7 +22,7 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
     """Decide what to do with a registered model. No I/O."""
     tags = {key.strip().lower(): value.strip() for key, value in model.tags.items()}
     opt_in = next((tags[key] for key in OPT_IN_TAGS if key in tags), None)
-    if opt_in is None or opt_in.lower() != "true":
+    if (opt_in is None and not _misspelled_opt_in(model.tags)) or (opt_in is not None and opt_in.lower() != "true"):
         shown = "absent" if opt_in is None else quoted(opt_in)
         return Skip(f"not opted in: tag 'deploy' is {shown}; set deploy=true to deploy this model")
     if settings.deploy_stage and tags.get("stage", "").lower() != settings.deploy_stage:
@@ -33,7 +35,7 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
             f"script); only {' and '.join(NO_CODE_TYPES)} are deployed"
         )
 
-    problems: list[str] = []
+    problems = [problem.message for problem in check_tag_keys(model.tags, strict=settings.strict_tags)]
     endpoint = _endpoint(tags, model.name, workspace, problems)
     instance_type = _instance_type(tags, settings, problems)
     instance_count = _integer(tags, "instance_count", 1, 1, settings.max_instance_count, problems, "MAX_INSTANCE_COUNT")
@@ -42,6 +44,7 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
     if mirror and traffic:
         problems.append(f"tag 'mirror'={quoted(tags['mirror'])}: mirror traffic is only allowed with traffic=0")
     progressive = parse_progressive_tags(tags, traffic, settings, problems)
+    promotion = parse_promotion_tags(tags, problems)
     plan = RolloutPlan(
         workspace_id=workspace.arm_id,
         endpoint=endpoint,
@@ -59,8 +62,16 @@ def plan_rollout(workspace: WorkspaceRef, model: ModelInfo, settings: Settings) 
         smoke_request=progressive.smoke_request,
         max_error_rate=progressive.max_error_rate,
         max_p99_ms=progressive.max_p99_ms,
+        promote=promotion.promote,
+        promote_tags=promotion.carry,
+        approval_requested=promotion.approval,
     )
     return Reject(tuple(problems), plan) if problems else plan
+
+
+def _misspelled_opt_in(tags: Mapping[str, str]) -> bool:
+    """``deplyo=true``: the model was meant to deploy, so it is refused with the spelling, not silently skipped."""
+    return any(value.strip().lower() == "true" and resembles(key) in OPT_IN_TAGS for key, value in tags.items())
 
 
 def _endpoint(tags: Mapping[str, str], model_name: str, workspace: WorkspaceRef, problems: list[str]) -> str:

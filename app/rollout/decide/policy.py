@@ -65,4 +65,5 @@ def policy_from_settings(settings: Settings) -> GatePolicy:
         metric_lag=settings.gate_metric_lag,
         max_extensions=settings.gate_max_extensions,
         inconclusive=settings.gate_inconclusive,
+        error_status_codes=settings.gate_error_status_codes,
     )

@@ -49,7 +49,7 @@ class RolloutHistory:
         that point at no row, which readers skip and the next pass deletes.
         """
         examined = deleted = kept_newest = dangling = 0
-        newest: dict[str, str | None] = {}
+        kept: dict[str, frozenset[str]] = {}
         token: dict[str, str] | None = None
         older = recent_key(cutoff, "", "")[:17]
         while examined < budget:
@@ -73,9 +73,9 @@ class RolloutHistory:
                     continue
                 if not _purgeable(row, cutoff):
                     continue  # in progress, cleanup owed, recent, or unreadable (left for the operator)
-                if pk not in newest:
-                    newest[pk] = self._newest_terminal(pk)
-                if newest[pk] == key:
+                if pk not in kept:
+                    kept[pk] = self._kept(pk)
+                if key.lower() in kept[pk]:
                     kept_newest += 1
                     continue
                 try:
@@ -88,10 +88,14 @@ class RolloutHistory:
                 break
         return Purged(examined=examined, deleted=deleted, kept_newest=kept_newest, dangling=dangling)
 
-    def _newest_terminal(self, partition: str) -> str | None:
-        rows = self.store.partition(partition, select=["RowKey", "State", "CreatedAt"])
+    def _kept(self, partition: str) -> frozenset[str]:
+        """The rows of an endpoint retention keeps however old: its newest finished rollout, and those of the
+        deployments its last observation showed with live or mirrored traffic (what serves must stay explained)."""
+        rows = self.store.partition(partition, select=["RowKey", "State", "CreatedAt", "Observed"])
         terminal = [r for r in rows if r.key != LEASE_KEY and state_of(r) not in (None, *IN_PROGRESS)]
-        return max(terminal, key=lambda r: as_utc(r.data["CreatedAt"])).key if terminal else None
+        kept = {max(terminal, key=lambda r: as_utc(r.data["CreatedAt"])).key.lower()} if terminal else set()
+        lease = next((r for r in rows if r.key == LEASE_KEY), None)
+        return frozenset(kept | _serving(lease))
 
     def _delete_entry(self, entry: Row) -> None:
         self.store.delete(Row(recent_partition(str(entry.data.get("Endpoint", ""))), entry.key, etag="*"))
@@ -150,6 +154,20 @@ class RolloutHistory:
             for r in rows
             if r.key != LEASE_KEY and r.data.get("ModelName") is not None and r.data.get("Workspace") is not None
         }
+
+
+def _serving(lease: Row | None) -> set[str]:
+    """The deployments the endpoint row's last observation shows with live or mirrored traffic (lower case)."""
+    if lease is None:
+        return set()
+    try:
+        observed = json.loads(str(lease.data.get("Observed") or "null"))
+    except ValueError:
+        return set()
+    if not isinstance(observed, dict):
+        return set()
+    shares = {**(observed.get("traffic") or {}), **(observed.get("mirror") or {})}
+    return {str(name).lower() for name, pct in shares.items() if isinstance(pct, int | float) and pct > 0}
 
 
 def _purgeable(row: Row, cutoff: dt.datetime) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.platform.clock import as_utc
 from app.platform.tables import Conflict, Table
+from app.rollout.ledger.history import Purged
 from app.rollout.ledger.ledger import ledger_of
 
 if TYPE_CHECKING:
@@ -28,8 +30,18 @@ BUDGET = 2000
 _DATED = ("ClaimedAt", "CompletedAt", "ExpiresAt", "SentAt")
 
 
-def purge_history(deps: Deps) -> list[str]:
-    """One run over both tables. Returns a line per table for the log."""
+@dataclass(frozen=True)
+class RetentionRun:
+    """What one run did to each table, and the line per table the log shows."""
+
+    rollouts: Purged
+    idempotency_deleted: int
+    idempotency_examined: int
+    lines: tuple[str, ...]
+
+
+def purge_history(deps: Deps) -> RetentionRun:
+    """One run over both tables."""
     settings, now = deps.settings, deps.clock()
     cutoff = now - dt.timedelta(days=settings.rollout_retention_days)
     ledger = ledger_of(deps)
@@ -48,7 +60,7 @@ def purge_history(deps: Deps) -> list[str]:
     deleted, examined = purge_idempotency(deps.table(settings.idempotency_table), now - hold, budget=BUDGET)
     lines.append(f"idempotency: {deleted} deleted, {examined} examined (older than {now - hold:%Y-%m-%d})")
     logger.info("retention: %s", "; ".join(lines))
-    return lines
+    return RetentionRun(purged, deleted, examined, tuple(lines))
 
 
 def purge_idempotency(store: Table, cutoff: dt.datetime, *, budget: int) -> tuple[int, int]:

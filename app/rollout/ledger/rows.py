@@ -24,10 +24,10 @@ SCHEMA_VERSION = 1
 SUMMARY = [
     "SchemaVersion", "Workspace", "Endpoint", "Deployment", "ModelName", "ModelVersion", "State", "Active", "Plan",
     "CreatedAt", "UpdatedAt", "EventIds", "Attempts", "NextAttemptAt", "LastError", "Reason", "Actions",
-    "TurnTakenAt", "Retries", "ErrorSource", "DeniedSince", "Cleanup",
+    "TurnTakenAt", "Retries", "ErrorSource", "DeniedSince", "Cleanup", "Progress",
 ]  # fmt: skip
-#: The states in which a rollout still has steps to take (the others are terminal).
-IN_PROGRESS = (State.PENDING, State.DEPLOYING)
+#: The states in which a rollout still has steps to take (the others are terminal): a bake is not finished.
+IN_PROGRESS = tuple(state for state in State if not state.terminal)
 _READ_CACHE_LIMIT = 1000
 
 

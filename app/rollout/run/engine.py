@@ -123,6 +123,7 @@ class EndpointPass:
         done.extend(Noted(Note.TRAFFIC, line) for line in lines)
         if verdict is not None and verdict.kind == "late":
             return done  # the restore (or its wait) is this pass's; the rollouts decide on a fresh observation
+        self._cache_changed_split()
         wrote = self._step_each(due, view, gateway, deadline)
         if time.monotonic() <= deadline:
             cleanup = EndpointCleanup(self.deps, self.ledger, self.policy, self.fence, self.recorder)
@@ -160,6 +161,20 @@ class EndpointPass:
                 "observed_mirror": dict(view.mirror_traffic),
                 "observed_at": self.deps.clock(),
             }
+
+    def _cache_changed_split(self) -> None:
+        """Cache a split that changed since the last pass before any rollout row is written, not only at release:
+        the status API reads the rollout rows and the endpoint's row apart, so a state this pass writes (canary,
+        live) must never be read beside the split from before it. (After the drift judge: it reads the previous
+        observation's time.)"""
+        if not self.observed:
+            return
+        cached = self.fence.lease.record
+        if (cached.observed_traffic, dict(cached.observed_mirror)) != (
+            self.observed["observed_traffic"],
+            self.observed["observed_mirror"],
+        ):
+            self.fence.update(**self.observed)
 
     def _step_each(self, due: list[Rollout], view: EndpointView | None, gateway: AzureMl, deadline: float) -> bool:
         """Each due rollout's decisions, the one holding the turn first. Returns whether a write went out."""

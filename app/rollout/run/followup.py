@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import EventValidationError, RetryableError
 from app.platform.workspace import WorkspaceRef
-from app.rollout.decide.followup import FollowUp
+from app.rollout.decide.followup import BAKE, HANDED_ON, FollowUp
+from app.rollout.ledger.indexes import ActiveEndpoint
 from app.rollout.ledger.ledger import ledger_of
+from app.rollout.ledger.promotions import promotion_key
 from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.gate_batch import batched_in_tick
+from app.rollout.run.promotion import PROMOTION_REASON, promote
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
+def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
     """The queue function's work: advance the message's endpoint once. Raises only what a retry can fix.
 
     A duplicate or late message finds nothing to do (the engine is level-triggered); a message that cannot be
@@ -29,21 +35,33 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
         followup = FollowUp.parse(body)
     except EventValidationError as err:
         logger.error("follow-up message dropped (dequeue count %d): %s", dequeue_count, err)
-        return f"dropped: {err}"
+        return Outcome(OutcomeKind.DROPPED, f"dropped: {err}")
     label = f"follow-up {followup.endpoint} ({followup.reason})"
     settings = deps.settings
+    if followup.reason == PROMOTION_REASON and followup.deployment:
+        # A promotion owed: its share blocks for the whole copy, which is why it runs here and not on an event.
+        outcome = promote(deps, promotion_key(followup.workspace_id, followup.endpoint, followup.deployment))
+        logger.info("%s %s: %s", label, followup.deployment, outcome)
+        return outcome
     if not settings.records_rollouts:
         logger.info("%s: DEPLOY_MODE=plan, nothing is applied", label)
-        return "dropped: DEPLOY_MODE=plan"
+        return Outcome(OutcomeKind.DROPPED, "dropped: DEPLOY_MODE=plan")
     if not settings.allows(WorkspaceRef.from_arm_id(followup.workspace_id)):
         logger.error("%s dropped: workspace %s is not in AML_ALLOWED_WORKSPACES", label, followup.workspace_id)
-        return "dropped: workspace not allowed"
+        return Outcome(OutcomeKind.DROPPED, "dropped: workspace not allowed")
     try:
-        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint)
+        entries = ledger_of(deps).active.endpoints(deps.clock())
+        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint, entries)
         if endpoint is None:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
-            return "nothing to do: no rollout in progress on this endpoint"
+            return Outcome(OutcomeKind.DROPPED, "nothing to do: no rollout in progress on this endpoint")
+        if followup.kind == HANDED_ON and _advanced_since(deps, endpoint, followup.sent_at):
+            logger.info("%s: advanced since the tick handed it on; nothing to do", label)
+            return Outcome(OutcomeKind.DROPPED, "nothing to do: advanced since the tick handed it on")
+        if followup.kind == BAKE and batched_in_tick(deps, endpoint[0], endpoint[1], entries):
+            logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
+            return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
         lines = (
             RolloutEngine(deps, followup=followup)
             .advance(endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds)
@@ -53,20 +71,30 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> str:
         raise  # storage or the lease table briefly unavailable: the host redelivers (bounded by maxDequeueCount)
     except Exception as err:
         logger.exception("%s: advancing the endpoint raised; the timer tries again: %s", label, err)
-        return f"failed: {type(err).__name__}"
+        return Outcome(OutcomeKind.FAILED, f"failed: {type(err).__name__}")
     logger.info("%s: %s", label, "; ".join(lines) or "nothing to do")
-    return "; ".join(lines) or "nothing to do"
+    return Outcome(OutcomeKind.HANDLED, "; ".join(lines) or "nothing to do")
 
 
-def active_endpoint(deps: Deps, workspace_id: str, endpoint: str) -> tuple[str, str] | None:
+def active_endpoint(
+    deps: Deps, workspace_id: str, endpoint: str, entries: list[ActiveEndpoint] | None = None
+) -> tuple[str, str] | None:
     """(workspace id, endpoint) as the ledger spells them if a rollout is in progress there; else None.
 
-    One read of the ledger's index of active endpoints (which may over-report: advancing such an endpoint finds
-    nothing to do). Names compare case-insensitively, as Azure ML's do.
+    One read of the ledger's index of active endpoints (``entries``, when the caller read it already; it may
+    over-report: advancing such an endpoint finds nothing to do). Names compare case-insensitively, as Azure ML's do.
     """
     key = WorkspaceRef.from_arm_id(workspace_id).key
-    for entry in ledger_of(deps).active.endpoints(deps.clock()):
+    for entry in entries if entries is not None else ledger_of(deps).active.endpoints(deps.clock()):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep
     return None
+
+
+def _advanced_since(deps: Deps, endpoint: tuple[str, str], sent_at: dt.datetime | None) -> bool:
+    """Has a pass held the endpoint's lease since ``sent_at``? (Its row's lease ends when the pass releases it.)"""
+    if sent_at is None:
+        return False
+    until = ledger_of(deps).leases.read(*endpoint).until
+    return until is not None and until >= sent_at

@@ -135,11 +135,27 @@ def endpoint_notification(
         subject=f"endpoints/{endpoint}",
         summary=f"Endpoint {endpoint}: {reason}",
         workspace=workspace,
-        source_event_id=f"{endpoint}:{kind}:{facts.get('at') or ''}",
+        source_event_id=f"{endpoint}:{kind}:{_occurrence(facts)}",
         severity=severity,
         facts={"endpoint": endpoint, "reason": reason, **facts},
         links=links,
     )
+
+
+def _occurrence(facts: Mapping[str, Any]) -> str:
+    """What tells one endpoint notification of a kind from the next, so each is sent once, not only the first.
+
+    A drift is dated (``at``); a restore is the pair of intents it is about: the late write it undid and the split
+    it put back (each intent's sequence number and time). The same restore seen again keeps its id.
+    """
+    if facts.get("at"):
+        return str(facts["at"])
+    parts = [
+        f"{name}#{intent.get('seq')}@{intent.get('at')}"
+        for name in ("late", "restored")
+        if isinstance(intent := facts.get(name), Mapping)
+    ]
+    return "/".join(parts)
 
 
 def _links(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from app.platform import telemetry
 from app.platform.workspace import WorkspaceRef
 from app.rollout.ledger.ledger import ledger_of
-from app.rollout.run.engine import RolloutEngine
+from app.rollout.run import tick
+from app.rollout.run.promotion import sweep
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 def reconcile(deps: Deps) -> list[str]:
     """One tick. With nothing in flight this is one read of the active index and no Azure ML call at all."""
     with telemetry.tick_span() as span:
+        started = time.monotonic()
         lines = _reconcile(deps)
+        # After the rollouts: with follow-ups off, a promotion carried out here blocks for the whole copy.
+        lines.extend(_sweep_promotions(deps, started + deps.settings.reconcile_budget_seconds))
         span.set_attribute("aml.reconcile.lines", len(lines))
         return lines
 
@@ -47,19 +50,23 @@ def _reconcile(deps: Deps) -> list[str]:
     for ws, ep in sorted(set(endpoints) - set(allowed)):
         logger.warning("reconcile: rollout on %s in %s left alone: workspace no longer allowed", ep, ws)
     deadline = time.monotonic() + settings.reconcile_budget_seconds
-    lines: list[str] = []
-    with ThreadPoolExecutor(max_workers=settings.reconcile_concurrency, thread_name_prefix="reconcile") as pool:
-        # Each endpoint's steps are children of this tick's span: the pool's threads do not carry it by themselves.
-        advance = [(telemetry.in_current_context(RolloutEngine(deps).advance), ws, ep) for ws, ep in allowed]
-        futures = {pool.submit(run, ws, ep, deadline): ep for run, ws, ep in advance}
-        for future, endpoint in futures.items():
-            try:
-                lines.extend(future.result().lines())
-            except Exception as err:
-                # One endpoint's trouble must not stop the others; the next tick tries again.
-                logger.error("reconcile: endpoint %s not advanced this tick: %s: %s", endpoint, type(err).__name__, err)
-                lines.append(f"{endpoint}: error {type(err).__name__}")
+    lines = tick.run(deps, allowed, deadline)
     logger.info("reconcile: %d endpoint(s), %s", len(allowed), "; ".join(lines) or "nothing to do")
+    return lines
+
+
+def _sweep_promotions(deps: Deps, deadline: float) -> list[str]:
+    """Promotions owed whose follow-up came and went (one query; nothing when this app promotes nothing)."""
+    if not deps.settings.promote_to_registry or not deps.settings.records_rollouts:
+        return []
+    try:
+        lines = sweep(deps, deadline)
+    except Exception as err:
+        # The next tick looks at the promotions again.
+        logger.error("reconcile: promotions not looked at this tick: %s: %s", type(err).__name__, err)
+        return []
+    if lines:
+        logger.info("reconcile: %s", "; ".join(lines))
     return lines
 
 

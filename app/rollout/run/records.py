@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from app.rollout.decide.effects import Decision, Notify
+from app.rollout.decide.promotion import PROMOTABLE_STATES, with_gate_trail
 from app.rollout.run import telemetry
 from app.rollout.run.notifications import endpoint_notification, rollout_notification
+from app.rollout.run.promotion import announce_promotion, owe_promotion
 
 if TYPE_CHECKING:
     from app.notify.notifier import Notification
@@ -29,13 +31,20 @@ class Recorder:
         self.ledger = ledger
 
     def save(self, rollout: Rollout, now: dt.datetime) -> Rollout:
-        return self.ledger.save(rollout, now)
+        return self.ledger.save(with_gate_trail(rollout), now)
 
     def keep(self, before: Rollout, decision: Decision, now: dt.datetime) -> Rollout:
-        """Save the decision's record when it changed, count and log a change of state, send its notifications."""
-        record = decision.rollout
+        """Save the decision's record when it changed, count and log a change of state, send its notifications.
+
+        A rollout that becomes live or canary owes its staging promotion when it earned one: that is recorded before
+        the record is saved (no proven rollout goes unrecorded) and announced after it."""
+        record = with_gate_trail(decision.rollout)
+        entered = record.state is not before.state
+        owed = owe_promotion(self.deps, record, now) if entered and record.state in PROMOTABLE_STATES else None
         saved = self.ledger.save(record, now) if record != before else before
-        if saved.state is not before.state:
+        if owed is not None:
+            announce_promotion(self.deps, owed)
+        if entered:
             telemetry.rollout_transitioned(saved, now)
             plan = saved.plan
             logger.info("rollout %s/%s is now %s: %s", plan.endpoint, plan.deployment, saved.state.value, saved.reason)

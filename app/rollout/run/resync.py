@@ -19,6 +19,8 @@ from app.rollout.decide.model import Reject, Rollout, Skip, State
 from app.rollout.decide.plan import plan_rollout
 from app.rollout.ledger.ledger import ledger_of
 from app.rollout.run.notifications import rollout_notification
+from app.rollout.run.registry_resync import resync_registries
+from app.rollout.run.resync_cursor import ResyncCursor, models_in_turn
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -59,45 +61,64 @@ def resync(deps: Deps) -> list[str]:
             kind = "retryable" if is_retryable(err) else "permanent"
             logger.error("resync: workspace %s not resynced (%s): %s: %s", key, kind, type(err).__name__, err)
             lines.append(f"{key}: error {type(err).__name__}")
+    lines.extend(resync_registries(deps, seen))
     logger.info("resync: %s", "; ".join(lines) or "every opted-in model is in the ledger")
     return lines
 
 
 def _resync_workspace(deps: Deps, workspace: WorkspaceRef, seen: set[tuple[str, str, str]]) -> list[str]:
-
+    """The next ``RESYNC_MAX_MODELS`` models of the workspace, after those the previous run looked at."""
     settings = deps.settings
     gateway = deps.aml(workspace)
     # ARM's spelling of the id: the ledger's partition keys must match what ModelRegistered events write.
     canonical = WorkspaceRef.from_arm_id(gateway.canonical_id())
+    cursor = ResyncCursor(deps.table(settings.idempotency_table), canonical)
+    turn = models_in_turn(gateway.model_names(), cursor.after(), settings.resync_max_models)
     lines: list[str] = []
-    for looked, name in enumerate(gateway.model_names()):
-        if looked >= settings.resync_max_models:
-            logger.warning(
-                "resync: %s has more than RESYNC_MAX_MODELS=%d models; the rest wait for the next run",
-                canonical.workspace_name,
-                settings.resync_max_models,
-            )
-            lines.append(f"stopped after RESYNC_MAX_MODELS={settings.resync_max_models} models")
-            break
-        model = gateway.newest_opted_in(name, OPT_IN_FILTER)
-        if model is None or (canonical.key, model.name.lower(), model.version) in seen:
-            continue
-        decision = plan_rollout(canonical, model, settings)
-        if isinstance(decision, Skip):
-            logger.info("resync: %s:%s skipped: %s", model.name, model.version, decision.reason)
-            continue
-        if isinstance(decision, Reject):
-            reason = f"invalid tags, nothing was written to Azure ML: {decision.reason}"
-            lines.append(_record(deps, model, decision.plan, State.REJECTED, reason))
-        elif not settings.records_rollouts:
-            reason = (
-                f"DEPLOY_MODE=plan: would deploy {decision.instance_count} x {decision.instance_type} "
-                f"to {decision.endpoint}/{decision.deployment} with {decision.traffic}% traffic ({STARTED_BY_RESYNC})"
-            )
-            lines.append(_record(deps, model, decision, State.PLANNED, reason))
-        else:
-            lines.append(_record(deps, model, decision, State.PENDING, STARTED_BY_RESYNC, notify=False))
+    if turn.partial:
+        logger.warning(
+            "resync: %s has more than RESYNC_MAX_MODELS=%d models; this run looks at %s to %s, the next ones after",
+            canonical.workspace_name,
+            settings.resync_max_models,
+            turn.names[0],
+            turn.next_after,
+        )
+        lines.append(f"looked at {len(turn.names)} models (RESYNC_MAX_MODELS), {turn.names[0]} to {turn.next_after}")
+    done = cursor.after()
+    for name in turn.names:
+        try:
+            model = gateway.newest_opted_in(name, OPT_IN_FILTER)
+            if model is not None and (canonical.key, model.name.lower(), model.version) not in seen:
+                lines.extend(_resync_model(deps, canonical, model))
+        except Exception as err:
+            if is_retryable(err):
+                # Throttled or unreachable: stop here; the next run starts again at this model.
+                cursor.save(done, deps.clock())
+                raise
+            # This model alone cannot be read (deleted meanwhile, or refused for good): report it, go on.
+            logger.error("resync: model %s not resynced (permanent): %s: %s", name, type(err).__name__, err)
+            lines.append(f"{name}: error {type(err).__name__}")
+        done = name if turn.partial else ""
+    cursor.save(done, deps.clock())
     return lines
+
+
+def _resync_model(deps: Deps, canonical: WorkspaceRef, model: ModelInfo) -> list[str]:
+    settings = deps.settings
+    decision = plan_rollout(canonical, model, settings)
+    if isinstance(decision, Skip):
+        logger.info("resync: %s:%s skipped: %s", model.name, model.version, decision.reason)
+        return []
+    if isinstance(decision, Reject):
+        reason = f"invalid tags, nothing was written to Azure ML: {decision.reason}"
+        return [_record(deps, model, decision.plan, State.REJECTED, reason)]
+    if not settings.records_rollouts:
+        reason = (
+            f"DEPLOY_MODE=plan: would deploy {decision.instance_count} x {decision.instance_type} "
+            f"to {decision.endpoint}/{decision.deployment} with {decision.traffic}% traffic ({STARTED_BY_RESYNC})"
+        )
+        return [_record(deps, model, decision, State.PLANNED, reason)]
+    return [_record(deps, model, decision, State.PENDING, STARTED_BY_RESYNC, notify=False)]
 
 
 def _record(deps: Deps, model: ModelInfo, plan: RolloutPlan, state: State, reason: str, *, notify: bool = True) -> str:

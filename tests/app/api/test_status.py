@@ -124,3 +124,28 @@ def test_an_observation_that_fails_is_reported_in_the_answer_not_as_an_error(his
     assert status == 200 and body["count"] == 2
     [credit] = body["endpoints"]
     assert "observeError" in credit and credit["observedBy"] == "last tick"
+
+
+def test_a_rollout_that_ended_is_never_shown_beside_the_split_from_before_its_traffic_write(world: FakeWorld) -> None:
+    world.register("credit", 1, CREDIT)
+    world.settle()
+    splits_beside_canary: list[Any] = []
+
+    def read_the_status(store: Any, partition: str, key: str) -> None:
+        """A status request served between two of the app's ledger writes (a watcher polling mid-pass)."""
+        world.store.before_write = None  # the status request itself may write; those writes are not watched
+        try:
+            _, body = _get(world, endpoint="credit")
+        finally:
+            world.store.before_write = read_the_status
+        v2 = next((r for r in body["rollouts"] if r["deployment"] == "credit-v2"), None)
+        if v2 is not None and v2["state"] == "canary":
+            splits_beside_canary.append(body["endpoints"][0]["observedTraffic"])
+
+    world.store.before_write = read_the_status
+    world.register("credit", 2, {**CREDIT, "traffic": "20"})
+    world.settle()
+    world.store.before_write = None
+
+    assert splits_beside_canary, "no status was read after the rollout ended"
+    assert all(split == {"credit-v1": 80, "credit-v2": 20} for split in splits_beside_canary), splits_beside_canary

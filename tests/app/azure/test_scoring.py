@@ -39,11 +39,11 @@ SAMPLE = SmokeSample('{"input_data": {"columns": ["a", "b"], "data": [[1, 2]]}}'
 )
 def test_classify_passes_only_a_2xx_within_the_timeout(status: int | None, elapsed: float, passed: bool) -> None:
     result = classify(status, b'{"message": "boom"}', elapsed, 30)
-    assert result.passed is passed and result.status == status
+    assert result.passed is passed and result.status == status and result.elapsed_s == elapsed
     if status is None:
-        assert "no answer within 30 s" in result.reason
+        assert result.excerpt == ""
     elif not passed and elapsed < 30:
-        assert f"answered {status}" in result.reason and "boom" in result.reason
+        assert "boom" in result.excerpt and "boom" in result.reason  # what the deployment answered, for the operator
 
 
 def test_only_the_first_bytes_of_the_body_are_kept() -> None:
@@ -59,7 +59,7 @@ def test_the_tag_wins_over_the_input_example() -> None:
 
 def test_no_sample_is_skipped_or_fails_when_required() -> None:
     skipped = no_sample(required=False)
-    assert skipped.passed and skipped.skipped and "skipped" in skipped.reason
+    assert skipped.passed and skipped.skipped
     required = no_sample(required=True)
     assert not required.passed and "SMOKE_REQUIRED=true" in required.reason
 
@@ -138,7 +138,6 @@ def test_a_failing_model_fails_the_smoke_test_with_a_body_excerpt(
 
     assert not result.passed and result.status == status
     assert "An unexpected error occurred in scoring script" in result.excerpt
-    assert f"answered {status}" in result.reason
     assert all(s.deployment == "green" for s in stack.aml.samples("ep-fail"))  # blue's traffic never touched
 
 
@@ -157,8 +156,7 @@ def test_a_slow_answer_times_out(stack: DevStack, arm: ArmSession) -> None:
 
     result = _tester(stack, timeout_s=0.5).run("ep-slow", "green", SAMPLE)
 
-    assert not result.passed and result.status is None
-    assert "no answer within 0.5 s" in result.reason
+    assert not result.passed and result.status is None and result.excerpt == ""
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ import pytest
 
 from app.handlers import HANDLERS
 from app.intake.dispatch import process
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import RetryableError
 from devkit.runner import load_events
 from tests.envelopes import envelope
@@ -27,7 +28,7 @@ def _dispatch(
     aml: object = None,
     env: object = None,
     **changes: object,
-) -> str:
+) -> Outcome:
     body = load_events(EVENTS / f"{name}.{schema}.camel.json")[0]
     body["data"].update(changes)
     deps = make_deps(settings=env, notifier=notifier, aml=aml)  # type: ignore[arg-type]
@@ -38,7 +39,7 @@ def _dispatch(
 def test_failed_run_is_rechecked_against_aml_and_notifies_with_link(schema: str) -> None:
     notifier, aml = FakeNotifier(), FakeJobReader({RUN: "Failed"})
     outcome = _dispatch("run_status_changed", notifier, schema, aml=aml)
-    assert outcome == f"notified: run {RUN} failed"
+    assert outcome.kind is OutcomeKind.HANDLED
     assert aml.reads == [RUN]
     [sent] = notifier.sent
     assert sent.type == "AmlEvents.Run.Failed"
@@ -52,49 +53,50 @@ def test_failed_run_is_rechecked_against_aml_and_notifies_with_link(schema: str)
 def test_non_failure_statuses_are_ignored_without_reading_aml(status: str) -> None:
     notifier, aml = FakeNotifier(), ForbiddenFactory("aml")
     outcome = _dispatch("run_status_changed", notifier, aml=aml, runStatus=status)
-    assert outcome == f"ignored: run {RUN} is {status} (not in NOTIFY_RUN_STATUSES)"
+    assert outcome.kind is OutcomeKind.IGNORED and "NOTIFY_RUN_STATUSES" in outcome.text
     assert (notifier.sent, aml.calls) == ([], [])
 
 
 def test_lowercase_failed_is_a_failure() -> None:
     notifier = FakeNotifier()
-    assert _dispatch("run_status_changed", notifier, aml=FakeJobReader({RUN: "Failed"}), runStatus="failed") == (
-        f"notified: run {RUN} failed"
-    )
+    outcome = _dispatch("run_status_changed", notifier, aml=FakeJobReader({RUN: "Failed"}), runStatus="failed")
+    assert outcome.kind is OutcomeKind.HANDLED
     assert notifier.types == ["AmlEvents.Run.Failed"]
 
 
 def test_a_late_failure_event_for_a_run_aml_now_reports_running_is_not_notified() -> None:
     # The run failed once and was resubmitted under the same name; the old event arrives late.
     notifier = FakeNotifier()
-    outcome = _dispatch("run_status_changed", notifier, aml=FakeJobReader({RUN: "Running"}))
-    assert outcome == f"ignored: run {RUN} is Running in Azure ML (the event said Failed)"
-    assert notifier.sent == []
+    aml = FakeJobReader({RUN: "Running"})
+    outcome = _dispatch("run_status_changed", notifier, aml=aml)
+    assert outcome.kind is OutcomeKind.IGNORED
+    assert aml.reads == [RUN] and notifier.sent == []
 
 
 def test_a_failure_of_a_run_aml_does_not_know_is_notified_as_the_event_says() -> None:
     notifier = FakeNotifier()
-    assert _dispatch("run_status_changed", notifier, aml=FakeJobReader({})) == f"notified: run {RUN} failed"
+    assert _dispatch("run_status_changed", notifier, aml=FakeJobReader({})).kind is OutcomeKind.HANDLED
+    assert notifier.types == ["AmlEvents.Run.Failed"]
     assert notifier.sent[0].facts["amlStatus"] == "unknown (no such job in Azure ML)"
 
 
 def test_notify_run_statuses_decides_which_statuses_notify() -> None:
     only_canceled = make_settings(notify_run_statuses=frozenset({"canceled"}))
     notifier = FakeNotifier()
-    assert _dispatch("run_status_changed", notifier, aml=ForbiddenFactory("aml"), env=only_canceled) == (
-        f"ignored: run {RUN} is Failed (not in NOTIFY_RUN_STATUSES)"
-    )
+    ignored = _dispatch("run_status_changed", notifier, aml=ForbiddenFactory("aml"), env=only_canceled)
+    assert ignored.kind is OutcomeKind.IGNORED and "NOTIFY_RUN_STATUSES" in ignored.text
+    assert notifier.sent == []
     outcome = _dispatch(
         "run_status_changed", notifier, aml=FakeJobReader({RUN: "Canceled"}), env=only_canceled, runStatus="Canceled"
     )
-    assert outcome == f"notified: run {RUN} canceled"
+    assert outcome.kind is OutcomeKind.HANDLED
     [sent] = notifier.sent
     assert (sent.type, sent.severity) == ("AmlEvents.Run.Canceled", "warning")
 
 
 def test_completed_run_notifies() -> None:
     notifier = FakeNotifier()
-    assert _dispatch("run_completed", notifier) == "notified: run train_20261122_01 completed"
+    assert _dispatch("run_completed", notifier).kind is OutcomeKind.HANDLED
     assert notifier.types == ["AmlEvents.Run.Completed"]
 
 
@@ -122,7 +124,7 @@ def test_drift_notifies_with_monitor_coefficient_and_window() -> None:
     assert skipped.type == "AmlEvents.Retraining.Skipped"
     assert skipped.facts["kind"] == "not configured"
     assert "RETRAIN_PIPELINE_COMPONENT" in skipped.facts["reason"]
-    assert outcome.endswith("retraining skipped (not configured): " + skipped.facts["reason"])
+    assert outcome.kind is OutcomeKind.SKIPPED and "RETRAIN_PIPELINE_COMPONENT" in outcome.text
 
 
 def test_a_failing_sink_makes_the_event_redeliverable() -> None:

@@ -11,6 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from app.handlers import HANDLERS
 from app.intake import events
 from app.intake.dispatch import process
+from app.intake.outcome import Outcome, OutcomeKind
 from app.platform.errors import EventValidationError, PermanentError, RetryableError
 from tests.envelopes import envelope
 from tests.fakes import OTHER_WORKSPACE_ID, WORKSPACE_ID, FakeNotifier, ForbiddenFactory, make_deps, make_settings
@@ -40,14 +41,14 @@ def _envelope(event_type: str = events.RUN_STATUS_CHANGED, topic: str = WORKSPAC
 
 
 def _raising(err: Exception) -> Any:
-    def handler(event: Any, deps: Any) -> str:
+    def handler(event: Any, deps: Any) -> Outcome:
         raise err
 
     return handler
 
 
-def test_the_table_has_one_handler_per_aml_event_type() -> None:
-    assert set(HANDLERS) == set(events.AML_EVENT_TYPES)
+def test_the_table_has_one_handler_per_aml_event_type_and_one_for_promotions() -> None:
+    assert set(HANDLERS) == {*events.AML_EVENT_TYPES, events.MODEL_PROMOTED}
 
 
 def test_foreign_workspace_is_acknowledged_with_no_client_and_no_side_effect(caplog: pytest.LogCaptureFixture) -> None:
@@ -55,9 +56,9 @@ def test_foreign_workspace_is_acknowledged_with_no_client_and_no_side_effect(cap
     deps = make_deps(notifier=notifier, aml=aml, table=table)
     with caplog.at_level(logging.WARNING):
         outcome = process(_envelope(topic=OTHER_WORKSPACE_ID), deps, HANDLERS)
-    assert outcome == f"ignored: workspace {OTHER_WORKSPACE_ID} is not in AML_ALLOWED_WORKSPACES"
+    assert outcome.kind is OutcomeKind.IGNORED and "AML_ALLOWED_WORKSPACES" in outcome.text
     assert (notifier.sent, aml.calls, table.calls) == ([], [], [])
-    assert "evt-1" in caplog.text and "not in AML_ALLOWED_WORKSPACES" in caplog.text
+    assert "evt-1" in caplog.text and "AML_ALLOWED_WORKSPACES" in caplog.text  # the event, and the setting
 
 
 @pytest.mark.parametrize("event_type", events.AML_EVENT_TYPES)
@@ -66,9 +67,9 @@ def test_empty_allowlist_honours_nothing(event_type: str, caplog: pytest.LogCapt
     deps = make_deps(settings=make_settings(allowed_workspaces=frozenset()), notifier=notifier, aml=aml, table=table)
     with caplog.at_level(logging.ERROR):
         outcome = process(_envelope(event_type), deps, HANDLERS)
-    assert "no workspace is allowed" in outcome
+    assert outcome.kind is OutcomeKind.IGNORED and "AML_ALLOWED_WORKSPACES" in outcome.text
     assert (notifier.sent, aml.calls, table.calls) == ([], [], [])
-    assert "failing closed" in caplog.text
+    assert [r.levelno for r in caplog.records if "AML_ALLOWED_WORKSPACES" in r.getMessage()] == [logging.ERROR]
 
 
 def test_unknown_type_is_logged_and_acknowledged() -> None:
@@ -76,7 +77,7 @@ def test_unknown_type_is_logged_and_acknowledged() -> None:
     outcome = process(
         _envelope("Microsoft.MachineLearningServices.SomethingNew"), make_deps(notifier=notifier), HANDLERS
     )
-    assert outcome == "ignored: unknown event type Microsoft.MachineLearningServices.SomethingNew"
+    assert outcome.kind is OutcomeKind.IGNORED and "Microsoft.MachineLearningServices.SomethingNew" in outcome.text
     assert notifier.sent == []
 
 
@@ -92,7 +93,7 @@ def test_malformed_payload_is_acknowledged_with_the_field_and_the_event(caplog: 
     )
     with caplog.at_level(logging.ERROR):
         outcome = process(malformed, make_deps(), HANDLERS)
-    assert outcome.startswith("rejected: data.experimentId")
+    assert outcome.kind is OutcomeKind.REJECTED and "data.experimentId" in outcome.text
     assert (
         "evt-bad" in caplog.text and '"eventType":"Microsoft.MachineLearningServices.RunStatusChanged"' in caplog.text
     )
@@ -124,19 +125,21 @@ def test_retryable_statuses_raise(status: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "err",
+    ("err", "kind"),
     [
-        PermanentError("unsupported model type"),
-        EventValidationError("data.x", "bad"),
-        ResourceNotFoundError("model gone"),
-        ValueError("a bug"),
+        (PermanentError("unsupported model type"), OutcomeKind.REJECTED),
+        (EventValidationError("data.x", "bad"), OutcomeKind.REJECTED),
+        (ResourceNotFoundError("model gone"), OutcomeKind.FAILED),
+        (ValueError("a bug"), OutcomeKind.FAILED),
     ],
     ids=["permanent", "validation", "404", "bug"],
 )
-def test_permanent_failures_are_acknowledged(err: Exception, caplog: pytest.LogCaptureFixture) -> None:
+def test_permanent_failures_are_acknowledged(
+    err: Exception, kind: OutcomeKind, caplog: pytest.LogCaptureFixture
+) -> None:
     if isinstance(err, ResourceNotFoundError):
         err.status_code = 404
     with caplog.at_level(logging.ERROR):
         outcome = process(_envelope(), make_deps(), {events.RUN_STATUS_CHANGED: _raising(err)})
-    assert outcome.split(":")[0] in ("rejected", "failed")
+    assert outcome.kind is kind
     assert "evt-1" in caplog.text and "acknowledged" in caplog.text

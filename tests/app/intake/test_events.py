@@ -163,7 +163,7 @@ def test_bad_payloads_name_the_field(event_type: str, data: dict[str, Any], subj
     with pytest.raises(EventValidationError) as caught:
         _event(event_type, data, subject)
     assert caught.value.field == field
-    assert str(caught.value).startswith(field)
+    assert field in str(caught.value)  # the message names it too
 
 
 def test_bad_topic_names_the_field_and_expected_shape() -> None:

@@ -12,6 +12,7 @@ from app.handlers import HANDLERS
 from app.intake import events
 from app.intake.dispatch import process
 from app.intake.events import AmlEvent, envelope_from_function_event, parse
+from app.intake.outcome import OutcomeKind
 from app.notify.notifier import Notifier
 from app.platform.errors import EventValidationError
 from app.platform.settings import Settings
@@ -299,8 +300,8 @@ def test_cloud_event_with_spec_version_spelled_in_camel_case_is_acknowledged_wit
         table=_no_table,
     )
     outcome = process(envelope(body), deps, HANDLERS)
-    assert outcome.startswith("rejected: eventType: missing")
-    assert "'specversion' in lowercase" in outcome
+    assert outcome.kind is OutcomeKind.REJECTED
+    assert "eventType" in outcome.text and "specversion" in outcome.text
     assert DOCS_RUN_ID in caplog.text  # the whole event is logged, ready to replay once fixed
 
 

@@ -16,13 +16,13 @@ def test_a_credential_that_cannot_get_a_token_is_a_retryable_identity_problem() 
         assert error_source(err) == "permission"
         assert is_retryable(err)
         problem = permission_problem(err)
-        assert problem is not None and problem.startswith("the app's identity could not get a token")
+        assert problem is not None and type(err).__name__ in problem  # the credential's own error, for the operator
 
 
 def test_a_bug_is_an_internal_error_named_by_its_type() -> None:
     err = KeyError("instance_type")
     assert (error_source(err), permission_problem(err), is_retryable(err)) == ("internal", None, False)
-    assert describe_error(err) == "internal error: KeyError: 'instance_type'"
+    assert "KeyError" in describe_error(err) and "instance_type" in describe_error(err)
 
 
 def test_a_network_failure_is_network() -> None:

@@ -117,7 +117,8 @@ def test_the_same_key_with_another_payload_is_an_error_naming_the_key(store: Fak
     with pytest.raises(PayloadMismatch) as mismatch:
         records.claim(KEY, OTHER, NOW + dt.timedelta(seconds=1))
     assert isinstance(mismatch.value, PermanentError)
-    assert str(mismatch.value).startswith(f"idempotency record {KEY} is {'completed' if completed else 'in_progress'}")
+    assert mismatch.value.key == KEY and str(KEY) in str(mismatch.value)  # the message names the key
+    assert mismatch.value.record.status is (Status.COMPLETED if completed else Status.IN_PROGRESS)
 
 
 def test_an_expired_claim_for_another_payload_is_taken_over(store: FakeTableStore) -> None:

@@ -34,7 +34,7 @@ def test_empty_allowlist_fails_closed_and_says_so(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.ERROR):
         settings = settings_from_env({})
     assert not settings.allows(WORKSPACE)
-    assert "AML_ALLOWED_WORKSPACES is empty" in caplog.text
+    assert any(r.levelno == logging.ERROR and "AML_ALLOWED_WORKSPACES" in r.getMessage() for r in caplog.records)
 
 
 def test_all_problems_are_reported_together() -> None:
@@ -103,7 +103,7 @@ def test_a_plain_http_webhook_is_refused_outside_the_dev_kit() -> None:
     env = {"AML_ALLOWED_WORKSPACES": WORKSPACE_ID, "NOTIFY_WEBHOOK_URL": "http://hooks.example/T0/s3cret"}
     with pytest.raises(SettingsError) as caught:
         settings_from_env(env)
-    assert "NOTIFY_WEBHOOK_URL must be an https:// URL" in str(caught.value)
+    assert "NOTIFY_WEBHOOK_URL" in str(caught.value) and "https://" in str(caught.value)  # the setting, the fix
     assert "ALLOW_HTTP_WEBHOOK" in str(caught.value) and "s3cret" not in str(caught.value)
     assert settings_from_env({**env, "NOTIFY_WEBHOOK_URL": "https://hooks.example/T0/s3cret"}).notify_webhook_url
     devkit = settings_from_env({**env, "ALLOW_HTTP_WEBHOOK": "true"})

@@ -48,7 +48,7 @@ def test_opt_in(tags: dict[str, str]) -> None:
 def test_not_opted_in_is_skipped(tags: dict[str, str]) -> None:
     result = _plan(tags)
     assert isinstance(result, Skip)
-    assert result.reason.startswith("not opted in")
+    assert "deploy=true" in result.reason  # the tag that opts in
 
 
 def test_stage_must_match_when_set() -> None:
@@ -75,7 +75,7 @@ def test_no_code_types_are_planned(model_type: str) -> None:
 def test_other_types_are_skipped_with_a_reason(model_type: str) -> None:
     result = _plan({"deploy": "true"}, model_type)
     assert isinstance(result, Skip)
-    assert "not no-code deployable" in result.reason
+    assert "mlflow_model" in result.reason and "triton_model" in result.reason  # the types that are deployed
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_invalid_tags_are_rejected_naming_tag_value_and_rule(tags: dict[str, str
     result = _plan({"deploy": "true", **tags}, allowed_instance_types=frozenset({"standard_ds3_v2", "standard_f4s_v2"}))
     assert isinstance(result, Reject)
     assert any(message in problem for problem in result.problems), result.problems
-    assert all(problem.startswith("tag '") for problem in result.problems)
+    assert all(any(f"'{tag}'" in problem for tag in tags) for problem in result.problems)  # each names its tag
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -142,20 +142,20 @@ def test_the_registered_models_tags_are_authoritative_not_the_events() -> None:
 
 
 @pytest.mark.parametrize(
-    ("instance_type", "message"),
+    "instance_type",
     [
-        ("Standard_Imaginary_v9", "not a VM size managed online endpoints support"),
-        ("Standard_B1s", "not a VM size managed online endpoints support"),  # a VM size, but not for endpoints
-        ("big", "not a VM size name"),
-        ("Standard DS3 v2", "not a VM size name"),
-        ("Standard_DS3_v2\n<!channel> deploy me", "not a VM size name"),
+        "Standard_Imaginary_v9",
+        "Standard_B1s",  # a VM size, but not for endpoints
+        "big",
+        "Standard DS3 v2",
+        "Standard_DS3_v2\n<!channel> deploy me",
     ],
 )
-def test_instance_type_is_a_managed_sku_even_with_no_allowed_list(instance_type: str, message: str) -> None:
+def test_instance_type_is_a_managed_sku_even_with_no_allowed_list(instance_type: str) -> None:
     result = _plan({"deploy": "true", "instance_type": instance_type})  # ALLOWED_INSTANCE_TYPES empty
     assert isinstance(result, Reject)
     [problem] = result.problems
-    assert problem.startswith("tag 'instance_type'=") and message in problem
+    assert "'instance_type'" in problem
     assert result.plan.instance_type == "Standard_DS3_v2"  # the bad value is not carried on
 
 
@@ -174,7 +174,7 @@ def test_the_operators_allowed_list_wins_over_the_built_in_one() -> None:
 def test_a_bad_default_instance_type_names_the_setting() -> None:
     result = _plan({"deploy": "true"}, default_instance_type="Standard_Nope_v1")
     assert isinstance(result, Reject)
-    assert result.problems[0].startswith("DEFAULT_INSTANCE_TYPE='Standard_Nope_v1'")
+    assert "DEFAULT_INSTANCE_TYPE" in result.problems[0] and "Standard_Nope_v1" in result.problems[0]
 
 
 @pytest.mark.parametrize(

@@ -131,8 +131,7 @@ def test_canary_with_nothing_else_live_takes_everything() -> None:
     )
     finish = decide(r, endpoint(deployment("2"), traffic={"credit-v2": 100}))
     assert isinstance(finish, Finish)
-    assert finish.state is State.LIVE
-    assert "nothing else was live" in finish.reason
+    assert finish.state is State.LIVE  # not canary: it serves everything
 
 
 def test_dark_deploy_leaves_traffic_and_mirrors() -> None:
@@ -286,7 +285,7 @@ def test_an_endpoint_the_app_did_not_create_is_refused_before_any_write() -> Non
     for r in (rollout(), rollout(state=State.DEPLOYING)):
         action = decide(r, hand_made)
         assert isinstance(action, Finish) and action.state is State.REJECTED, action
-        assert "not in ADOPT_ENDPOINTS" in action.reason and "nothing was written" in action.reason
+        assert "ADOPT_ENDPOINTS" in action.reason  # the setting that would let the app adopt it
     # Adoption withdrawn after a write was sent: the rollout fails, traffic untouched.
     late = decide(rollout(state=State.DEPLOYING, actions=("PUT deployment credit-v2",)), hand_made)
     assert isinstance(late, Fail)
@@ -397,7 +396,7 @@ def test_failed_deployment_is_kept_when_asked() -> None:
     view = endpoint(deployment("2", "Failed"))
     action = decide(rollout(), view, policy=Policy(keep_failed_deployments=True))
     assert isinstance(action, Fail)
-    assert "kept (KEEP_FAILED_DEPLOYMENTS=true)" in action.reason
+    assert "KEEP_FAILED_DEPLOYMENTS" in action.reason  # it says why the deployment stays
     assert action.fetch_logs
 
 
@@ -405,8 +404,7 @@ def test_timeout_counts_from_taking_the_write_turn_not_from_being_queued() -> No
     queued = NOW - dt.timedelta(minutes=300)
     old = rollout(state=State.DEPLOYING, created_at=queued, turn_taken_at=NOW - dt.timedelta(minutes=61), reason="x")
     action = decide(old, endpoint(deployment("2", "Creating")))
-    assert isinstance(action, Fail)
-    assert action.reason.startswith("timed out after 60 minutes with the endpoint's write turn")
+    assert isinstance(action, Fail) and action.fetch_logs  # while AML is busy: only the timeout fails it
     fresh = replace(old, turn_taken_at=NOW - dt.timedelta(minutes=59))
     assert isinstance(decide(fresh, endpoint(deployment("2", "Creating"))), Wait)
     waiting = rollout(state=State.PENDING, created_at=queued)  # five hours in the queue: not its own time
@@ -421,8 +419,8 @@ def test_name_collision_with_another_model_is_refused() -> None:
         name="credit-v2", provisioning_state="Succeeded", tags={}, model=f"{WORKSPACE.arm_id}/models/other/versions/1"
     )
     action = decide(rollout(), endpoint(stranger))
-    assert isinstance(action, Fail)
-    assert "already used by another model" in action.reason
+    assert isinstance(action, Fail) and not action.fetch_logs  # not ours: no logs read, nothing touched
+    assert "models/other/versions/1" in action.reason  # the model that holds the name
 
 
 def test_a_failed_endpoint_is_put_again_once_then_fails_the_rollout() -> None:
@@ -441,8 +439,8 @@ def test_a_canceled_deployment_is_put_again_once_then_fails() -> None:
         "deployment credit-v2 was Canceled: PUT it again once", retry="deployment"
     )
     action = decide(rollout(retries=("deployment",)), view)
-    assert isinstance(action, Fail)
-    assert action.reason.startswith("deployment credit-v2 ended Canceled")
+    assert isinstance(action, Fail) and action.fetch_logs
+    assert "Canceled" in action.reason  # the state Azure ML ended it in
     assert isinstance(decide(rollout(), endpoint(deployment("2", "Failed"))), Fail)  # Failed is not retried
 
 

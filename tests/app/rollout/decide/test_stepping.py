@@ -58,8 +58,7 @@ def test_zero_bake_advances_through_every_step_without_gates() -> None:
 
 def test_a_bake_waits_until_its_end() -> None:
     move = next_move(PLAN, 0, T0, T0 + BAKE - dt.timedelta(seconds=1), None, POLICY)
-    assert (move.kind, move.wait_until, move.traffic) == (MoveKind.BAKING, T0 + BAKE, 10)
-    assert "step 1/3 at 10%" in move.reason
+    assert (move.kind, move.step, move.wait_until, move.traffic) == (MoveKind.BAKING, 0, T0 + BAKE, 10)
 
 
 def test_an_ended_bake_asks_for_the_gate_once() -> None:
@@ -81,14 +80,12 @@ def test_a_failed_gate_rolls_back_with_its_evidence(step: int) -> None:
     gate = _gate(Outcome.FAIL)
     move = next_move(PLAN, step, T0, T0 + BAKE, gate, POLICY)
     assert (move.kind, move.gate) == (MoveKind.ROLLBACK, gate)
-    assert "fail because" in move.reason
 
 
 def test_inconclusive_extends_then_follows_the_setting() -> None:
     gate = _gate(Outcome.INCONCLUSIVE)
     first = next_move(PLAN, 0, T0, T0 + BAKE, gate, POLICY)
     assert (first.kind, first.extensions_used, first.wait_until) == (MoveKind.BAKING, 1, T0 + 2 * BAKE)
-    assert "extended (1/2)" in first.reason
     # During the extension the bake waits, then asks for the gate again over the longer window.
     assert next_move(PLAN, 0, T0, T0 + BAKE, None, POLICY, extensions_used=1).kind is MoveKind.BAKING
     assert next_move(PLAN, 0, T0, T0 + 2 * BAKE, None, POLICY, extensions_used=1).kind is MoveKind.EVALUATE

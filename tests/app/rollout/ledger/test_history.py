@@ -101,7 +101,6 @@ def test_a_rollout_changed_while_retention_ran_stays(ledger: RolloutLedger, stor
     assert _rollouts(store) == ["credit-v1", "credit-v2"] and _entries(store) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BAKING is missing from the states retention counts as in progress")
 def test_a_baking_rollout_is_not_its_endpoints_newest_finished_one(
     ledger: RolloutLedger, store: FakeTableStore
 ) -> None:

@@ -207,7 +207,6 @@ def test_a_row_turning_active_again_is_indexed_before_it_is_written(
     assert saved.active and [op for op, _, _ in store.writes] == ["replace"]
 
 
-@pytest.mark.xfail(strict=True, reason="Progress is not in the summary a step reads of the deployments shown")
 def test_a_finished_rollout_saved_from_its_summary_keeps_its_progress(
     ledger: RolloutLedger, store: FakeTableStore
 ) -> None:

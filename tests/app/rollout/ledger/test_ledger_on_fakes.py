@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 
 from app.platform.tables import Row
-from app.rollout.decide.intents import ACCEPTED, new_intent
+from app.rollout.decide.intents import ACCEPTED, Intent, new_intent
 from app.rollout.decide.model import Cleanup, State
 from app.rollout.ledger.indexes import ACTIVE_INDEX, RECENT_INDEX
 from app.rollout.ledger.leases import LeaseLost
-from app.rollout.ledger.ledger import RolloutLedger, StaleRollout
+from app.rollout.ledger.ledger import Lease, RolloutLedger, StaleRollout
 from app.rollout.ledger.rows import LEASE_KEY, partition_key
 from tests.fakes import WORKSPACE_ID, FakeClock, FakeTableStore, make_plan
 
@@ -104,14 +104,19 @@ def test_a_lease_past_its_time_cannot_be_renewed(store: FakeTableStore, clock: F
         ledger.renew_lease(lease, clock.advance(61), 60)
 
 
+def _traffic_write_in_doubt(ledger: RolloutLedger, clock: FakeClock) -> tuple[Lease, Intent]:
+    """Instance "a" holds the lease and has recorded a traffic write it is about to send (the fence)."""
+    lease = ledger.acquire_lease(WORKSPACE_ID, "credit", "a", clock(), 60)
+    assert lease is not None
+    intent = new_intent(lease.record.intents, lease.token, "credit-v1", {"credit-v1": 100}, {}, clock())
+    return ledger.renew_lease(lease, clock(), 60, intent), intent
+
+
 def test_a_traffic_write_in_doubt_keeps_its_endpoint_active_until_its_answer_is_recorded(
     store: FakeTableStore, clock: FakeClock
 ) -> None:
     ledger = RolloutLedger(store)
-    lease = ledger.acquire_lease(WORKSPACE_ID, "credit", "a", clock(), 60)
-    assert lease is not None
-    intent = new_intent(lease.record.intents, lease.token, "credit-v1", {"credit-v1": 100}, {}, clock())
-    lease = ledger.renew_lease(lease, clock(), 60, intent)
+    lease, intent = _traffic_write_in_doubt(ledger, clock)
     assert store.rows[(PK, LEASE_KEY)].data["Active"] is True
     assert [e.endpoint for e in ledger.active.endpoints(clock())] == ["credit"]
 
@@ -125,10 +130,7 @@ def test_an_answer_recorded_after_the_lease_was_lost_still_lands_on_the_endpoint
     store: FakeTableStore, clock: FakeClock
 ) -> None:
     ledger = RolloutLedger(store)
-    lease = ledger.acquire_lease(WORKSPACE_ID, "credit", "a", clock(), 60)
-    assert lease is not None
-    intent = new_intent(lease.record.intents, lease.token, "credit-v1", {"credit-v1": 100}, {}, clock())
-    lease = ledger.renew_lease(lease, clock(), 60, intent)
+    lease, intent = _traffic_write_in_doubt(ledger, clock)
     assert ledger.acquire_lease(WORKSPACE_ID, "credit", "b", clock.advance(61), 60) is not None
 
     assert ledger.settle_intent(lease, intent.seq, ACCEPTED, clock()) is None

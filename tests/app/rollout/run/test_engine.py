@@ -91,11 +91,16 @@ def test_the_same_event_delivered_again_changes_nothing(world: FakeWorld) -> Non
     assert world.notified == [STARTED, LIVE]
 
 
-def test_a_409_from_azure_ml_is_waited_out_and_never_fails_the_rollout(world: FakeWorld) -> None:
+def _deployment_put_answered(world: FakeWorld, status: int) -> None:
+    """v1's endpoint exists; its deployment PUT, sent by the next tick, gets ``status``."""
     world.register("credit", 1, CREDIT)
     world.wait_for_aml()
-    world.aml.fail_next("create_deployment", 409)
+    world.aml.fail_next("create_deployment", status)
     world.tick()
+
+
+def test_a_409_from_azure_ml_is_waited_out_and_never_fails_the_rollout(world: FakeWorld) -> None:
+    _deployment_put_answered(world, 409)
     rollout = world.rollout("credit-v1")
     assert rollout.state is State.DEPLOYING and rollout.attempts == 0 and rollout.next_attempt_at is None
 
@@ -105,10 +110,7 @@ def test_a_409_from_azure_ml_is_waited_out_and_never_fails_the_rollout(world: Fa
 
 
 def test_a_transient_error_backs_off_then_the_write_is_sent_again(world: FakeWorld) -> None:
-    world.register("credit", 1, CREDIT)
-    world.wait_for_aml()
-    world.aml.fail_next("create_deployment", 503)
-    world.tick()
+    _deployment_put_answered(world, 503)
     waiting = world.rollout("credit-v1")
     assert waiting.attempts == 1 and waiting.error_source == "azureml"
     assert waiting.next_attempt_at is not None and waiting.next_attempt_at > world.clock()
@@ -159,25 +161,21 @@ def test_a_failed_deployment_is_kept_for_inspection_when_the_settings_say_so() -
     assert world.aml.deployments("credit") == {"credit-v1": "Failed"}
 
 
-def test_a_write_whose_answer_was_lost_after_it_landed_is_not_sent_again(world: FakeWorld) -> None:
+@pytest.mark.parametrize(
+    ("landed", "puts"),
+    [(True, [None]), (False, [None, 200])],
+    ids=["landed-so-not-sent-again", "lost-so-sent-again"],
+)
+def test_a_write_without_an_answer_is_decided_on_what_the_next_observation_shows(
+    world: FakeWorld, landed: bool, puts: list[int | None]
+) -> None:
     world.register("credit", 1, CREDIT)
     world.wait_for_aml()
-    world.aml.drop_answer("create_deployment", landed=True)
+    world.aml.drop_answer("create_deployment", landed=landed)
     world.tick()
     world.settle()
 
-    assert [c.status for c in world.aml.calls_to("create_deployment")] == [None]
-    assert world.rollout("credit-v1").state is State.LIVE
-
-
-def test_a_write_lost_before_it_landed_is_sent_again(world: FakeWorld) -> None:
-    world.register("credit", 1, CREDIT)
-    world.wait_for_aml()
-    world.aml.drop_answer("create_deployment", landed=False)
-    world.tick()
-    world.settle()
-
-    assert [c.status for c in world.aml.calls_to("create_deployment")] == [None, 200]
+    assert [c.status for c in world.aml.calls_to("create_deployment")] == puts
     assert world.rollout("credit-v1").state is State.LIVE
 
 

@@ -9,6 +9,7 @@ import pytest
 from app.handlers import model_registered
 from app.intake import events
 from app.intake.events import parse
+from app.intake.outcome import OutcomeKind
 from app.rollout.decide.model import ModelInfo, Rollout, State
 from app.rollout.run.notifications import NOTIFY_ON, rollout_notification
 from tests.envelopes import envelope
@@ -73,6 +74,7 @@ def test_the_handler_takes_the_host_from_settings(host: str, link: str | None) -
         "data": {"modelName": "credit", "modelVersion": "2"},
     }
     outcome = model_registered.handle(parse(envelope(body)), deps)
-    assert outcome.startswith("planned: DEPLOY_MODE=plan")
+    assert outcome.kind is OutcomeKind.PLANNED
     [sent] = notifier.sent
+    assert sent.type == "AmlEvents.Rollout.Planned"
     assert sent.links.get("status") == link

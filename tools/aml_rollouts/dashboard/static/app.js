@@ -2,11 +2,21 @@
 // Every text goes in with textContent; the charts are plotly.js (served by aml-rollouts from the plotly package).
 "use strict";
 
-const page = { data: null, selected: null, drawn: "", timer: null };
+const page = { data: null, selected: null, drawn: "", timer: null, parts: {} };
 const COLOURS = { good: "#1a7f37", bad: "#cf222e", warn: "#9a6700", running: "#0969da", neutral: "#6e7781" };
 const PLOT_CONFIG = { displayModeBar: false, responsive: true };
 
 function $(id) { return document.getElementById(id); }
+
+// The page reads the app every few seconds, and the observed split's time changes at each pass: a part of the
+// page is rebuilt only when what it shows changed, so the buttons a person is clicking and the rows they are
+// reading stay the same elements across refreshes (a click on a button replaced mid-click is lost).
+function changed(part, shown) {
+  const fingerprint = JSON.stringify(shown);
+  if (page.parts[part] === fingerprint) return false;
+  page.parts[part] = fingerprint;
+  return true;
+}
 
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
@@ -75,6 +85,10 @@ function render() {
 }
 
 function renderList(data) {
+  const listed = data.endpoints.map((group) => [
+    group.endpoint, group.rollouts.map((r) => [r.key, r.deployment, r.model, r.state, r.badge]),
+  ]);
+  if (!changed("list", [listed, page.selected, Boolean(data.more)])) return;
   const nav = $("endpoints");
   nav.replaceChildren();
   for (const group of data.endpoints) {
@@ -111,13 +125,14 @@ function renderDetail(r, data) {
   $("detail-error").textContent = r.lastError;
   $("detail-error").hidden = $("detail-error-label").hidden = !r.lastError;
   renderSteps(r);
-  renderActions(r, data);
+  renderActions(data);
   renderTraffic(r);
   renderGates(r);
   renderHistory(r);
 }
 
 function renderSteps(r) {
+  if (!changed("steps", r.steps)) return;
   const list = $("steps");
   list.replaceChildren();
   for (const step of r.steps) {
@@ -142,6 +157,7 @@ function renderTraffic(r) {
 }
 
 function renderGates(r) {
+  if (!changed("gates", r.gates)) return;
   const box = $("gates");
   box.replaceChildren();
   $("gates-none").hidden = r.gates.length > 0;
@@ -183,6 +199,7 @@ function drawGateChart(node, spec, outcome) {
 }
 
 function renderHistory(r) {
+  if (!changed("history", r.history)) return;
   const table = $("history");
   const body = table.querySelector("tbody");
   body.replaceChildren();
@@ -195,14 +212,19 @@ function renderHistory(r) {
   }
 }
 
-function renderActions(r, data) {
+function renderActions(data) {
+  if (!changed("actions", [data.allowActions, data.actions])) return;
   const box = $("actions");
   box.replaceChildren();
   box.hidden = !data.allowActions;
   if (!data.allowActions) return;
   for (const action of data.actions) {
     const button = el("button", action.name, { type: "button", "data-action": action.name, title: action.summary });
-    button.addEventListener("click", () => ask(r, action));
+    // The rollout shown when the button is clicked, not when it was drawn: the buttons outlive a selection.
+    button.addEventListener("click", () => {
+      const shown = rollouts().find((r) => r.key === page.selected);
+      if (shown) ask(shown, action);
+    });
     box.append(button);
   }
 }

@@ -1,0 +1,72 @@
+"""The scale bench's figures, from a run's log: percentiles against floors, peaks per minute, duplicate writes."""
+
+from __future__ import annotations
+
+from bench.scale_figures import (
+    Request,
+    Rollout,
+    RunFigures,
+    arm_peaks,
+    duplicate_writes,
+    monitor_per_baking_hour,
+    percentile,
+    report,
+    tick_figures,
+    to_live,
+)
+
+EP = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w/onlineEndpoints/e"
+
+
+def put(at: float, path: str, body: object = None, status: int = 200) -> Request:
+    return Request(at, "PUT", path, status, "arm", body)
+
+
+def split(**traffic: int) -> dict[str, object]:
+    return {"properties": {"traffic": traffic, "mirrorTraffic": {}}}
+
+
+def test_event_to_live_is_read_against_each_rollout_s_floor() -> None:
+    rollouts = [Rollout(f"d{n}", "blue/green", 100.0, 0.0, done_at=100.0 + 10 * n) for n in range(20)]
+    figures = to_live([*rollouts, Rollout("late", "canary", 1000.0, 0.0)])
+    assert figures["done"] == 20
+    assert figures["p50_ratio"] == 1.9 and figures["p95_ratio"] == 2.8 and figures["last_ratio"] == 2.9
+    assert percentile([3, 1, 2], 50) == 2
+
+
+def test_peaks_count_the_busiest_minute_and_monitor_calls_of_both_apis() -> None:
+    log = [Request(t, "GET", EP, 200, "arm") for t in (0, 10, 59, 61)]
+    log += [Request(5, "GET", f"{EP}/providers/Microsoft.Insights/metrics", 200, "arm")]
+    log += [Request(6, "POST", "/eastus/subscriptions/s/metrics:getBatch", 200, "metrics-batch")]
+    log += [put(7, EP, split(a=100)), Request(8, "GET", EP, 429, "arm")]
+    peaks = arm_peaks(log)
+    assert (peaks["reads"], peaks["writes"], peaks["monitor"]) == (5, 1, 2)
+    assert (peaks["monitor_batch"], peaks["throttled"], peaks["arm_total"]) == (1, 1, 7)
+    baking = [Rollout("c", "canary", 750.0, 0.0, done_at=3600.0, baking_from=0.0)]
+    assert monitor_per_baking_hour(log, baking) == 2.0
+
+
+def test_a_write_sent_twice_is_a_duplicate_and_a_refused_one_is_not() -> None:
+    deployment = f"{EP}/deployments/d2"
+    log = [
+        put(1, deployment, {"properties": {}}, 201),
+        put(2, EP, split(a=90, b=10)),
+        put(3, EP, split(a=90, b=10), 409),  # refused: not a write
+        put(4, EP, split(b=100)),
+    ]
+    assert duplicate_writes(log) == []
+    twice = duplicate_writes([*log, put(5, EP, split(b=100)), put(6, deployment, {"properties": {}}, 200)])
+    assert len(twice) == 2
+
+
+def test_the_report_flags_what_misses_its_goal_and_tells_unfinished_from_lost() -> None:
+    done = [Rollout(f"d{n}", "blue/green", 100.0, 0.0, done_at=200.0, final="Live") for n in range(3)]
+    run = RunFigures(4, 1, [*done, Rollout("x", "dark", 100.0, 0.0)], [], [], [], 20.0, 2.25,
+                     {"unfinished": {"x": "deploying"}, "cores": 2, "load": 1.0})  # fmt: skip
+    rows = {row[0].strip(): row for row in report(run)}
+    first = next(row for row in report(run) if row[1].startswith("p95"))
+    assert first[4] == "p95 2.00x > 1.3x"
+    unfinished = next(row for row in report(run) if "unfinished" in row[1])
+    assert "1 deploying" in unfinished[3]
+    assert "lost events 0" in rows["conflicts"][3]
+    assert tick_figures([], 20.0) == {"ticks": 0}

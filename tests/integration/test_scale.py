@@ -1,0 +1,89 @@
+"""Many rollouts in one tick, end to end: the gates that fall due together in a region are read in one batch
+(``metrics:getBatch``) and promote on that evidence; a lone gate keeps its per-endpoint reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from devkit import runner
+from devkit.harness import OfflineApp, app_environment, model_registered
+from devkit.stack import WORKSPACE_ID, DevStack
+
+pytestmark = pytest.mark.integration
+
+STEPS = {"deploy": "true", "traffic_steps": "10,100", "bake": "5m"}
+BAKE_S = 300
+SETTINGS = {"GATE_METRIC_LAG": "0s", "GATE_MIN_REQUESTS": "50", "FOLLOWUP_DELAYS": "off"}
+
+
+@pytest.fixture
+def app(stack: DevStack) -> Iterator[OfflineApp]:
+    with app_environment(stack, **SETTINGS):
+        yield OfflineApp(stack)
+
+
+def _canaries(app: OfflineApp, names: list[str]) -> None:
+    """Each endpoint serves v1; v2 is registered as a 10% -> 100% canary and driven to its first bake."""
+    aml = app.stack.aml
+    for name in names:
+        aml.seed_model(name, 1, tags={"deploy": "true", "endpoint": name})
+        app.deliver(model_registered(name, 1))
+    app.run_until_settled()
+    for name in names:
+        aml.start_load(name, rpm=1200, seed=len(name))
+        aml.seed_model(name, 2, tags={**STEPS, "endpoint": name})
+        app.deliver(model_registered(name, 2))
+    for _ in range(10):
+        app.tick()
+        if all(app.rollout(f"{n}-v2")["progress"]["bakeStartedAt"] for n in names):
+            return
+    raise AssertionError([app.rollout(f"{n}-v2") for n in names])
+
+
+def _metric_calls(app: OfflineApp) -> tuple[int, int]:
+    """(batch calls, per-endpoint metric reads through ARM) since the log was cleared."""
+    batch = app.stack.aml.requests(path_contains="metrics:getBatch")
+    single = app.stack.aml.requests(path_contains="/providers/Microsoft.Insights/metrics")
+    return len(batch), len(single)
+
+
+def test_gates_due_together_in_a_region_are_read_in_one_batch_and_promote(app: OfflineApp) -> None:
+    names = ["fraud", "churn", "upsell"]
+    with app.emulated_time():
+        _canaries(app, names)
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        app.tick()
+        assert _metric_calls(app) == (2, 0)  # RequestsPerMinute and P99, for the three endpoints at once
+        for name in names:
+            assert app.traffic(name) == {f"{name}-v2": 100}  # promoted on the batch's evidence
+            gate = app.rollout(f"{name}-v2")["progress"]["gate"]
+            assert gate["outcome"] == "pass" and gate["evidence"]["requests"]["new"] > 0, gate
+
+
+def test_a_lone_gate_keeps_its_per_endpoint_reads(app: OfflineApp) -> None:
+    with app.emulated_time():
+        _canaries(app, ["fraud"])
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        app.tick()
+        assert _metric_calls(app) == (0, 2)
+        assert app.traffic("fraud") == {"fraud-v2": 100}
+
+
+def test_a_bake_s_follow_up_in_a_busy_region_leaves_the_gate_to_the_tick_s_batch(app: OfflineApp) -> None:
+    names = ["fraud", "churn"]
+    with app.emulated_time():
+        _canaries(app, names)
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        for name in names:  # the follow-up each bake scheduled for its end, as the queue delivers it
+            body = {"workspaceId": WORKSPACE_ID, "endpoint": name, "reason": "bake end 2026-11-26T10:00:00+00:00"}
+            runner.follow_up(f"bake-{name}", json.dumps(body), 1)
+        assert _metric_calls(app) == (0, 0)  # left to the tick: nothing read alone
+        app.tick()
+        assert _metric_calls(app) == (2, 0)
+        assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
