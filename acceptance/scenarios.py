@@ -358,7 +358,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         deployments=2,
         minutes=35,
         scripts_faults=True,
-        xfail="waits for the engine to retry a failed metrics read instead of failing the rollout",
     ),
     Scenario(
         "abort-retry-rollback",
@@ -366,7 +365,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "abort",
         deployments=2,
         minutes=50,
-        xfail="waits for the engine to record the split before a retried rollout's first traffic move",
     ),
     Scenario(
         "promote-final-bake",
@@ -374,7 +372,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "promote",
         deployments=2,
         minutes=35,
-        xfail="waits for the engine to carry out a promote asked for during the final bake",
     ),
     Scenario(
         "dark-then-new",
@@ -383,6 +380,5 @@ SCENARIOS: tuple[Scenario, ...] = (
         deployments=3,
         minutes=45,
         versions=3,
-        xfail="waits for the engine to finish a rollout with no live traffic without baking it",
     ),
 )

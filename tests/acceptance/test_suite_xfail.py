@@ -48,6 +48,5 @@ def test_an_expected_failure_keeps_the_run_green_and_a_pass_turns_it_red() -> No
 
 def test_every_scenario_waiting_for_a_fix_says_what_it_waits_for() -> None:
     waiting = [s for s in SCENARIOS if s.xfail]
-    names = {"metrics-outage", "abort-retry-rollback", "promote-final-bake", "dark-then-new"}
-    assert {s.name for s in waiting} == names
+    assert [s.name for s in waiting] == []  # the engine's fixes landed; a scenario marked again says what it awaits
     assert all(s.xfail.startswith("waits for") for s in waiting)
