@@ -72,7 +72,7 @@ def step(
     ``gate``: the result of the metric gate, when the caller evaluated it after an ``Evaluate``.
     """
     if rollout.state.terminal:
-        return _after_end(rollout, seen)
+        return _after_end(rollout, seen, policy)
     if rollout.next_attempt_at and now < rollout.next_attempt_at:
         return Wait(f"backing off after an error until {rollout.next_attempt_at.isoformat()}")
     action = _running(rollout, seen, now, policy, gate)
@@ -179,11 +179,16 @@ def _timed_out(rollout: Rollout, now: dt.datetime, policy: Policy) -> str:
     return f"timed out after {minutes} minutes with the endpoint's write turn while {doing}"
 
 
-def _after_end(rollout: Rollout, seen: Observation) -> Action:
+def _after_end(rollout: Rollout, seen: Observation, policy: Policy) -> Action:
     """An ended rollout does nothing, but carry out an operator's rollback of one whose deployment kept traffic."""
     view = seen.endpoint
     if rollout.progress.requested != "rollback" or rollout.state not in ROLLBACK_AFTER_END:
         return Nothing(f"rollout is {rollout.state.value}")
+    if view is not None and not policy.may_change(view):  # adoption withdrawn since the request was recorded
+        return DropRequest(
+            f"cannot roll back: endpoint {view.name} was not created by the app and ADOPT_ENDPOINTS no longer lists "
+            "it; traffic left as it is (add it to ADOPT_ENDPOINTS, or roll back by hand in Azure ML)"
+        )
     blocked = rollback_blocker(rollout, view, seen.siblings)
     if blocked:
         return DropRequest(f"cannot roll back: {blocked}; traffic left as it is")

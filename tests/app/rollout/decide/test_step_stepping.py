@@ -122,6 +122,16 @@ def test_rollback_after_the_rollout_ended_live_needs_the_replaced_deployment() -
     assert isinstance(decide(ended, gone), DropRequest)  # the request is dropped and reported; it stays live
 
 
+def test_a_rollback_after_the_end_writes_nothing_once_the_endpoint_is_no_longer_the_apps() -> None:
+    """An adopted endpoint whose adoption was withdrawn after the rollout ended (the request already recorded) is left
+    as it is: the app writes only to the endpoints it created or ADOPT_ENDPOINTS lists now."""
+    ended = replace(_baking(2, requested="rollback"), state=State.CANARY)
+    adopted = replace(POLICY, adopt_endpoints=frozenset({"credit"}))
+    foreign = endpoint(deployment("1"), deployment("2"), traffic={"credit-v1": 90, "credit-v2": 10}, owned=False)
+    assert isinstance(decide(ended, foreign, policy=adopted), RollBack)
+    assert isinstance(decide(ended, foreign), DropRequest)  # no longer listed: the request is dropped and reported
+
+
 def test_a_deployment_that_fails_while_baking_rolls_back_instead_of_failing_with_traffic() -> None:
     assert isinstance(decide(_baking(1), _view(50, "Failed")), RollBack)
 
