@@ -46,6 +46,8 @@ class MetricsBatchArea(AreaBase):
 
     def _metrics_batch(self, request: Request, region: str, sub: str) -> Response:
         emu: AmlEmulator = self  # type: ignore[assignment]
+        if (refused := emu._monitor_outage_answer(request)) is not None:  # Azure Monitor's outage, not one API's
+            return refused
         q = {k.lower(): v for k, v in request.query.items()}
         if not q.get("api-version"):
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")

@@ -96,3 +96,17 @@ def test_the_workspaces_added_share_the_host_s_clock(stack: DevStack) -> None:
 
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def test_an_azure_monitor_outage_refuses_batch_reads_too(stack: DevStack, arm: ArmSession) -> None:
+    """An outage window is Azure Monitor's, whichever of its APIs is read: getBatch answers it as metrics.list does."""
+    make_endpoint(stack, arm, "ep-out", {"blue": {}}, traffic={"blue": 100})
+    start = math.ceil(time.time() / 60) * 60 + 60
+    stack.aml.set_clock(start, frozen=True)
+    stack.aml.advance_clock(120)
+    window = {"starttime": _iso(start), "endtime": _iso(start + 120), "aggregation": "Total"}
+    stack.aml.monitor_outage(503, count=1, retry_after_s=0)
+    refused = _batch(stack, [_endpoint_id("ep-out")], **window)
+    assert refused.status_code == 503
+    assert stack.aml.monitor_outages()[0]["hits"] == 1
+    assert _batch(stack, [_endpoint_id("ep-out")], **window).status_code == 200  # count=1: the next read is served
