@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.rollout.decide.approval import ApprovalAction, Decided, decide_approval
 from app.rollout.decide.model import State
 from app.rollout.decide.operator import OPERATOR_RULES, OperatorAction
 from app.rollout.decide.table import ROWS
@@ -50,11 +51,23 @@ def operator_table() -> str:
     for action in OperatorAction:
         cells = [OPERATOR_RULES[action][group[0]].cell for group in columns]
         lines.append(f"| `{action.value}` | " + " | ".join(cells) + " |")
+    for decision in ApprovalAction:
+        cells = [_approval_cell(decision, group[0]) for group in columns]
+        lines.append(f"| `{decision.value}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _approval_cell(decision: ApprovalAction, state: State) -> str:
+    """An approval's rule in ``state`` (``decide/approval.py``), undecided so far; a decision is not taken back."""
+    if isinstance(decide_approval(decision.value, state.value, "", ()), Decided):
+        then = "its first step follows" if decision is ApprovalAction.APPROVE else "→ `rejected`, deployment deleted"
+        return f"recorded (who, when, why); {then}; the same again: 202, no change; the other one: 409"
+    return "409"
+
+
 def _rules_of(state: State) -> tuple[str, ...]:
-    return tuple(OPERATOR_RULES[action][state].cell for action in OperatorAction)
+    operators = tuple(OPERATOR_RULES[action][state].cell for action in OperatorAction)
+    return operators + tuple(_approval_cell(decision, state) for decision in ApprovalAction)
 
 
 def rendered(text: str) -> str:

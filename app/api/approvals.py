@@ -81,7 +81,8 @@ def _record(rollout: Rollout, action: str, decision: Decided, reason: str, calle
     entry = {"at": now.isoformat(), "action": action, "reason": reason, "caller": caller, "effect": f"request_{action}"}
     progress = replace(
         rollout.progress,
-        requested=decision.requested,
+        # A promote asked before the approval is kept: it follows the approval (the decision is in the history).
+        requested=rollout.progress.requested if rollout.progress.requested == "promote" else decision.requested,
         history=(*rollout.progress.history, entry)[-MAX_HISTORY:],
     )
     why = f"{decision.note} by {caller}{': ' + reason if reason else ''}"

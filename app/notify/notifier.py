@@ -62,6 +62,7 @@ NOTIFICATION_TYPES = (
     "AmlEvents.Rollout.Resumed",
     "AmlEvents.Rollout.OperatorAction",
     "AmlEvents.Rollout.AwaitingApproval",
+    "AmlEvents.Rollout.ApprovalExpired",
 )
 _ID_NAMESPACE = uuid.UUID("6f1d2a52-1c1e-4a55-9c55-0b6b2e8f2d11")
 

@@ -24,7 +24,7 @@ from app.notify.outbox import OutboxNotifier
 from app.platform.settings import Settings
 from app.platform.settings_reader import settings_from_env
 from app.ports import Deps
-from app.rollout.decide.model import ModelInfo, Rollout
+from app.rollout.decide.model import ModelInfo, Rollout, State
 from app.rollout.ledger.ledger import RolloutLedger
 from tests.fakes.aml import FakeAzureML
 from tests.fakes.clock import FakeClock
@@ -155,12 +155,12 @@ class FakeWorld:
 
     def settle(self, *, max_ticks: int = 60, every_s: float = 60.0) -> int:
         """Fire the reconciler's timer every ``every_s`` seconds until no rollout is in progress, owes cleanup or waits
-        to retry;
+        to retry (one awaiting an operator's approval is at rest);
         Azure ML finishes what it started before each tick (as the dev kit's ``run_until_settled`` waits for it),
         and a back-off is waited out. Returns the ticks it took."""
         self.wait_for_aml()
         for ticks in range(max_ticks + 1):
-            busy = [r for r in self.rollouts() if r.active or r.next_attempt_at]
+            busy = [r for r in self.rollouts() if (r.active or r.next_attempt_at) and not _awaits_people(r)]
             if not busy:
                 return ticks
             retries = [at for at in map(_retry_at, busy) if at and at > self.clock()]
@@ -194,6 +194,12 @@ class FakeWorld:
     def notified_about(self, deployment: str) -> list[str]:
         """The types of the notifications people received about one deployment's rollout, oldest first."""
         return [n.type for n in self.sink.received if n.subject.lower().endswith(f"/{deployment.lower()}")]
+
+
+def _awaits_people(rollout: Rollout) -> bool:
+    """At rest until an operator decides: awaiting approval, nothing requested, nothing to clean up."""
+    requested = rollout.progress.requested in ("", "promote")  # a promote asked before the approval waits for it
+    return rollout.state is State.AWAITING_APPROVAL and requested and rollout.cleanup is None
 
 
 def _retry_at(rollout: Rollout) -> dt.datetime | None:

@@ -40,6 +40,7 @@ class SetTraffic:
     step: int | None = None  # the plan step this write sets (recorded on the row); None: not a step's write
     smoke: bool = False  # smoke-test the new deployment first; if it fails, this write is never sent
     gate: GateResult | None = None  # the passed gate this step's promotion rests on
+    approval: bool = False  # the first traffic of a rollout that needs approval: await it instead (after the smoke)
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,25 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class AwaitApproval:
+    """The deployment is warm and its smoke test passed, no traffic moved: wait for an operator's decision."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Approved:
+    """An operator approved it: queue for the endpoint's write turn again, then take the first traffic step."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Nothing:
     reason: str = "rollout is finished"
 
 
 Action = (
     Wait | CreateEndpoint | CreateDeployment | SetTraffic | Finish | Fail | Nothing | StartBake | Evaluate | Extend
-) | (Hold | RollBack | Stuck | DropRequest)
+) | (Hold | RollBack | Stuck | DropRequest | AwaitApproval | Approved)
 WRITE_ACTIONS = (CreateEndpoint, CreateDeployment, SetTraffic)

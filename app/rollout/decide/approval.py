@@ -53,19 +53,19 @@ def decide_approval(
 ) -> Decided | NotDecidable:
     """Operator ``action`` (approve or reject) on a rollout in ``state`` with ``requested`` and its ``history``."""
     wanted = ApprovalAction(action)
-    earlier = _earlier_decision(requested, history)
+    earlier = earlier_decision(requested, history)
     if earlier is wanted:
         return Decided(False, requested, f"already {_PAST[wanted]}")
     if earlier is not None:
         return NotDecidable(f"the rollout was already {_PAST[earlier]}; a decision is not taken back")
     if state != AWAITING_APPROVAL:
         return NotDecidable(f"rollout is {state}; only a rollout awaiting approval can be {_PAST[wanted]}")
-    if requested:
+    if requested and requested != "promote":  # a promote asked before the approval waits for it, and follows it
         return NotDecidable(f"a {requested} is under way; decide once it is done")
     return Decided(True, wanted.value, _PAST[wanted])
 
 
-def _earlier_decision(requested: str, history: Sequence[Mapping[str, Any]]) -> ApprovalAction | None:
+def earlier_decision(requested: str, history: Sequence[Mapping[str, Any]]) -> ApprovalAction | None:
     """The decision already taken on this rollout's current attempt: requested, or recorded since its last retry."""
     if requested in APPROVAL_ACTIONS:
         return ApprovalAction(requested)

@@ -11,11 +11,13 @@ from app.rollout.decide.failures import ErrorKind, Failure, backoff_delay
 from app.rollout.decide.model import Cleanup, DeploymentView, EndpointView, Rollout, State
 from app.rollout.decide.policy import Policy
 
-ACTIVE_STATES = (State.PENDING, State.DEPLOYING, State.BAKING)
+ACTIVE_STATES = (State.PENDING, State.DEPLOYING, State.BAKING, State.AWAITING_APPROVAL)
 #: Rollouts whose deployment is of no further use once it serves nothing: deleted first, and it takes no place among
 #: the ``KEEP_DEPLOYMENTS`` (an aborted one that serves nothing is no rollback target either; one that serves is
 #: kept for as long as it does).
-GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED)
+GARBAGE_STATES = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED, State.EXPIRED)
+#: Kept under ``KEEP_FAILED_DEPLOYMENTS`` (to look into): failed, rolled back, rejected by an operator, expired.
+KEPT_WHEN_ASKED = (State.FAILED, State.ROLLED_BACK, State.REJECTED, State.EXPIRED)
 CleanupAction = Delete | Wait | Nothing
 
 
@@ -33,7 +35,9 @@ def cleanup_step(
         return Wait("cleanup waits: DEPLOY_MODE=hold, no deletes")
     if wrote:
         return Wait("cleanup waits for the next pass: a write went to this endpoint in this pass")
-    active = next((r for r in rollouts if not r.state.terminal), None)
+    # A rollout awaiting approval writes nothing and may wait for days: cleanup goes on around it (its deployment is
+    # protected).
+    active = next((r for r in rollouts if not r.state.terminal and r.state is not State.AWAITING_APPROVAL), None)
     if active is not None:
         return Wait(f"cleanup waits for rollout {active.plan.deployment} ({active.state.value})")
     busy = view.busy_reason
@@ -65,7 +69,7 @@ def surplus_deployments(view: EndpointView, rollouts: Sequence[Rollout], policy:
 
     def protected(d: DeploymentView) -> bool:
         name = d.name.lower()
-        failed = d.failed or state_of.get(name) in (State.FAILED, State.ROLLED_BACK)
+        failed = d.failed or state_of.get(name) in KEPT_WHEN_ASKED
         return bool(
             live.get(name)
             or mirror.get(name)

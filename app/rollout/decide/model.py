@@ -33,10 +33,12 @@ class State(StrEnum):
     BAKING = "baking"  # the new deployment has a step's traffic and is watched
     ROLLED_BACK = "rolled_back"  # traffic went back to the split recorded when it took the write turn
     ABORTED = "aborted"  # an operator stopped it where it was; no further writes
+    AWAITING_APPROVAL = "awaiting_approval"  # smoke-tested and warm, no traffic: waits for an operator's decision
+    EXPIRED = "expired"  # nobody approved or rejected it within APPROVAL_TIMEOUT
 
     @property
     def terminal(self) -> bool:
-        return self not in (State.PENDING, State.DEPLOYING, State.BAKING)
+        return self not in (State.PENDING, State.DEPLOYING, State.BAKING, State.AWAITING_APPROVAL)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,7 @@ class Progress:
     reads_failing_since: dt.datetime | None = None  # the first of an unbroken run of failed metric reads
     retired: tuple[str, ...] = ()  # earlier canaries and mirrors this rollout's traffic writes retired
     gates: tuple[Mapping[str, Any], ...] = ()  # every gate's verdict and figures, oldest first (``gate_trail``)
+    approval_asked_at: dt.datetime | None = None  # when it began to await approval (APPROVAL_TIMEOUT counts from it)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -308,6 +311,7 @@ class Progress:
                 "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
                 "retired": list(self.retired),
                 "gates": list(self.gates),
+                "approvalAskedAt": self.approval_asked_at.isoformat() if self.approval_asked_at else None,
             }
         )
 
@@ -318,7 +322,7 @@ class Progress:
         if not isinstance(data, dict):
             raise ValueError(f"Progress is not a JSON object: {text[:80]!r}")
         started, before = data.get("bakeStartedAt"), data.get("beforeTraffic")
-        failing = data.get("readsFailingSince")
+        failing, asked = data.get("readsFailingSince"), data.get("approvalAskedAt")
         step = data.get("step")
         return cls(
             step=None if step is None else _whole(step, "step"),
@@ -335,6 +339,7 @@ class Progress:
             reads_failing_since=dt.datetime.fromisoformat(failing) if failing else None,
             retired=tuple(str(name) for name in data.get("retired") or ()),
             gates=tuple(g for g in data.get("gates") or () if isinstance(g, dict)),
+            approval_asked_at=dt.datetime.fromisoformat(asked) if asked else None,
         )
 
     def as_status(self, plan: RolloutPlan) -> dict[str, Any]:
@@ -353,6 +358,7 @@ class Progress:
             "held": self.held,
             "readsFailingSince": self.reads_failing_since.isoformat() if self.reads_failing_since else None,
             "gates": list(self.gates),
+            "approvalAskedAt": self.approval_asked_at.isoformat() if self.approval_asked_at else None,
         }
 
 

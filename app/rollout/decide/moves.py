@@ -14,6 +14,8 @@ from dataclasses import replace
 from app.rollout.decide import effects as fx
 from app.rollout.decide.actions import (
     Action,
+    Approved,
+    AwaitApproval,
     CreateDeployment,
     CreateEndpoint,
     DropRequest,
@@ -111,6 +113,15 @@ def apply(rollout: Rollout, action: Action, seen: Observation, policy: Policy, n
         return _fail(rollout, action)
     if isinstance(action, Stuck):
         return _stuck(rollout, action.reason)
+    if isinstance(action, AwaitApproval):
+        return _await_approval(rollout, action.reason, now)
+    if isinstance(action, Approved):
+        # Back in the queue for the turn (its wait for people is no time of the rollout's own); decided again at
+        # once, so the first step goes out in this pass when the turn is free. The approval itself was told when given.
+        kept = rollout.progress.requested if rollout.progress.requested == "promote" else ""  # a promote follows
+        progress = replace(rollout.progress, requested=kept)
+        record, _ = changed(replace(rollout, progress=progress, turn_taken_at=None), Trigger.APPROVED, action.reason)
+        return Decision(record, (), Trigger.APPROVED, again=True)
     assert isinstance(action, DropRequest), f"unhandled action {action!r}"
     record = replace(rollout, reason=action.reason, progress=replace(rollout.progress, requested=""))
     return Decision(record, (Notify(Notice.STUCK, action.reason, severity="error", occurrence=f"drop@{now}"),))
@@ -134,9 +145,17 @@ def _write(
         if isinstance(smoked, Decision):
             return smoked
         record, notes = smoked
+    if isinstance(action, SetTraffic) and action.approval:  # smoke-tested (or skipped): no traffic before approval
+        awaited = _await_approval(record, "smoke test passed: awaits an operator's approval before any traffic", now)
+        return replace(awaited, effects=(*notes, *awaited.effects))
     if record.state is State.PENDING:
+        # Taken again after an approval: told again (the first time was before the wait for people).
+        again = "approved" if record.progress.approval_asked_at is not None else ""
         record, taken = changed(
-            replace(record, turn_taken_at=now), Trigger.TURN_TAKEN, "started: holds the endpoint's write turn"
+            replace(record, turn_taken_at=now),
+            Trigger.TURN_TAKEN,
+            "started: holds the endpoint's write turn",
+            occurrence=again,
         )
         notes = (*notes, *taken)
     if isinstance(action, SetTraffic) and action.step is not None:
@@ -241,8 +260,17 @@ def _roll_back(rollout: Rollout, action: RollBack, seen: Observation, policy: Po
     return Decision(record, (*notes, request))
 
 
+def _await_approval(rollout: Rollout, reason: str, now: dt.datetime) -> Decision:
+    """Smoke-tested, no traffic moved: wait for an operator's decision (told once, with the calls that decide)."""
+    progress = replace(rollout.progress, approval_asked_at=now)
+    record, notes = changed(replace(rollout, progress=progress), Trigger.APPROVAL_ASKED, reason)
+    return Decision(record, notes, Trigger.APPROVAL_ASKED)
+
+
 def _finish(rollout: Rollout, action: Finish, seen: Observation) -> Decision:
     trigger = _FINISHING.get(action.state, Trigger.FINISHED)
+    if rollout.state is State.AWAITING_APPROVAL and action.state is State.REJECTED:
+        trigger = Trigger.REFUSED  # an operator's rejection, not the endpoint's ownership
     view = seen.endpoint
     exists = view is not None and view.deployment(rollout.plan.deployment) is not None
     if action.state is State.ROLLED_BACK and exists and not rollout.logs:  # before cleanup deletes it
@@ -262,6 +290,7 @@ _FINISHING = {
     State.SUPERSEDED: Trigger.NEWER_VERSION,
     State.REJECTED: Trigger.NOT_ADOPTED,
     State.ROLLED_BACK: Trigger.ROLLED_BACK,
+    State.EXPIRED: Trigger.EXPIRED,
 }
 
 

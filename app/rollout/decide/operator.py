@@ -68,7 +68,7 @@ def _rules(*groups: tuple[tuple[State, ...], Rule]) -> Mapping[State, Rule]:
 
 
 DONE = (State.LIVE, State.CANARY, State.DARK)
-RESTARTABLE = (State.FAILED, State.ROLLED_BACK, State.ABORTED)
+RESTARTABLE = (State.FAILED, State.ROLLED_BACK, State.ABORTED, State.EXPIRED)
 #: The table: for each action, the rule in each state.
 OPERATOR_RULES: Mapping[OperatorAction, Mapping[State, Rule]] = {
     OperatorAction.PROMOTE: _rules(
@@ -89,6 +89,7 @@ OPERATOR_RULES: Mapping[OperatorAction, Mapping[State, Rule]] = {
     ),
     OperatorAction.ABORT: _rules(
         (ACTIVE, Rule(Effect.STOP, "→ `aborted`: no further writes, traffic as it is", Trigger.ABORTED)),
+        ((State.AWAITING_APPROVAL,), Rule(Effect.STOP, "→ `aborted`: no traffic, no decision", Trigger.ABORTED)),
         ((State.ABORTED,), Rule(Effect.NONE, "202, no change")),
     ),
     OperatorAction.RETRY: _rules(

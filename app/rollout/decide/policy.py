@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from app.platform.settings import Settings
 from app.rollout.decide.gate import GatePolicy
-from app.rollout.decide.model import EndpointView
+from app.rollout.decide.model import EndpointView, RolloutPlan
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,19 @@ class Policy:
     permission_wait: dt.timedelta = dt.timedelta(minutes=30)
     #: ``SMOKE_REQUIRED``: a rollout without a sample request fails its smoke test.
     smoke_required: bool = False
+    #: ``REQUIRE_APPROVAL``: every rollout waits for an operator's approval before live traffic (a tag asks too).
+    require_approval: bool = False
+    #: ``APPROVAL_TIMEOUT``: how long a rollout awaits approval before it expires.
+    approval_timeout: dt.timedelta = dt.timedelta(days=7)
 
     def may_change(self, endpoint: EndpointView) -> bool:
         """The app changes the endpoints it created, and those ``ADOPT_ENDPOINTS`` lists."""
         return endpoint.owned or "*" in self.adopt_endpoints or endpoint.name.lower() in self.adopt_endpoints
+
+    def needs_approval(self, plan: RolloutPlan) -> bool:
+        """Does this rollout wait for an approval? The setting or the tag ``approval=required``; neither waives the
+        other (``promotion.requires_approval``)."""
+        return self.require_approval or plan.approval_requested
 
     @property
     def writes(self) -> bool:
@@ -52,6 +61,8 @@ def step_policy(settings: Settings) -> Policy:
         max_attempts=settings.rollout_max_attempts,
         permission_wait=dt.timedelta(minutes=settings.permission_retry_minutes),
         smoke_required=settings.smoke_required,
+        require_approval=settings.require_approval,
+        approval_timeout=settings.approval_timeout,
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from app.rollout.decide.actions import (
     Action,
+    AwaitApproval,
     CreateDeployment,
     CreateEndpoint,
     DropRequest,
@@ -34,6 +35,7 @@ from app.rollout.decide.actions import (
     Stuck,
     Wait,
 )
+from app.rollout.decide.awaiting import approval_given, awaiting
 from app.rollout.decide.gate import GateResult
 from app.rollout.decide.model import (
     APP_TAG,
@@ -59,6 +61,8 @@ from app.rollout.decide.traffic import (
 from app.rollout.decide.versions import newer_version
 
 TURN_STATES = (State.DEPLOYING, State.BAKING)  # holding the endpoint's write turn
+#: Bounded by their own rules, not ROLLOUT_TIMEOUT_MINUTES: bakes (gates, extensions) and approvals (APPROVAL_TIMEOUT).
+UNTIMED = (State.BAKING, State.AWAITING_APPROVAL)
 HELD = "held: the gate stayed inconclusive (GATE_INCONCLUSIVE=hold); an operator promotes, rolls back or aborts"
 #: Ended states an operator's rollback still applies to (the deployment it replaced must still exist).
 ROLLBACK_AFTER_END = (State.LIVE, State.CANARY, State.DARK, State.ABORTED)
@@ -96,7 +100,12 @@ def _running(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Poli
     if not serves(rollout, view) and rollout.state is not State.BAKING:  # an in-doubt write is the intents' to undo
         newer = newer_version(plan, view, seen.siblings)
         if newer:
-            return Finish(State.SUPERSEDED, f"superseded: {newer} is newer than {plan.model_version}")
+            reason = f"superseded: {newer} is newer than {plan.model_version}"
+            if rollout.state is State.AWAITING_APPROVAL:
+                reason += " while it awaited approval (no decision is needed now)"
+            return Finish(State.SUPERSEDED, reason)
+    if rollout.state is State.AWAITING_APPROVAL:  # it holds no write turn: a decision, the time or a failure moves it
+        return awaiting(rollout, mine, now, policy)
     holder = next((s for s in seen.siblings if s.state in TURN_STATES and s.plan != plan), None)
     if holder:
         return Wait(
@@ -172,7 +181,7 @@ def _timed_out(rollout: Rollout, now: dt.datetime, policy: Policy) -> str:
     does not count; rows from before ``turn_taken_at`` existed fall back to their creation time once deploying).
     Bakes and pauses are bounded by their own rules."""
     started = rollout.turn_taken_at or (rollout.created_at if rollout.state is State.DEPLOYING else None)
-    if started is None or rollout.state is State.BAKING or rollout.progress.paused or now - started <= policy.timeout:
+    if started is None or rollout.state in UNTIMED or rollout.progress.paused or now - started <= policy.timeout:
         return ""
     minutes = int(policy.timeout.total_seconds() // 60)
     doing = rollout.reason or rollout.state.value
@@ -244,6 +253,11 @@ def _to_step(
     if refused:
         return _give_up(rollout, view, f"the split needs {', '.join(refused)}, which Azure ML shows failed", policy)
     if traffic != view.live_traffic() or mirror != view.live_mirror():
+        # Approval comes after the smoke test and before any traffic (the first step's write waits for it).
+        approval = progress.before_traffic is None and policy.needs_approval(plan) and not approval_given(progress)
+        smoke = progress.smoke
+        if approval and (mine_has_traffic or (smoke is not None and smoke.get("passed"))):
+            return AwaitApproval("smoke test passed: awaits an operator's approval before any traffic")
         retired = f"; retiring {', '.join(retire)}" if retire else ""
         skipped = promote and k != (progress.step if progress.step is not None else 0)
         note = " (promoted by an operator: remaining bakes skipped)" if skipped else ""
@@ -254,6 +268,7 @@ def _to_step(
             retire=retire,
             step=k,
             smoke=progress.smoke is None and not mine_has_traffic,
+            approval=approval,
         )
     if not plan.bakes or promote:
         if k == last:

@@ -38,6 +38,10 @@ class Trigger(StrEnum):
     REINSTATED = "reinstated"  # a rollback gave a retired deployment its share back
     ABORTED = "aborted"  # an operator stopped it where it is
     RETRIED = "retried"  # an operator started it again
+    APPROVAL_ASKED = "approval_asked"  # smoke-tested, before any traffic: it waits for an operator's decision
+    APPROVED = "approved"  # an operator approved it: it queues for its turn, then takes its first step
+    REFUSED = "refused"  # an operator rejected it
+    EXPIRED = "expired"  # APPROVAL_TIMEOUT passed with no decision
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,18 @@ ROWS: tuple[Row, ...] = (
     *_rows([S.BAKING], T.WRITE_SENT, S.BAKING, "bake passed: next step's traffic sent"),
     *_rows([S.PENDING], T.NOT_ADOPTED, S.REJECTED, "endpoint not the app's, not adopted"),
     *_rows([S.DEPLOYING], T.NAME_TAKEN, S.REJECTED, "endpoint name taken in the region"),
-    *_rows([S.PENDING, S.DEPLOYING], T.NEWER_VERSION, S.SUPERSEDED, "a newer version is live or on its way"),
-    *_rows([S.PENDING, S.DEPLOYING], T.GAVE_UP, S.FAILED, "failed before any traffic moved"),
+    *_rows(
+        [S.PENDING, S.DEPLOYING, S.AWAITING_APPROVAL],
+        T.NEWER_VERSION,
+        S.SUPERSEDED,
+        "a newer version is live or on its way",
+    ),
+    *_rows([S.PENDING, S.DEPLOYING, S.AWAITING_APPROVAL], T.GAVE_UP, S.FAILED, "failed before any traffic moved"),
+    *_rows([S.PENDING, S.DEPLOYING], T.APPROVAL_ASKED, S.AWAITING_APPROVAL, "smoke test passed; approval required"),
+    Row(S.AWAITING_APPROVAL, T.WAIT, S.AWAITING_APPROVAL, "waits for approve or reject"),
+    Row(S.AWAITING_APPROVAL, T.APPROVED, S.PENDING, "approved: queues for its turn, then its first step"),
+    Row(S.AWAITING_APPROVAL, T.REFUSED, S.REJECTED, "rejected by an operator"),
+    Row(S.AWAITING_APPROVAL, T.EXPIRED, S.EXPIRED, "APPROVAL_TIMEOUT passed undecided"),
     *_rows([S.PENDING], T.FINISHED, S.LIVE, "already in place"),
     *_rows([S.PENDING], T.FINISHED, S.CANARY, "already in place"),
     *_rows([S.PENDING], T.FINISHED, S.DARK, "already in place"),
@@ -95,8 +109,8 @@ ROWS: tuple[Row, ...] = (
     *_rows([S.CANARY, S.DARK], T.RETIRED, S.SUPERSEDED, "retired by a newer version"),
     *_rows([S.SUPERSEDED], T.REINSTATED, S.CANARY, "a rollback gave its share back"),
     *_rows([S.SUPERSEDED], T.REINSTATED, S.DARK, "a rollback gave its mirror back"),
-    *_rows(ACTIVE, T.ABORTED, S.ABORTED, "operator abort"),
-    *_rows([S.FAILED, S.ROLLED_BACK, S.ABORTED], T.RETRIED, S.PENDING, "operator retry"),
+    *_rows([*ACTIVE, S.AWAITING_APPROVAL], T.ABORTED, S.ABORTED, "operator abort"),
+    *_rows([S.FAILED, S.ROLLED_BACK, S.ABORTED, S.EXPIRED], T.RETRIED, S.PENDING, "operator retry"),
 )
 
 _TARGETS: Mapping[tuple[State | None, Trigger], tuple[State, ...]] = {

@@ -22,6 +22,8 @@ NOTIFY_ON: dict[State, tuple[str, str]] = {
     State.BAKING: ("AmlEvents.Rollout.Baking", "info"),
     State.ROLLED_BACK: ("AmlEvents.Rollout.RolledBack", "warning"),
     State.ABORTED: ("AmlEvents.Rollout.Aborted", "warning"),
+    State.AWAITING_APPROVAL: ("AmlEvents.Rollout.AwaitingApproval", "warning"),
+    State.EXPIRED: ("AmlEvents.Rollout.ApprovalExpired", "warning"),
 }
 #: Notifications that are not a state of their own (the transition function names them: ``Notice``).
 SMOKE_PASSED = Notice.SMOKE_PASSED.value

@@ -8,16 +8,17 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.rollout.decide.effects import Decision, Notify
+from app.rollout.decide.effects import Decision, Notice, Notify
+from app.rollout.decide.model import Rollout, State
 from app.rollout.decide.promotion import PROMOTABLE_STATES, with_gate_trail
 from app.rollout.run import telemetry
+from app.rollout.run.approval_notices import awaiting_approval_notification
 from app.rollout.run.notifications import endpoint_notification, rollout_notification
 from app.rollout.run.promotion import announce_promotion, owe_promotion
 
 if TYPE_CHECKING:
     from app.notify.notifier import Notification
     from app.ports import Deps
-    from app.rollout.decide.model import Rollout
     from app.rollout.ledger.ledger import RolloutLedger
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ class Recorder:
 
     def notify(self, rollout: Rollout, note: Notify) -> None:
         """Send one notification about ``rollout``; its failure is reported, and never undoes the record."""
+        asked = rollout.progress.approval_asked_at
+        if rollout.state is State.AWAITING_APPROVAL and note.notice is Notice.STATE and asked is not None:
+            expires = asked + self.deps.settings.approval_timeout
+            host = self.deps.settings.status_host
+            self.send(awaiting_approval_notification(rollout, host, asked, expires), _about(rollout))
+            return
         notification = rollout_notification(
             rollout,
             rollout.state,
@@ -66,7 +73,7 @@ class Recorder:
             facts=note.facts,
             occurrence=note.occurrence,
         )
-        self.send(notification, f"rollout {rollout.plan.endpoint}/{rollout.plan.deployment}")
+        self.send(notification, _about(rollout))
 
     def notify_endpoint(
         self, workspace_id: str, endpoint: str, kind: str, severity: str, reason: str, facts: Mapping[str, object]
@@ -82,3 +89,7 @@ class Recorder:
             self.deps.notifier.send(notification)
         except Exception as err:
             logger.error("notification %s for %s failed: %s", notification.type, about, err)
+
+
+def _about(rollout: Rollout) -> str:
+    return f"rollout {rollout.plan.endpoint}/{rollout.plan.deployment}"

@@ -77,6 +77,8 @@ def _priority(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float]
         return Priority.IN_FLIGHT if rollout.cleanup is not None else Priority.IDLE
     if rollout.next_attempt_at is not None and now < rollout.next_attempt_at:
         return Priority.IDLE  # backing off: the engine's pass would skip it
+    if rollout.state is State.AWAITING_APPROVAL:  # a decision is a request (above); its expiry can wait a tick
+        return Priority.IDLE
     if rollout.state is State.BAKING:
         if progress.paused:
             return Priority.IDLE

@@ -24,11 +24,11 @@ EXPECTED: dict[str, dict[str, tuple[Effect, str] | str]] = {
         "rolled_back": (Effect.NONE, "same"),
     },
     "abort": {
-        **dict.fromkeys(("pending", "deploying", "baking"), (Effect.STOP, "aborted")),
+        **dict.fromkeys(("pending", "deploying", "baking", "awaiting_approval"), (Effect.STOP, "aborted")),
         "aborted": (Effect.NONE, "same"),
     },
     "retry": {
-        **dict.fromkeys(("failed", "rolled_back", "aborted"), (Effect.RESTART, "pending")),
+        **dict.fromkeys(("failed", "rolled_back", "aborted", "expired"), (Effect.RESTART, "pending")),
         **dict.fromkeys(("pending", "deploying", "baking"), (Effect.NONE, "same")),
     },
     "pause": dict.fromkeys(("pending", "deploying", "baking"), (Effect.PAUSE, "same")),
@@ -50,6 +50,8 @@ def test_the_state_list_covers_todays_states_and_the_new_ones() -> None:
         "baking",
         "rolled_back",
         "aborted",
+        "awaiting_approval",
+        "expired",
     }
 
 

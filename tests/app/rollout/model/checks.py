@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from app.rollout.decide.awaiting import approval_given
 from app.rollout.decide.model import State
 from app.rollout.decide.traffic import scale
 from tests.app.rollout.model.harness import ENDPOINT, FOREIGN, Harness, Transition, actions_of, progress_of
@@ -24,9 +25,11 @@ ENTERED = {
     State.SUPERSEDED: {"AmlEvents.Rollout.Superseded"},
     State.ROLLED_BACK: {"AmlEvents.Rollout.RolledBack"},
     State.ABORTED: {"AmlEvents.Rollout.Aborted"},
+    State.AWAITING_APPROVAL: {"AmlEvents.Rollout.AwaitingApproval"},
+    State.EXPIRED: {"AmlEvents.Rollout.ApprovalExpired"},
 }
 #: Final states in which the new deployment must serve no live traffic the app set (an operator's abort may).
-NOT_SERVING = (State.FAILED, State.SUPERSEDED, State.REJECTED, State.ROLLED_BACK, State.PLANNED)
+NOT_SERVING = (State.FAILED, State.SUPERSEDED, State.REJECTED, State.ROLLED_BACK, State.PLANNED, State.EXPIRED)
 
 
 def accepted(calls: Sequence[ArmCall]) -> list[str]:
@@ -97,6 +100,26 @@ def no_downgrade(harness: Harness, since: int) -> list[str]:
                 lost = live.get(f"{model}-v{newer}", 0) < before.get(f"{model}-v{newer}", 0)
                 if lost:
                     problems.append(f"{name} got {pct}% from {model}-v{newer}, which ended live or canary")
+    return problems
+
+
+def approval_kept(harness: Harness, since: int) -> list[str]:
+    """No write of the app's gives live traffic to a rollout that needs approval (REQUIRE_APPROVAL or the tag) before
+    an operator approved its current attempt."""
+    problems = []
+    needs = harness.world.settings.require_approval
+    rows = {r.plan.deployment: r for r in harness.rollouts() if r.plan.endpoint == ENDPOINT}
+    log = harness.world.aml.traffic_log
+    for index, live, _ in harness.app_splits():
+        if index < since:
+            continue
+        before = next((split for _, name, split, _ in reversed(log[:index]) if name == ENDPOINT), {})
+        for name, pct in live.items():
+            row = rows.get(name)
+            if row is None or pct <= before.get(name, 0) or not (needs or row.plan.approval_requested):
+                continue
+            if not approval_given(row.progress):
+                problems.append(f"{name} got {pct}% before an operator approved it")
     return problems
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from app.api.controls import operator_action
+from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import State
 from app.rollout.decide.operator import ACTIONS
 from tests.app.rollout.model import checks
@@ -35,6 +37,8 @@ SHAPES = st.sampled_from(
         {"traffic": "20", "traffic_steps": "10,20", "bake": "10m"},
         {"traffic": "0"},
         {"traffic": "0", "mirror": "10", "bake": "10m"},
+        {"traffic": "20", "approval": "required"},
+        {"traffic_steps": "10,50,100", "bake": "10m", "approval": "required"},
     ]
 )
 FAULTS = ("arm", "lost_answer", "stall", "metrics", "smoke", "deployment_fails", "second_instance")
@@ -56,9 +60,10 @@ class RolloutMachine(RuleBasedStateMachine):
         self.promoted: dict[str, int] = {}
         EXPLORED.examples += 1
 
-    @initialize(inconclusive=st.sampled_from(["hold", "promote", "rollback"]))
-    def configure(self, inconclusive: str) -> None:
-        self.h.world.configure(gate_inconclusive=inconclusive)
+    @initialize(inconclusive=st.sampled_from(["hold", "promote", "rollback"]), approval=st.sampled_from([0, 0, 0, 1]))
+    def configure(self, inconclusive: str, approval: int) -> None:
+        """The platform's settings: what an inconclusive gate does, and (in one example of four) REQUIRE_APPROVAL."""
+        self.h.world.configure(gate_inconclusive=inconclusive, require_approval=bool(approval))
 
     def _fired(self, name: str) -> None:
         EXPLORED.rules[name] += 1
@@ -106,7 +111,7 @@ class RolloutMachine(RuleBasedStateMachine):
         self.h.world.deliver_followups()
 
     @precondition(lambda self: bool(self.h.states))
-    @rule(action=st.sampled_from(ACTIONS), data=st.data())
+    @rule(action=st.sampled_from((*ACTIONS, *APPROVAL_ACTIONS)), data=st.data())
     def operator(self, action: str, data: st.DataObject) -> None:
         """An operator acts on one rollout (the API answers 202, 404 or 409; all are fine)."""
         self._fired(f"operator_{action}")
@@ -229,6 +234,7 @@ class RolloutMachine(RuleBasedStateMachine):
             *checks.nothing_ended_serves(changes),
             *checks.notified_once(h),
             *checks.dark_never_bakes(h),
+            *checks.approval_kept(h, self.splits_seen),
             *checks.previous_kept(h, calls, self.shown),
             *self._promote_kept(),
             *h.lease_breaches[self.breaches_seen :],
@@ -296,14 +302,24 @@ def waits_for_people(h: Harness, rollout: Any, depth: int = 0) -> bool:
         if holders and all(waits_for_people(h, holder, 1) for holder in holders):
             return True
     told = {n.type for n in h.world.sink.received if n.subject.endswith(f"/{rollout.plan.deployment}")}
+    retries = sum(1 for entry in rollout.progress.history if entry.get("action") == "retry")
+    attempt = f"#retry{retries}" if retries else ""
+    stuck_now = any(  # told in this attempt of the rollout (a retry starts a new one)
+        n.type == "AmlEvents.Rollout.Stuck"
+        and n.subject.endswith(f"/{rollout.plan.deployment}")
+        and (re.search(f"{attempt}(#|$)", n.source_event_id) if attempt else "#retry" not in n.source_event_id)
+        for n in h.world.sink.received
+    )
     progress = rollout.progress
     if progress.requested == "promote":
         return False  # an operator's promote is carried out, never left waiting
+    if rollout.state is State.AWAITING_APPROVAL and progress.requested in ("", "promote"):
+        return "AmlEvents.Rollout.AwaitingApproval" in told
     if progress.paused:
         return "AmlEvents.Rollout.Paused" in told
     if progress.held:
         return "AmlEvents.Rollout.GateInconclusive" in told
-    if "AmlEvents.Rollout.Stuck" in told and rollout.state is not State.PENDING:
+    if stuck_now:
         return True
     drift = h.world.ledger.leases.read(WORKSPACE_ID, ENDPOINT).drift is not None
     return drift and any(n.type == "AmlEvents.Rollout.TrafficDrift" for n in h.world.sink.received)
