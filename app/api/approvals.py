@@ -6,7 +6,8 @@ decided (the caller App Service authentication validated, else "function key": `
 operator action), when and why in its history. Both obey the operator API's governance (``app/api/governance.py``:
 the workspace allowlist, endpoint ownership; both lead to Azure ML writes). The engine is run at once when the
 endpoint's lease is free. Answers: 202 with the rollout (``effect`` ``none`` for the same decision again), 403
-refused by the governance, 404 unknown rollout, 409 when it does not await approval or was decided the other way.
+refused by the governance, 404 unknown rollout, 409 when it does not await approval or was decided the other way,
+503 when Azure ML cannot be read for the governance check.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.rollout.decide.effects import Notice, Notify
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.ledger.rows import decode_rollout, partition_key
 from app.rollout.run.engine import RolloutEngine
+from app.rollout.run.failing import classify
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -55,7 +57,13 @@ def approval_action(
             workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
             return 409, json.dumps({"error": f"{endpoint}/{deployment} exists in several workspaces ({workspaces})"})
         rollout = found[0]
-        refused = refusal(rollout, action, deps, EndpointLook(rollout, deps))
+        try:
+            refused = refusal(rollout, action, deps, EndpointLook(rollout, deps))
+        except Exception as err:  # the one read a decision needs: a retry of the request can fix it
+            failure = classify(err)
+            logger.warning("operator %s on %s/%s: Azure ML not read: %s", action, endpoint, deployment, failure.error)
+            detail = f"could not read endpoint {endpoint} from Azure ML ({failure.detail}); try again"
+            return 503, json.dumps({"error": detail})
         if refused:
             logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
             return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)

@@ -52,3 +52,11 @@ def test_a_reason_must_be_a_string_in_a_json_object(body: bytes) -> None:
     with pytest.raises(ValueError, match="reason"):
         reason_of(body)
     assert reason_of(b"") == "" and reason_of(b'{"reason": "  ok "}') == "ok"
+
+
+def test_a_decision_answers_503_when_azure_ml_cannot_be_read_and_records_nothing(live: FakeWorld) -> None:
+    """The governance check reads the endpoint; a failed read is an answer to retry, not an error of the app."""
+    live.aml.fail_next("observe", 503)
+    status, body = _act(live, "credit-v1", "approve")
+    assert status == 503 and "error" in body
+    assert live.rollout("credit-v1").progress.history == ()

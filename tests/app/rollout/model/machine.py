@@ -99,6 +99,14 @@ class RolloutMachine(RuleBasedStateMachine):
             self.h.world.clock.advance(seconds)
             self.h.tick()
 
+    @precondition(lambda self: State.AWAITING_APPROVAL in self.h.states.values())
+    @rule()
+    def nobody_decides(self) -> None:
+        """Nobody approves or rejects for longer than APPROVAL_TIMEOUT (the default 7 days), and the timer fires."""
+        self._fired("nobody_decides")
+        self.h.world.clock.advance(self.h.world.settings.approval_timeout.total_seconds() + 60)
+        self.h.tick()
+
     @precondition(lambda self: self.h.world.queue.next_due() is not None)
     @rule()
     def follow_up(self) -> None:
@@ -311,10 +319,10 @@ def waits_for_people(h: Harness, rollout: Any, depth: int = 0) -> bool:
         for n in h.world.sink.received
     )
     progress = rollout.progress
+    if rollout.state is State.AWAITING_APPROVAL and progress.requested in ("", "promote"):
+        return "AmlEvents.Rollout.AwaitingApproval" in told  # a promote asked before the approval waits for it
     if progress.requested == "promote":
         return False  # an operator's promote is carried out, never left waiting
-    if rollout.state is State.AWAITING_APPROVAL and progress.requested in ("", "promote"):
-        return "AmlEvents.Rollout.AwaitingApproval" in told
     if progress.paused:
         return "AmlEvents.Rollout.Paused" in told
     if progress.held:
