@@ -1,7 +1,9 @@
 """``make demo``'s promotion scene: a canary proven in staging, promoted through a registry, rolled out in production.
 
 Two apps on one stack (``devkit/promotion.py``): the staging app on the demo's workspace, the production app on a
-second workspace in another subscription and region, with settings of its own (a longer bake, a stricter gate).
+second workspace in another subscription and region, with settings of its own (a longer bake, a stricter gate, and
+every rollout awaiting an operator's approval). v2 is approved there and rolls out; v3, proven in staging too, is
+rejected.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from devkit import runner
 from devkit.aml_emulator import AmlEmulator
 from devkit.harness import model_registered
 from devkit.promotion import PRODUCTION_ID, REGISTRY, Promotion, set_up
@@ -29,12 +32,12 @@ CANARY = {
     "promote": "true",
     "promote_tags": "deploy,endpoint,smoke_request",
 }
-#: The production app's own rules: a longer bake and a stricter error budget than staging's.
-PRODUCTION_RULES = {"BAKE_DEFAULT": "30m", "GATE_MAX_ERROR_RATE": "0.5"}
+#: The production app's own rules: a longer bake and a stricter error budget than staging's, and approvals.
+PRODUCTION_RULES = {"BAKE_DEFAULT": "30m", "GATE_MAX_ERROR_RATE": "0.5", "REQUIRE_APPROVAL": "true"}
 LOAD_RPM = 300
 #: A bake is judged once its last minute is complete in Azure Monitor: the bake, the metric lag, the minute in progress.
 LAG_S = 2 * 60 + 61
-FINAL = ("live", "canary", "rolled_back", "failed", "aborted", "rejected")
+FINAL = ("live", "canary", "rolled_back", "failed", "aborted", "rejected", "expired")
 
 
 def promotion(t: Timeline) -> None:
@@ -45,29 +48,35 @@ def promotion(t: Timeline) -> None:
         f"rolled out in production ({PRODUCTION_ID.split('/')[-1]}, another subscription and region)"
     )
     with p.staging():
-        _prove_in_staging(t, p)
+        aml = t.app.stack.aml
+        aml.seed_model(MODEL, 1, tags={"deploy": "true", "endpoint": MODEL})
+        t.deliver(model_registered(MODEL, 1))
+        t.settle()
+        _prove_in_staging(t, p, 2)
     with p.production(**PRODUCTION_RULES):
         _roll_out_in_production(t, p)
+    t.section(f"Promotion, again: {MODEL} v3 proven in staging and promoted; production's operator rejects it")
+    with p.staging():
+        _prove_in_staging(t, p, 3)
+    with p.production(**PRODUCTION_RULES):
+        _rejected_in_production(t, p)
 
 
-def _prove_in_staging(t: Timeline, p: Promotion) -> None:
+def _prove_in_staging(t: Timeline, p: Promotion, version: int) -> None:
     aml = t.app.stack.aml
-    aml.seed_model(MODEL, 1, tags={"deploy": "true", "endpoint": MODEL})
-    t.deliver(model_registered(MODEL, 1))
-    t.settle()
-    print(f"{'':8}  staging: {MODEL} v1 live; v2 registered with promote=true, traffic_steps=10,100, bake=10m")
-    aml.seed_model(MODEL, 2, tags=CANARY, job_name=f"train-{MODEL}-2")
+    print(f"{'':8}  staging: v{version} registered with promote=true, traffic_steps=10,100, bake=10m")
+    aml.seed_model(MODEL, version, tags=CANARY, job_name=f"train-{MODEL}-{version}")
     with t.app.emulated_time():
-        aml.start_load(MODEL, rpm=LOAD_RPM, seed=11)
-        t.deliver(model_registered(MODEL, 2), note="promote=true: the staging app promotes it once proven")
-        _drive(t, aml, f"{MODEL}-v2", 10 * 60)
+        aml.start_load(MODEL, rpm=LOAD_RPM, seed=10 + version)
+        t.deliver(model_registered(MODEL, version), note="promote=true: the staging app promotes it once proven")
+        _drive(t, aml, f"{MODEL}-v{version}", 10 * 60)
         aml.stop_load(MODEL)
         t.app.drain_followups()  # the promotion runs on the follow-up queue: a share blocks for the whole copy
     t.published()
-    stored = p.registry.model(MODEL, 2)
+    stored = p.registry.model(MODEL, version)
     if stored is None:
-        raise RuntimeError(f"{MODEL} v2 was not promoted into {REGISTRY}")
-    print(f"{'':8}  registry {REGISTRY}: {MODEL}:2 copied from {stored.source}, lineage job {stored.job_name}")
+        raise RuntimeError(f"{MODEL} v{version} was not promoted into {REGISTRY}")
+    print(f"{'':8}  registry {REGISTRY}: {MODEL}:{version} copied from {stored.source}, lineage job {stored.job_name}")
     for key in sorted(k for k in stored.tags if k.startswith("promotion.")):
         print(f"{'':10}{key} = {stored.tags[key][:110]}")
 
@@ -89,6 +98,9 @@ def _roll_out_in_production(t: Timeline, p: Promotion) -> None:
             row = t.app.rollout(f"{MODEL}-v2")
             if row["state"] in FINAL:
                 break
+            if row["state"] == "awaiting_approval" and not row["progress"].get("requested"):
+                _decide(t, "v2", "approve", "staging canary and production smoke test reviewed")
+                continue
             if not started and prod.endpoint_state(MODEL) is not None:
                 prod.start_load(MODEL, rpm=LOAD_RPM, seed=12)
                 started = True
@@ -103,6 +115,40 @@ def _roll_out_in_production(t: Timeline, p: Promotion) -> None:
     _show_gate(row)
     print(f"{'':8}  production {MODEL} traffic: {p.production_traffic(MODEL)}; serving {row['promotion']['model']}")
     _show_promotion(row["promotion"])
+
+
+def _rejected_in_production(t: Timeline, p: Promotion) -> None:
+    prod = p.production_workspace
+    events = p.forward()
+    print(f"{'':8}  Event Grid: {len(events)} AmlEvents.Model.Promoted (v3) to production")
+    with p.emulated_time(prod):
+        t.deliver(*events)
+        for _ in range(10):
+            t.app.tick()
+            t.changes()
+            row = t.app.rollout(f"{MODEL}-v3")
+            if row["state"] in FINAL:
+                break
+            if row["state"] == "awaiting_approval" and not row["progress"].get("requested"):
+                _decide(t, "v3", "reject", "its P99 is too close to production's budget")
+        prod.wait_idle()
+        t.app.tick()  # cleanup deletes the rejected deployment
+        t.changes()
+    t.published()
+    row = t.app.rollout(f"{MODEL}-v3")
+    kept = "kept" if prod.deployment_state(MODEL, f"{MODEL}-v3") is not None else "deleted by cleanup"
+    print(
+        f"{'':8}  production {MODEL}-v3: {row['state']}, its deployment {kept}; traffic {p.production_traffic(MODEL)}"
+    )
+
+
+def _decide(t: Timeline, version: str, action: str, reason: str) -> None:
+    """Production's operator decides, as the AwaitingApproval notification's call says (aml-rollouts approve|reject)."""
+    t.published()
+    deployment = f"{MODEL}-{version}"
+    print(f"{'':8}  operator: aml-rollouts {action} {MODEL} {deployment} --reason '{reason}'")
+    status, body = runner.control(MODEL, deployment, action, json.dumps({"reason": reason}).encode())
+    print(f"{t.stamp()}  POST {action} -> {status}: {body.get('effect')} ({body.get('note')})")
 
 
 def _drive(t: Timeline, workspace: AmlEmulator, deployment: str, bake_s: float) -> None:

@@ -187,6 +187,15 @@ def test_the_whole_demo_shows_failure_recovery_plan_mode_and_progressive_deliver
     assert "baking step 1/1 at 100% for 1800 s" in production  # production's own BAKE_DEFAULT, not staging's tag
     assert "production ranking traffic: {'ranking-v2': 100}" in production
     assert re.search(r"^ +source workspace /subscriptions/.+/workspaces/mlw-devkit$", production, re.MULTILINE)
+    # ... after production's operator approved it (REQUIRE_APPROVAL), and v3 rejected there, its deployment deleted
+    approved = production[: production.index("POST approve -> 202")]
+    assert (
+        "ranking/ranking-v2: awaiting_approval" in approved
+        and "published AmlEvents.Rollout.AwaitingApproval" in approved
+    )
+    rejected = production[production.index("Promotion, again: ranking v3") :]
+    assert "POST reject -> 202" in rejected and "published AmlEvents.Rollout.Rejected" in rejected
+    assert "production ranking-v3: rejected, its deployment deleted by cleanup; traffic {'ranking-v2': 100}" in rejected
     # --verbose: each scene's ARM requests, paths shortened
     assert re.search(r"^ +PUT +201  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1$", out, re.MULTILINE)
     assert re.search(r"^ +POST +200  \{workspace\}/onlineEndpoints/churn/deployments/churn-v1/getLogs$", out, re.M)

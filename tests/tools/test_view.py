@@ -12,6 +12,7 @@ from aml_rollouts import view
 from aml_rollouts.states import ACTIONS, STATES, Phase, phase_of, style_of
 from app.rollout.decide.gate import GateEvidence, GatePolicy, GateResult, Outcome
 from app.rollout.decide.model import Progress, Rollout, State
+from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.operator import ACTIONS as APP_ACTIONS
 from tests.fakes import make_plan
 
@@ -27,7 +28,13 @@ def status(state: State, *, step: int | None = None, **progress: Any) -> dict[st
 
 def test_every_state_and_action_of_the_app_is_in_the_cli_s_tables() -> None:
     assert {s.value for s in State} <= set(STATES)
-    assert tuple(action.name for action in ACTIONS) == APP_ACTIONS
+    assert tuple(action.name for action in ACTIONS) == (*APP_ACTIONS, *APPROVAL_ACTIONS)
+
+
+def test_a_rollout_awaiting_approval_is_still_running_and_an_expired_one_has_ended() -> None:
+    assert phase_of(status(State.AWAITING_APPROVAL)) is Phase.RUNNING
+    assert phase_of(status(State.EXPIRED)) is Phase.ENDED
+    assert style_of("awaiting_approval").badge == style_of("expired").badge == "warn"
 
 
 def test_a_state_the_cli_does_not_know_renders_as_is_and_counts_as_still_running() -> None:

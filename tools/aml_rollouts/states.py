@@ -43,7 +43,11 @@ STATES: dict[str, StateStyle] = {
     "aborted": StateStyle(Phase.ENDED, "yellow", "warn", "an operator stopped it where it was"),
     "rolled_back": StateStyle(Phase.ENDED, "red", "bad", "traffic went back to the split before the rollout"),
     "failed": StateStyle(Phase.ENDED, "red", "bad", "the deployment failed, timed out or was refused"),
-    "rejected": StateStyle(Phase.ENDED, "red", "bad", "invalid tags or endpoint; nothing written to Azure ML"),
+    "rejected": StateStyle(Phase.ENDED, "red", "bad", "invalid tags or endpoint, or an operator rejected it"),
+    "awaiting_approval": StateStyle(
+        Phase.RUNNING, "yellow", "warn", "smoke-tested, no traffic: waits for an operator to approve or reject it"
+    ),
+    "expired": StateStyle(Phase.ENDED, "yellow", "warn", "nobody approved or rejected it within APPROVAL_TIMEOUT"),
 }
 
 UNKNOWN = StateStyle(Phase.RUNNING, "white", "unknown", "a state this CLI does not know; upgrade aml-rollouts")
@@ -77,4 +81,6 @@ ACTIONS: tuple[Action, ...] = (
     Action("retry", "start a failed, rolled back or aborted rollout again from its plan"),
     Action("pause", "hold it at its step: bakes do not advance"),
     Action("resume", "go on after a pause: the step's bake starts again"),
+    Action("approve", "let a rollout awaiting approval take its first traffic step (recorded: who, when, why)"),
+    Action("reject", "end a rollout awaiting approval as rejected; its deployment is deleted"),
 )

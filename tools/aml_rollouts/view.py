@@ -144,6 +144,8 @@ def next_decision(rollout: Json) -> tuple[dt.datetime | None, str]:
         return due, "the gate judges the bake's metrics (once its last minute is complete)"
     if state == "pending":
         return None, "waiting for its turn on the endpoint (next tick)"
+    if state == "awaiting_approval":
+        return None, "an operator's approve or reject (aml-rollouts approve|reject); it expires after APPROVAL_TIMEOUT"
     return None, "the next tick observes Azure ML and takes the next step"
 
 

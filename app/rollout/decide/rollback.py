@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from app.rollout.decide.actions import Action, DropRequest, Finish, RollBack, Stuck
 from app.rollout.decide.gate import GateResult
-from app.rollout.decide.model import EndpointView, Rollout, State
+from app.rollout.decide.model import EndpointView, Progress, Rollout, State
 from app.rollout.decide.traffic import describe, rollback_target, serves
 
 #: States of a rollout that has changed (or holds the turn to change) the endpoint's traffic.
@@ -30,6 +30,20 @@ def rollback(rollout: Rollout, view: EndpointView | None, why: str, gate: GateRe
         return _cannot_roll_back(rollout, f"{why}: the deployments of the split before the rollout ({gone}) are gone")
     traffic, mirror = target
     return RollBack(traffic, mirror, f"rolled back: {why}; {describe(traffic, mirror)}", gate)
+
+
+def rollback_why(progress: Progress) -> str:
+    """Why a rollback recorded on the row (``requested``) is under way, for its reason: the operator who asked, or the
+    gate whose verdict it carries out (kept on the row while the container logs were fetched first)."""
+    last = progress.history[-1] if progress.history else {}
+    if last.get("action") == "rollback" and last.get("effect") == "request_rollback":
+        return "an operator asked for a rollback"
+    gate = (
+        progress.gate
+    )  # a failed verdict is acted on at once: it is this rollback's cause (an inconclusive one may not be)
+    if gate is not None and gate.get("outcome") == "fail":
+        return "gate fail: " + "; ".join(str(reason) for reason in gate.get("reasons") or ())
+    return "a rollback is under way"
 
 
 def _cannot_roll_back(rollout: Rollout, why: str) -> Action:

@@ -48,7 +48,7 @@ from app.rollout.decide.model import (
     State,
 )
 from app.rollout.decide.policy import Policy
-from app.rollout.decide.rollback import rollback, rollback_blocker
+from app.rollout.decide.rollback import rollback, rollback_blocker, rollback_why
 from app.rollout.decide.seen import Observation
 from app.rollout.decide.stepping import MoveKind, StepPlan, next_move
 from app.rollout.decide.traffic import (
@@ -124,7 +124,7 @@ def _running(rollout: Rollout, seen: Observation, now: dt.datetime, policy: Poli
     if busy:
         return Wait(f"AML is busy: {busy}")
     if progress.requested == "rollback":
-        return rollback(rollout, view, "a rollback is under way", None)
+        return rollback(rollout, view, rollback_why(progress), None)
     return _deployment(rollout, view, seen, now, policy, gate, mine, moved)
 
 

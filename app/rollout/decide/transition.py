@@ -159,8 +159,8 @@ def _rolled_back(rollout: Rollout, request: fx.PutTraffic) -> Decision:
     plan, progress = rollout.plan, rollout.progress
     sent = f"PUT endpoint {plan.endpoint} {request.reason}"
     facts: dict[str, object] = {"traffic": dict(request.traffic), "mirror": dict(request.mirror)}
-    if progress.gate is not None and request.gate is not None:
-        facts["gate"] = progress.gate
+    if progress.gate is not None and (request.gate is not None or progress.gate.get("outcome") == "fail"):
+        facts["gate"] = progress.gate  # the verdict it carries out (a passed gate of an earlier step is no reason)
     record = replace(
         rollout,
         progress=replace(progress, requested="", paused=False, held=False),

@@ -69,6 +69,10 @@ def test_a_canary_that_breaches_its_gate_is_rolled_back_to_the_split_it_found(
     assert _splits(world)[1:] == [{"credit-v1": 90, "credit-v2": 10}, {"credit-v1": 100}]  # never past the 1st step
     assert ROLLED_BACK in world.notified_about("credit-v2")
     assert "credit-v2" not in world.aml.deployments("credit")  # cleaned up
+    # What an operator reads at 3 a.m.: the row and the notification say it was the gate, with its evidence.
+    assert rollout.reason.startswith("rolled back: gate fail: ")
+    [told] = [n for n in world.sink.received if n.type == ROLLED_BACK]
+    assert told.facts.get("gate", {}).get("outcome") == "fail"
 
 
 def test_a_failing_smoke_test_fails_the_rollout_before_any_traffic_reaches_it(world: FakeWorld) -> None:
