@@ -291,6 +291,20 @@ class LiveProduction(ProductionSide):
                 return found
             query["continuation"] = body["continuation"]
 
+    def decide(self, row: Mapping[str, Any], action: str, reason: str) -> tuple[int, dict[str, Any]]:
+        url = f"{self.app_url}/api/rollouts/{row['endpoint']}/{row['deployment']}/{action}"
+        try:
+            response = self._http.post(
+                url, json={"reason": reason}, headers={"x-functions-key": self._key}, timeout=HTTP_TIMEOUT_S
+            )
+        except requests.RequestException as err:
+            raise TargetError(f"cannot reach {url} (ACCEPTANCE_PROD_APP_URL): {err}") from err
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:200]}
+        return response.status_code, dict(body) if isinstance(body, dict) else {"body": body}
+
     def pass_time(self) -> None:
         time.sleep(self._poll_s)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -183,6 +184,10 @@ class OfflineTarget(Target):
         return self.production
 
 
+#: The offline production app asks for an approval before any traffic, as docs/promotion.md sets production up.
+PRODUCTION_APPROVALS = {"REQUIRE_APPROVAL": "true"}
+
+
 class OfflineProduction(ProductionSide):
     """The dev kit's production workspace and the same app with production's settings (``devkit/promotion.py``);
     the staging app's ``AmlEvents.Model.Promoted`` reach it as the Event Grid subscription would deliver them."""
@@ -194,13 +199,19 @@ class OfflineProduction(ProductionSide):
         self.staging = OfflineApp(target.stack)
 
     def status(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        with self.p.production():
+        with self.p.production(**PRODUCTION_APPROVALS):
             return self.target.status(params)
+
+    def decide(self, row: Mapping[str, Any], action: str, reason: str) -> tuple[int, dict[str, Any]]:
+        body = json.dumps({"reason": reason}).encode()
+        with self.p.production(**PRODUCTION_APPROVALS):
+            status, answer = runner.control(row["endpoint"], row["deployment"], action, body)
+        return status, dict(answer or {})
 
     def pass_time(self) -> None:
         self.staging.drain_followups()  # the staging app's promotions run on its follow-up queue
         events = self.p.forward()
-        with self.p.production():
+        with self.p.production(**PRODUCTION_APPROVALS):
             for delivery in runner.deliver(events):
                 logger.info("production: %s %s: %s", delivery.event_type, delivery.subject, delivery.outcome)
             runner.tick()

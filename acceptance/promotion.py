@@ -75,6 +75,17 @@ class ProductionSide(ABC):
         """Let both apps and Azure ML make progress (offline: the staging app's follow-ups, Event Grid's delivery
         of its ``AmlEvents.Model.Promoted`` to production, a tick of each app)."""
 
+    @abstractmethod
+    def decide(self, row: Mapping[str, Any], action: str, reason: str) -> tuple[int, dict[str, Any]]:
+        """An operator's ``approve`` or ``reject`` of production's rollout ``row``: (HTTP status, JSON body)."""
+
+    def awaiting_or_settled(self, model: str, version: str) -> dict[str, Any] | None:
+        """Production's rollout of the version once it awaits an approval or stopped moving (None before)."""
+        row = self.rollout(model, version)
+        if row is None or (row["state"] != "awaiting_approval" and row["state"] in PROGRESSIVE_STATES):
+            return None
+        return row
+
     def endpoint(self, model: str) -> str:
         """The endpoint production's app names for ``model`` when its tags name none (its own workspace's suffix)."""
         return endpoint_name(model, self.workspace.arm_id)

@@ -212,7 +212,8 @@ def rollback(t: Target, names: Names) -> None:
 
 
 def promotion(t: Target, names: Names) -> None:
-    """A model proven in staging reaches production through the registry, with its staging evidence."""
+    """A model proven in staging reaches production through the registry, with its staging evidence, after an
+    operator's approval there."""
     prod = t.promotion()  # the production workspace, its app and the registry: SKIP when the target has none
     t.track_endpoint(names.endpoint)
     prod.track(names.model, "1")
@@ -229,8 +230,19 @@ def promotion(t: Target, names: Names) -> None:
         evidence.source_workspace.lower() == t.workspace.arm_id.lower(),
         f"the evidence names workspace {evidence.source_workspace}, expected {t.workspace.arm_id}",
     )
+    # Production asks for an approval before any traffic (REQUIRE_APPROVAL=true on its app).
+    row = prod.wait_for(lambda: prod.awaiting_or_settled(names.model, "1"), "production's rollout to await approval")
+    check(
+        row["state"] == "awaiting_approval",
+        f"production's rollout is {row['state']!r}, not awaiting_approval: set REQUIRE_APPROVAL=true on its app",
+    )
+    check(not prod.traffic(prod.endpoint(names.model)), "production's endpoint took traffic before the approval")
+    status, answer = prod.decide(row, "approve", "acceptance: staging evidence reviewed")
+    check(status == 202, f"approve answered {status}: {answer}")
     row = prod.wait_for(lambda: prod.settled_rollout(names.model, "1"), "production's rollout to settle")
     check(row["state"] == "live", f"production's rollout is {row['state']!r} (reason: {row['reason']})")
+    decided = [e for e in row["progress"]["history"] if e.get("action") == "approve"]
+    check(len(decided) == 1 and decided[0].get("reason"), f"the approval is not recorded: {row['progress']['history']}")
     shown: Any = row["promotion"] or {}
     check(
         shown.get("stagingRollout") == staged and str(shown.get("sourceWorkspace")).lower() == t.workspace.key,

@@ -59,7 +59,7 @@ def production(stack: DevStack, hosted: HostedApp) -> Iterator[HostedApp]:
 
     promotion = set_up(stack)
     ml = MLClient(DefaultAzureCredential(), PRODUCTION_SUBSCRIPTION, PRODUCTION_RESOURCE_GROUP, PRODUCTION_WORKSPACE)
-    settings = {**PRODUCTION_SETTINGS, "GATE_METRIC_LAG": "0s", "GATE_MIN_REQUESTS": "2"}
+    settings = {**PRODUCTION_SETTINGS, "GATE_METRIC_LAG": "0s", "GATE_MIN_REQUESTS": "2", "REQUIRE_APPROVAL": "true"}
     with HostedApp(
         stack, ml, function_key=FUNCTION_KEY, eventgrid_key=EVENTGRID_KEY, settings=settings, events=promotion.forward
     ) as app:
