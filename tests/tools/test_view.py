@@ -10,9 +10,9 @@ import pytest
 
 from aml_rollouts import view
 from aml_rollouts.states import ACTIONS, STATES, Phase, phase_of, style_of
+from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.gate import GateEvidence, GatePolicy, GateResult, Outcome
 from app.rollout.decide.model import Progress, Rollout, State
-from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.operator import ACTIONS as APP_ACTIONS
 from tests.fakes import make_plan
 
