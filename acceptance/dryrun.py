@@ -21,13 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from acceptance.emulator import ContainerSimulator, teach_model_deletion
-from devkit import runner
 from devkit._server import Request, Response
 from devkit.harness import app_environment
-from devkit.host import WEBHOOK, HostKeys, LocalHost
-
-if TYPE_CHECKING:
-    import requests
+from devkit.host import HostKeys, LocalHost
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -83,23 +79,9 @@ class HostedApp(LocalHost):
         with self._as_app():
             super()._guarded(name, step)
 
-    def _forward(self, session: requests.Session, pending: list[Mapping[str, Any]]) -> None:
-        """What this app's Event Grid subscription delivers (by default what the AML emulator published) goes to
-        the webhook, one event per request; a failure is retried later."""
-        for event in self._events():
-            self.published(event)
-            pending.append(event)
-        while pending:
-            response = session.post(
-                f"{self.url}{WEBHOOK}",
-                params={"functionName": runner.EVENT_FUNCTION, "code": self.keys.eventgrid},
-                headers={"aeg-event-type": "Notification"},
-                json=[dict(pending[0])],
-                timeout=30,
-            )
-            if response.status_code >= 300:
-                return  # Event Grid retries later
-            pending.pop(0)
+    def _take_events(self) -> list[Mapping[str, Any]]:
+        """What this app's Event Grid subscription delivers: by default what the AML emulator published."""
+        return list(self._events())
 
     def __enter__(self) -> HostedApp:
         teach_model_deletion(self.stack.aml)

@@ -238,9 +238,14 @@ class LocalHost:
         runner.tick()
         self.ticks += 1
 
+    def _take_events(self) -> list[Mapping[str, Any]]:
+        """The events this app's Event Grid subscription delivers next: what the AML emulator published."""
+        return list(self.stack.aml.take_events())
+
     def _forward(self, session: requests.Session, pending: list[Mapping[str, Any]]) -> None:
-        """What the AML emulator published goes to the webhook, one event per request; a failure is retried later."""
-        for event in self.stack.aml.take_events():
+        """What the subscription delivers (``_take_events``) goes to the webhook, one event per request; a failure is
+        retried later."""
+        for event in self._take_events():
             self.published(event)
             pending.append(event)
         while pending:

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 from app.api.caller import caller_of
 from app.api.governance import EndpointLook, refusal
+from app.api.lookup import one_rollout, unreadable
 from app.api.reason import reason_of
 from app.rollout.decide.approval import Decided, decide_approval
 from app.rollout.decide.effects import Notice, Notify
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.ledger.rows import decode_rollout, partition_key
 from app.rollout.run.engine import RolloutEngine
-from app.rollout.run.failing import classify
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -50,20 +50,13 @@ def approval_action(
         return 400, json.dumps({"error": str(err)})
     caller, ledger = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled), ledger_of(deps)
     for _ in range(SAVE_ATTEMPTS):
-        found = ledger.recent.find(endpoint, deployment)
-        if not found:
-            return 404, json.dumps({"error": f"no rollout of deployment {deployment!r} on endpoint {endpoint!r}"})
-        if len(found) > 1:
-            workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
-            return 409, json.dumps({"error": f"{endpoint}/{deployment} exists in several workspaces ({workspaces})"})
-        rollout = found[0]
+        rollout = one_rollout(ledger, endpoint, deployment)
+        if isinstance(rollout, tuple):
+            return rollout
         try:
             refused = refusal(rollout, action, deps, EndpointLook(rollout, deps))
-        except Exception as err:  # the one read a decision needs: a retry of the request can fix it
-            failure = classify(err)
-            logger.warning("operator %s on %s/%s: Azure ML not read: %s", action, endpoint, deployment, failure.error)
-            detail = f"could not read endpoint {endpoint} from Azure ML ({failure.detail}); try again"
-            return 503, json.dumps({"error": detail})
+        except Exception as err:
+            return unreadable(action, endpoint, deployment, err)
         if refused:
             logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
             return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from app.api.approvals import approval_action
 from app.api.caller import caller_of
 from app.api.governance import EndpointLook, refusal
+from app.api.lookup import error, one_rollout, unreadable
 from app.api.reason import reason_of
 from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import Rollout
@@ -20,7 +21,6 @@ from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply
 from app.rollout.decide.rollback import rollback_blocker
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
 from app.rollout.run.engine import RolloutEngine
-from app.rollout.run.failing import classify
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -44,29 +44,23 @@ def operator_action(
     if action in APPROVAL_ACTIONS:
         return approval_action(endpoint, deployment, action, body, headers, deps)
     if action not in ACTIONS:
-        return 400, _error(f"action {action!r} is not one of {', '.join((*ACTIONS, *APPROVAL_ACTIONS))}")
+        return 400, error(f"action {action!r} is not one of {', '.join((*ACTIONS, *APPROVAL_ACTIONS))}")
     try:
         reason = reason_of(body)
     except ValueError as err:
-        return 400, _error(str(err))
+        return 400, error(str(err))
     caller = caller_of(headers, easy_auth=deps.settings.easy_auth_enabled)
     ledger = ledger_of(deps)
     for attempt in range(SAVE_ATTEMPTS):
-        found = ledger.recent.find(endpoint, deployment)
-        if not found:
-            return 404, _error(f"no rollout of deployment {deployment!r} on endpoint {endpoint!r}")
-        if len(found) > 1:
-            workspaces = ", ".join(sorted(r.plan.workspace_id for r in found))
-            return 409, _error(f"{endpoint}/{deployment} exists in several workspaces ({workspaces}); act in AML")
-        rollout = found[0]
+        rollout = one_rollout(ledger, endpoint, deployment)
+        if isinstance(rollout, tuple):
+            return rollout
         look = EndpointLook(rollout, deps)
         try:
             refused = refusal(rollout, action, deps, look)
             blocked = "" if refused else _rollback_blocked(rollout, action, look, deps)
-        except Exception as err:  # the one read an action needs: a retry of the request can fix it
-            failure = classify(err)
-            logger.warning("operator %s on %s/%s: Azure ML not read: %s", action, endpoint, deployment, failure.error)
-            return 503, _error(f"could not read endpoint {endpoint} from Azure ML ({failure.detail}); try again")
+        except Exception as err:
+            return unreadable(action, endpoint, deployment, err)
         if refused:
             logger.warning("operator %s on %s/%s by %s refused: %s", action, endpoint, deployment, caller, refused)
             return 403, json.dumps({"error": refused, "rollout": rollout.as_status()}, indent=2)
@@ -84,7 +78,7 @@ def operator_action(
             saved = _record(rollout, action, decision, reason, caller, deps)
         except StaleRollout:
             if attempt + 1 == SAVE_ATTEMPTS:
-                return 409, _error("the rollout kept changing while the action was recorded; try again")
+                return 409, error("the rollout kept changing while the action was recorded; try again")
             continue
         break
     else:  # pragma: no cover - the loop returns or breaks
@@ -151,7 +145,3 @@ def _rollback_blocked(rollout: Rollout, action: str, look: EndpointLook, deps: D
     shown = [d.name for d in view.deployments] if view else []
     siblings = ledger_of(deps).deployment_rollouts(plan.workspace_id, plan.endpoint, shown)
     return rollback_blocker(rollout, view, siblings)
-
-
-def _error(message: str) -> str:
-    return json.dumps({"error": message})
