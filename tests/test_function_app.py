@@ -32,6 +32,15 @@ def test_importing_function_app_does_not_import_heavy_sdks() -> None:
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
+def test_importing_function_app_loads_none_of_the_app_until_a_trigger_runs() -> None:
+    """The host imports function_app at every cold start to index it: the app's modules load on first use."""
+    code = (
+        "import json, sys, function_app; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'app')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
 def test_on_aml_event_is_exposed() -> None:
     assert "on_aml_event" in runner.function_names()
 
