@@ -104,8 +104,9 @@ def no_downgrade(harness: Harness, since: int) -> list[str]:
 
 
 def approval_kept(harness: Harness, since: int) -> list[str]:
-    """No write of the app's gives live traffic to a rollout that needs approval (REQUIRE_APPROVAL or the tag) before
-    an operator approved its current attempt."""
+    """No write of the app's gives live traffic to a rollout's deployment that needs approval (REQUIRE_APPROVAL or the
+    tag) and had none, before an operator approved its current attempt. (A share someone gave it by hand is theirs:
+    the app's later writes keep it, scaled as any other.)"""
     problems = []
     needs = harness.world.settings.require_approval
     rows = {r.plan.deployment: r for r in harness.rollouts() if r.plan.endpoint == ENDPOINT}
@@ -116,7 +117,7 @@ def approval_kept(harness: Harness, since: int) -> list[str]:
         before = next((split for _, name, split, _ in reversed(log[:index]) if name == ENDPOINT), {})
         for name, pct in live.items():
             row = rows.get(name)
-            if row is None or pct <= before.get(name, 0) or not (needs or row.plan.approval_requested):
+            if row is None or before.get(name, 0) or not (needs or row.plan.approval_requested):
                 continue
             if not approval_given(row.progress):
                 problems.append(f"{name} got {pct}% before an operator approved it")
