@@ -282,6 +282,8 @@ def _finish(rollout: Rollout, action: Finish, seen: Observation) -> Decision:
         facts["gate"] = action.gate.as_dict()
     record = replace(rollout, attempts=0, next_attempt_at=None, last_error="", denied_since=None, progress=progress)
     record, notes = changed(record, trigger, action.reason, wanted=action.state, facts=facts)
+    if trigger is Trigger.REFUSED:  # an operator's decision, not a fault: told as a warning, not an error
+        notes = tuple(replace(note, severity="warning") for note in notes)
     retired = (fx.Retire(action.retire, rollout.plan.deployment),) if action.retire else ()
     return Decision(record, (*notes, *retired), trigger)
 

@@ -83,6 +83,8 @@ def test_reject_ends_it_rejected_and_cleanup_deletes_its_deployment() -> None:
     assert "credit-v2" not in world.aml.deployments("credit")
     assert act(world, "credit-v2", "approve")[0] == 409  # a decision is not taken back
     assert act(world, "credit-v2", "retry")[0] == 409
+    [told] = [n for n in world.sink.received if n.type == "AmlEvents.Rollout.Rejected"]
+    assert told.severity == "warning"  # an operator's decision, not a fault
 
 
 def test_a_rejected_deployment_is_kept_with_keep_failed_deployments() -> None:
