@@ -76,13 +76,16 @@ def rollbacks_exact(transitions: Sequence[Transition], harness: Harness) -> list
 
 def no_downgrade(harness: Harness, since: int) -> list[str]:
     """A traffic write of the app's never moves share from a version that ended live or canary to an older one of
-    the same model (retiring a canary into a newer version, or sharing a retired one's share out in proportion, is
-    no downgrade)."""
+    the same model, below the share its rollout set (retiring a canary into a newer version, sharing a retired one's
+    share out in proportion, or bringing a canary back to its planned share after a hand-made change, is no
+    downgrade)."""
     problems = []
     ended: dict[str, list[int]] = {}
+    planned: dict[str, int] = {}  # the share each of those rollouts set for its own deployment
     for r in harness.rollouts():
         if r.plan.endpoint == ENDPOINT and r.state in (State.LIVE, State.CANARY):
             ended.setdefault(r.plan.model_name, []).append(int(r.plan.model_version))
+            planned[r.plan.deployment] = r.plan.traffic
     log = harness.world.aml.traffic_log
     for index, live, _ in harness.app_splits():
         if index < since:
@@ -97,7 +100,10 @@ def no_downgrade(harness: Harness, since: int) -> list[str]:
             if pct <= before.get(name, 0):
                 continue
             for newer in (v for v in ended.get(model, []) if v > int(version) and served[model] <= v):
-                lost = live.get(f"{model}-v{newer}", 0) < before.get(f"{model}-v{newer}", 0)
+                kept = live.get(f"{model}-v{newer}", 0)
+                # Below what its own rollout set: a canary brought back to its planned share (from more someone gave
+                # it by hand) has lost nothing of its own.
+                lost = kept < before.get(f"{model}-v{newer}", 0) and kept < planned[f"{model}-v{newer}"]
                 if lost:
                     problems.append(f"{name} got {pct}% from {model}-v{newer}, which ended live or canary")
     return problems
