@@ -19,6 +19,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+
+def _like_a_terminal() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A shell's background job (how CI may run the suite) starts with
+    SIGINT ignored, and Python then keeps ignoring it, so the Ctrl-C this test sends would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 pytestmark = pytest.mark.integration
 
 
@@ -41,7 +48,12 @@ def made_up(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     env = {**os.environ, "AML_ROLLOUTS_DEVKIT": str(attach)}
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "devkit.up", "--port", "0", "--tick", "0.5"], cwd=ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "devkit.up", "--port", "0", "--tick", "0.5"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        preexec_fn=_like_a_terminal,
     )
     try:
         deadline = time.monotonic() + 120
@@ -81,7 +93,9 @@ def test_the_readme_quick_start_works_as_written(made_up: tuple[dict[str, str], 
 
 def _dashboard(command: list[str], env: dict[str, str]) -> None:
     """Start it without opening a browser, open its printed URL, stop it with Ctrl-C."""
-    process = subprocess.Popen([*command, "--no-browser"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, "--no-browser"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=_like_a_terminal
+    )
     try:
         assert process.stdout is not None
         url = ""
