@@ -171,7 +171,8 @@ def dark_never_bakes(harness: Harness) -> list[str]:
 
 
 #: Rollouts whose deployment is of no further use to a rollback once it serves nothing.
-GARBAGE = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED)
+#: The model's own list, apart from the app's: a rejected or expired rollout's deployment is of no use either.
+GARBAGE = (State.SUPERSEDED, State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED, State.EXPIRED)
 
 
 def previous_kept(harness: Harness, calls: Sequence[ArmCall], shown: Mapping[str, str]) -> list[str]:
