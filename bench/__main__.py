@@ -91,15 +91,13 @@ def _one_rollout(app: Any, version: int, label: str, tags: dict[str, str], quiet
     _, ack_seconds = _timed(lambda: app.deliver(model_registered("credit", version)))
     returned = time.time()
     during = aml.request_counts(since=mark)
-    note = ""
-    if quiet_seconds:
+    note, after = "", 0
+    if quiet_seconds:  # what the acknowledged event left running: counted before the ticks drive it on
         time.sleep(quiet_seconds)
-        note = (
-            f"{aml.request_counts(since=returned)['total']} ARM requests in the {quiet_seconds:.0f} s after it returned"
-        )
+        after = aml.request_counts(since=returned)["total"]
+        note = f"{after} ARM requests in the {quiet_seconds:.0f} s after it returned"
     ticks = app.run_until_settled()
     total = aml.request_counts()
-    after = aml.request_counts(since=returned)["total"] if quiet_seconds else 0
     ack_miss = "; ".join(
         [f"{during['total']} > {ACK_GOAL} ARM requests"] * (during["total"] > ACK_GOAL)
         + [f"{after} ARM requests after it returned"] * (after > 0)
