@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.api.caller import caller_of
 from app.api.governance import EndpointLook, refusal
-from app.api.lookup import one_rollout, unreadable
+from app.api.lookup import advance_now, one_rollout, unreadable
 from app.api.reason import reason_of
 from app.rollout.decide.approval import Decided, decide_approval
 from app.rollout.decide.effects import Notice, Notify
+from app.rollout.decide.operator import MAX_HISTORY
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
-from app.rollout.ledger.rows import decode_rollout, partition_key
-from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -37,7 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
-MAX_HISTORY = 50
 
 
 def approval_action(
@@ -72,7 +69,7 @@ def approval_action(
         except StaleRollout:
             continue  # the rollout moved on meanwhile: decide again on the fresh row
         logger.info("operator %s on %s/%s by %s: %s", action, endpoint, deployment, caller, reason or "-")
-        return _answer(action, f"request_{action}", decision.note, _advance_now(saved, deps))
+        return _answer(action, f"request_{action}", decision.note, advance_now(saved, deps, f"operator {action}"))
     return 409, json.dumps({"error": "the rollout kept changing while the decision was recorded; try again"})
 
 
@@ -91,24 +88,6 @@ def _record(rollout: Rollout, action: str, decision: Decided, reason: str, calle
     note = Notify(Notice.OPERATOR_ACTION, why, facts={"action": entry}, occurrence=f"{action}@{entry['at']}")
     Recorder(deps, ledger_of(deps)).notify(saved, note)
     return saved
-
-
-def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
-    """Carry the decision out now when the endpoint's lease is free; otherwise the next tick does."""
-    plan = rollout.plan
-    if not deps.settings.records_rollouts:
-        return rollout
-    try:
-        RolloutEngine(deps).advance(
-            plan.workspace_id, plan.endpoint, time.monotonic() + deps.settings.event_budget_seconds
-        )
-    except Exception as err:
-        logger.warning(
-            "decision on %s/%s recorded; the next tick carries it out: %s", plan.endpoint, plan.deployment, err
-        )
-        return rollout
-    row = ledger_of(deps).store.get(partition_key(plan.workspace_id, plan.endpoint), plan.deployment)
-    return decode_rollout(row) if row is not None else rollout
 
 
 def _answer(action: str, effect: str, note: str, rollout: Rollout) -> tuple[int, str]:

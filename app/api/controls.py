@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from app.api.approvals import approval_action
 from app.api.caller import caller_of
 from app.api.governance import EndpointLook, refusal
-from app.api.lookup import error, one_rollout, unreadable
+from app.api.lookup import advance_now, error, one_rollout, unreadable
 from app.api.reason import reason_of
 from app.rollout.decide.approval import APPROVAL_ACTIONS
 from app.rollout.decide.model import Rollout
 from app.rollout.decide.operator import ACTIONS, Applied, Control, Effect, apply_action, operated
 from app.rollout.decide.rollback import rollback_blocker
 from app.rollout.ledger.ledger import StaleRollout, ledger_of
-from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.records import Recorder
 
 if TYPE_CHECKING:
@@ -87,8 +85,8 @@ def operator_action(
     logger.info(
         "operator %s on %s/%s by %s: %s (%s)", action, endpoint, deployment, caller, decision.note, reason or "-"
     )
-    if decision.effect in ENGINE_EFFECTS and deps.settings.records_rollouts:
-        saved = _advance_now(saved, deps)
+    if decision.effect in ENGINE_EFFECTS:
+        saved = advance_now(saved, deps, f"operator {action}")
     return 202, json.dumps(
         {"action": action, "effect": decision.effect.value, "note": decision.note, "rollout": saved.as_status()},
         indent=2,
@@ -107,33 +105,6 @@ def _record(rollout: Rollout, action: str, decision: Applied, reason: str, calle
     }
     why = f"{decision.note} (by {caller}{': ' + reason if reason else ''})"
     return Recorder(deps, ledger_of(deps)).keep(rollout, operated(rollout, decision, entry, why, now), now)
-
-
-def _advance_now(rollout: Rollout, deps: Deps) -> Rollout:
-    """Carry the action out now when the endpoint's lease is free; otherwise the next tick does."""
-    plan = rollout.plan
-    try:
-        lines = (
-            RolloutEngine(deps)
-            .advance(plan.workspace_id, plan.endpoint, time.monotonic() + deps.settings.event_budget_seconds)
-            .lines()
-        )
-    except Exception as err:
-        logger.warning(
-            "operator action on %s/%s recorded; the next tick carries it out: %s: %s",
-            plan.endpoint,
-            plan.deployment,
-            type(err).__name__,
-            err,
-        )
-        return rollout
-    logger.info("operator action on %s/%s: %s", plan.endpoint, plan.deployment, "; ".join(lines) or "nothing to do")
-    fresh = [
-        r
-        for r in ledger_of(deps).endpoint_rollouts(plan.workspace_id, plan.endpoint)
-        if r.plan.deployment == plan.deployment
-    ]
-    return fresh[0] if fresh else rollout
 
 
 def _rollback_blocked(rollout: Rollout, action: str, look: EndpointLook, deps: Deps) -> str:
