@@ -41,6 +41,21 @@ REPLAYS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("follow_up", {}),
         ("follow_up", {}),
     ],
+    # A rollout awaiting approval that someone gave traffic by hand, kept (scaled) by another rollout's canary, and
+    # then expired, ended serving what it was given: no write of its own sent it traffic.
+    "expired-serving-what-it-was-given": [
+        ("register", {**CREDIT_BG, "shape": {"traffic_steps": "10,50,100", "bake": "10m", "approval": "required"}}),
+        ("follow_up", {}),
+        ("kill_switch", {"mode": "apply"}),
+        ("fault", {"data": Drawn("create_endpoint", 400), "kind": "arm"}),
+        ("tick", {"rounds": 1, "seconds": 300}),
+        ("hand_traffic", {"data": Drawn(["credit-v1"]), "split": (100,)}),
+        ("follow_up", {}),
+        ("follow_up", {}),
+        ("register", {**CREDIT_BG, "shape": {"traffic": "20"}}),
+        ("follow_up", {}),
+        ("nobody_decides", {}),
+    ],
     # A canary in progress brought back to its planned 20% after a hand-made 30% is no downgrade of it.
     "canary-back-to-its-share": [
         ("tick", {"rounds": 1, "seconds": 30}),

@@ -132,11 +132,15 @@ def approval_kept(harness: Harness, since: int) -> list[str]:
 
 def nothing_ended_serves(transitions: Sequence[Transition]) -> list[str]:
     """No rollout ends failed, superseded, rejected or rolled back with its deployment serving live traffic the app set
-    (what someone set by hand, or a write of the app's landing late before it is undone, is not the app's doing)."""
+    (what someone set by hand, or a write of the app's landing late before it is undone, is not the app's doing; nor
+    is a share someone gave by hand to a rollout that never wrote traffic itself, which the app's later writes for
+    other rollouts keep, scaled, as they keep every deployment's)."""
     problems = []
     for change in transitions:
         if change.after not in NOT_SERVING or change.endpoint != ENDPOINT or change.setter != "app":
             continue
+        if not any(" traffic " in action for action in actions_of(change.row)):
+            continue  # it sent no traffic write of its own (awaiting approval, say): whatever it serves, it was given
         share = (change.split or {}).get(change.deployment, 0)
         if share:
             problems.append(f"{change.deployment} ended {change.after.value} serving {share}%")
