@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bench.scale_figures import (
     Request,
     Rollout,
     RunFigures,
     arm_peaks,
     duplicate_writes,
+    monitor_cut,
     monitor_per_baking_hour,
+    peak_baking,
     percentile,
     report,
     tick_figures,
@@ -70,3 +74,39 @@ def test_the_report_flags_what_misses_its_goal_and_tells_unfinished_from_lost() 
     assert "1 deploying" in unfinished[3]
     assert "lost events 0" in rows["conflicts"][3]
     assert tick_figures([], 20.0) == {"ticks": 0}
+
+
+def test_the_monitor_cut_counts_each_batched_resource_as_the_call_it_saved() -> None:
+    metrics = f"{EP}/providers/Microsoft.Insights/metrics"
+    batch = "/eastus/subscriptions/s/metrics:getBatch"
+    ids = {"resourceids": [f"{EP}{n}" for n in range(6)]}
+    log = [Request(1, "GET", metrics, 200, "arm"), Request(2, "GET", metrics, 200, "arm")]
+    log += [Request(3, "POST", batch, 200, "metrics-batch", ids), Request(3, "POST", batch, 200, "metrics-batch", ids)]
+    assert monitor_cut(log) == (4, 14)  # 2 alone + 2 batch calls, against 2 + 2 x 6 one endpoint at a time
+    assert monitor_cut([]) == (0, 0)
+
+
+def test_peak_baking_counts_overlaps_and_an_unfinished_rollout_bakes_on() -> None:
+    rollouts = [
+        Rollout("a", "canary", 750.0, 0.0, done_at=100.0, baking_from=10.0),
+        Rollout("b", "canary", 750.0, 0.0, done_at=200.0, baking_from=100.0),  # starts as a ends: not two at once
+        Rollout("c", "canary", 750.0, 0.0, baking_from=150.0),
+        Rollout("d", "blue/green", 330.0, 0.0, done_at=50.0),
+    ]
+    assert peak_baking(rollouts) == 2
+    assert peak_baking([]) == 0
+
+
+def test_the_monitor_goal_is_judged_only_where_enough_rollouts_bake_at_once() -> None:
+    batch = "/eastus/subscriptions/s/metrics:getBatch"
+    ids = {"resourceids": [f"{EP}{n}" for n in range(3)]}
+    log = [Request(1, "POST", batch, 200, "metrics-batch", ids)]  # 3x fewer
+    few = [Rollout(f"c{n}", "canary", 750.0, 0.0, done_at=900.0, final="Live", baking_from=300.0) for n in range(3)]
+    many = [replace(r, deployment=f"{r.deployment}-{n}") for n in range(20) for r in few]  # 60 at once
+
+    def monitor_row(rollouts: list[Rollout]) -> tuple[str, ...]:
+        run = RunFigures(len(rollouts), 1, rollouts, log, [], [], 20.0, 2.25, {"cores": 2, "load": 1.0})
+        return next(row for row in report(run) if row[0].strip() == "Azure Monitor calls")
+
+    assert monitor_row(few)[1] == "3.0x fewer" and monitor_row(few)[4] == ""
+    assert monitor_row(many)[4] != ""  # 60 baking at once: 3x misses the 5x goal
