@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.rollout.run.tick import FANNED_OUT
 from devkit import runner
 from devkit.harness import OfflineApp, app_environment, model_registered
 from devkit.stack import WORKSPACE_ID, DevStack
@@ -87,3 +88,34 @@ def test_a_bake_s_follow_up_in_a_busy_region_leaves_the_gate_to_the_tick_s_batch
         app.tick()
         assert _metric_calls(app) == (2, 0)
         assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
+
+
+def test_a_late_follow_up_that_finds_a_bake_over_in_a_busy_region_leaves_the_gate_to_the_tick(
+    app: OfflineApp,
+) -> None:
+    names = ["fraud", "churn"]
+    with app.emulated_time():
+        _canaries(app, names)
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        # A traffic write's follow-up and a tick's hand-on, delivered late (a backlogged queue): the bakes are over.
+        late = {"workspaceId": WORKSPACE_ID, "endpoint": "fraud", "reason": "traffic"}
+        handed = {"workspaceId": WORKSPACE_ID, "endpoint": "churn", "reason": FANNED_OUT}
+        runner.follow_up("late-fraud", json.dumps(late), 1)
+        runner.follow_up("handed-churn", json.dumps(handed), 1)
+        assert _metric_calls(app) == (0, 0)  # nothing read alone
+        assert all(app.traffic(name) == {f"{name}-v1": 90, f"{name}-v2": 10} for name in names)  # not judged yet
+        app.tick()
+        assert _metric_calls(app) == (2, 0)
+        assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
+
+
+def test_a_late_follow_up_reads_a_lone_gate_at_once(app: OfflineApp) -> None:
+    with app.emulated_time():
+        _canaries(app, ["fraud"])
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        late = {"workspaceId": WORKSPACE_ID, "endpoint": "fraud", "reason": "traffic"}
+        runner.follow_up("late-fraud", json.dumps(late), 1)
+        assert _metric_calls(app) == (0, 2)  # alone in its region: nothing to batch with, judged now
+        assert app.traffic("fraud") == {"fraud-v2": 100}

@@ -26,6 +26,7 @@ from app.rollout.run.fencing import Fence
 from app.rollout.run.followups import FollowUpPlan
 from app.rollout.run.outcomes import Deferred, Note, Noted, PassItem, PassOutcome, Stepped
 from app.rollout.run.records import Recorder
+from app.rollout.run.triage import leaves_gate_to_tick
 
 if TYPE_CHECKING:
     from app.ports import AzureMl, Deps
@@ -41,10 +42,12 @@ logger = logging.getLogger(__name__)
 class RolloutEngine:
     """Advances the rollouts of one endpoint at a time. One instance per invocation."""
 
-    def __init__(self, deps: Deps, *, followup: FollowUp | None = None) -> None:
+    def __init__(self, deps: Deps, *, followup: FollowUp | None = None, gates_to_tick: bool = False) -> None:
         self.deps = deps
         #: The follow-up message this pass answers, if a follow-up (not the timer or an event) started it.
         self.followup = followup
+        #: A gate due on the endpoint is left to the next tick's batch (a follow-up in a region the tick batches).
+        self.gates_to_tick = gates_to_tick
         self.ledger = ledger_of(deps)
         self.policy = step_policy(deps.settings)
         self.recorder = Recorder(deps, self.ledger)
@@ -85,6 +88,7 @@ class EndpointPass:
         deps = self.deps = engine.deps
         self.ledger, self.policy, self.recorder = engine.ledger, engine.policy, engine.recorder
         self.followups = FollowUpPlan(deps, engine.followup)
+        self.gates_to_tick = engine.gates_to_tick
         self.fence = Fence(deps, engine.ledger, lease, self.followups)
         self.runner = EffectRunner(deps, engine.policy, self.fence, engine.recorder)
         #: The endpoint's rollouts, updated in place as the pass goes; the follow-ups look at them afterwards.
@@ -111,6 +115,11 @@ class EndpointPass:
         watching = intent_rules.watching(self.fence.lease.record.intents, now)
         if not due and not watching and not cleanup_due(rollouts.values(), now):
             return []
+        if self.gates_to_tick and leaves_gate_to_tick(workspace_id, endpoint, due, now):
+            # Read alone, the gate would cost its own Azure Monitor calls; the tick reads it with the region's others.
+            self.done.append(Noted(Note.GATE_TO_TICK, f"{endpoint}: a gate is due; the next tick reads it in its "
+                                   "region's batch"))  # fmt: skip
+            return self.done
         gateway = self.deps.aml(WorkspaceRef.from_arm_id(workspace_id))
         try:
             view = gateway.observe(endpoint)

@@ -16,6 +16,7 @@ from app.rollout.ledger.ledger import ledger_of
 from app.rollout.ledger.promotions import promotion_key
 from app.rollout.run.engine import RolloutEngine
 from app.rollout.run.gate_batch import batched_in_tick
+from app.rollout.run.outcomes import Note
 from app.rollout.run.promotion import PROMOTION_REASON, promote
 
 if TYPE_CHECKING:
@@ -59,14 +60,19 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
         if followup.kind == HANDED_ON and _advanced_since(deps, endpoint, followup.sent_at):
             logger.info("%s: advanced since the tick handed it on; nothing to do", label)
             return Outcome(OutcomeKind.DROPPED, "nothing to do: advanced since the tick handed it on")
-        if followup.kind == BAKE and batched_in_tick(deps, endpoint[0], endpoint[1], entries):
+        # In a region the tick batches, a gate due is left to the tick, whatever brought this message: a bake's end
+        # (deferred at once), or a late write's follow-up or a hand-on that finds the bake over by now (the pass sees).
+        busy = batched_in_tick(deps, endpoint[0], endpoint[1], entries)
+        if followup.kind == BAKE and busy:
             logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
             return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
-        lines = (
-            RolloutEngine(deps, followup=followup)
-            .advance(endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds)
-            .lines()
+        passed = RolloutEngine(deps, followup=followup, gates_to_tick=busy).advance(
+            endpoint[0], endpoint[1], time.monotonic() + settings.reconcile_budget_seconds
         )
+        lines = passed.lines()
+        if Note.GATE_TO_TICK in passed.notes:
+            logger.info("%s: %s", label, "; ".join(lines))
+            return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
     except RetryableError:
         raise  # storage or the lease table briefly unavailable: the host redelivers (bounded by maxDequeueCount)
     except Exception as err:

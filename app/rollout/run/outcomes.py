@@ -17,6 +17,7 @@ class Note(StrEnum):
     STALE = "stale"  # a rollout row changed under the pass: it is decided again from a fresh observation
     TRAFFIC = "traffic"  # the observed split against the app's writes: landed, restored, drifted, drift cleared
     CLEANUP = "cleanup"  # cleanup of surplus deployments: a delete sent, waiting, failed or given up
+    GATE_TO_TICK = "gate_to_tick"  # a gate fell due in a busy region: the next tick reads it in its region's batch
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,16 @@ def gate_due(workspace_id: str, endpoint: str, rollout: Rollout, now: dt.datetim
     return gate if gate is not None and gate.due <= now else None
 
 
+def leaves_gate_to_tick(workspace_id: str, endpoint: str, rollouts: Iterable[Rollout], now: dt.datetime) -> bool:
+    """Should a pass outside the tick (a follow-up) leave this endpoint to the next tick, whose batch reads the gates
+    of a busy region together? Yes when one of its rollouts owes a gate now and none carries an operator's request
+    (a request is not kept waiting for a batch)."""
+    rollouts = list(rollouts)
+    if any(r.progress.requested for r in rollouts):
+        return False
+    return any(gate_due(workspace_id, endpoint, r, now) is not None for r in rollouts)
+
+
 def _gate(workspace_id: str, endpoint: str, rollout: Rollout) -> GateDue | None:
     """The gate at the end of ``rollout``'s current bake (due or not), if it is baking and not paused."""
     if rollout.state is not State.BAKING or rollout.progress.paused or rollout.progress.bake_started_at is None:

@@ -21,7 +21,7 @@ from app.rollout.decide.model import Progress, State
 from app.rollout.ledger.indexes import ACTIVE_INDEX, INDEX_BUILT
 from app.rollout.ledger.ledger import RolloutLedger
 from app.rollout.run import followup, gate_batch, tick
-from app.rollout.run.outcomes import PassOutcome
+from app.rollout.run.outcomes import Note, Noted, PassOutcome
 from tests.fakes import WORKSPACE_ID, FakeTableStore, make_deps, make_plan, make_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -153,6 +153,31 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
     assert followup.follow_up(bake_end, 1, deps).kind is not OutcomeKind.DEFERRED  # alone in its region: read now
+
+
+def test_any_follow_up_whose_pass_finds_a_gate_due_in_a_busy_region_is_deferred_to_the_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeTableStore()
+    ledger = RolloutLedger(store)
+    other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
+    ledger.active.add(WORKSPACE_ID, "one", NOW)
+    ledger.active.add(other_workspace, "two", NOW)
+    store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
+    asked: list[bool] = []
+
+    def advance(self: Any, ws: str, ep: str, deadline: float) -> PassOutcome:
+        asked.append(self.gates_to_tick)  # the engine leaves a gate due to the tick only when told to
+        return PassOutcome(ep, (Noted(Note.GATE_TO_TICK, f"{ep}: gate left"),) if self.gates_to_tick else ())
+
+    monkeypatch.setattr("app.rollout.run.engine.RolloutEngine.advance", advance)
+    late = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": "traffic"})
+    monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
+    assert followup.follow_up(late, 1, deps_for(store)).kind is OutcomeKind.DEFERRED
+    regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
+    monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
+    assert followup.follow_up(late, 1, deps_for(store)).kind is OutcomeKind.HANDLED  # alone: nothing to batch with
+    assert asked == [True, False]
 
 
 def test_a_gate_read_in_the_tick_s_batch_is_judged_in_the_tick_even_past_its_budget(

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from app.rollout.decide.model import Cleanup, Progress, Rollout, State
-from app.rollout.run.triage import GateDue, Priority, Work, gate_due, ordered, triage
+from app.rollout.run.triage import GateDue, Priority, Work, gate_due, leaves_gate_to_tick, ordered, triage
 from tests.fakes import WORKSPACE_ID, make_plan
 
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
@@ -123,3 +123,17 @@ def test_without_follow_ups_every_operation_in_flight_is_polled() -> None:
     assert triage(WORKSPACE_ID, "credit", [rollout(State.PENDING, started=None)], NOW, DELAYS).priority is (
         Priority.IN_FLIGHT  # no write yet: its turn to write is what the pass is for
     )
+
+
+def test_a_follow_up_leaves_the_endpoint_to_the_tick_only_for_a_gate_due_and_no_operator_waiting() -> None:
+    def leaves(*rollouts: Rollout) -> bool:
+        return leaves_gate_to_tick(WORKSPACE_ID, "credit", rollouts, NOW)
+
+    assert leaves(rollout(started=BAKE))  # the bake is over: its gate can wait for the tick's batch
+    assert leaves(rollout(started=BAKE), rollout(State.DEPLOYING, started=None))  # a sibling waits a tick with it
+    assert not leaves(rollout(started=BAKE / 2))  # mid-bake: the pass only looks, reads no metrics
+    assert not leaves(rollout(started=BAKE, paused=True))  # paused: no gate
+    assert not leaves(rollout(State.DEPLOYING, started=None))  # an operation in flight: advanced now
+    assert not leaves(rollout(started=BAKE, requested="promote"))  # an operator asked: carried out now
+    assert not leaves(rollout(started=BAKE), rollout(State.DEPLOYING, started=None, requested="rollback"))
+    assert not leaves()
