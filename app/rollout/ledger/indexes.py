@@ -88,6 +88,14 @@ class ActiveIndex:
         data = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now}
         self.store.upsert(ACTIVE_INDEX, partition_key(workspace_id, endpoint), data)
 
+    def find(self, workspace_id: str, endpoint: str) -> ActiveEndpoint | None:
+        """The endpoint's ``ACTIVE_INDEX`` row, as written (one point read), or None: not active, spelled otherwise
+        than its rows, or an index not built yet (``endpoints`` tells those apart)."""
+        row = self.store.get(ACTIVE_INDEX, partition_key(workspace_id, endpoint))
+        if row is None:
+            return None
+        return ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
+
     def endpoints(self, now: dt.datetime) -> list[ActiveEndpoint]:
         """The endpoints with a rollout in progress: one read of the ``ACTIVE_INDEX`` partition.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -51,8 +52,7 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
         logger.error("%s dropped: workspace %s is not in AML_ALLOWED_WORKSPACES", label, followup.workspace_id)
         return Outcome(OutcomeKind.DROPPED, "dropped: workspace not allowed")
     try:
-        entries = ledger_of(deps).active.endpoints(deps.clock())
-        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint, entries)
+        endpoint = active_endpoint(deps, followup.workspace_id, followup.endpoint)
         if endpoint is None:
             # Finished since (a late or duplicate message), or never ours: nothing to look at, and no lease taken.
             logger.info("%s: no rollout in progress on this endpoint; nothing to do", label)
@@ -62,7 +62,7 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
             return Outcome(OutcomeKind.DROPPED, "nothing to do: advanced since the tick handed it on")
         # In a region the tick batches, a gate due is left to the tick, whatever brought this message: a bake's end
         # (deferred at once), or a late write's follow-up or a hand-on that finds the bake over by now (the pass sees).
-        busy = batched_in_tick(deps, endpoint[0], endpoint[1], entries)
+        busy = batched_in_tick(deps, endpoint[0], endpoint[1], _active_recently(deps))
         if followup.kind == BAKE and busy:
             logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
             return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
@@ -87,15 +87,48 @@ def active_endpoint(
 ) -> tuple[str, str] | None:
     """(workspace id, endpoint) as the ledger spells them if a rollout is in progress there; else None.
 
-    One read of the ledger's index of active endpoints (``entries``, when the caller read it already; it may
-    over-report: advancing such an endpoint finds nothing to do). Names compare case-insensitively, as Azure ML's do.
+    One point read of the endpoint's entry in the ledger's index of active endpoints; when it is not there as
+    spelled, one read of the whole index (``entries``, when the caller read it already), which also builds an index
+    not built yet. The index may over-report: advancing such an endpoint finds nothing to do. Names compare
+    case-insensitively, as Azure ML's do.
     """
+    if entries is None:
+        found = ledger_of(deps).active.find(workspace_id, endpoint)
+        if found is not None:
+            return found.workspace_id, found.endpoint
     key = WorkspaceRef.from_arm_id(workspace_id).key
     for entry in entries if entries is not None else ledger_of(deps).active.endpoints(deps.clock()):
         ws, ep = entry.workspace_id, entry.endpoint
         if ep.lower() == endpoint.lower() and WorkspaceRef.from_arm_id(ws).key == key:
             return ws, ep
     return None
+
+
+#: How long a process answers "is this region busy?" from its last read of the whole active index. A stale answer
+#: costs at most one gate read alone, or one gate waiting a tick for the batch; reading the index for every message
+#: cost a queue worker about a third of its time in a 200-event burst.
+ACTIVE_VIEW_SECONDS = 15.0
+_view_lock = threading.Lock()
+_view: tuple[object, float, list[ActiveEndpoint]] | None = None  # (deps, time.monotonic() of the read, entries)
+
+
+def _active_recently(deps: Deps) -> list[ActiveEndpoint]:
+    """The active index as this process read it within ``ACTIVE_VIEW_SECONDS`` (read again when older)."""
+    global _view
+    with _view_lock:
+        if _view is not None and _view[0] is deps and time.monotonic() - _view[1] < ACTIVE_VIEW_SECONDS:
+            return _view[2]
+    entries = ledger_of(deps).active.endpoints(deps.clock())
+    with _view_lock:
+        _view = (deps, time.monotonic(), entries)
+    return entries
+
+
+def forget_active_view() -> None:
+    """Drop the process's view of the active index (tests; another ``deps`` never shares it)."""
+    global _view
+    with _view_lock:
+        _view = None
 
 
 def _advanced_since(deps: Deps, endpoint: tuple[str, str], sent_at: dt.datetime | None) -> bool:

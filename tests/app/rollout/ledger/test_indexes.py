@@ -62,6 +62,16 @@ def test_reading_the_active_endpoints_reads_one_partition(ledger: RolloutLedger,
     assert store.queries == ["PartitionKey eq @pk"]
 
 
+def test_one_endpoint_s_entry_is_found_with_a_point_read(ledger: RolloutLedger, store: FakeTableStore) -> None:
+    ledger.record(make_plan(1), State.PENDING, "e1", NOW)
+    del store.queries[:]
+    found = ledger.active.find(WORKSPACE_ID, "credit")
+    assert isinstance(found, ActiveEndpoint) and (found.workspace_id, found.endpoint) == (WORKSPACE_ID, "credit")
+    assert ledger.active.find(WORKSPACE_ID, "fraud") is None  # not active
+    assert ledger.active.find(OTHER_WORKSPACE_ID, "credit") is None  # the same name in another workspace
+    assert store.queries == []  # point reads only
+
+
 def test_a_crash_between_the_index_entry_and_the_row_only_over_reports(
     ledger: RolloutLedger, store: FakeTableStore
 ) -> None:

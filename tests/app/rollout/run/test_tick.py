@@ -58,9 +58,11 @@ def fresh_gate() -> Iterator[None]:
     GATE.reset()
     tick._handed.clear()
     gate_batch._disabled.clear()
+    followup.forget_active_view()
     yield
     GATE.reset()
     tick._handed.clear()
+    followup.forget_active_view()
 
 
 def ledger_with(store: FakeTableStore, **states: State) -> None:
@@ -178,6 +180,34 @@ def test_any_follow_up_whose_pass_finds_a_gate_due_in_a_busy_region_is_deferred_
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
     assert followup.follow_up(late, 1, deps_for(store)).kind is OutcomeKind.HANDLED  # alone: nothing to batch with
     assert asked == [True, False]
+
+
+def test_follow_ups_find_their_endpoint_with_a_point_read_and_share_one_read_of_the_whole_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeTableStore()
+    ledger_with(store, one=State.DEPLOYING, two=State.DEPLOYING)
+    RolloutLedger(store).active.endpoints(NOW)  # built
+    monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
+    monkeypatch.setattr("app.rollout.run.engine.RolloutEngine.advance", lambda self, ws, ep, deadline: PassOutcome(ep))
+    deps = deps_for(store)
+    del store.queries[:]
+    for endpoint in ("one", "two", "one", "two"):
+        body = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": endpoint, "reason": "deployment"})
+        assert followup.follow_up(body, 1, deps).kind is OutcomeKind.HANDLED
+    assert len(store.queries) == 1  # the region's view, read once; each endpoint by its own entry
+    monkeypatch.setattr(followup.time, "monotonic", lambda: time.perf_counter() + followup.ACTIVE_VIEW_SECONDS + 1)
+    followup.follow_up(json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": "deployment"}), 1, deps)
+    assert len(store.queries) == 2  # older than ACTIVE_VIEW_SECONDS: read again
+
+
+def test_an_endpoint_spelled_otherwise_than_its_entry_is_found_in_the_whole_index() -> None:
+    store = FakeTableStore()
+    ledger_with(store, Credit=State.DEPLOYING)
+    deps = deps_for(store)
+    assert followup.active_endpoint(deps, WORKSPACE_ID.upper(), "credit") == (WORKSPACE_ID, "Credit")
+    assert followup.active_endpoint(deps, WORKSPACE_ID, "Credit") == (WORKSPACE_ID, "Credit")
+    assert followup.active_endpoint(deps, WORKSPACE_ID, "fraud") is None
 
 
 def test_a_gate_read_in_the_tick_s_batch_is_judged_in_the_tick_even_past_its_budget(
