@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 
@@ -26,6 +27,13 @@ def app(stack: DevStack) -> Iterator[OfflineApp]:
         yield OfflineApp(stack)
 
 
+@pytest.fixture
+def queued(stack: DevStack) -> Iterator[OfflineApp]:
+    """The app with its follow-ups on (each bake notes when its gate falls due); the test delivers them by hand."""
+    with app_environment(stack, **{**SETTINGS, "FOLLOWUP_DELAYS": ""}):
+        yield OfflineApp(stack)
+
+
 def _canaries(app: OfflineApp, names: list[str]) -> None:
     """Each endpoint serves v1; v2 is registered as a 10% -> 100% canary and driven to its first bake."""
     aml = app.stack.aml
@@ -42,6 +50,13 @@ def _canaries(app: OfflineApp, names: list[str]) -> None:
         if all(app.rollout(f"{n}-v2")["progress"]["bakeStartedAt"] for n in names):
             return
     raise AssertionError([app.rollout(f"{n}-v2") for n in names])
+
+
+def _bake_end(app: OfflineApp, name: str) -> dict[str, str]:
+    """The follow-up the engine scheduled at the end of ``name``'s bake."""
+    started = dt.datetime.fromisoformat(app.rollout(f"{name}-v2")["progress"]["bakeStartedAt"])
+    ends = started + dt.timedelta(seconds=BAKE_S)
+    return {"workspaceId": WORKSPACE_ID, "endpoint": name, "reason": f"bake end {ends.isoformat()}"}
 
 
 def _metric_calls(app: OfflineApp) -> tuple[int, int]:
@@ -75,15 +90,16 @@ def test_a_lone_gate_keeps_its_per_endpoint_reads(app: OfflineApp) -> None:
         assert app.traffic("fraud") == {"fraud-v2": 100}
 
 
-def test_a_bake_s_follow_up_in_a_busy_region_leaves_the_gate_to_the_tick_s_batch(app: OfflineApp) -> None:
-    names = ["fraud", "churn"]
+def test_a_bake_s_follow_up_leaves_the_gate_to_the_tick_s_batch_when_another_gate_falls_due_with_it(
+    queued: OfflineApp,
+) -> None:
+    app, names = queued, ["fraud", "churn"]
     with app.emulated_time():
         _canaries(app, names)
         app.advance(BAKE_S + 61)
         app.stack.aml.clear_requests()
         for name in names:  # the follow-up each bake scheduled for its end, as the queue delivers it
-            body = {"workspaceId": WORKSPACE_ID, "endpoint": name, "reason": "bake end 2026-11-26T10:00:00+00:00"}
-            runner.follow_up(f"bake-{name}", json.dumps(body), 1)
+            runner.follow_up(f"bake-{name}", json.dumps(_bake_end(app, name)), 1)
         assert _metric_calls(app) == (0, 0)  # left to the tick: nothing read alone
         app.tick()
         assert _metric_calls(app) == (2, 0)
@@ -91,12 +107,12 @@ def test_a_bake_s_follow_up_in_a_busy_region_leaves_the_gate_to_the_tick_s_batch
 
 
 def test_a_late_follow_up_that_finds_a_bake_over_in_a_busy_region_leaves_the_gate_to_the_tick(
-    app: OfflineApp,
+    queued: OfflineApp,
 ) -> None:
-    names = ["fraud", "churn"]
+    app, names = queued, ["fraud", "churn"]
     with app.emulated_time():
         _canaries(app, names)
-        app.advance(BAKE_S + 61)
+        app.advance(BAKE_S + 30)  # both bakes over half a minute ago
         app.stack.aml.clear_requests()
         # A traffic write's follow-up and a tick's hand-on, delivered late (a backlogged queue): the bakes are over.
         late = {"workspaceId": WORKSPACE_ID, "endpoint": "fraud", "reason": "traffic"}
@@ -119,3 +135,19 @@ def test_a_late_follow_up_reads_a_lone_gate_at_once(app: OfflineApp) -> None:
         runner.follow_up("late-fraud", json.dumps(late), 1)
         assert _metric_calls(app) == (0, 2)  # alone in its region: nothing to batch with, judged now
         assert app.traffic("fraud") == {"fraud-v2": 100}
+
+
+def test_a_bake_s_follow_up_reads_its_gate_at_once_when_no_other_gate_of_its_region_falls_due_with_it(
+    queued: OfflineApp,
+) -> None:
+    app = queued
+    with app.emulated_time():
+        _canaries(app, ["fraud"])
+        app.stack.aml.seed_model("churn", 1, tags={"deploy": "true", "endpoint": "churn"})
+        app.deliver(model_registered("churn", 1))  # another endpoint of the region, active, with no bake
+        app.advance(BAKE_S + 61)
+        app.stack.aml.clear_requests()
+        runner.follow_up("bake-fraud", json.dumps(_bake_end(app, "fraud")), 1)
+        assert _metric_calls(app) == (0, 2)  # judged now, alone: no batch would have formed
+        assert app.traffic("fraud") == {"fraud-v2": 100}
+        assert app.rollout("churn-v1")["state"] != "live"  # still in progress: it was active all along

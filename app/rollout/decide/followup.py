@@ -48,6 +48,13 @@ class FollowUp:
         handed the endpoint on, the kind of write otherwise)."""
         return self.reason.split(" ", 1)[0]
 
+    @property
+    def bake_end(self) -> dt.datetime | None:
+        """When the bake ends, for a follow-up sent at a bake's end (its reason reads ``bake end {time}``)."""
+        if self.kind != BAKE or not self.reason.startswith(f"{BAKE} end "):
+            return None
+        return _instant(self.reason.removeprefix(f"{BAKE} end "))
+
     def to_json(self) -> str:
         body: dict[str, object] = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
         if self.deployment:

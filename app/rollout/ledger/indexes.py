@@ -72,6 +72,20 @@ class ActiveEndpoint:
     endpoint: str
     since: dt.datetime
     row: Row
+    #: When the gate of the bake the endpoint last started falls due (``note_gate``; None: none noted). A follow-up
+    #: reads it to tell whether another gate of its region is read in the same tick's batch.
+    gate_due: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, row: Row) -> ActiveEndpoint:
+        due = row.data.get("GateDueAt")
+        return cls(
+            str(row.data["Workspace"]),
+            str(row.data["Endpoint"]),
+            as_utc(row.data["Since"]),
+            row,
+            as_utc(due) if isinstance(due, dt.datetime) else None,
+        )
 
 
 class ActiveIndex:
@@ -92,9 +106,13 @@ class ActiveIndex:
         """The endpoint's ``ACTIVE_INDEX`` row, as written (one point read), or None: not active, spelled otherwise
         than its rows, or an index not built yet (``endpoints`` tells those apart)."""
         row = self.store.get(ACTIVE_INDEX, partition_key(workspace_id, endpoint))
-        if row is None:
-            return None
-        return ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
+        return None if row is None else ActiveEndpoint.of(row)
+
+    def note_gate(self, workspace_id: str, endpoint: str, due: dt.datetime, now: dt.datetime) -> None:
+        """Note on the endpoint's entry when the gate of the bake it started falls due (one upsert, which also
+        renews ``Since``: the entry can only outlive its rollouts longer, never be removed early)."""
+        data = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now, "GateDueAt": due}
+        self.store.upsert(ACTIVE_INDEX, partition_key(workspace_id, endpoint), data)
 
     def endpoints(self, now: dt.datetime) -> list[ActiveEndpoint]:
         """The endpoints with a rollout in progress: one read of the ``ACTIVE_INDEX`` partition.
@@ -105,11 +123,7 @@ class ActiveIndex:
         if not any(row.key == INDEX_BUILT for row in rows):
             built = self._build(now)
             rows = [*built, *(row for row in rows if row.key not in {b.key for b in built})]
-        entries = [
-            ActiveEndpoint(str(row.data["Workspace"]), str(row.data["Endpoint"]), as_utc(row.data["Since"]), row)
-            for row in rows
-            if row.key not in (INDEX_BUILT, HISTORY_INDEXED)
-        ]
+        entries = [ActiveEndpoint.of(row) for row in rows if row.key not in (INDEX_BUILT, HISTORY_INDEXED)]
         return sorted(entries, key=lambda e: (e.workspace_id, e.endpoint))
 
     def _build(self, now: dt.datetime) -> list[Row]:

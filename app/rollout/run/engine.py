@@ -3,6 +3,7 @@ transition function's), clean up; one write per pass at most."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -77,7 +78,18 @@ class RolloutEngine:
             if not one.fence.lost:
                 # The observation is cached on the endpoint's row for the status API.
                 self.ledger.release_lease(one.fence.lease, self.deps.clock(), **one.observed)
+            if one.followups.bake_end is not None:
+                self._note_gate(workspace_id, endpoint, one.followups.bake_end)
             one.followups.send(workspace_id, endpoint, one.still_waiting())
+
+    def _note_gate(self, workspace_id: str, endpoint: str, due: dt.datetime) -> None:
+        """Tell the region's other follow-ups when this endpoint's gate falls due (best effort: without the note,
+        their gates are read alone, as before)."""
+        try:
+            self.ledger.active.note_gate(workspace_id, endpoint, due, self.deps.clock())
+        except Exception as err:
+            logger.warning("endpoint %s: its gate's time not noted on the active index (%s: %s)", endpoint,
+                           type(err).__name__, err)  # fmt: skip
 
 
 class EndpointPass:

@@ -62,7 +62,8 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
             return Outcome(OutcomeKind.DROPPED, "nothing to do: advanced since the tick handed it on")
         # In a region the tick batches, a gate due is left to the tick, whatever brought this message: a bake's end
         # (deferred at once), or a late write's follow-up or a hand-on that finds the bake over by now (the pass sees).
-        busy = batched_in_tick(deps, endpoint[0], endpoint[1], _active_recently(deps))
+        due = followup.bake_end or deps.clock()  # a late follow-up's gate, if any, is due by now
+        busy = batched_in_tick(deps, endpoint[0], endpoint[1], _active_recently(deps), due)
         if followup.kind == BAKE and busy:
             logger.info("%s: the gate is read with its region's others in the next tick's batch", label)
             return Outcome(OutcomeKind.DEFERRED, "deferred to the tick: its region's gates are read in one batch")
@@ -104,23 +105,24 @@ def active_endpoint(
     return None
 
 
-#: How long a process answers "is this region busy?" from its last read of the whole active index. A stale answer
-#: costs at most one gate read alone, or one gate waiting a tick for the batch; reading the index for every message
-#: cost a queue worker about a third of its time in a 200-event burst.
-ACTIVE_VIEW_SECONDS = 15.0
+#: How long a process answers "does another gate of this region fall due with mine?" from its last read of the whole
+#: active index. A stale answer costs at most one gate read alone, or one gate waiting a tick for the batch; reading
+#: the index for every message cost a queue worker about a third of its time in a 200-event burst.
+ACTIVE_VIEW = dt.timedelta(seconds=15)
 _view_lock = threading.Lock()
-_view: tuple[object, float, list[ActiveEndpoint]] | None = None  # (deps, time.monotonic() of the read, entries)
+_view: tuple[object, dt.datetime, list[ActiveEndpoint]] | None = None  # (deps, when it was read, entries)
 
 
 def _active_recently(deps: Deps) -> list[ActiveEndpoint]:
-    """The active index as this process read it within ``ACTIVE_VIEW_SECONDS`` (read again when older)."""
+    """The active index as this process read it within ``ACTIVE_VIEW`` on the app's clock (read again when older)."""
     global _view
+    now = deps.clock()
     with _view_lock:
-        if _view is not None and _view[0] is deps and time.monotonic() - _view[1] < ACTIVE_VIEW_SECONDS:
+        if _view is not None and _view[0] is deps and dt.timedelta(0) <= now - _view[1] < ACTIVE_VIEW:
             return _view[2]
-    entries = ledger_of(deps).active.endpoints(deps.clock())
+    entries = ledger_of(deps).active.endpoints(now)
     with _view_lock:
-        _view = (deps, time.monotonic(), entries)
+        _view = (deps, now, entries)
     return entries
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from app.rollout.decide.followup import MAX_RECHECKS, FollowUp
+from app.rollout.decide.followup import BAKE, MAX_RECHECKS, FollowUp
 
 if TYPE_CHECKING:
     from app.ports import Deps
@@ -23,6 +23,8 @@ class FollowUpPlan:
         #: The follow-up message this pass answers, if a follow-up (not the timer or an event) started it.
         self.came = came
         self.due: dict[str, float] = {}
+        #: The earliest bake end a follow-up was asked for in this pass (the engine notes it on the active index).
+        self.bake_end: dt.datetime | None = None
 
     def after(self, kind: str, seconds: float | None = None, reason: str = "") -> None:
         """Ask for a look at this endpoint when a write of ``kind`` should have finished (or in ``seconds``)."""
@@ -35,8 +37,10 @@ class FollowUpPlan:
         """Look again when a write of ``kind`` should be done, or at ``at`` (a bake's end, not the tick after it)."""
         if at is None:
             self.after(kind)
-        else:
-            self.after(kind, max(0.0, (at - now).total_seconds()), reason=f"{kind} end {at.isoformat()}")
+            return
+        self.after(kind, max(0.0, (at - now).total_seconds()), reason=f"{kind} end {at.isoformat()}")
+        if kind == BAKE and self.deps.followups is not None:  # no follow-ups, no follow-up to decide by it
+            self.bake_end = at if self.bake_end is None else min(self.bake_end, at)
 
     def send(self, workspace_id: str, endpoint: str, still_waiting: bool) -> None:
         """Send this pass's follow-ups; best effort: a failure is logged and the timer carries on."""

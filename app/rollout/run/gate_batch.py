@@ -6,12 +6,14 @@ metrics reader that answers from what was read; a gate it did not read (a lone g
 answer left out, a batch that failed) is read endpoint by endpoint, as before. The engine is not changed: it gets the
 reader through ``Deps.metrics``.
 
-A follow-up that comes at a bake's end leaves the gate to the tick when another active endpoint shares the region:
-the tick reads them together, at most one timer period later.
+A follow-up that comes at a bake's end leaves the gate to the tick when another endpoint of its region noted a gate
+due within a timer period of it (on the index of active endpoints): the tick reads them together, at most one timer
+period later. A gate with no such partner is read at once, alone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections import defaultdict
@@ -24,8 +26,6 @@ from app.platform.workspace import WorkspaceRef
 from app.rollout.decide.gate import MetricWindow
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from app.ports import Deps
     from app.rollout.ledger.indexes import ActiveEndpoint
     from app.rollout.run.triage import GateDue, Work
@@ -152,17 +152,27 @@ def with_prefetch(deps: Deps, windows: Mapping[str, MetricWindow], gates: TickGa
     return replace(deps, metrics=metrics)
 
 
-def batched_in_tick(deps: Deps, workspace_id: str, endpoint: str, entries: Iterable[ActiveEndpoint]) -> bool:
-    """Does another active endpoint share this one's subscription and region? Then a gate due here is read in the
-    tick's batch rather than alone now. False whenever the batch API is unavailable or a region cannot be told."""
+#: Two gates whose bakes end this close together are read in the same tick's batch, or in neighbouring ones: the
+#: template's timer period (``RECONCILE_SCHEDULE``, once a minute).
+PARTNER_WINDOW = dt.timedelta(minutes=1)
+
+
+def batched_in_tick(
+    deps: Deps, workspace_id: str, endpoint: str, entries: Iterable[ActiveEndpoint], due: dt.datetime
+) -> bool:
+    """Is a gate of this endpoint due at ``due`` read in the tick's batch rather than alone now? Yes when another
+    active endpoint of its subscription and region noted a gate within ``PARTNER_WINDOW`` of it (``note_gate``):
+    the next tick reads them together. False whenever the batch API is unavailable or a region cannot be told."""
     if _disabled.is_set():
         return False
-    mine = region_of(deps, workspace_id)
-    if mine is None:
+    partners = [
+        entry
+        for entry in entries
+        if entry.gate_due is not None
+        and abs(entry.gate_due - due) <= PARTNER_WINDOW
+        and not (entry.endpoint.lower() == endpoint.lower() and entry.workspace_id.lower() == workspace_id.lower())
+    ]
+    if not partners:
         return False
-    for entry in entries:
-        if entry.endpoint.lower() == endpoint.lower() and entry.workspace_id.lower() == workspace_id.lower():
-            continue
-        if region_of(deps, entry.workspace_id) == mine:
-            return True
-    return False
+    mine = region_of(deps, workspace_id)
+    return mine is not None and any(region_of(deps, entry.workspace_id) == mine for entry in partners)

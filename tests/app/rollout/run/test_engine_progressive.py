@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -104,3 +105,30 @@ def test_too_little_traffic_extends_the_bake_then_holds_at_the_step() -> None:
     assert rollout.progress.gate is not None and rollout.progress.gate["outcome"] == "inconclusive"
     assert world.aml.traffic("credit") == {"credit-v1": 90, "credit-v2": 10}
     assert world.notified_about("credit-v2").count("AmlEvents.Rollout.GateInconclusive") == 1
+
+
+def test_a_bake_s_start_notes_when_its_gate_falls_due_on_the_active_index(world: FakeWorld) -> None:
+    world.register("credit", 2, {**CREDIT, **STEPS})
+    for _ in range(10):
+        world.wait_for_aml()
+        world.advance()
+        rollout = world.rollout("credit-v2")
+        if rollout.progress.bake_started_at is not None:
+            break
+    started = rollout.progress.bake_started_at
+    assert rollout.state is State.BAKING and started is not None
+    entry = world.ledger.active.find(rollout.plan.workspace_id, "credit")
+    assert entry is not None and entry.gate_due == started + dt.timedelta(minutes=10)  # the bake's end
+    assert [e.gate_due for e in world.ledger.active.endpoints(world.clock())] == [entry.gate_due]
+
+
+def test_without_follow_ups_no_gate_is_noted() -> None:
+    world = FakeWorld(**GATES)
+    world.deps = replace(world.deps, followups=None)
+    world.register("credit", 1, {**CREDIT, **STEPS})
+    for _ in range(10):
+        world.wait_for_aml()
+        world.advance()
+    assert world.rollout("credit-v1").progress.bake_started_at is not None
+    entry = world.ledger.active.find(world.rollout("credit-v1").plan.workspace_id, "credit")
+    assert entry is not None and entry.gate_due is None

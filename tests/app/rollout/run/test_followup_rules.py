@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -57,3 +58,11 @@ def test_a_message_round_trips_and_names_the_field_it_lacks() -> None:
     with pytest.raises(EventValidationError) as no_workspace:
         FollowUp.parse(json.dumps({"endpoint": "credit"}))
     assert no_workspace.value.field == "workspaceId"
+
+
+def test_a_bake_s_follow_up_says_when_the_bake_ends_and_no_other_does() -> None:
+    at = "2026-11-26T10:00:00+00:00"
+    assert FollowUp(WORKSPACE_ID, "credit", f"bake end {at}").bake_end == dt.datetime(2026, 11, 26, 10, tzinfo=dt.UTC)
+    assert FollowUp(WORKSPACE_ID, "credit", "bake end soon").bake_end is None  # unreadable: handled as before
+    assert FollowUp(WORKSPACE_ID, "credit", "traffic").bake_end is None
+    assert FollowUp(WORKSPACE_ID, "credit", f"tick end {at}").bake_end is None

@@ -142,19 +142,29 @@ def test_a_failed_batch_leaves_each_gate_to_its_own_read(monkeypatch: pytest.Mon
     assert len(batch.calls) == 2  # a transient failure does not turn batching off
 
 
-def entry(workspace: str, endpoint: str) -> ActiveEndpoint:
-    return ActiveEndpoint(ws(workspace), endpoint, NOW, Row("~active", endpoint))
+def entry(workspace: str, endpoint: str, gate_in: dt.timedelta | None = dt.timedelta(0)) -> ActiveEndpoint:
+    """An active endpoint whose noted gate falls due ``gate_in`` from NOW (None: no gate noted)."""
+    due = NOW + gate_in if gate_in is not None else None
+    return ActiveEndpoint(ws(workspace), endpoint, NOW, Row("~active", endpoint), due)
 
 
-def test_a_bake_s_end_waits_for_the_tick_only_when_another_endpoint_is_active_in_its_region() -> None:
+def test_a_bake_s_end_waits_for_the_tick_only_when_another_gate_of_its_region_falls_due_with_it() -> None:
     deps = make_deps(aml=Gateways({"east1": "eastus", "east2": "eastus", "west": "westus2", "lost": None}))
     mine = entry("east1", "a")
-    assert gate_batch.batched_in_tick(deps, ws("east1"), "a", [mine, entry("east2", "b")])
-    assert not gate_batch.batched_in_tick(deps, ws("east1"), "a", [mine, entry("west", "c")])
-    assert not gate_batch.batched_in_tick(deps, ws("east1"), "a", [mine])
-    assert not gate_batch.batched_in_tick(deps, ws("lost"), "x", [entry("lost", "x"), entry("east2", "b")])
+
+    def waits(*others: ActiveEndpoint, workspace: str = "east1", endpoint: str = "a") -> bool:
+        return gate_batch.batched_in_tick(deps, ws(workspace), endpoint, [mine, *others], NOW)
+
+    assert waits(entry("east2", "b"))
+    assert waits(entry("east2", "b", gate_batch.PARTNER_WINDOW))  # one timer period apart: neighbouring ticks
+    assert waits(entry("east2", "b", -gate_batch.PARTNER_WINDOW))
+    assert not waits(entry("east2", "b", gate_batch.PARTNER_WINDOW * 3))  # its gate is far off: mine is read now
+    assert not waits(entry("east2", "b", None))  # active, but no gate noted (deploying, say)
+    assert not waits(entry("west", "c"))  # another region
+    assert not waits()  # its own entry is no partner
+    assert not waits(entry("east2", "b"), workspace="lost", endpoint="x")  # its region cannot be read
     gate_batch._disabled.set()
-    assert not gate_batch.batched_in_tick(deps, ws("east1"), "a", [mine, entry("east2", "b")])
+    assert not waits(entry("east2", "b"))
 
 
 def test_gates_that_fall_due_while_the_tick_runs_are_read_in_one_more_batch(monkeypatch: pytest.MonkeyPatch) -> None:

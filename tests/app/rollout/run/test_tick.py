@@ -25,6 +25,7 @@ from app.rollout.run.outcomes import Note, Noted, PassOutcome
 from tests.fakes import WORKSPACE_ID, FakeTableStore, make_deps, make_plan, make_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
 
 
 class Queue:
@@ -137,7 +138,7 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     ledger = RolloutLedger(store)
     other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
     ledger.active.add(WORKSPACE_ID, "one", NOW)
-    ledger.active.add(other_workspace, "two", NOW)
+    ledger.active.note_gate(other_workspace, "two", NOW + dt.timedelta(seconds=20), NOW)  # its gate falls due too
     store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
     advanced: list[str] = []
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
@@ -152,8 +153,13 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     other = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": "traffic"})
     followup.follow_up(other, 1, deps)
     assert advanced == ["one"]  # only a gate waits for the batch; every other follow-up advances at once
+    later = json.dumps(
+        {"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": f"bake end {(NOW + HOUR).isoformat()}"}
+    )
+    assert followup.follow_up(later, 1, deps).kind is OutcomeKind.HANDLED  # no other gate then: read at once
     regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
+    followup.forget_active_view()
     assert followup.follow_up(bake_end, 1, deps).kind is not OutcomeKind.DEFERRED  # alone in its region: read now
 
 
@@ -164,7 +170,7 @@ def test_any_follow_up_whose_pass_finds_a_gate_due_in_a_busy_region_is_deferred_
     ledger = RolloutLedger(store)
     other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
     ledger.active.add(WORKSPACE_ID, "one", NOW)
-    ledger.active.add(other_workspace, "two", NOW)
+    ledger.active.note_gate(other_workspace, "two", NOW, NOW)
     store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
     asked: list[bool] = []
 
@@ -178,6 +184,7 @@ def test_any_follow_up_whose_pass_finds_a_gate_due_in_a_busy_region_is_deferred_
     assert followup.follow_up(late, 1, deps_for(store)).kind is OutcomeKind.DEFERRED
     regions = {WORKSPACE_ID: ("sub", "eastus"), other_workspace: ("sub", "westus2")}
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: regions[workspace_id])
+    followup.forget_active_view()
     assert followup.follow_up(late, 1, deps_for(store)).kind is OutcomeKind.HANDLED  # alone: nothing to batch with
     assert asked == [True, False]
 
@@ -190,15 +197,16 @@ def test_follow_ups_find_their_endpoint_with_a_point_read_and_share_one_read_of_
     RolloutLedger(store).active.endpoints(NOW)  # built
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
     monkeypatch.setattr("app.rollout.run.engine.RolloutEngine.advance", lambda self, ws, ep, deadline: PassOutcome(ep))
-    deps = deps_for(store)
+    clock = [NOW]
+    deps = replace(deps_for(store), clock=lambda: clock[0])
     del store.queries[:]
     for endpoint in ("one", "two", "one", "two"):
         body = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": endpoint, "reason": "deployment"})
         assert followup.follow_up(body, 1, deps).kind is OutcomeKind.HANDLED
     assert len(store.queries) == 1  # the region's view, read once; each endpoint by its own entry
-    monkeypatch.setattr(followup.time, "monotonic", lambda: time.perf_counter() + followup.ACTIVE_VIEW_SECONDS + 1)
+    clock[0] += followup.ACTIVE_VIEW  # on the app's clock
     followup.follow_up(json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "one", "reason": "deployment"}), 1, deps)
-    assert len(store.queries) == 2  # older than ACTIVE_VIEW_SECONDS: read again
+    assert len(store.queries) == 2  # as old as ACTIVE_VIEW: read again
 
 
 def test_an_endpoint_spelled_otherwise_than_its_entry_is_found_in_the_whole_index() -> None:
