@@ -105,6 +105,7 @@ def app_settings(stack: Any, targets: list[Target], lapse: float) -> dict[str, s
         "FOLLOWUP_DELAYS": ",".join(f"{k}={v / lapse:g}" for k, v in delays.items()),
         "RECONCILE_BUDGET_SECONDS": f"{max(1.0, 45 / lapse):g}",
         "EVENT_BUDGET_SECONDS": f"{max(1.0, 10 / lapse):g}",
+        "TICK_WAITS_FOR_FOLLOWUPS": "true",  # the queue workers run here: the production default
         "GATE_METRIC_LAG": "0s",
         "GATE_MIN_REQUESTS": str(GATE_MIN_REQUESTS),
         # The canaries are healthy; at 150 requests a minute a P99 is noisy, and the gate's noise is not measured here.

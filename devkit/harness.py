@@ -26,6 +26,8 @@ APP_SETTINGS = {
     "RECONCILE_BUDGET_SECONDS": "30",
     # Follow-ups in the dev kit's time: its emulated AML operations take half a second, not minutes.
     "FOLLOWUP_DELAYS": "endpoint=1,deployment=1,traffic=1,delete=1,recheck=1",
+    # Its ticks stand in for the queue, which it runs only when a test drains it: every tick looks at every endpoint.
+    "TICK_WAITS_FOR_FOLLOWUPS": "false",
     "ALLOWED_INSTANCE_TYPES": "Standard_DS2_v2,Standard_DS3_v2,Standard_F4s_v2",
     # How the app recognizes the dev kit: its local webhook receivers speak plain HTTP (refused anywhere else).
     "ALLOW_HTTP_WEBHOOK": "true",

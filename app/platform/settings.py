@@ -100,6 +100,9 @@ class Settings:
     #: Seconds after a write of each kind (endpoint, deployment, traffic, delete, recheck) when its follow-up is
     #: due; empty: follow-ups are off and the timer alone advances rollouts.
     followup_delays: tuple[tuple[str, float], ...] = ()
+    #: The tick leaves an endpoint whose every moving rollout waits for its last write's follow-up to that follow-up
+    #: (no look, no ARM read) until the follow-up is overdue. Off: the tick looks at every active endpoint.
+    tick_waits_for_followups: bool = True
     #: The Function App's host name. Azure sets ``WEBSITE_HOSTNAME`` itself (a platform variable, never an
     #: app setting to fill in); rollout notifications link to the status API on it when it is set.
     status_host: str = ""

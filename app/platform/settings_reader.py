@@ -89,6 +89,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         storage_queue_uri=reader.url("AzureWebJobsStorage__queueServiceUri"),
         rollout_queue=reader.queue("ROLLOUT_QUEUE", "rollout-followups"),
         followup_delays=reader.followup_delays("FOLLOWUP_DELAYS"),
+        tick_waits_for_followups=reader.boolean("TICK_WAITS_FOR_FOLLOWUPS", True),
         status_host=reader.text("WEBSITE_HOSTNAME", ""),
         # The platform writes "True"; read it as the Functions host does (bool.TryParse: anything else is off).
         easy_auth_enabled=reader.text("WEBSITE_AUTH_ENABLED", "").lower() == "true",

@@ -194,3 +194,24 @@ def test_a_follow_up_that_cannot_be_sent_never_fails_the_write(
     assert any(r.levelno == logging.WARNING and "ConnectionError" in r.getMessage() for r in caplog.records)
     app.run_until_settled()  # the safety net carries it
     assert app.rollout("credit-v1")["state"] == "live"
+
+
+def test_the_tick_leaves_an_endpoint_to_its_follow_up_until_the_follow_up_is_overdue(stack: DevStack) -> None:
+    delays = "endpoint=90,deployment=300,traffic=30,delete=60,recheck=30"
+    with app_environment(stack, TICK_WAITS_FOR_FOLLOWUPS="true", FOLLOWUP_DELAYS=delays):
+        app = OfflineApp(stack)
+        aml = stack.aml
+        aml.set_operation_durations({"endpoint:create": 90.0})
+        with app.emulated_time():
+            for name in ("credit", "fraud"):  # two endpoints: one alone is passed without a triage
+                aml.seed_model(name, 1, tags={"deploy": "true", "endpoint": name})
+                app.deliver(model_registered(name, 1))
+            aml.clear_requests()
+            app.tick(settle=False)
+            looks = [r for r in aml.requests() if r.method == "GET" and "/onlineEndpoints/" in r.path]
+            assert looks == []  # both wait for their endpoint's follow-up: no ARM read
+            app.advance(90 + 30 + 1)  # the follow-ups are overdue (never delivered here): the tick looks again
+            app.tick(settle=False)
+            looks = [r for r in aml.requests() if r.method == "GET" and "/onlineEndpoints/" in r.path]
+            assert {r.path.split("/onlineEndpoints/")[1].split("/")[0] for r in looks} == {"credit", "fraud"}
+            assert all("PUT deployment" in " ".join(app.rollout(f"{n}-v1")["actions"]) for n in ("credit", "fraud"))

@@ -6,6 +6,8 @@ tick's budget handed to the follow-up queue instead of waiting for the next tick
 2. The gates that fell due are read in one batch per region (``gate_batch.py``).
 3. Passes run in that order, ``RECONCILE_CONCURRENCY`` at a time, each ``RolloutEngine(deps).advance`` as before.
    While ARM says reads run short (``app/azure/throttle.py``), endpoints that only need a look wait for a later tick.
+   An endpoint waiting for the follow-up of its last write is not looked at (``TICK_WAITS_FOR_FOLLOWUPS``): the
+   follow-up looks when the operation should be done, and once it is overdue the triage puts the endpoint back.
 4. A pass starts only while the budget has room for one; the endpoints left over go to the follow-up queue as
    messages due at once, and the queue trigger spreads them over the Functions instances (Flex Consumption scales
    it per function). Without follow-ups (``FOLLOWUP_DELAYS=off``) they wait for the next tick, as before.
@@ -62,7 +64,11 @@ def run(deps: Deps, endpoints: list[tuple[str, str]], deadline: float) -> list[s
     durations: list[float] = []
     lock = threading.Lock()
 
+    skip_followed = settings.tick_waits_for_followups
+
     def one(work: Work) -> list[str]:
+        if skip_followed and work.awaits_followup:
+            return [f"{work.endpoint}: not looked at (the follow-up of its last write is still to come)"]
         if short and work.priority is Priority.IDLE:
             return [f"{work.endpoint}: idle polling deferred (ARM reads run short; what decides traffic goes first)"]
         with lock:

@@ -40,6 +40,9 @@ class Work:
     priority: Priority
     gates: tuple[GateDue, ...] = ()
     upcoming: tuple[GateDue, ...] = ()
+    #: Every rollout still to move waits for the follow-up of its last write: that message advances the endpoint, so
+    #: the tick need not look (once the follow-up is overdue, the rollout is in flight again and the tick looks).
+    awaits_followup: bool = False
 
 
 def triage(
@@ -60,13 +63,30 @@ def triage(
     upcoming: list[GateDue] = []
     best = Priority.IDLE
     seen = False
+    waiting: list[bool] = []  # per rollout still to move: does it wait for its follow-up?
     for rollout in rollouts:
         seen = True
         best = min(best, _priority(rollout, now, followups))
         gate = _gate(workspace_id, endpoint, rollout)
         if gate is not None:
             (gates if gate.due <= now else upcoming).append(gate)
-    return Work(workspace_id, endpoint, best if seen else Priority.IN_FLIGHT, tuple(gates), tuple(upcoming))
+        if not (rollout.state.terminal and rollout.cleanup is None and not rollout.progress.requested):
+            waiting.append(_awaits_followup(rollout, now, followups))
+    awaits = bool(waiting) and all(waiting) and best is Priority.IDLE
+    priority = best if seen else Priority.IN_FLIGHT
+    return Work(workspace_id, endpoint, priority, tuple(gates), tuple(upcoming), awaits)
+
+
+def _awaits_followup(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> bool:
+    """Does the rollout wait on an Azure ML operation whose follow-up is still to come (and on nothing else)?"""
+    if rollout.progress.requested or rollout.progress.paused:
+        return False
+    if rollout.next_attempt_at is not None and now < rollout.next_attempt_at:
+        return False  # backing off: its own wait, not a follow-up's
+    waits_on_write = rollout.state is State.DEPLOYING or (
+        rollout.state is State.BAKING and rollout.progress.bake_started_at is None
+    )
+    return waits_on_write and _follow_up_coming(rollout, now, followups)
 
 
 def _priority(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> Priority:

@@ -15,6 +15,7 @@ import pytest
 from app.azure.aml import arm_endpoint
 from app.azure.throttle import GATE, host_of
 from app.intake.outcome import OutcomeKind
+from app.platform.settings import DEFAULT_DELAYS
 from app.rollout.decide.followup import FollowUp
 from app.rollout.decide.gate import MetricWindow
 from app.rollout.decide.model import Progress, State
@@ -123,6 +124,26 @@ def test_while_arm_reads_run_short_idle_looks_wait_and_what_decides_goes_on(pass
     lines = tick.run(short, endpoints("idle", "deploying"), time.monotonic() + 60)
     assert passes == ["deploying"]
     assert any(line.startswith("idle: idle polling deferred") for line in lines)
+
+
+def test_an_endpoint_waiting_for_its_write_s_follow_up_is_not_looked_at(passes: list[str]) -> None:
+    store = FakeTableStore()
+    ledger = RolloutLedger(store)
+    ledger_with(store, waiting=State.DEPLOYING, pending=State.PENDING)
+    [row] = ledger.endpoint_rollouts(WORKSPACE_ID, "waiting")
+    ledger.save(replace(row, actions=("PUT deployment waiting-v2 (1 x Standard_DS3_v2)",)), NOW)
+    delays = tuple(DEFAULT_DELAYS.items())
+    lines = tick.run(deps_for(store, Queue(), followup_delays=delays), endpoints("waiting", "pending"),
+                     time.monotonic() + 60)  # fmt: skip
+    assert passes == ["pending"]
+    assert any(line.startswith("waiting: not looked at") for line in lines)
+    del passes[:]  # the setting off (the dev kit's harness): every endpoint is looked at
+    off = deps_for(store, Queue(), followup_delays=delays, tick_waits_for_followups=False)
+    tick.run(off, endpoints("waiting", "pending"), time.monotonic() + 60)
+    assert sorted(passes) == ["pending", "waiting"]
+    del passes[:]  # without follow-ups the tick is the only one to advance it
+    tick.run(deps_for(store, None, followup_delays=delays), endpoints("waiting", "pending"), time.monotonic() + 60)
+    assert sorted(passes) == ["pending", "waiting"]
 
 
 def test_one_endpoint_is_advanced_alone_without_a_triage_read(passes: list[str]) -> None:

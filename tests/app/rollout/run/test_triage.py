@@ -125,6 +125,28 @@ def test_without_follow_ups_every_operation_in_flight_is_polled() -> None:
     )
 
 
+def test_an_endpoint_whose_every_moving_rollout_waits_for_its_follow_up_is_left_to_that_follow_up() -> None:
+    deploying = written("PUT deployment credit-v2 (1 x Standard_DS3_v2)", dt.timedelta(seconds=100))
+    overdue = written("PUT deployment credit-v2 (1 x Standard_DS3_v2)", dt.timedelta(seconds=331))
+    stepping = written(
+        "PUT endpoint credit traffic credit-v1=90%, credit-v2=10%", dt.timedelta(seconds=30), State.BAKING
+    )
+
+    def awaits(*rollouts: Rollout, delays: dict[str, float] | None = DELAYS) -> bool:
+        return triage(WORKSPACE_ID, "credit", rollouts, NOW, delays).awaits_followup
+
+    assert awaits(deploying) and awaits(stepping)
+    assert awaits(deploying, rollout(State.LIVE))  # a finished sibling needs nothing
+    assert not awaits(overdue)  # its follow-up is late: the tick looks again
+    assert not awaits(deploying, delays=None)  # no follow-ups: the tick is all there is
+    assert not awaits(deploying, rollout(started=BAKE / 2))  # a bake in progress is still looked at
+    assert not awaits(deploying, replace(rollout(State.LIVE), cleanup=Cleanup()))  # cleanup owed
+    assert not awaits(replace(deploying, progress=replace(deploying.progress, requested="rollback")))
+    assert not awaits(replace(deploying, next_attempt_at=NOW + BAKE))  # backing off: not a follow-up's wait
+    assert not awaits(rollout(State.PENDING, started=None))  # its turn to write is the tick's
+    assert not awaits()
+
+
 def test_a_follow_up_leaves_the_endpoint_to_the_tick_only_for_a_gate_due_and_no_operator_waiting() -> None:
     def leaves(*rollouts: Rollout) -> bool:
         return leaves_gate_to_tick(WORKSPACE_ID, "credit", rollouts, NOW)
