@@ -59,6 +59,13 @@ def _bake_end(app: OfflineApp, name: str) -> dict[str, str]:
     return {"workspaceId": WORKSPACE_ID, "endpoint": name, "reason": f"bake end {ends.isoformat()}"}
 
 
+def _one_batch_promotes(app: OfflineApp, names: list[str]) -> None:
+    """The tick reads the gates left to it in one batch (two calls), and each canary is promoted on it."""
+    app.tick()
+    assert _metric_calls(app) == (2, 0)
+    assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
+
+
 def _metric_calls(app: OfflineApp) -> tuple[int, int]:
     """(batch calls, per-endpoint metric reads through ARM) since the log was cleared."""
     batch = app.stack.aml.requests(path_contains="metrics:getBatch")
@@ -101,9 +108,7 @@ def test_a_bake_s_follow_up_leaves_the_gate_to_the_tick_s_batch_when_another_gat
         for name in names:  # the follow-up each bake scheduled for its end, as the queue delivers it
             runner.follow_up(f"bake-{name}", json.dumps(_bake_end(app, name)), 1)
         assert _metric_calls(app) == (0, 0)  # left to the tick: nothing read alone
-        app.tick()
-        assert _metric_calls(app) == (2, 0)
-        assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
+        _one_batch_promotes(app, names)
 
 
 def test_a_late_follow_up_that_finds_a_bake_over_in_a_busy_region_leaves_the_gate_to_the_tick(
@@ -121,12 +126,11 @@ def test_a_late_follow_up_that_finds_a_bake_over_in_a_busy_region_leaves_the_gat
         runner.follow_up("handed-churn", json.dumps(handed), 1)
         assert _metric_calls(app) == (0, 0)  # nothing read alone
         assert all(app.traffic(name) == {f"{name}-v1": 90, f"{name}-v2": 10} for name in names)  # not judged yet
-        app.tick()
-        assert _metric_calls(app) == (2, 0)
-        assert all(app.traffic(name) == {f"{name}-v2": 100} for name in names)
+        _one_batch_promotes(app, names)
 
 
-def test_a_late_follow_up_reads_a_lone_gate_at_once(app: OfflineApp) -> None:
+def test_a_late_follow_up_reads_a_lone_gate_at_once(queued: OfflineApp) -> None:
+    app = queued
     with app.emulated_time():
         _canaries(app, ["fraud"])
         app.advance(BAKE_S + 61)

@@ -72,7 +72,7 @@ class ActiveEndpoint:
     endpoint: str
     since: dt.datetime
     row: Row
-    #: When the gate of the bake the endpoint last started falls due (``note_gate``; None: none noted). A follow-up
+    #: When the gate of the bake the endpoint last started falls due (``add``; None: none noted). A follow-up
     #: reads it to tell whether another gate of its region is read in the same tick's batch.
     gate_due: dt.datetime | None = None
 
@@ -94,12 +94,17 @@ class ActiveIndex:
     def __init__(self, store: Table) -> None:
         self.store = store
 
-    def add(self, workspace_id: str, endpoint: str, now: dt.datetime) -> None:
+    def add(self, workspace_id: str, endpoint: str, now: dt.datetime, gate_due: dt.datetime | None = None) -> None:
         """Put (or keep) the endpoint in ``ACTIVE_INDEX``: written BEFORE any row of the endpoint turns active
         (a new rollout, cleanup owed again, a traffic write in doubt on the ``~lease`` row), so the reconciler,
         which reads only the index, never misses an endpoint that needs it. An upsert changes the entry's ETag,
-        so a reconciler's ETag-guarded removal of the entry as it was fails."""
-        data = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now}
+        so a reconciler's ETag-guarded removal of the entry as it was fails.
+
+        ``gate_due``: when the gate of the bake the endpoint just started falls due (``ActiveEndpoint.gate_due``).
+        Noting it renews ``Since`` too: the entry can only outlive its rollouts longer, never be removed early."""
+        data: dict[str, Any] = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now}
+        if gate_due is not None:
+            data["GateDueAt"] = gate_due
         self.store.upsert(ACTIVE_INDEX, partition_key(workspace_id, endpoint), data)
 
     def find(self, workspace_id: str, endpoint: str) -> ActiveEndpoint | None:
@@ -107,12 +112,6 @@ class ActiveIndex:
         than its rows, or an index not built yet (``endpoints`` tells those apart)."""
         row = self.store.get(ACTIVE_INDEX, partition_key(workspace_id, endpoint))
         return None if row is None else ActiveEndpoint.of(row)
-
-    def note_gate(self, workspace_id: str, endpoint: str, due: dt.datetime, now: dt.datetime) -> None:
-        """Note on the endpoint's entry when the gate of the bake it started falls due (one upsert, which also
-        renews ``Since``: the entry can only outlive its rollouts longer, never be removed early)."""
-        data = {"Workspace": workspace_id, "Endpoint": endpoint, "Since": now, "GateDueAt": due}
-        self.store.upsert(ACTIVE_INDEX, partition_key(workspace_id, endpoint), data)
 
     def endpoints(self, now: dt.datetime) -> list[ActiveEndpoint]:
         """The endpoints with a rollout in progress: one read of the ``ACTIVE_INDEX`` partition.

@@ -86,7 +86,7 @@ class RolloutEngine:
         """Tell the region's other follow-ups when this endpoint's gate falls due (best effort: without the note,
         their gates are read alone, as before)."""
         try:
-            self.ledger.active.note_gate(workspace_id, endpoint, due, self.deps.clock())
+            self.ledger.active.add(workspace_id, endpoint, self.deps.clock(), gate_due=due)
         except Exception as err:
             logger.warning("endpoint %s: its gate's time not noted on the active index (%s: %s)", endpoint,
                            type(err).__name__, err)  # fmt: skip

@@ -161,7 +161,7 @@ def batched_in_tick(
     deps: Deps, workspace_id: str, endpoint: str, entries: Iterable[ActiveEndpoint], due: dt.datetime
 ) -> bool:
     """Is a gate of this endpoint due at ``due`` read in the tick's batch rather than alone now? Yes when another
-    active endpoint of its subscription and region noted a gate within ``PARTNER_WINDOW`` of it (``note_gate``):
+    active endpoint of its subscription and region noted a gate within ``PARTNER_WINDOW`` of it (``ActiveIndex.add``):
     the next tick reads them together. False whenever the batch API is unavailable or a region cannot be told."""
     if _disabled.is_set():
         return False

@@ -72,9 +72,8 @@ def triage(
             (gates if gate.due <= now else upcoming).append(gate)
         if not (rollout.state.terminal and rollout.cleanup is None and not rollout.progress.requested):
             waiting.append(_awaits_followup(rollout, now, followups))
-    awaits = bool(waiting) and all(waiting) and best is Priority.IDLE
     priority = best if seen else Priority.IN_FLIGHT
-    return Work(workspace_id, endpoint, priority, tuple(gates), tuple(upcoming), awaits)
+    return Work(workspace_id, endpoint, priority, tuple(gates), tuple(upcoming), bool(waiting) and all(waiting))
 
 
 def _awaits_followup(rollout: Rollout, now: dt.datetime, followups: Mapping[str, float] | None) -> bool:

@@ -82,6 +82,17 @@ def deps_for(store: FakeTableStore, queue: Queue | None = None, **settings: Any)
     return replace(deps, followups=queue)
 
 
+def busy_region(store: FakeTableStore, partner_gate_due: dt.datetime) -> str:
+    """Endpoint "one" active; "two", in another workspace, noted a gate due at ``partner_gate_due``; the index
+    built. Returns the other workspace's id."""
+    ledger = RolloutLedger(store)
+    other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
+    ledger.active.add(WORKSPACE_ID, "one", NOW)
+    ledger.active.add(other_workspace, "two", NOW, gate_due=partner_gate_due)
+    store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
+    return other_workspace
+
+
 def endpoints(*names: str) -> list[tuple[str, str]]:
     return [(WORKSPACE_ID, name) for name in names]
 
@@ -156,11 +167,7 @@ def test_a_bake_s_follow_up_leaves_its_gate_to_the_tick_when_its_region_is_busy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = FakeTableStore()
-    ledger = RolloutLedger(store)
-    other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
-    ledger.active.add(WORKSPACE_ID, "one", NOW)
-    ledger.active.note_gate(other_workspace, "two", NOW + dt.timedelta(seconds=20), NOW)  # its gate falls due too
-    store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
+    other_workspace = busy_region(store, NOW + dt.timedelta(seconds=20))  # its gate falls due too
     advanced: list[str] = []
     monkeypatch.setattr(gate_batch, "region_of", lambda deps, workspace_id: ("sub", "eastus"))
     monkeypatch.setattr(
@@ -188,11 +195,7 @@ def test_any_follow_up_whose_pass_finds_a_gate_due_in_a_busy_region_is_deferred_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = FakeTableStore()
-    ledger = RolloutLedger(store)
-    other_workspace = WORKSPACE_ID.replace("mlw-devkit", "mlw-other")
-    ledger.active.add(WORKSPACE_ID, "one", NOW)
-    ledger.active.note_gate(other_workspace, "two", NOW, NOW)
-    store.insert(ACTIVE_INDEX, INDEX_BUILT, {"BuiltAt": NOW})
+    other_workspace = busy_region(store, NOW)
     asked: list[bool] = []
 
     def advance(self: Any, ws: str, ep: str, deadline: float) -> PassOutcome:
