@@ -22,7 +22,7 @@ from app.retraining.jobs import ComponentInfo, ComponentRef, JobInfo, PipelineJo
 from app.retraining.registration import JobOutput, RegisterModel
 from app.rollout.decide.followup import FollowUp
 from app.rollout.decide.gate import MetricWindow
-from app.rollout.decide.model import EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.model import DeploymentView, EndpointView, ModelInfo, RolloutPlan
 from app.rollout.decide.registry_model import (
     PromotedVersions,
     PromotionEvidence,
@@ -74,8 +74,12 @@ class AzureMl(Protocol):
         """The workspace's Azure region (its endpoints' region)."""
         ...
 
-    def observe(self, endpoint: str) -> EndpointView | None:
-        """The endpoint with its deployments, or None when it does not exist."""
+    def observe(self, endpoint: str, known: Sequence[DeploymentView] | None = None) -> EndpointView | None:
+        """The endpoint with its deployments, or None when it does not exist.
+
+        ``known``: the deployments as last listed, when no write since could have changed them (only a traffic
+        split was written). They stand in for the list unless the split names a deployment they lack: one ARM
+        read instead of two."""
         ...
 
     def create_endpoint(self, name: str) -> None: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from app.azure.throttle import throttle_policy
@@ -25,7 +25,15 @@ from app.platform.workspace import WorkspaceRef
 from app.ports import JobDetail, ModelNotFound
 from app.retraining.jobs import ComponentInfo, ComponentRef, JobInfo, PipelineJobRequest, RetrainingTargetInvalid
 from app.retraining.registration import SOURCE_RUN_TAG, JobOutput, RegisterModel
-from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, DeploymentView, EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.model import (
+    APP_TAG,
+    APP_TAG_VALUE,
+    DeploymentView,
+    EndpointView,
+    ModelInfo,
+    RolloutPlan,
+    covers_split,
+)
 from app.rollout.decide.naming import EndpointNameTaken
 
 if TYPE_CHECKING:
@@ -120,8 +128,9 @@ class AmlGateway:
             self._location = str(self.mgmt.workspaces.get(*self._scope).location)
         return self._location
 
-    def observe(self, endpoint: str) -> EndpointView | None:
-        """The endpoint with its deployments, or None if it does not exist. 1-2 ARM reads."""
+    def observe(self, endpoint: str, known: Sequence[DeploymentView] | None = None) -> EndpointView | None:
+        """The endpoint with its deployments, or None if it does not exist: the endpoint's GET, then its
+        deployments' list unless ``known`` covers the split (see the port)."""
         # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -131,21 +140,26 @@ class AmlGateway:
             self._raw_endpoints.pop(endpoint, None)
             return None
         self._raw_endpoints[endpoint] = raw
-        deployments = tuple(
-            DeploymentView(
-                name=str(item.name),
-                provisioning_state=str(item.properties.provisioning_state or ""),
-                tags=dict(item.tags or {}),
-                model=str(getattr(item.properties, "model", "") or ""),
-            )
-            for item in self.mgmt.online_deployments.list(*self._scope, endpoint)
-        )
         props = raw.properties
+        traffic = {str(k): int(v) for k, v in (props.traffic or {}).items()}
+        mirror = {str(k): int(v) for k, v in (props.mirror_traffic or {}).items()}
+        if known is not None and covers_split(known, traffic, mirror):
+            deployments = tuple(known)
+        else:
+            deployments = tuple(
+                DeploymentView(
+                    name=str(item.name),
+                    provisioning_state=str(item.properties.provisioning_state or ""),
+                    tags=dict(item.tags or {}),
+                    model=str(getattr(item.properties, "model", "") or ""),
+                )
+                for item in self.mgmt.online_deployments.list(*self._scope, endpoint)
+            )
         return EndpointView(
             name=str(raw.name),
             provisioning_state=str(props.provisioning_state or ""),
-            traffic={str(k): int(v) for k, v in (props.traffic or {}).items()},
-            mirror_traffic={str(k): int(v) for k, v in (props.mirror_traffic or {}).items()},
+            traffic=traffic,
+            mirror_traffic=mirror,
             deployments=deployments,
             tags=dict(raw.tags or {}),
         )

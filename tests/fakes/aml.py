@@ -27,12 +27,21 @@ a traffic write held on the wire that lands after newer ones, a deployment going
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.platform.workspace import WorkspaceRef
 from app.ports import ModelNotFound
-from app.rollout.decide.model import APP_TAG, APP_TAG_VALUE, EndpointView, ModelInfo, RolloutPlan
+from app.rollout.decide.model import (
+    APP_TAG,
+    APP_TAG_VALUE,
+    DeploymentView,
+    EndpointView,
+    ModelInfo,
+    RolloutPlan,
+    covers_split,
+)
 from app.rollout.decide.naming import EndpointNameTaken, is_valid_name
 from tests.fakes.aml_faults import ArmCall, Fault, FaultsMixin, HeldWrite
 from tests.fakes.aml_state import DURATIONS, Deployment, Endpoint, Operation, StateMixin
@@ -68,6 +77,8 @@ class FakeAzureML(StateMixin, FaultsMixin):
         #: Who set each split of ``traffic_log``: "app" (an answered write), "late" (one landing late), "hand".
         self.traffic_by: list[str] = []
         self.writer = "app"
+        #: The endpoints observed without listing their deployments (the app knew them: only traffic was written).
+        self.lists_skipped: list[str] = []
         #: Runs before each write the app sends (a test checks who may write then); see ``interleave``.
         self.write_guard: Callable[[ArmCall], None] | None = None
         self.interleaved: list[tuple[str, Callable[[], object]]] = []
@@ -94,10 +105,17 @@ class FakeAzureML(StateMixin, FaultsMixin):
             raise ModelNotFound(f"model {name}:{version} does not exist in {self.workspace.workspace_name}")
         return model
 
-    def observe(self, endpoint: str) -> EndpointView | None:
+    def observe(self, endpoint: str, known: Sequence[DeploymentView] | None = None) -> EndpointView | None:
         self._call("observe", endpoint)
         found = self.endpoints.get(endpoint.lower())
-        return found.view() if found is not None else None
+        if found is None:
+            return None
+        view = found.view()
+        if known is not None and covers_split(known, view.traffic, view.mirror_traffic):
+            # As the gateway does: the list is not read, and the app sees the deployments it knew.
+            self.lists_skipped.append(endpoint)
+            return replace(view, deployments=tuple(known))
+        return view
 
     def get_logs(self, endpoint: str, deployment: str, lines: int = 50) -> str:
         self._call("get_logs", endpoint, deployment)

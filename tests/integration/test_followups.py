@@ -215,3 +215,22 @@ def test_the_tick_leaves_an_endpoint_to_its_follow_up_until_the_follow_up_is_ove
             looks = [r for r in aml.requests() if r.method == "GET" and "/onlineEndpoints/" in r.path]
             assert {r.path.split("/onlineEndpoints/")[1].split("/")[0] for r in looks} == {"credit", "fraud"}
             assert all("PUT deployment" in " ".join(app.rollout(f"{n}-v1")["actions"]) for n in ("credit", "fraud"))
+
+
+def test_a_traffic_writes_follow_up_reads_the_endpoint_without_listing_its_deployments(app: OfflineApp) -> None:
+    aml = app.stack.aml
+    aml.seed_model("credit", 1, tags=CREDIT)
+    app.deliver(model_registered("credit", 1))
+    assert _drain_until_final(app, "credit-v1")["state"] == "live"
+    aml.seed_model("credit", 2, tags=CREDIT)
+    aml.clear_requests()
+    app.deliver(model_registered("credit", 2))  # blue/green onto the endpoint v1 serves, on follow-ups alone
+    assert _drain_until_final(app, "credit-v2")["state"] == "live"
+    assert app.traffic("credit") == {"credit-v2": 100}
+
+    reads = [r.path.split("/onlineEndpoints/", 1)[-1] for r in aml.requests() if r.method == "GET"]
+    endpoint_reads, list_reads = reads.count("credit"), reads.count("credit/deployments")
+    splits = [r for r in aml.requests() if r.method == "PUT" and r.path.endswith("/onlineEndpoints/credit")]
+    assert len(splits) >= 1
+    # Each observation reads the endpoint; all but the traffic writes' follow-ups also list its deployments.
+    assert endpoint_reads - list_reads == len(splits)

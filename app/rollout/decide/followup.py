@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 MAX_RECHECKS = 5
 #: The kind of the follow-up the engine schedules at a bake's end (its reason reads ``bake end {time}``).
 BAKE = "bake"
+#: The kind of the follow-up a traffic split's write asks for (the fence's).
+TRAFFIC_WRITE = "traffic"
 #: The kind of the follow-up a tick sends for an endpoint it had no time for (``tick.py``).
 HANDED_ON = "tick"
 #: A message body is at most this long; ours are far shorter, anything longer is not ours.

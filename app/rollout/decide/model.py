@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -204,6 +204,13 @@ class DeploymentView:
         return tail.endswith(f"/models/{model_name}/versions/{model_version}".lower()) or tail.endswith(
             f"{model_name}:{model_version}".lower()
         )
+
+
+def covers_split(known: Sequence[DeploymentView], traffic: Mapping[str, int], mirror: Mapping[str, int]) -> bool:
+    """Do the deployments ``known`` (as last listed) name every deployment the endpoint's split names, at any
+    percentage? If not, the list is out of date: someone created a deployment since, and it must be listed again."""
+    names = {d.name.lower() for d in known}
+    return all(name.lower() in names for name in (*traffic, *mirror))
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,15 @@ from app.platform.clock import as_utc
 from app.platform.tables import Conflict, Row, Table
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.intents import Intent
+from app.rollout.decide.model import DeploymentView
 from app.rollout.ledger.indexes import ActiveIndex
 from app.rollout.ledger.rows import LEASE_KEY, partition_key
 
 logger = logging.getLogger(__name__)
+
+#: A deployments list longer than this (in JSON) is not kept on the row, which stays well inside a Table
+#: property's 64 KiB; the next observation lists them. Azure ML allows 20 deployments per endpoint, ours are short.
+MAX_LISTED_CHARS = 16_000
 
 
 class LeaseLost(Conflict):
@@ -35,6 +40,9 @@ class EndpointRecord:
     observed_traffic: Mapping[str, int] | None = None
     observed_mirror: Mapping[str, int] = field(default_factory=dict)
     observed_at: dt.datetime | None = None
+    #: The deployments as last listed, kept only while no write since could have changed them (a pass that wrote
+    #: a deployment, or reused this list, keeps None): a traffic write's follow-up observes without listing them.
+    observed_deployments: tuple[DeploymentView, ...] | None = None
     drift: Mapping[str, Any] | None = None  # {"at", "observed", "intended"} while drift is flagged
 
     @classmethod
@@ -59,15 +67,20 @@ class EndpointRecord:
             observed_traffic=dict(observed["traffic"]) if isinstance(observed, dict) else None,
             observed_mirror=dict(observed.get("mirror") or {}) if isinstance(observed, dict) else {},
             observed_at=as_utc(observed_at) if isinstance(observed_at, dt.datetime) else None,
+            observed_deployments=_deployments(observed.get("deployments")) if isinstance(observed, dict) else None,
             drift=drift if isinstance(drift, dict) else None,
         )
 
     def encode(self, workspace_id: str, endpoint: str, now: dt.datetime) -> dict[str, Any]:
-        observed = (
+        observed: dict[str, Any] | None = (
             {"traffic": dict(self.observed_traffic), "mirror": dict(self.observed_mirror)}
             if self.observed_traffic is not None
             else None
         )
+        if observed is not None and self.observed_deployments is not None:
+            listed = [[d.name, d.provisioning_state, dict(d.tags), d.model] for d in self.observed_deployments]
+            if len(json.dumps(listed)) <= MAX_LISTED_CHARS:
+                observed["deployments"] = listed
         return {
             "Workspace": workspace_id,
             "Endpoint": endpoint,
@@ -81,6 +94,21 @@ class EndpointRecord:
             # Read by the active index: an endpoint with a write in doubt is observed every tick until it is not.
             "Active": intent_rules.watching(self.intents, now),
         }
+
+
+def _deployments(listed: Any) -> tuple[DeploymentView, ...] | None:
+    """The deployments list kept on the row; None when absent or not in the shape ``encode`` writes (the next
+    observation then lists them)."""
+    if not isinstance(listed, list):
+        return None
+    try:
+        return tuple(
+            DeploymentView(str(name), str(state), {str(k): str(v) for k, v in dict(tags).items()}, str(model))
+            for name, state, tags, model in listed
+        )
+    except (TypeError, ValueError):
+        logger.warning("endpoint row: its kept deployments list is unreadable; the next observation lists them")
+        return None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from app.platform.workspace import WorkspaceRef
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.effects import Answer, Observe
+from app.rollout.decide.followup import TRAFFIC_WRITE
 from app.rollout.decide.model import Rollout, State
 from app.rollout.decide.moves import on_sibling
 from app.rollout.decide.policy import step_policy
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from app.ports import AzureMl, Deps
     from app.rollout.decide.failures import Failure
     from app.rollout.decide.followup import FollowUp
-    from app.rollout.decide.model import EndpointView
+    from app.rollout.decide.model import DeploymentView, EndpointView
 
 #: States in which a rollout waits on an AML operation (or its turn) rather than on a bake or a person.
 _WAITING_ON_AML = (State.PENDING, State.DEPLOYING)
@@ -77,7 +78,7 @@ class RolloutEngine:
         finally:
             if not one.fence.lost:
                 # The observation is cached on the endpoint's row for the status API.
-                self.ledger.release_lease(one.fence.lease, self.deps.clock(), **one.observed)
+                self.ledger.release_lease(one.fence.lease, self.deps.clock(), **one.kept())
             if one.followups.bake_end is not None:
                 self._note_gate(workspace_id, endpoint, one.followups.bake_end)
             one.followups.send(workspace_id, endpoint, one.still_waiting())
@@ -107,6 +108,8 @@ class EndpointPass:
         self.rollouts: dict[str, Rollout] = {}
         self.busy = False
         self.observed: dict[str, object] = {}
+        #: The observation stood on the deployments list kept from the last one (a traffic write's follow-up).
+        self.reused_list = False
         #: What the pass did so far (kept when it stops early on a lost lease or a stale row).
         self.done: list[PassItem] = []
 
@@ -133,8 +136,9 @@ class EndpointPass:
                                    "region's batch"))  # fmt: skip
             return self.done
         gateway = self.deps.aml(WorkspaceRef.from_arm_id(workspace_id))
+        known = self._known_deployments()
         try:
-            view = gateway.observe(endpoint)
+            view = gateway.observe(endpoint, known)
         except Exception as err:
             return self._unobserved(due, gateway, classify(err), deadline)
         self._observed(workspace_id, endpoint, view)
@@ -150,6 +154,25 @@ class EndpointPass:
             cleanup = EndpointCleanup(self.deps, self.ledger, self.policy, self.fence, self.recorder)
             done.extend(Noted(Note.CLEANUP, line) for line in cleanup.run(rollouts, view, gateway, wrote))
         return done
+
+    def _known_deployments(self) -> tuple[DeploymentView, ...] | None:
+        """The deployments kept from the last observation, for a traffic write's follow-up: that write changed the
+        split, not the deployments, so only the endpoint is read. Used once, then listed again."""
+        came = self.followups.came
+        if came is None or came.kind != TRAFFIC_WRITE:
+            return None
+        known = self.fence.lease.record.observed_deployments
+        self.reused_list = known is not None
+        return known
+
+    def kept(self) -> dict[str, object]:
+        """What the lease's release keeps of this pass's observation: the split, and the deployments list only when
+        it was listed (not reused) and no write of this pass could have changed it."""
+        if not self.observed and not self.fence.wrote_deployments:
+            return {}
+        if self.reused_list or self.fence.wrote_deployments:
+            return {**self.observed, "observed_deployments": None}
+        return self.observed
 
     def _unobserved(self, due: list[Rollout], gateway: AzureMl, failure: Failure, deadline: float) -> list[PassItem]:
         """The endpoint could not be read: each due rollout takes the failure in (its policy says what it means)."""
@@ -181,6 +204,7 @@ class EndpointPass:
                 "observed_traffic": dict(view.traffic),
                 "observed_mirror": dict(view.mirror_traffic),
                 "observed_at": self.deps.clock(),
+                "observed_deployments": view.deployments,
             }
 
     def _cache_changed_split(self) -> None:

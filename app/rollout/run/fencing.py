@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.platform.errors import status_code_of
 from app.rollout.decide import intents as intent_rules
+from app.rollout.decide.followup import TRAFFIC_WRITE
 from app.rollout.decide.intents import Intent
 from app.rollout.ledger.ledger import LeaseLost
 
@@ -31,12 +32,16 @@ class Fence:
         self.lost = False
         self.followups = followups
         self.lease_seconds = deps.settings.endpoint_lease_seconds
+        #: A write sent under this lease may have changed the endpoint's deployments (any write but a split's).
+        self.wrote_deployments = False
 
     def renew(self, intent: Intent | None = None) -> None:
         """Before every ARM write: renew the lease (recording ``intent`` with it), or raise ``LeaseLost``."""
         if self.lost:
             raise LeaseLost(f"the lease on {self.lease.partition} was taken over while an intent was settled")
         self.lease = self.ledger.renew_lease(self.lease, self.deps.clock(), self.lease_seconds, intent)
+        if intent is None:  # only a traffic split's write carries an intent
+            self.wrote_deployments = True
 
     def update(self, **changes: Any) -> None:
         """Change the endpoint's row (intents, drift) under the lease."""
@@ -51,7 +56,7 @@ class Fence:
         self.renew(intent)
         try:
             gateway.set_traffic(endpoint, traffic, mirror)
-            self.followups.after("traffic")
+            self.followups.after(TRAFFIC_WRITE)
         except Exception as err:
             if status_code_of(err) is not None:  # answered: never applied
                 self._settle(intent, intent_rules.REFUSED)

@@ -9,8 +9,9 @@ import pytest
 from app.platform.tables import Conflict
 from app.rollout.decide import intents as intent_rules
 from app.rollout.decide.intents import Intent
+from app.rollout.decide.model import DeploymentView
 from app.rollout.ledger.indexes import ACTIVE_INDEX
-from app.rollout.ledger.leases import EndpointLeases, EndpointRecord, Lease, LeaseLost
+from app.rollout.ledger.leases import MAX_LISTED_CHARS, EndpointLeases, EndpointRecord, Lease, LeaseLost
 from app.rollout.ledger.ledger import RolloutLedger
 from app.rollout.ledger.rows import LEASE_KEY, partition_key
 from tests.fakes import WORKSPACE_ID, FakeTableStore
@@ -160,6 +161,43 @@ def test_drift_and_observation_are_kept_on_the_record(leases: EndpointLeases) ->
     assert (record.drift, record.observed_traffic, record.observed_mirror) == (drift, {"credit-v1": 100}, {"x": 5})
     leases.update(lease, NOW, drift=None)
     assert leases.read(WORKSPACE_ID, "credit").drift is None
+
+
+def test_the_deployments_list_is_kept_with_the_observation_and_survives_the_next_acquisition(
+    leases: EndpointLeases,
+) -> None:
+    listed = (
+        DeploymentView("credit-v1", "Succeeded", {"model-name": "credit", "model-version": "1"}, "azureml:credit:1"),
+        DeploymentView("credit-v2", "Creating"),
+    )
+    leases.release(_acquire(leases), NOW, observed_traffic={"credit-v1": 100}, observed_deployments=listed)
+    assert leases.read(WORKSPACE_ID, "credit").observed_deployments == listed
+    assert _acquire(leases, "instance-b", NOW + SECOND).record.observed_deployments == listed
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        (DeploymentView("credit-v1", "Succeeded", {"note": "x" * MAX_LISTED_CHARS}),),  # too long for the row
+        None,
+    ],
+    ids=["too-long", "none"],
+)
+def test_a_list_not_kept_reads_back_as_unknown(leases: EndpointLeases, listed: tuple[DeploymentView, ...]) -> None:
+    leases.release(_acquire(leases), NOW, observed_traffic={"credit-v1": 100}, observed_deployments=listed)
+    record = leases.read(WORKSPACE_ID, "credit")
+    assert (record.observed_traffic, record.observed_deployments) == ({"credit-v1": 100}, None)
+
+
+@pytest.mark.parametrize("listed", ['"a string"', '[["only", "two"]]', "[[1, 2, 3, 4]]"])
+def test_an_unreadable_deployments_list_is_unknown_and_the_split_is_kept(
+    leases: EndpointLeases, store: FakeTableStore, listed: str
+) -> None:
+    leases.release(_acquire(leases), NOW, observed_traffic={"credit-v1": 100})
+    row = store.rows[(PK, LEASE_KEY)]
+    store.replace(row, {**row.data, "Observed": f'{{"traffic": {{"credit-v1": 100}}, "deployments": {listed}}}'})
+    record = leases.read(WORKSPACE_ID, "credit")
+    assert (record.observed_traffic, record.observed_deployments) == ({"credit-v1": 100}, None)
 
 
 def test_an_unreadable_intents_property_leaves_the_lease_working(leases: EndpointLeases, store: FakeTableStore) -> None:

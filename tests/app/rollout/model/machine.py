@@ -272,6 +272,7 @@ class RolloutMachine(RuleBasedStateMachine):
         """The faults stop: within a bound every rollout comes to rest (final, or waiting for an operator, said)."""
         ticks = settle(self.h)
         EXPLORED.quiesce_ticks[ticks] += 1
+        EXPLORED.lists_skipped += len(self.h.world.aml.lists_skipped)
 
 
 def settle(h: Harness) -> int:

@@ -15,6 +15,8 @@ class Explored:
     transitions: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     quiesce_ticks: Counter[int] = field(default_factory=Counter)
+    #: Observations that reused the deployments list kept on the endpoint's row (a traffic write's follow-up).
+    lists_skipped: int = 0
 
     def report(self) -> str:
         def table(title: str, counts: Counter[str]) -> list[str]:
@@ -30,6 +32,7 @@ class Explored:
             *table("faults injected", self.faults),
             f"ticks to settle once faults stopped: at most {slowest}, "
             f"median {_median(self.quiesce_ticks)} over {sum(self.quiesce_ticks.values())} examples",
+            f"observations that reused the kept deployments list: {self.lists_skipped}",
         ]
         return "\n".join(lines)
 
