@@ -94,15 +94,16 @@ def fleet(stack: Any, progress: Any) -> list[Target]:
 
 def app_settings(stack: Any, targets: list[Target], lapse: float) -> dict[str, str]:
     """The app's settings for the run: the dev kit's, every workspace allowed, Azure's times divided by ``lapse``."""
+    from app.platform.settings import DEFAULT_DELAYS
     from devkit.harness import APP_SETTINGS
 
-    delays = {"endpoint": 90, "deployment": 300, "traffic": 30, "delete": 60, "recheck": 30}
     workspaces = sorted({t.workspace.workspace_id for t in targets})
     return {
         **stack.env,
         **APP_SETTINGS,
         "AML_ALLOWED_WORKSPACES": ",".join(workspaces),
-        "FOLLOWUP_DELAYS": ",".join(f"{k}={v / lapse:g}" for k, v in delays.items()),
+        # The app's defaults, on its (emulated) clock: the queue scales a message's visibility by the lapse.
+        "FOLLOWUP_DELAYS": ",".join(f"{k}={v:g}" for k, v in DEFAULT_DELAYS.items()),
         "RECONCILE_BUDGET_SECONDS": f"{max(1.0, 45 / lapse):g}",
         "EVENT_BUDGET_SECONDS": f"{max(1.0, 10 / lapse):g}",
         "TICK_WAITS_FOR_FOLLOWUPS": "true",  # the queue workers run here: the production default

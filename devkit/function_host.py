@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     with (
         applied_env(settings["env"]),
-        clock.following(lambda: dt.datetime.fromtimestamp(follow_reading(reading), dt.UTC)),
+        clock.following(
+            lambda: dt.datetime.fromtimestamp(follow_reading(reading), dt.UTC),
+            rate=1.0 if reading.get("frozen") else float(reading["rate"]),
+        ),
     ):
         _warm_up()
         warm_cpu = time.process_time()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.azure.throttle import throttle_policy
-from app.platform import budgets
+from app.platform import budgets, clock
 from app.platform.errors import SettingsError
 from app.rollout.decide.followup import FollowUp, visibility
 
@@ -80,14 +80,16 @@ class FollowUpQueue:
         return self._client
 
     def schedule(self, followup: FollowUp, delay: dt.timedelta | float) -> None:
-        """Send ``followup``, invisible until ``delay`` has passed. Raises what the SDK raises."""
+        """Send ``followup``, invisible until ``delay`` (on the app's clock) has passed. Raises what the SDK raises."""
         # SDK on first use, not at import: keeps cold start light.
         from azure.core.exceptions import ResourceNotFoundError
 
+        seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+        hidden = visibility(clock.wall_seconds(seconds))  # the queue hides a message for wall-clock seconds
         try:
-            self.client.send_message(followup.to_json(), visibility_timeout=visibility(delay))
+            self.client.send_message(followup.to_json(), visibility_timeout=hidden)
         except ResourceNotFoundError:
             # The queue was deleted under us (an operator, a dev-kit reset): create it and send again.
             self.client.create_queue()
-            self.client.send_message(followup.to_json(), visibility_timeout=visibility(delay))
+            self.client.send_message(followup.to_json(), visibility_timeout=hidden)
         FollowUpQueue.sent[followup.kind] += 1

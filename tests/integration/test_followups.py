@@ -234,3 +234,22 @@ def test_a_traffic_writes_follow_up_reads_the_endpoint_without_listing_its_deplo
     assert len(splits) >= 1
     # Each observation reads the endpoint; all but the traffic writes' follow-ups also list its deployments.
     assert endpoint_reads - list_reads == len(splits)
+
+
+def test_a_delay_on_a_time_lapsed_clock_hides_the_message_for_that_many_of_its_seconds(app: OfflineApp) -> None:
+    import datetime as dt
+
+    from app.azure.queue import FollowUpQueue
+    from app.platform import clock
+    from app.platform.settings_reader import get_settings
+    from app.rollout.decide.followup import FollowUp
+
+    queue = FollowUpQueue.from_settings(get_settings(), lambda: None)  # type: ignore[arg-type,return-value]
+    with clock.following(lambda: dt.datetime.now(dt.UTC), rate=120):
+        queue.schedule(FollowUp(WORKSPACE_ID, "credit", "traffic"), 120)  # 120 of its seconds: one on the wall
+    queue.schedule(FollowUp(WORKSPACE_ID, "fraud", "traffic"), 120)  # at the wall's pace: two minutes
+    deadline, seen = time.monotonic() + 10, []
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = _queue_bodies(app)
+    assert [body["endpoint"] for body in seen] == ["credit"]
