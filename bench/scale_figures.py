@@ -215,6 +215,7 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
     ended = Counter(r.final for r in run.rollouts if r.final)
     missing = run.events - live["done"]
     rows = []
+    seen = conflicts(run.finals)
     if live["done"]:
         notes = (
             f"event to final state vs its floor: p50 {live['p50_ratio']:.2f}x ({live['p50_s'] / 60:.1f} min), "
@@ -243,7 +244,8 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         f"{peaks['monitor_total']} calls ({peaks['monitor_batch']} batch) where reading each endpoint alone takes "
         f"{alone}: {cut:.1f}x fewer; "
         + (f"{per_hour:.1f} per baking rollout per hour" if per_hour is not None else "no rollout baked")
-        + f"; at most {baking} rollouts baking at once"
+        + f"; at most {baking} rollouts baking at once; {seen.get('bakes_extended', 0)} bakes extended by an "
+        "inconclusive gate"
     )
     # The goal is for a region with GOAL_BAKING rollouts baking at once; a run with fewer is reported, not judged.
     judged = baking >= GOAL_BAKING and cut < GOAL_MONITOR_CUT
@@ -258,7 +260,7 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         )
         figure = f"{tick['table_median']:.0f} Table tx"
         rows.append(("  reconciler ticks", figure, f"{tick['longest_s']:.1f} s", notes, ""))
-    seen, dupes = conflicts(run.finals), duplicate_writes(run.requests)
+    dupes = duplicate_writes(run.requests)
     # Lost: an event whose rollout the ledger does not have (one still in progress when time was up is not lost).
     lost = missing - len(run.extra.get("unfinished", {}))
     notes = (

@@ -37,6 +37,7 @@ OUTCOMES = {
     "fanned_out": "fanned out",
     "deferred_idle": "idle polling deferred",
     "gates_judged": " gate: gate ",
+    "bakes_extended": "bake extended (",
     "gates_left_to_tick": "deferred to the tick",
     "bake_follow_ups": "(bake end ",
 }

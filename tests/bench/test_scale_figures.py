@@ -110,3 +110,16 @@ def test_the_monitor_goal_is_judged_only_where_enough_rollouts_bake_at_once() ->
 
     assert monitor_row(few)[1] == "3.0x fewer" and monitor_row(few)[4] == ""
     assert monitor_row(many)[4] != ""  # 60 baking at once: 3x misses the 5x goal
+
+
+def test_each_canary_s_first_gate_gets_enough_requests_to_judge_without_an_extension() -> None:
+    """The gate counts whole minutes inside the bake: a bake that starts mid-minute counts one fewer. Over that many
+    minutes, the first step's share of the bench's load must clear the gate's minimum with room for chance (one
+    standard deviation of its binomial count below the mean, and more)."""
+    from bench.scale import BAKE_S, CANARY_RPM, FIRST_STEP_PCT, GATE_MIN_REQUESTS
+
+    whole_minutes = BAKE_S // 60 - 1
+    share = FIRST_STEP_PCT / 100
+    mean = CANARY_RPM * whole_minutes * share
+    spread = (CANARY_RPM * whole_minutes * share * (1 - share)) ** 0.5
+    assert mean - 3 * spread >= GATE_MIN_REQUESTS
