@@ -207,6 +207,15 @@ def conflicts(finals: Sequence[dict[str, Any]]) -> dict[str, int]:
     return dict(total)
 
 
+def queue_lateness(finals: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """How long after falling due the queue workers handled the follow-ups (emulated seconds): p50, p95, the
+    most, and how many messages said when they were due."""
+    late = [float(s) for final in finals for s in final.get("followups_late_s") or ()]
+    if not late:
+        return {"handled": 0}
+    return {"handled": len(late), "p50": percentile(late, 50), "p95": percentile(late, 95), "max": max(late)}
+
+
 def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
     """The run's rows: (measure, figure, time, notes, the goal it misses or "")."""
     live, peaks, tick = to_live(run.rollouts), arm_peaks(run.requests), tick_figures(run.ticks, run.lapse)
@@ -260,6 +269,14 @@ def report(run: RunFigures) -> list[tuple[str, str, str, str, str]]:
         )
         figure = f"{tick['table_median']:.0f} Table tx"
         rows.append(("  reconciler ticks", figure, f"{tick['longest_s']:.1f} s", notes, ""))
+    late = queue_lateness(run.finals)
+    if late["handled"]:
+        notes = (
+            f"follow-ups handled after they fell due: p50 {late['p50']:.0f} s, p95 {late['p95']:.0f} s, the most "
+            f"{late['max']:.0f} s, over {late['handled']:.0f} messages and {run.workers} worker(s) (emulated s; the "
+            "polling interval alone can take a few)"
+        )
+        rows.append(("  follow-up queue", f"p95 {late['p95']:.0f} s late", f"{late['handled']:.0f} msgs", notes, ""))
     dupes = duplicate_writes(run.requests)
     # Lost: an event whose rollout the ledger does not have (one still in progress when time was up is not lost).
     lost = missing - len(run.extra.get("unfinished", {}))

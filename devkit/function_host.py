@@ -17,6 +17,7 @@ Its own log goes to standard error, warnings and above.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -87,24 +88,37 @@ def _final(extra: dict[str, Any]) -> dict[str, Any]:
 def _serve_queue(args: argparse.Namespace, stop: threading.Event) -> dict[str, Any]:
     from pathlib import Path
 
+    from app.platform import clock
+    from app.platform.errors import EventValidationError
     from app.platform.settings_reader import get_settings
+    from app.rollout.decide.followup import FollowUp
     from devkit import runner
     from devkit.queue_trigger import HostQueueSettings, QueueTrigger, queue_client
 
     settings = get_settings()
     name, connection = settings.rollout_queue, settings.storage_connection_string
     host = HostQueueSettings.read(Path(__file__).parents[1] / "host.json")
+    late: list[float] = []
+
+    def handle(message_id: str, body: str, dequeue_count: int) -> None:
+        """The host's invocation, noting first how long after it fell due the message is handled."""
+        with contextlib.suppress(EventValidationError):
+            seconds = FollowUp.parse(body).late_by(clock.utc_now())
+            if seconds is not None:
+                late.append(round(seconds, 3))
+        runner.follow_up(message_id, body, dequeue_count)
+
     trigger = QueueTrigger(
         queue_client(connection, name),
         lambda: queue_client(connection, f"{name}-poison"),
-        runner.follow_up,
+        handle,
         batch_size=host.batch_size,
         new_batch_threshold=host.new_batch_threshold,
         max_dequeue=host.max_dequeue,
         max_polling_s=host.max_polling_s / args.lapse,
     )
     trigger.serve(stop)
-    return {"trigger": trigger.stats.as_dict()}
+    return {"trigger": trigger.stats.as_dict(), "followups_late_s": late}
 
 
 def _serve_timer(args: argparse.Namespace, stop: threading.Event) -> dict[str, Any]:

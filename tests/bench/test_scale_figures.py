@@ -14,6 +14,7 @@ from bench.scale_figures import (
     monitor_per_baking_hour,
     peak_baking,
     percentile,
+    queue_lateness,
     report,
     tick_figures,
     to_live,
@@ -123,3 +124,9 @@ def test_each_canary_s_first_gate_gets_enough_requests_to_judge_without_an_exten
     mean = CANARY_RPM * whole_minutes * share
     spread = (CANARY_RPM * whole_minutes * share * (1 - share)) ** 0.5
     assert mean - 3 * spread >= GATE_MIN_REQUESTS
+
+
+def test_queue_lateness_pools_every_worker_s_messages_and_says_when_none_said() -> None:
+    finals = [{"followups_late_s": [0.5, 1.0, 2.0]}, {"followups_late_s": [40.0]}, {"table_ops": 3}]
+    assert queue_lateness(finals) == {"handled": 4, "p50": 1.0, "p95": 40.0, "max": 40.0}
+    assert queue_lateness([{"table_ops": 3}]) == {"handled": 0}

@@ -138,7 +138,7 @@ def test_the_message_is_base64_as_the_host_expects_and_carries_no_secret(app: Of
     assert got, "no follow-up became visible"
     decoded = json.loads(base64.b64decode(got[0].content))
     assert decoded["endpoint"] == "credit" and decoded["workspaceId"] == WORKSPACE_ID
-    assert set(decoded) == {"workspaceId", "endpoint", "reason", "rechecks"}  # nothing secret rides along
+    assert set(decoded) == {"workspaceId", "endpoint", "reason", "rechecks", "dueAt"}  # nothing secret rides along
 
 
 def test_a_model_deployed_event_advances_its_endpoint(app: OfflineApp) -> None:

@@ -43,6 +43,9 @@ class FollowUp:
     deployment: str = ""
     #: When the message was sent, on the app's clock (set by the tick when it hands an endpoint on).
     sent_at: dt.datetime | None = None
+    #: When it falls due, on the app's clock (set by its sender): how late it is handled says whether the queue's
+    #: instances keep up.
+    due_at: dt.datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -57,12 +60,18 @@ class FollowUp:
             return None
         return _instant(self.reason.removeprefix(f"{BAKE} end "))
 
+    def late_by(self, now: dt.datetime) -> float | None:
+        """Seconds it is handled after it fell due (0 when on time or early); None when the message does not say."""
+        return None if self.due_at is None else max(0.0, (now - self.due_at).total_seconds())
+
     def to_json(self) -> str:
         body: dict[str, object] = {"workspaceId": self.workspace_id, "endpoint": self.endpoint, "reason": self.reason}
         if self.deployment:
             body["deployment"] = self.deployment
         if self.sent_at is not None:
             body["sentAt"] = self.sent_at.isoformat()
+        if self.due_at is not None:
+            body["dueAt"] = self.due_at.isoformat()
         return json.dumps({**body, "rechecks": self.rechecks})
 
     @classmethod
@@ -97,6 +106,7 @@ class FollowUp:
             rechecks if isinstance(rechecks, int) and rechecks >= 0 else 0,
             str(deployment),
             _instant(raw.get("sentAt")),
+            _instant(raw.get("dueAt")),
         )
 
 

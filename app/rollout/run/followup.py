@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from app.ports import Deps
 
 logger = logging.getLogger(__name__)
+#: A follow-up handled this long after it fell due is reported: the queue is backlogged by more than a timer period.
+LATE_S = 60.0
 
 
 def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
@@ -40,6 +42,11 @@ def follow_up(body: bytes | str, dequeue_count: int, deps: Deps) -> Outcome:
         return Outcome(OutcomeKind.DROPPED, f"dropped: {err}")
     label = f"follow-up {followup.endpoint} ({followup.reason})"
     settings = deps.settings
+    late = followup.late_by(deps.clock())
+    if late is not None and late > LATE_S:
+        # The queue's instances are behind: what the queue holds waits longer than a tick would have.
+        logger.warning("%s: handled %.0f s after it fell due; the follow-up queue is backlogged (see Sizing in "
+                       "docs/operations.md: raise the instance limit)", label, late)  # fmt: skip
     if followup.reason == PROMOTION_REASON and followup.deployment:
         # A promotion owed: its share blocks for the whole copy, which is why it runs here and not on an event.
         outcome = promote(deps, promotion_key(followup.workspace_id, followup.endpoint, followup.deployment))

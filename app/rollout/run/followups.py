@@ -54,9 +54,10 @@ class FollowUpPlan:
         if not self.due or self.deps.followups is None:
             return
         try:
-            queue = self.deps.followups()
+            queue, now = self.deps.followups(), self.deps.clock()
             for reason, delay in self.due.items():
-                queue.schedule(FollowUp(workspace_id, endpoint, reason, rechecks), delay)
+                due_at = now + dt.timedelta(seconds=delay)
+                queue.schedule(FollowUp(workspace_id, endpoint, reason, rechecks, due_at=due_at), delay)
                 logger.info("endpoint %s: follow-up (%s) scheduled in %.0f s", endpoint, reason, delay)
         except Exception as err:
             logger.warning(

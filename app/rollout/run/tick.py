@@ -122,7 +122,8 @@ def _hand_on(deps: Deps, work: Work) -> list[str]:
             return [f"{work.endpoint}: out of time budget; already handed to the follow-up queue"]
         _handed[key] = now
     try:
-        handed = FollowUp(work.workspace_id, work.endpoint, FANNED_OUT, sent_at=deps.clock())
+        sent = deps.clock()
+        handed = FollowUp(work.workspace_id, work.endpoint, FANNED_OUT, sent_at=sent, due_at=sent)
         deps.followups().schedule(handed, 0)
     except Exception as err:
         logger.warning("reconcile: %s not handed to the queue (%s: %s); next tick", work.endpoint,

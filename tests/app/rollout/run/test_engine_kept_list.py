@@ -4,12 +4,15 @@ Only while nothing since could have changed the deployments, once, and never whe
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+
 import pytest
 
 from app.rollout.decide.followup import TRAFFIC_WRITE, FollowUp
 from app.rollout.decide.model import DeploymentView, State, covers_split
 from app.rollout.ledger.leases import EndpointRecord
-from app.rollout.run.followup import follow_up
+from app.rollout.run.followup import LATE_S, follow_up
 from tests.app.rollout.run.scenes import CREDIT, canary_baking, live_v1
 from tests.fakes import WORKSPACE_ID
 from tests.fakes.world import FakeWorld
@@ -105,3 +108,26 @@ def test_a_list_covers_a_split_when_it_names_every_deployment_the_split_names(
 ) -> None:
     known = (DeploymentView("a", "Succeeded"), DeploymentView("B", "Succeeded"))
     assert covers_split(known, traffic, mirror) is covered
+
+
+def test_each_follow_up_is_sent_with_the_time_it_falls_due_and_one_handled_late_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = live_v1()
+    world.queue.waiting.clear()  # what v1's rollout left there
+    world.register("credit", 2, CREDIT)
+    [scheduled] = world.queue.waiting
+    assert scheduled.followup.due_at == scheduled.due_at  # the message says what the queue was told
+
+    world.clock.now = scheduled.due_at + dt.timedelta(seconds=LATE_S + 30)  # a backlogged queue
+    [message] = world.queue.take_due()
+    with caplog.at_level(logging.WARNING, logger="app.rollout.run.followup"):
+        follow_up(message.to_json(), 1, world.deps)
+    [late] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert late.args is not None and late.args[1] == LATE_S + 30
+
+    world.clock.now = world.queue.waiting[0].due_at  # the next one, on time
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="app.rollout.run.followup"):
+        follow_up(world.queue.take_due()[0].to_json(), 1, world.deps)
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []

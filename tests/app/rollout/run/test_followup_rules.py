@@ -66,3 +66,14 @@ def test_a_bake_s_follow_up_says_when_the_bake_ends_and_no_other_does() -> None:
     assert FollowUp(WORKSPACE_ID, "credit", "bake end soon").bake_end is None  # unreadable: handled as before
     assert FollowUp(WORKSPACE_ID, "credit", "traffic").bake_end is None
     assert FollowUp(WORKSPACE_ID, "credit", f"tick end {at}").bake_end is None
+
+
+def test_a_message_says_when_it_falls_due_and_how_late_it_is_handled() -> None:
+    due = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    sent = FollowUp(WORKSPACE_ID, "credit", "traffic", due_at=due)
+    assert FollowUp.parse(sent.to_json()) == sent
+    assert sent.late_by(due + dt.timedelta(seconds=75)) == 75
+    assert sent.late_by(due - dt.timedelta(seconds=5)) == 0  # a queue never hands it early; a skewed clock might
+    assert FollowUp(WORKSPACE_ID, "credit", "traffic").late_by(due) is None  # an older sender's message
+    unreadable = json.dumps({"workspaceId": WORKSPACE_ID, "endpoint": "credit", "reason": "traffic", "dueAt": "soon"})
+    assert FollowUp.parse(unreadable).due_at is None  # handled as before
