@@ -170,8 +170,12 @@ class EndpointLeases:
             raise LeaseLost(f"lease on {lease.endpoint} was taken over (token {lease.token})") from err
         return replace(lease, row=row, record=record)
 
-    def renew(self, lease: Lease, now: dt.datetime, seconds: float, intent: Intent | None = None) -> Lease:
-        """The fence before an ARM write: extend the lease, recording ``intent`` with it; ``LeaseLost`` if taken."""
+    def renew(
+        self, lease: Lease, now: dt.datetime, seconds: float, intent: Intent | None = None, *, forget_list: bool = False
+    ) -> Lease:
+        """The fence before an ARM write: extend the lease, recording ``intent`` with it; ``LeaseLost`` if taken.
+        ``forget_list``: the write may change the deployments, so the list kept on the row goes first (even if the
+        lease is lost before its release, no follow-up stands on a list from before the write)."""
         if lease.record.until is None or lease.record.until <= now:
             raise LeaseLost(f"lease on {lease.endpoint} expired at {lease.record.until}; the write is not sent")
         intents = (*lease.record.intents, intent)[-intent_rules.INTENT_LIMIT :] if intent else lease.record.intents
@@ -179,7 +183,8 @@ class EndpointLeases:
             # The write is in doubt until AML's answer is recorded: the lease row turns active, and the
             # reconciler reads only the index, so the endpoint is (kept) in it first.
             self.active.add(lease.workspace_id, lease.endpoint, now)
-        return self.update(lease, now, until=now + dt.timedelta(seconds=seconds), intents=intents)
+        forget: dict[str, Any] = {"observed_deployments": None} if forget_list else {}
+        return self.update(lease, now, until=now + dt.timedelta(seconds=seconds), intents=intents, **forget)
 
     def settle_intent(self, lease: Lease, seq: int, status: str, now: dt.datetime) -> Lease | None:
         """Record what became of intent ``seq``. Under the lease if still held; else on the fresh row (None)."""

@@ -194,8 +194,10 @@ class RolloutLedger:
     def update_lease(self, lease: Lease, now: dt.datetime, **changes: Any) -> Lease:
         return self.leases.update(lease, now, **changes)
 
-    def renew_lease(self, lease: Lease, now: dt.datetime, seconds: float, intent: Intent | None = None) -> Lease:
-        return self.leases.renew(lease, now, seconds, intent)
+    def renew_lease(
+        self, lease: Lease, now: dt.datetime, seconds: float, intent: Intent | None = None, *, forget_list: bool = False
+    ) -> Lease:
+        return self.leases.renew(lease, now, seconds, intent, forget_list=forget_list)
 
     def settle_intent(self, lease: Lease, seq: int, status: str, now: dt.datetime) -> Lease | None:
         return self.leases.settle_intent(lease, seq, status, now)

@@ -39,9 +39,12 @@ class Fence:
         """Before every ARM write: renew the lease (recording ``intent`` with it), or raise ``LeaseLost``."""
         if self.lost:
             raise LeaseLost(f"the lease on {self.lease.partition} was taken over while an intent was settled")
-        self.lease = self.ledger.renew_lease(self.lease, self.deps.clock(), self.lease_seconds, intent)
-        if intent is None:  # only a traffic split's write carries an intent
-            self.wrote_deployments = True
+        # Only a traffic split's write carries an intent; any other may change the deployments, whose kept list goes.
+        forget = intent is None
+        self.lease = self.ledger.renew_lease(
+            self.lease, self.deps.clock(), self.lease_seconds, intent, forget_list=forget
+        )
+        self.wrote_deployments = self.wrote_deployments or forget
 
     def update(self, **changes: Any) -> None:
         """Change the endpoint's row (intents, drift) under the lease."""

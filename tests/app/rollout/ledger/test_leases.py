@@ -175,6 +175,20 @@ def test_the_deployments_list_is_kept_with_the_observation_and_survives_the_next
     assert _acquire(leases, "instance-b", NOW + SECOND).record.observed_deployments == listed
 
 
+def test_a_renewal_before_a_deployment_write_drops_the_kept_list_at_once_and_a_split_s_keeps_it(
+    leases: EndpointLeases,
+) -> None:
+    listed = (DeploymentView("credit-v1", "Succeeded"),)
+    leases.release(_acquire(leases), NOW, observed_traffic={"credit-v1": 100}, observed_deployments=listed)
+    lease = _acquire(leases, at=NOW + SECOND)
+    lease = leases.renew(lease, NOW + SECOND, 60, _intent(lease, {"credit-v1": 100}))
+    assert leases.read(WORKSPACE_ID, "credit").observed_deployments == listed
+
+    leases.renew(lease, NOW + 2 * SECOND, 60, forget_list=True)
+    # On the row before the write is sent: a lease lost before its release cannot leave a list from before it.
+    assert leases.read(WORKSPACE_ID, "credit").observed_deployments is None
+
+
 @pytest.mark.parametrize(
     "listed",
     [
