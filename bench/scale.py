@@ -114,7 +114,8 @@ def app_settings(stack: Any, targets: list[Target], lapse: float) -> dict[str, s
         "TICK_WAITS_FOR_FOLLOWUPS": "true",  # the queue workers run here: the production default
         "GATE_METRIC_LAG": "0s",
         "GATE_MIN_REQUESTS": str(GATE_MIN_REQUESTS),
-        # The canaries are healthy; at 150 requests a minute a P99 is noisy, and the gate's noise is not measured here.
+        # The canaries are healthy; at their first step's share of CANARY_RPM a P99 is noisy, and the gate's noise is
+        # not measured here.
         "GATE_MAX_LATENCY_RATIO": "3",
     }
 

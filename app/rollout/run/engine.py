@@ -167,10 +167,9 @@ class EndpointPass:
 
     def kept(self) -> dict[str, object]:
         """What the lease's release keeps of this pass's observation: the split, and the deployments list only when
-        it was listed (not reused) and no write of this pass could have changed it."""
-        if not self.observed and not self.fence.wrote_deployments:
-            return {}
-        if self.reused_list or self.fence.wrote_deployments:
+        it was listed (not reused) and no write of this pass could have changed it (such a write's renewal already
+        dropped the list from the row)."""
+        if self.observed and (self.reused_list or self.fence.wrote_deployments):
             return {**self.observed, "observed_deployments": None}
         return self.observed
 
