@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from devkit.aml_emulator import AmlEmulator
+    from devkit.aml_emulator.health import Health
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,15 @@ class ContainerSimulator:
     """Plays the scoring container the emulator does not run: a model that cannot load fails its deployment.
 
     On each ``ModelRegistered`` event it reads the model's path through azure-ai-ml, and if that is the shipped
-    ``broken`` model, it tells the emulator to fail the deployment the app will create for that version.
+    ``broken`` model, it tells the emulator to fail the deployment the app will create for that version; the
+    ``slow`` model answers in about a second. ``steady``, when given, is how the shipped models that load and are
+    not slow answer; otherwise they answer with the emulator's default latency.
     """
 
-    def __init__(self, aml: AmlEmulator, ml: MLClient) -> None:
+    def __init__(self, aml: AmlEmulator, ml: MLClient, *, steady: Health | None = None) -> None:
         self.aml = aml
         self.ml = ml
+        self.steady = steady
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         if (event.get("eventType") or event.get("type")) != MODEL_REGISTERED:
@@ -84,3 +88,5 @@ class ContainerSimulator:
             # What the shipped slow model does in its container: about a second for every request.
             logger.info("emulated container for %s/%s answers in about a second", endpoint, deployment)
             self.aml.set_health(endpoint, deployment, p50_ms=SLOW_P50_MS, p99_ms=SLOW_P99_MS)
+        elif source is not None and source.loads and endpoint and self.steady is not None:
+            self.aml.set_health(endpoint, deployment, p50_ms=self.steady.p50_ms, p99_ms=self.steady.p99_ms)
