@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.platform import clock
 from app.platform.errors import RetryableError, is_retryable, status_code_of
 from app.platform.workspace import WorkspaceRef
 
@@ -79,7 +80,7 @@ class Notification:
     severity: str = "info"  # info | warning | error
     facts: Mapping[str, Any] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
-    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    time: dt.datetime = field(default_factory=clock.utc_now)  # the app's clock: the dev kit's while it follows one
 
     def __post_init__(self) -> None:
         if self.type not in NOTIFICATION_TYPES:
