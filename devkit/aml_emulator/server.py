@@ -113,6 +113,7 @@ class AmlEmulator(
         self.default_operation_duration_s = operation_duration_s
         self.workspace_guid = str(uuid.uuid5(uuid.NAMESPACE_URL, self.workspace_id.lower()))
         self._lock = threading.RLock()
+        self._generation = 0  # how many resets: a request in flight across one is not logged after it
         self._host = host
         self._workspaces: list[AmlEmulator] = []  # the other workspaces served on this URL (host only)
         self._server: BackgroundServer | None = None
@@ -264,6 +265,7 @@ class AmlEmulator(
             self._outbox: list[dict[str, Any]] = []
             self._keys: dict[str, tuple[str, str]] = {}
             self._log: list[LoggedRequest] = []
+            self._generation += 1
             self._faults = FaultPlan()
             self._rng = random.Random(0)
             self._failing_deployments: set[str] = set()
@@ -360,7 +362,7 @@ class AmlEmulator(
             return self._cloud_metadata(request)  # the dev kit's cloud, for azure-ai-ml (discovery.py); not logged
         started = _now()
         with self._lock:
-            latency = self._faults.latency_ms
+            latency, generation = self._faults.latency_ms, self._generation
         if latency:
             time.sleep(latency / 1000.0)
         injected = False
@@ -402,7 +404,8 @@ class AmlEmulator(
             body=_write_body(request),
         )
         with self._lock:
-            self._log.append(entry)
+            if generation == self._generation:  # a request from before a reset is not in the log after it
+                self._log.append(entry)
         logger.debug("ARM %s %s -> %d", request.method, request.path, response.status)
         return response
 
