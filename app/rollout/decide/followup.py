@@ -121,7 +121,6 @@ def _instant(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def visibility(delay: dt.timedelta | float) -> int:
-    """Seconds for the queue's visibility timeout: whole, never early, at most 7 days."""
-    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+def visibility(seconds: float) -> int:
+    """Seconds for the queue's visibility timeout from a wall-clock delay: whole, never early, at most 7 days."""
     return max(0, min(MAX_VISIBILITY_S, math.ceil(seconds)))
